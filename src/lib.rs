@@ -1,0 +1,4 @@
+//! bulwark: an edge proxy and mirror for package registries.
+#![forbid(unsafe_code)]
+
+pub mod tlog;
