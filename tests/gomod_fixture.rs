@@ -227,12 +227,18 @@ fn sumdb_wire_formats_of_the_real_server_parse() {
     let root = bulwark::tlog::merkle::node_hash(&records[0].leaf_hash(), &records[1].leaf_hash());
     assert_eq!(root, tree.root);
 
-    let (status, body) = fx.get(&format!("/sumdb/{}/lookup/example.com/greet@v1.0.0", fx.name));
+    let (status, body) = fx.get(&format!(
+        "/sumdb/{}/lookup/example.com/greet@v1.0.0",
+        fx.name
+    ));
     assert_eq!(status, 200);
     let lookup = sumdb::Lookup::parse(&body).expect("lookup");
     assert_eq!(lookup.id, 1);
     assert_eq!(lookup.record, records[1]);
-    assert_eq!(sumdb::parse_tree(sumdb::note_text(&lookup.note).expect("note text")).expect("note"), tree);
+    assert_eq!(
+        sumdb::parse_tree(sumdb::note_text(&lookup.note).expect("note text")).expect("note"),
+        tree
+    );
 }
 
 #[test]
@@ -241,8 +247,12 @@ fn go_refuses_a_zip_altered_after_it_was_logged() {
     let mut opts = world.options();
     opts.serve_altered_zip = vec![format!("{GREET}@v1.0.0")];
     let fx = GoFixture::start(&opts);
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{GREET}@v1.0.0")]);
-    assert_refused("altered zip", &out, "SECURITY ERROR");
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert_refused("altered zip", &out, "verifying module: checksum mismatch");
 }
 
 #[test]
@@ -251,8 +261,16 @@ fn go_refuses_a_go_mod_altered_after_it_was_logged() {
     let mut opts = world.options();
     opts.serve_altered_mod = vec![format!("{GREET}@v1.0.0")];
     let fx = GoFixture::start(&opts);
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{GREET}@v1.0.0")]);
-    assert_refused("altered go.mod", &out, "SECURITY ERROR");
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert_refused(
+        "altered go.mod",
+        &out,
+        "verifying go.mod: checksum mismatch",
+    );
 }
 
 #[test]
@@ -261,8 +279,16 @@ fn go_refuses_a_tree_signed_by_another_key() {
     let mut opts = world.options();
     opts.other_key = true;
     let fx = GoFixture::start(&opts);
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{GREET}@v1.0.0")]);
-    assert_refused("foreign signature", &out, "verifying");
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert_refused(
+        "foreign signature",
+        &out,
+        "note has no verifiable signatures",
+    );
 }
 
 #[test]
@@ -271,15 +297,23 @@ fn go_refuses_a_hash_tile_altered_in_transit() {
     let mut opts = world.options();
     opts.tamper_tile = Some(TileKind::Hash);
     let fx = GoFixture::start(&opts);
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{GREET}@v1.0.0")]);
-    assert_refused("altered tile", &out, "verifying");
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert_refused("altered tile", &out, "downloaded inconsistent tile");
 }
 
 #[test]
 fn go_detects_a_fork_when_the_database_restarts_with_other_records() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{GREET}@v1.0.0")]);
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
     assert_success("first download", &out);
     drop(fx);
 
@@ -288,8 +322,12 @@ fn go_detects_a_fork_when_the_database_restarts_with_other_records() {
     let mut opts = world.options();
     opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
     let fx = GoFixture::start(&opts);
-    let out = world.go(&fx, "home", &["mod", "download", &format!("{HELLO}@v1.1.0")]);
-    assert_refused("forked database", &out, "misbehavior");
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", &format!("{HELLO}@v1.1.0")],
+    );
+    assert_refused("forked database", &out, "server misbehavior detected");
 }
 
 #[test]

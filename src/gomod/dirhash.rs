@@ -404,10 +404,7 @@ mod tests {
             i += p + 6;
         }
         let r = hash_zip(&z, &Limits::default());
-        assert!(
-            matches!(&r, Err(ZipError::DuplicateNames)),
-            "{r:?}"
-        );
+        assert!(matches!(&r, Err(ZipError::DuplicateNames)), "{r:?}");
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub enum ModuleError {
         version: String,
         reason: &'static str,
     },
-    #[error("malformed escaped string {0:?}: want lower case, `!` only before a lower-case letter")]
+    #[error(
+        "malformed escaped string {0:?}: want lower case, `!` only before a lower-case letter"
+    )]
     BadEscape(String),
     #[error("malformed GOPROXY request {path:?}: {reason}")]
     BadRequest { path: String, reason: &'static str },
@@ -225,7 +227,10 @@ pub fn check_canonical_version(version: &str) -> Result<(), ModuleError> {
         .ok_or_else(|| bad_version(version, "does not start with 'v'"))?;
     let rest = rest.strip_suffix("+incompatible").unwrap_or(rest);
     if rest.contains('+') {
-        return Err(bad_version(version, "build metadata other than +incompatible"));
+        return Err(bad_version(
+            version,
+            "build metadata other than +incompatible",
+        ));
     }
     let (core, pre) = match rest.split_once('-') {
         Some((core, pre)) => (core, Some(pre)),
@@ -235,7 +240,10 @@ pub fn check_canonical_version(version: &str) -> Result<(), ModuleError> {
     for num in core.split('.') {
         n += 1;
         if !canonical_number(num) {
-            return Err(bad_version(version, "not MAJOR.MINOR.PATCH decimal numbers"));
+            return Err(bad_version(
+                version,
+                "not MAJOR.MINOR.PATCH decimal numbers",
+            ));
         }
     }
     if n != 3 {
@@ -244,7 +252,9 @@ pub fn check_canonical_version(version: &str) -> Result<(), ModuleError> {
     if let Some(pre) = pre {
         for ident in pre.split('.') {
             if ident.is_empty()
-                || !ident.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                || !ident
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             {
                 return Err(bad_version(version, "malformed prerelease"));
             }
@@ -500,23 +510,23 @@ mod tests {
             "x.com//a",
             "x.com/a/",
             "/x.com",
-            "example/hello",      // no dot in the first element
-            "Example.com/hello",  // upper case in the domain
-            "x.com/.hidden",      // leading dot
-            "x.com/a.",           // trailing dot
-            "x.com/..",           // dots only
-            "x.com/a b",          // space
-            "x.com/a+b",          // plus
-            "x.com/é",            // non-ASCII
-            "x.com/con",          // Windows name
-            "x.com/LPT1.txt",     // Windows name before a dot
-            "x.com/abcdef~1",     // Windows short name
-            "x.com/m/v1",         // /v1 is not a suffix
-            "x.com/m/v0",         // nor /v0
-            "x.com/m/v02",        // leading zero
-            "x.com/m/v2.0",       // dotted
-            "gopkg.in/yaml",      // gopkg.in without .vN
-            "gopkg.in/yaml.v01",  // leading zero
+            "example/hello",     // no dot in the first element
+            "Example.com/hello", // upper case in the domain
+            "x.com/.hidden",     // leading dot
+            "x.com/a.",          // trailing dot
+            "x.com/..",          // dots only
+            "x.com/a b",         // space
+            "x.com/a+b",         // plus
+            "x.com/é",           // non-ASCII
+            "x.com/con",         // Windows name
+            "x.com/LPT1.txt",    // Windows name before a dot
+            "x.com/abcdef~1",    // Windows short name
+            "x.com/m/v1",        // /v1 is not a suffix
+            "x.com/m/v0",        // nor /v0
+            "x.com/m/v02",       // leading zero
+            "x.com/m/v2.0",      // dotted
+            "gopkg.in/yaml",     // gopkg.in without .vN
+            "gopkg.in/yaml.v01", // leading zero
             "x.com/a@b",
         ] {
             assert!(check_path(p).is_err(), "accepted {p:?}");
@@ -541,8 +551,20 @@ mod tests {
             assert_eq!(check_canonical_version(v), Ok(()), "{v}");
         }
         for v in [
-            "", "1.2.3", "v1", "v1.2", "v1.2.3.4", "v01.2.3", "v1.02.3", "v1.2.3-",
-            "v1.2.3-a..b", "v1.2.3-01", "v1.2.3+meta", "v1.2.3-a_b", "master", "v1.2.3+incompatible+incompatible",
+            "",
+            "1.2.3",
+            "v1",
+            "v1.2",
+            "v1.2.3.4",
+            "v01.2.3",
+            "v1.02.3",
+            "v1.2.3-",
+            "v1.2.3-a..b",
+            "v1.2.3-01",
+            "v1.2.3+meta",
+            "v1.2.3-a_b",
+            "master",
+            "v1.2.3+incompatible+incompatible",
         ] {
             assert!(check_canonical_version(v).is_err(), "accepted {v:?}");
         }
@@ -588,7 +610,11 @@ mod tests {
 
     #[test]
     fn escape_round_trips() {
-        for p in ["example.com/Hello/World", "a.b/c", "github.com/Azure/X_y~z/v3"] {
+        for p in [
+            "example.com/Hello/World",
+            "a.b/c",
+            "github.com/Azure/X_y~z/v3",
+        ] {
             let e = escape_path(p).unwrap();
             assert!(!e.bytes().any(|b| b.is_ascii_uppercase()));
             assert_eq!(unescape_path(&e).as_deref(), Ok(p));
@@ -627,7 +653,9 @@ mod tests {
         );
         for r in [
             ProxyRequest::Zip(mv("x.com/M", "v1.0.0-X")),
-            ProxyRequest::List { path: "x.com/M".into() },
+            ProxyRequest::List {
+                path: "x.com/M".into(),
+            },
         ] {
             assert_eq!(ProxyRequest::parse(&r.to_path()), Ok(r.clone()));
         }

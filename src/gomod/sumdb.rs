@@ -251,7 +251,8 @@ pub fn parse_data_tile_raw(
             max,
         });
     }
-    let mut rest = std::str::from_utf8(data).map_err(|_| SumdbError::NotUtf8 { what: "data tile" })?;
+    let mut rest =
+        std::str::from_utf8(data).map_err(|_| SumdbError::NotUtf8 { what: "data tile" })?;
     let mut out = Vec::with_capacity(width);
     while !rest.is_empty() {
         if out.len() == width {
@@ -278,7 +279,11 @@ pub fn parse_data_tile_raw(
 }
 
 /// Like [`parse_data_tile_raw`], with each record parsed strictly.
-pub fn parse_data_tile(data: &[u8], first_id: u64, width: usize) -> Result<Vec<Record>, SumdbError> {
+pub fn parse_data_tile(
+    data: &[u8],
+    first_id: u64,
+    width: usize,
+) -> Result<Vec<Record>, SumdbError> {
     parse_data_tile_raw(data, first_id, width)?
         .into_iter()
         .map(|(_, text)| Record::parse(text))
@@ -305,7 +310,9 @@ pub fn note_text(note: &str) -> Result<&str, SumdbError> {
 pub fn parse_tree(text: &str) -> Result<Checkpoint, SumdbError> {
     let cp = Checkpoint::parse(text)?;
     if cp.origin != TREE_ORIGIN {
-        return Err(SumdbError::WrongOrigin(cp.origin.chars().take(64).collect()));
+        return Err(SumdbError::WrongOrigin(
+            cp.origin.chars().take(64).collect(),
+        ));
     }
     if cp.size > i64::MAX as u64 {
         return Err(SumdbError::TreeTooLarge(cp.size));
@@ -328,7 +335,8 @@ TaGo5yB8D92smLTU/4WVFfJBst/u92SNUawf9BQL5VQ=\n\
 \n\
 — sumdb.bulwark.test LmI3GGndSpPKrMy/Q13eDDEpWQc/nHVYdcUbVHhfaqvFRyrd6afrLW9Q2sTqBv3tp6XG/qjMm4xa6n5SzVdZ6mGQTgo=\n";
 
-    const GREET: &str = "example.com/greet v1.0.0 h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=\n\
+    const GREET: &str =
+        "example.com/greet v1.0.0 h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=\n\
 example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\n";
 
     fn hello_text() -> &'static str {
@@ -364,16 +372,48 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
         let cases: Vec<(String, &str)> = vec![
             (LOOKUP.replacen("1\n", "01\n", 1), "leading zero id"),
             (LOOKUP.replacen("1\n", "+1\n", 1), "signed id"),
-            (LOOKUP.replacen("1\n", "9223372036854775808\n", 1), "id ≥ 2^63"),
-            (LOOKUP.replacen("\n\n", "\n", 1), "no blank line after record"),
-            (LOOKUP.replacen("v1.1.0/go.mod", "v1.1.1/go.mod", 1), "versions differ"),
-            (LOOKUP.replacen("example.com/hello v1.1.0/go.mod", "example.com/hellp v1.1.0/go.mod", 1), "paths differ"),
+            (
+                LOOKUP.replacen("1\n", "9223372036854775808\n", 1),
+                "id ≥ 2^63",
+            ),
+            (
+                LOOKUP.replacen("\n\n", "\n", 1),
+                "no blank line after record",
+            ),
+            (
+                LOOKUP.replacen("v1.1.0/go.mod", "v1.1.1/go.mod", 1),
+                "versions differ",
+            ),
+            (
+                LOOKUP.replacen(
+                    "example.com/hello v1.1.0/go.mod",
+                    "example.com/hellp v1.1.0/go.mod",
+                    1,
+                ),
+                "paths differ",
+            ),
             (LOOKUP.replacen(" h1:B5p", "  h1:B5p", 1), "double space"),
             (LOOKUP.replacen("h1:B5p0", "h1:B5p", 1), "short hash"),
-            (LOOKUP.replacen("v1.1.0 h1", "v1.1 h1", 1), "non-canonical version"),
-            (LOOKUP.replacen("example.com/hello v1.1.0 h1", "Example.com/hello v1.1.0 h1", 1), "bad path"),
-            (LOOKUP.replacen("GwpY=\n", "GwpY=\nextra line\n", 1), "three lines"),
-            (LOOKUP.replacen("GwpY=", "GwpY=\u{7}", 1), "control character"),
+            (
+                LOOKUP.replacen("v1.1.0 h1", "v1.1 h1", 1),
+                "non-canonical version",
+            ),
+            (
+                LOOKUP.replacen(
+                    "example.com/hello v1.1.0 h1",
+                    "Example.com/hello v1.1.0 h1",
+                    1,
+                ),
+                "bad path",
+            ),
+            (
+                LOOKUP.replacen("GwpY=\n", "GwpY=\nextra line\n", 1),
+                "three lines",
+            ),
+            (
+                LOOKUP.replacen("GwpY=", "GwpY=\u{7}", 1),
+                "control character",
+            ),
             ("".to_string(), "empty"),
             ("1".to_string(), "no newline"),
         ];
@@ -391,7 +431,10 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
     }
 
     fn tile(records: &[(u64, &str)]) -> String {
-        records.iter().map(|(id, t)| format!("{id}\n{t}\n")).collect()
+        records
+            .iter()
+            .map(|(id, t)| format!("{id}\n{t}\n"))
+            .collect()
     }
 
     #[test]
@@ -429,10 +472,7 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
         assert!(parse_data_tile(trailing.as_bytes(), 0, 2).is_err());
         let cut = &two[..two.len() - 1];
         assert!(parse_data_tile(cut.as_bytes(), 0, 2).is_err());
-        assert_eq!(
-            parse_data_tile(b"", 0, 0),
-            Err(SumdbError::BadTileWidth(0))
-        );
+        assert_eq!(parse_data_tile(b"", 0, 0), Err(SumdbError::BadTileWidth(0)));
         assert_eq!(
             parse_data_tile(b"", 0, 257),
             Err(SumdbError::BadTileWidth(257))
@@ -454,7 +494,10 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
         assert!(text.ends_with("GGsM=\n"));
         let tree = parse_tree(text).unwrap();
         assert_eq!(tree.size, 30055305);
-        assert_eq!(tree.root.to_base64(), "mXfgRcJ0bG0j3CPdKwgGWtUzBUbX67saZGRmFuJGGsM=");
+        assert_eq!(
+            tree.root.to_base64(),
+            "mXfgRcJ0bG0j3CPdKwgGWtUzBUbX67saZGRmFuJGGsM="
+        );
     }
 
     #[test]

@@ -236,7 +236,13 @@ pub fn go_command(home: &Path, proxy: &str, gosumdb: &str) -> Command {
         // Go 1.21+ would otherwise try to download a newer toolchain.
         .env("GOTOOLCHAIN", "local")
         .env("CGO_ENABLED", "0");
-    for var in ["GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GONOPROXY", "GOINSECURE"] {
+    for var in [
+        "GONOSUMDB",
+        "GONOSUMCHECK",
+        "GOPRIVATE",
+        "GONOPROXY",
+        "GOINSECURE",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -247,11 +253,7 @@ pub fn go_command(home: &Path, proxy: &str, gosumdb: &str) -> Command {
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to fixture");
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
-    )
-    .expect("send request");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read response");
     let split = raw
@@ -266,7 +268,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
         .expect("status code");
     let body = raw[split + 4..].to_vec();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "fixture sent a chunked body; http_get does not decode it"
     );
     (status, body)
