@@ -10,6 +10,7 @@
 
 mod support;
 
+use bulwark::gomod::module::ModuleVersion;
 use bulwark::gomod::{dirhash, sumdb};
 use std::process::Output;
 use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture, TileKind};
@@ -179,7 +180,9 @@ fn h1_hashes_computed_by_bulwark_equal_go_and_the_database() {
         assert_eq!(status, 200);
         let (status, gomod) = fx.get(&format!("/{escaped}/@v/{version}.mod"));
         assert_eq!(status, 200);
-        let zip_h1 = dirhash::hash_zip(&zip, &dirhash::Limits::default()).expect("hash zip");
+        let mv = ModuleVersion::new(module, version).expect("module version");
+        let zip_h1 =
+            dirhash::hash_module_zip(&zip, &mv, &dirhash::Limits::default()).expect("hash zip");
         let mod_h1 = dirhash::hash_go_mod(&gomod);
         assert_eq!(zip_h1.to_string(), go_sum);
         assert_eq!(mod_h1.to_string(), go_mod_sum);

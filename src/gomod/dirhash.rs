@@ -443,22 +443,42 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn refuses_entries_whose_declared_size_lies() {
-        // Make the declared size (central and local headers) 1 byte smaller
-        // than the content: the reader must not trust it.
+    /// A zip whose headers declare `declared` bytes for content of 10.
+    fn zip_declaring(declared: u32) -> Vec<u8> {
         let data = b"0123456789";
         let mut z = make_zip(&[("m@v1/a", data)], zip::CompressionMethod::Deflated);
-        let le = (data.len() as u32).to_le_bytes();
-        let smaller = (data.len() as u32 - 1).to_le_bytes();
-        // Patch every occurrence of the uncompressed size field value in
-        // headers (offset 22 in local, 24 in central headers).
+        // The uncompressed size is at offset 22 in the local header and 24
+        // in the central header.
         for (sig, off) in [(&b"PK\x03\x04"[..], 22), (&b"PK\x01\x02"[..], 24)] {
             let p = z.windows(4).position(|w| w == sig).unwrap();
-            assert_eq!(&z[p + off..p + off + 4], &le);
-            z[p + off..p + off + 4].copy_from_slice(&smaller);
+            assert_eq!(&z[p + off..p + off + 4], &10u32.to_le_bytes());
+            z[p + off..p + off + 4].copy_from_slice(&declared.to_le_bytes());
         }
-        assert!(hash_zip(&z, &Limits::default()).is_err());
+        z
+    }
+
+    #[test]
+    fn refuses_entries_whose_declared_size_lies() {
+        assert!(hash_zip(&zip_declaring(10), &Limits::default()).is_ok());
+        for declared in [0, 9, 11, 1 << 20] {
+            let r = hash_zip(&zip_declaring(declared), &Limits::default());
+            assert!(
+                matches!(
+                    r,
+                    Err(ZipError::Read { .. } | ZipError::SizeMismatch { .. })
+                ),
+                "declared {declared}: {r:?}"
+            );
+        }
+        // A declared size beyond the budget is refused before reading.
+        let small = Limits {
+            max_uncompressed_bytes: 1000,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            hash_zip(&zip_declaring(1 << 20), &small),
+            Err(ZipError::UncompressedTooLarge { .. })
+        ));
     }
 
     #[test]
@@ -482,6 +502,40 @@ mod tests {
             "h1:AAAA",
         ] {
             assert!(H1::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn zip_hash_equals_the_reference_for_random_files(
+            files in proptest::collection::btree_map("[a-zA-Z0-9_.-]{1,12}(/[a-z0-9]{1,5}){0,2}", proptest::collection::vec(0u8..=255, 0..300), 1..8),
+            deflate: bool,
+        ) {
+            // Names that differ only in case are refused; keep one of each.
+            let mut seen = std::collections::HashSet::new();
+            let files: Vec<(String, Vec<u8>)> = files
+                .into_iter()
+                .map(|(n, d)| (format!("x.com/m@v1.0.0/{n}"), d))
+                .filter(|(n, _)| seen.insert(n.to_lowercase()))
+                .filter(|(n, _)| !n.split('/').any(|e| e == "." || e == ".."))
+                .collect();
+            let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+            let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+            let z = make_zip(&refs, method);
+            let m = ModuleVersion::new("x.com/m", "v1.0.0").unwrap();
+            proptest::prop_assert_eq!(hash_module_zip(&z, &m, &Limits::default()).unwrap().to_string(), reference(&refs));
+        }
+
+        #[test]
+        fn zip_parsing_never_panics(data in proptest::collection::vec(0u8..=255, 0..600)) {
+            let _ = hash_zip(&data, &Limits::default());
+            // Nor on a real zip with a byte changed.
+            let mut z = make_zip(&[("m@v1/a", b"hello")], zip::CompressionMethod::Deflated);
+            if !data.is_empty() {
+                let at = data[0] as usize % z.len();
+                z[at] ^= data.get(1).copied().unwrap_or(1) | 1;
+                let _ = hash_zip(&z, &Limits::default());
+            }
         }
     }
 }

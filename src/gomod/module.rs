@@ -682,4 +682,31 @@ mod tests {
         let long = format!("/x.com/{}/@v/list", "a".repeat(5000));
         assert!(ProxyRequest::parse(&long).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_round_trips_for_valid_paths(
+            p in "[a-z]{1,8}\\.[a-z]{2,3}(/[A-Za-z0-9_~-]{1,10}){0,4}"
+        ) {
+            proptest::prop_assume!(check_path(&p).is_ok());
+            let e = escape_path(&p).unwrap();
+            proptest::prop_assert!(!e.bytes().any(|b| b.is_ascii_uppercase()));
+            proptest::prop_assert_eq!(unescape_path(&e).unwrap(), p);
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,80}", raw in proptest::collection::vec(0u8..=255, 0..80)) {
+            let lossy = String::from_utf8_lossy(&raw);
+            for input in [s.as_str(), &*lossy] {
+                let _ = ProxyRequest::parse(input);
+                let _ = unescape_path(input);
+                let _ = unescape_version(input);
+                let _ = check_canonical_version(input);
+                if let Ok(r) = ProxyRequest::parse(input) {
+                    // Whatever parses is re-encoded to a path that parses the same.
+                    proptest::prop_assert_eq!(ProxyRequest::parse(&r.to_path()), Ok(r));
+                }
+            }
+        }
+    }
 }

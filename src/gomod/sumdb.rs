@@ -514,4 +514,31 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
         assert!(parse_tree("go.sum database tree\n0x10\nAAAA\n").is_err());
         assert_eq!(note_text("no signatures\n"), Err(SumdbError::NoSignatures));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(data in proptest::collection::vec(0u8..=255, 0..400), width in 0usize..300) {
+            let _ = Lookup::parse(&data);
+            let _ = parse_data_tile(&data, 0, width);
+            if let Ok(s) = std::str::from_utf8(&data) {
+                let _ = note_text(s).and_then(parse_tree);
+                let _ = Record::parse(s);
+            }
+        }
+
+        #[test]
+        fn any_single_byte_change_to_a_lookup_is_refused_or_changes_what_it_says(
+            at in 0usize..LOOKUP.len(), byte in 0u8..=255
+        ) {
+            let mut body = LOOKUP.as_bytes().to_vec();
+            proptest::prop_assume!(body[at] != byte);
+            body[at] = byte;
+            let orig = Lookup::parse(LOOKUP.as_bytes()).unwrap();
+            if let Ok(l) = Lookup::parse(&body) {
+                proptest::prop_assert!(l != orig);
+                // The leaf hash always covers exactly the record text parsed.
+                proptest::prop_assert_eq!(l.record.leaf_hash(), leaf_hash(l.record.text().as_bytes()));
+            }
+        }
+    }
 }
