@@ -10,7 +10,7 @@
 
 mod support;
 
-use bulwark::gomod::module::ModuleVersion;
+use bulwark::gomod::module::{ModuleVersion, ProxyRequest};
 use bulwark::gomod::{dirhash, sumdb};
 use std::process::Output;
 use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture, TileKind};
@@ -359,4 +359,44 @@ fn an_older_tree_can_be_served_on_purpose() {
         .and_then(sumdb::parse_tree)
         .expect("tree note");
     assert_eq!(tree.size, 1);
+}
+
+#[test]
+fn bulwark_request_paths_use_the_same_case_encoding_as_go() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    // Added while the database runs: logged when first looked up.
+    write_module(
+        &world.tmp.path().join("mods"),
+        HELLO,
+        "v1.2.0-RC.1",
+        &[
+            ("go.mod", "module example.com/Hello\n\ngo 1.19\n"),
+            ("hello.go", "package hello\n"),
+        ],
+    );
+    let out = world.go(
+        &fx,
+        "home",
+        &["mod", "download", "-json", &format!("{HELLO}@v1.2.0-RC.1")],
+    );
+    assert_success("go mod download", &out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("download json");
+
+    let mv = ModuleVersion::new(HELLO, "v1.2.0-RC.1").expect("module version");
+    let zip_path = ProxyRequest::Zip(mv.clone()).to_path();
+    assert_eq!(zip_path, "example.com/!hello/@v/v1.2.0-!r!c.1.zip");
+    let (status, zip) = fx.get(&format!("/{zip_path}"));
+    assert_eq!(status, 200);
+    let h1 = dirhash::hash_module_zip(&zip, &mv, &dirhash::Limits::default()).expect("hash");
+    assert_eq!(Some(h1.to_string().as_str()), info["Sum"].as_str());
+
+    let (status, body) = fx.get(&format!("/sumdb/{}/lookup/{}", fx.name, mv.escaped()));
+    assert_eq!(status, 200, "{}", text(&body));
+    let lookup = sumdb::Lookup::parse(&body).expect("lookup");
+    assert_eq!(lookup.record.module(), mv);
+    assert_eq!(lookup.record.zip_hash, h1);
+    assert_eq!(lookup.id, 2, "a third module, logged after the two others");
+    let tree = sumdb::parse_tree(sumdb::note_text(&lookup.note).expect("note")).expect("tree");
+    assert_eq!(tree.size, 3, "the tree grew by the new record");
 }
