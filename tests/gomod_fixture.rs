@@ -86,9 +86,14 @@ impl World {
     /// Runs `go args...` in the app directory against `fx`, with a go
     /// home (GOPATH, caches) of the given name.
     fn go(&self, fx: &GoFixture, home: &str, args: &[&str]) -> Output {
+        self.go_with_sumdb(fx, &fx.gosumdb(), home, args)
+    }
+
+    /// Like [`World::go`] with an explicit `GOSUMDB`.
+    fn go_with_sumdb(&self, fx: &GoFixture, gosumdb: &str, home: &str, args: &[&str]) -> Output {
         let home = self.tmp.path().join(home);
         std::fs::create_dir_all(&home).expect("mkdir go home");
-        go_command(&home, &fx.proxy_url(), &fx.gosumdb())
+        go_command(&home, &fx.proxy_url(), gosumdb)
             .current_dir(self.app())
             .args(args)
             .output()
@@ -399,4 +404,28 @@ fn bulwark_request_paths_use_the_same_case_encoding_as_go() {
     assert_eq!(lookup.id, 2, "a third module, logged after the two others");
     let tree = sumdb::parse_tree(sumdb::note_text(&lookup.note).expect("note")).expect("tree");
     assert_eq!(tree.size, 3, "the tree grew by the new record");
+}
+
+#[test]
+fn go_reaches_the_database_through_the_proxy_when_gosumdb_names_no_url() {
+    // GOSUMDB with only the key: the go command asks the GOPROXY for
+    // /sumdb/<name>/supported and then uses /sumdb/<name>/... on it. This is
+    // how clients will reach the database through bulwark.
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let vkey = fx.vkey.clone();
+    let out = world.go_with_sumdb(&fx, &vkey, "home", &["build", "-o", "app.bin", "."]);
+    assert_success("go build with GOSUMDB=<key>", &out);
+    let go_sum = std::fs::read_to_string(world.app().join("go.sum")).expect("read go.sum");
+    for line in lookup_lines(&fx, "example.com/greet@v1.0.0") {
+        assert!(go_sum.contains(&line), "go.sum lacks {line:?}");
+    }
+    // The go command cached the tree under the database's name.
+    let cached = world
+        .tmp
+        .path()
+        .join("home/gopath/pkg/sumdb")
+        .join(&fx.name)
+        .join("latest");
+    assert!(cached.is_file(), "no cached tree at {}", cached.display());
 }
