@@ -323,13 +323,17 @@ fn go_detects_a_fork_when_the_database_restarts_with_other_records() {
         &["mod", "download", &format!("{GREET}@v1.0.0")],
     );
     assert_success("first download", &out);
+    let addr = fx.addr;
     drop(fx);
 
-    // Same key, same size, other records: a fork. The go command remembers
-    // the tree it saw under GOPATH/pkg/sumdb and must notice.
+    // Same key, same address, same size, other records: a fork. The go
+    // command remembers the tree it saw under GOPATH/pkg/sumdb and must
+    // notice.
     let mut opts = world.options();
     opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
+    opts.listen = Some(addr);
     let fx = GoFixture::start(&opts);
+    assert_eq!(fx.addr, addr, "restarted in place");
     let out = world.go(
         &fx,
         "home",

@@ -40,6 +40,9 @@ pub struct FixtureOptions {
     /// Signer key file (created with a fresh key if missing). Reuse it to
     /// restart the same database.
     pub key: PathBuf,
+    /// Address to listen on (default `127.0.0.1:0`); pass a previous
+    /// fixture's `addr` to restart it in place.
+    pub listen: Option<SocketAddr>,
     /// Database name for a newly created key (default `sumdb.bulwark.test`).
     pub name: Option<String>,
     /// Serve the tree of only this many records (an older tree).
@@ -76,6 +79,9 @@ impl GoFixture {
             .arg(&opts.modules)
             .arg("-key")
             .arg(&opts.key);
+        if let Some(addr) = opts.listen {
+            cmd.arg("-listen").arg(addr.to_string());
+        }
         if let Some(name) = &opts.name {
             cmd.arg("-name").arg(name);
         }

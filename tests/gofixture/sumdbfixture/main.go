@@ -15,7 +15,8 @@
 //	/<escaped module>/@v/list, @v/<version>.info|.mod|.zip, /@latest
 //	/sumdb/<name>/supported, /latest, /lookup/<module>@<version>, /tile/...
 //
-// On start it prints, one per line, "addr HOST:PORT", "vkey VERIFIER-KEY",
+// It listens on -listen (default 127.0.0.1:0); a test restarts a database
+// in place by passing the address it had. On start it prints, one per line, "addr HOST:PORT", "vkey VERIFIER-KEY",
 // "name NAME" and "ready"; it exits when its standard input closes.
 //
 // Misbehaviour on purpose (for the attack tests), each a flag:
@@ -59,6 +60,7 @@ import (
 )
 
 var (
+	listen          = flag.String("listen", "127.0.0.1:0", "address to listen on (reuse a port to restart in place)")
 	modulesDir      = flag.String("modules", "", "directory of module sources: DIR/<path>@<version>/")
 	keyFile         = flag.String("key", "", "signer key file (skey and vkey lines); created if missing")
 	dbName          = flag.String("name", "sumdb.bulwark.test", "database name for a newly created key")
@@ -143,7 +145,7 @@ func main() {
 	mux.HandleFunc(prefix+"/supported", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/", f.serveProxy)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
 	}
