@@ -1,4 +1,5 @@
 //! bulwark: an edge proxy and mirror for package registries.
 #![forbid(unsafe_code)]
 
+pub mod gomod;
 pub mod tlog;
