@@ -68,10 +68,12 @@ impl Dns {
             conn.port = nameserver.port();
         }
         let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-        let resolver =
-            hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-                .build()
-                .map_err(|e| format!("cannot build a resolver for nameserver {nameserver}: {e}"))?;
+        let resolver = hickory_resolver::Resolver::builder_with_config(
+            config,
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .map_err(|e| format!("cannot build a resolver for nameserver {nameserver}: {e}"))?;
         Ok(Dns::Hickory(Arc::new(resolver)))
     }
 
@@ -265,7 +267,10 @@ impl ConnectorInner {
 }
 
 fn tls_reason(e: &io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => tls.to_string(),
         None => e.to_string(),
     }

@@ -536,9 +536,7 @@ impl Key {
             .iter()
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
-        headers.sort_by(|a, b| {
-            (a.0.as_str(), a.1.as_bytes()).cmp(&(b.0.as_str(), b.1.as_bytes()))
-        });
+        headers.sort_by(|a, b| (a.0.as_str(), a.1.as_bytes()).cmp(&(b.0.as_str(), b.1.as_bytes())));
         Key {
             method: request.method.clone(),
             path_and_query: request.path_and_query.clone(),
@@ -691,16 +689,16 @@ impl Inner {
     async fn attempt(&self, prepared: &Prepared) -> Outcome {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(self.request_timeout, self.exchange(prepared)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err(UpstreamError::Timeout {
-                upstream: self.name.to_string(),
-                url: prepared.url.to_string(),
-                phase: TimeoutPhase::Request,
-                after: self.request_timeout,
-            }),
-        };
+        let outcome =
+            match tokio::time::timeout(self.request_timeout, self.exchange(prepared)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(UpstreamError::Timeout {
+                    upstream: self.name.to_string(),
+                    url: prepared.url.to_string(),
+                    phase: TimeoutPhase::Request,
+                    after: self.request_timeout,
+                }),
+            };
         let elapsed = started.elapsed();
         if let Some(hook) = &self.latency_hook {
             hook(
