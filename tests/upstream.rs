@@ -260,6 +260,40 @@ async fn coalesced_requests_share_an_error() {
 }
 
 #[tokio::test]
+async fn the_breaker_stops_asking_an_upstream_that_keeps_failing() {
+    let upstream = TestUpstream::plain(Arc::new(|_, _| {
+        Box::pin(async { full(StatusCode::SERVICE_UNAVAILABLE, "down") })
+    }))
+    .await;
+    let mut o = options(&upstream);
+    o.retries = 1;
+    o.breaker_threshold = 2;
+    o.breaker_cooldown = Duration::from_secs(3600);
+    let client = UpstreamClient::new(o).unwrap();
+
+    for _ in 0..2 {
+        let response = guarded(client.get("/x")).await.unwrap();
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(upstream.hits(), 4, "two requests, each retried once");
+    assert!(client.stats().breaker_open);
+
+    // Any request, even a publish, is now refused without reaching it.
+    let err = guarded(client.get("/y")).await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::CircuitOpen { failures: 2, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.http_status(), 502);
+    let err = guarded(client.post("/p", HeaderValue::from_static("text/plain"), "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::CircuitOpen { .. }), "{err:?}");
+    assert_eq!(upstream.hits(), 4);
+    assert_eq!(client.stats().breaker_rejections, 2);
+}
+
+#[tokio::test]
 async fn a_404_within_the_negative_ttl_does_not_reach_the_upstream() {
     let upstream = TestUpstream::plain(Arc::new(|_, _| {
         Box::pin(async { full(StatusCode::NOT_FOUND, "missing") })

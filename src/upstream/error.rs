@@ -84,6 +84,16 @@ pub enum UpstreamError {
         code: u16,
     },
 
+    /// Recent requests to this upstream kept failing, so the circuit
+    /// breaker refuses to ask it again until its cooldown ends.
+    #[error("upstream {upstream}: {url}: not asked: the last {failures} requests to it failed; next try in {retry_in:?}")]
+    CircuitOpen {
+        upstream: String,
+        url: String,
+        failures: u32,
+        retry_in: Duration,
+    },
+
     /// The HTTP exchange broke (connection reset, malformed response).
     #[error("upstream {upstream}: {url}: HTTP exchange failed: {reason}")]
     Protocol {
@@ -123,6 +133,7 @@ impl UpstreamError {
             | UpstreamError::Timeout { upstream, .. }
             | UpstreamError::TooLarge { upstream, .. }
             | UpstreamError::Status { upstream, .. }
+            | UpstreamError::CircuitOpen { upstream, .. }
             | UpstreamError::Protocol { upstream, .. } => upstream,
         }
     }
@@ -140,6 +151,21 @@ impl UpstreamError {
             UpstreamError::Status { code: 404, .. } => 404,
             _ => 502,
         }
+    }
+
+    /// Whether this failure says the upstream is unwell (for the circuit
+    /// breaker): it could not be reached, timed out, broke the exchange or
+    /// failed TLS. A too-large body or a bad request path says nothing about
+    /// its health.
+    pub(crate) fn counts_against_upstream(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Dns { .. }
+                | UpstreamError::Connect { .. }
+                | UpstreamError::Tls { .. }
+                | UpstreamError::Timeout { .. }
+                | UpstreamError::Protocol { .. }
+        )
     }
 
     /// Whether an idempotent request may be tried again after this error:

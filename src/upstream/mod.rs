@@ -26,11 +26,18 @@
 //!   remembered for `negative_ttl`, so a flood of requests for a missing
 //!   object reaches the upstream once per TTL.
 //! - **Other requests** (publishing) are sent exactly once.
+//! - **A circuit breaker** stops sending to an upstream after
+//!   `breaker_threshold` requests in a row failed (connect/DNS/TLS errors,
+//!   timeouts, broken exchanges, 502/503/504 after retries): for
+//!   `breaker_cooldown` requests fail at once with
+//!   [`UpstreamError::CircuitOpen`]; then one request probes, and its outcome
+//!   closes the breaker or opens it again.
 //!
 //! Every attempt that reaches the network is reported to the optional
 //! [`LatencyHook`] (upstream name, duration, status or `None` on error), so
 //! the server's metrics stay decoupled from this module.
 
+mod breaker;
 mod connect;
 mod error;
 
@@ -54,6 +61,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
+use breaker::Breaker;
 use connect::{ConnectError, Connector, Dns};
 
 /// Called once per upstream attempt that went to the network: the
@@ -64,8 +72,9 @@ pub type LatencyHook = Arc<dyn Fn(&str, Duration, Option<u16>) + Send + Sync>;
 /// The longest pause between two retries, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// How many distinct 404 answers are remembered at most.
-const NEGATIVE_CACHE_ENTRIES: u64 = 10_000;
+/// How many bytes of 404 answers (bodies, headers and keys, roughly) are
+/// remembered at most.
+const NEGATIVE_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How one upstream is reached. Build with [`UpstreamOptions::new`] and
 /// override fields as needed.
@@ -102,12 +111,18 @@ pub struct UpstreamOptions {
     pub dns: Option<SocketAddr>,
     /// Receives the latency of every attempt.
     pub latency_hook: Option<LatencyHook>,
+    /// After this many requests in a row fail, the upstream is not asked
+    /// again for `breaker_cooldown`; zero turns the breaker off.
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before one request probes.
+    pub breaker_cooldown: Duration,
 }
 
 impl UpstreamOptions {
     /// Options with bulwark's defaults: connect 10 s, request 60 s, 64 MiB
-    /// bodies, 2 retries from 200 ms, 404s remembered 30 s, no token, no
-    /// extra CA, system DNS.
+    /// bodies, 2 retries from 200 ms, 404s remembered 30 s, breaker opening
+    /// for 10 s after 5 failed requests in a row, no token, no extra CA,
+    /// system DNS.
     pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
         UpstreamOptions {
             name: name.into(),
@@ -122,6 +137,8 @@ impl UpstreamOptions {
             extra_ca_pem: None,
             dns: None,
             latency_hook: None,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(10),
         }
     }
 }
@@ -144,6 +161,8 @@ impl fmt::Debug for UpstreamOptions {
             .field("extra_ca_pem", &self.extra_ca_pem)
             .field("dns", &self.dns)
             .field("latency_hook", &self.latency_hook.as_ref().map(|_| "<fn>"))
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown", &self.breaker_cooldown)
             .finish()
     }
 }
@@ -273,6 +292,10 @@ pub struct UpstreamStats {
     pub waiting: u64,
     /// Distinct idempotent fetches in flight right now.
     pub in_flight: u64,
+    /// Requests refused at once because the circuit breaker was open.
+    pub breaker_rejections: u64,
+    /// Whether the breaker is open (or half-open, probing) right now.
+    pub breaker_open: bool,
 }
 
 /// The client for one upstream. Cheap to clone; clones share connections,
@@ -301,6 +324,7 @@ struct Inner {
     http: Client<Connector, Full<Bytes>>,
     in_flight: Mutex<HashMap<Key, SharedFetch>>,
     negative: Option<moka::sync::Cache<Key, UpstreamResponse>>,
+    breaker: Option<Breaker>,
     attempts: AtomicU64,
     coalesced: AtomicU64,
     negative_hits: AtomicU64,
@@ -392,10 +416,28 @@ impl UpstreamClient {
 
         let negative = (!options.negative_ttl.is_zero()).then(|| {
             moka::sync::Cache::builder()
-                .max_capacity(NEGATIVE_CACHE_ENTRIES)
+                .weigher(|key: &Key, response: &UpstreamResponse| {
+                    let headers: usize = response
+                        .headers
+                        .iter()
+                        .map(|(n, v)| n.as_str().len() + v.len())
+                        .sum();
+                    let size = key.path_and_query.len() + response.body.len() + headers + 256;
+                    u32::try_from(size).unwrap_or(u32::MAX)
+                })
+                .max_capacity(NEGATIVE_CACHE_BYTES)
                 .time_to_live(options.negative_ttl)
                 .build()
         });
+        let breaker = (options.breaker_threshold > 0)
+            .then(|| Breaker::new(options.breaker_threshold, options.breaker_cooldown));
+        if authorization.is_some() && scheme == "http" && !is_loopback(authority.host()) {
+            tracing::warn!(
+                upstream = %options.name,
+                base_url = %options.base_url,
+                "a bearer token will be sent over plain http"
+            );
+        }
 
         Ok(UpstreamClient {
             inner: Arc::new(Inner {
@@ -412,6 +454,7 @@ impl UpstreamClient {
                 http,
                 in_flight: Mutex::new(HashMap::new()),
                 negative,
+                breaker,
                 attempts: AtomicU64::new(0),
                 coalesced: AtomicU64::new(0),
                 negative_hits: AtomicU64::new(0),
@@ -469,7 +512,7 @@ impl UpstreamClient {
     pub async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
         let prepared = self.inner.prepare(&request)?;
         if !request.idempotent {
-            return self.inner.attempt(&prepared).await;
+            return self.inner.guarded(&prepared, false).await;
         }
         let key = Key::of(&request, prepared.max_response_bytes);
         if let Some(cached) = self.inner.negative.as_ref().and_then(|c| c.get(&key)) {
@@ -491,6 +534,8 @@ impl UpstreamClient {
             negative_hits: inner.negative_hits.load(Ordering::Relaxed),
             waiting: inner.waiting.load(Ordering::Relaxed),
             in_flight: inner.in_flight.lock().map_or(0, |m| m.len() as u64),
+            breaker_rejections: inner.breaker.as_ref().map_or(0, Breaker::rejections),
+            breaker_open: inner.breaker.as_ref().is_some_and(Breaker::is_open),
         }
     }
 }
@@ -594,7 +639,7 @@ impl Inner {
         let Ok(mut map) = self.in_flight.lock() else {
             // A poisoned lock only means a panic elsewhere; fetch alone.
             let inner = self.clone();
-            return async move { inner.with_retries(&prepared).await }
+            return async move { inner.guarded(&prepared, true).await }
                 .boxed()
                 .shared();
         };
@@ -607,9 +652,10 @@ impl Inner {
             key: Some(key.clone()),
         };
         let inner = self.clone();
+        let prepared_url = prepared.url.clone();
         let task = tokio::spawn(async move {
             let entry = entry;
-            let outcome = inner.with_retries(&prepared).await;
+            let outcome = inner.guarded(&prepared, true).await;
             if let (Ok(response), Some(cache), Some(key)) =
                 (&outcome, &inner.negative, entry.key.as_ref())
             {
@@ -623,11 +669,12 @@ impl Inner {
             outcome
         });
         let name = self.name.clone();
+        let url = prepared_url;
         let fetch = async move {
             task.await.unwrap_or_else(|e| {
                 Err(UpstreamError::Protocol {
                     upstream: name.to_string(),
-                    url: String::new(),
+                    url: url.to_string(),
                     reason: format!("the fetch task ended abnormally: {e}"),
                 })
             })
@@ -636,6 +683,48 @@ impl Inner {
         .shared();
         map.insert(key, fetch.clone());
         fetch
+    }
+
+    /// Sends a request through the circuit breaker: refused at once while
+    /// it is open, and its final outcome (after retries, when `retry`)
+    /// recorded.
+    async fn guarded(&self, prepared: &Prepared, retry: bool) -> Outcome {
+        let Some(breaker) = &self.breaker else {
+            return if retry {
+                self.with_retries(prepared).await
+            } else {
+                self.attempt(prepared).await
+            };
+        };
+        let permit = match breaker.admit() {
+            Ok(permit) => permit,
+            Err(open) => {
+                return Err(UpstreamError::CircuitOpen {
+                    upstream: self.name.to_string(),
+                    url: prepared.url.to_string(),
+                    failures: open.failures,
+                    retry_in: open.retry_in,
+                })
+            }
+        };
+        let outcome = if retry {
+            self.with_retries(prepared).await
+        } else {
+            self.attempt(prepared).await
+        };
+        let healthy = match &outcome {
+            Ok(r) => !matches!(r.status.as_u16(), 502..=504),
+            Err(e) => !e.counts_against_upstream(),
+        };
+        if let Some(opened) = permit.record(healthy) {
+            tracing::error!(
+                upstream = %self.name,
+                failures = opened.failures,
+                cooldown = ?opened.retry_in,
+                "upstream keeps failing; not asking it again until the cooldown ends"
+            );
+        }
+        outcome
     }
 
     /// Tries an idempotent request up to `1 + retries` times.
@@ -650,7 +739,7 @@ impl Inner {
             if !retryable || attempt >= self.retries {
                 return outcome;
             }
-            let pause = self.backoff(attempt);
+            let pause = backoff(self.retry_backoff, attempt);
             tracing::warn!(
                 upstream = %self.name,
                 url = %prepared.url,
@@ -665,23 +754,6 @@ impl Inner {
             tokio::time::sleep(pause).await;
             attempt += 1;
         }
-    }
-
-    /// `retry_backoff * 2^attempt` (at most [`MAX_BACKOFF`]), jittered to
-    /// between half and all of it so that many clients do not retry in step.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .retry_backoff
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(MAX_BACKOFF);
-        let half = full / 2;
-        let span = u64::try_from((full - half).as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if span == 0 {
-            0
-        } else {
-            OsRng.next_u64() % (span + 1)
-        };
-        half + Duration::from_nanos(jitter)
     }
 
     /// One request on the network, bounded by the request timeout, reported
@@ -828,6 +900,36 @@ impl Inner {
     }
 }
 
+/// The pause before retry number `attempt + 1`: `base * 2^attempt` (at most
+/// [`MAX_BACKOFF`]), jittered to between half and all of it so that many
+/// clients do not retry in step.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(MAX_BACKOFF);
+    let half = full / 2;
+    let span = u64::try_from((full - half).as_nanos()).unwrap_or(u64::MAX);
+    let jitter = if span == 0 {
+        0
+    } else {
+        OsRng.next_u64() % span.saturating_add(1)
+    };
+    half + Duration::from_nanos(jitter)
+}
+
+/// Whether `host` (from a URI authority) is a loopback address or
+/// `localhost`.
+fn is_loopback(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An error and its causes, joined with ": ".
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
@@ -841,4 +943,39 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_its_jitter_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 0..4u32 {
+            let full = base * 2u32.pow(attempt);
+            for _ in 0..50 {
+                let pause = backoff(base, attempt);
+                assert!(pause >= full / 2 && pause <= full, "{attempt}: {pause:?}");
+            }
+        }
+        for attempt in [10, 31, 32, u32::MAX] {
+            let pause = backoff(base, attempt);
+            assert!(
+                pause >= MAX_BACKOFF / 2 && pause <= MAX_BACKOFF,
+                "{pause:?}"
+            );
+        }
+        assert_eq!(backoff(Duration::ZERO, 3), Duration::ZERO);
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in ["localhost", "127.0.0.1", "[::1]", "LOCALHOST"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["example.com", "10.0.0.1", "[2001:db8::1]"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }
