@@ -693,6 +693,52 @@ async fn a_timed_out_get_is_retried() {
     assert_eq!(upstream.hits(), 2);
 }
 
+#[tokio::test]
+async fn a_nameserver_that_never_answers_times_out_the_connect() {
+    // Bound, so queries are delivered, but never read: no answer comes.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut o = UpstreamOptions::new("mute-dns", "http://registry.test");
+    o.dns = Some(silent.local_addr().unwrap());
+    o.connect_timeout = Duration::from_millis(300);
+    o.retries = 0;
+    let client = UpstreamClient::new(o).unwrap();
+
+    let err = guarded(client.get("/")).await.unwrap_err();
+    match &err {
+        UpstreamError::Timeout { phase, after, .. } => {
+            assert_eq!(*phase, TimeoutPhase::Connect);
+            assert_eq!(*after, Duration::from_millis(300));
+        }
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    assert_eq!(err.http_status(), 504);
+}
+
+#[tokio::test]
+async fn a_per_request_timeout_overrides_the_default() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let upstream = TestUpstream::plain(Arc::new(move |_, _| {
+        let g = g.clone();
+        Box::pin(async move {
+            g.pass().await;
+            full(StatusCode::OK, "late")
+        })
+    }))
+    .await;
+    let mut o = options(&upstream);
+    o.retries = 0;
+    let client = UpstreamClient::new(o).unwrap();
+
+    let request = UpstreamRequest::get("/slow").timeout(Duration::from_millis(150));
+    let err = guarded(client.send(request)).await.unwrap_err();
+    gate.release();
+    assert!(
+        matches!(err, UpstreamError::Timeout { after, .. } if after == Duration::from_millis(150)),
+        "{err:?}"
+    );
+}
+
 // ---- TLS ----
 
 struct Pki {

@@ -176,6 +176,7 @@ pub struct UpstreamRequest {
     body: Bytes,
     idempotent: bool,
     max_response_bytes: Option<u64>,
+    timeout: Option<Duration>,
 }
 
 impl UpstreamRequest {
@@ -188,6 +189,7 @@ impl UpstreamRequest {
             body: Bytes::new(),
             idempotent: true,
             max_response_bytes: None,
+            timeout: None,
         }
     }
 
@@ -207,6 +209,7 @@ impl UpstreamRequest {
             body: body.into(),
             idempotent: false,
             max_response_bytes: None,
+            timeout: None,
         }
     }
 
@@ -235,6 +238,13 @@ impl UpstreamRequest {
     /// zip may be allowed more than a JSON document).
     pub fn max_response_bytes(mut self, limit: u64) -> Self {
         self.max_response_bytes = Some(limit);
+        self
+    }
+
+    /// Overrides the upstream's per-attempt request timeout for this
+    /// request (a large download may need longer than a JSON document).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -340,6 +350,7 @@ struct Key {
     headers: Vec<(HeaderName, HeaderValue)>,
     body_sha256: [u8; 32],
     max_response_bytes: u64,
+    timeout: Duration,
 }
 
 /// A request checked against the base URL, with the client's own headers.
@@ -350,6 +361,7 @@ struct Prepared {
     headers: HeaderMap,
     body: Bytes,
     max_response_bytes: u64,
+    timeout: Duration,
 }
 
 impl UpstreamClient {
@@ -514,7 +526,7 @@ impl UpstreamClient {
         if !request.idempotent {
             return self.inner.guarded(&prepared, false).await;
         }
-        let key = Key::of(&request, prepared.max_response_bytes);
+        let key = Key::of(&request, &prepared);
         if let Some(cached) = self.inner.negative.as_ref().and_then(|c| c.get(&key)) {
             self.inner.negative_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(cached);
@@ -575,7 +587,7 @@ impl Drop for InFlightEntry {
 }
 
 impl Key {
-    fn of(request: &UpstreamRequest, max_response_bytes: u64) -> Self {
+    fn of(request: &UpstreamRequest, prepared: &Prepared) -> Self {
         let mut headers: Vec<(HeaderName, HeaderValue)> = request
             .headers
             .iter()
@@ -587,7 +599,8 @@ impl Key {
             path_and_query: request.path_and_query.clone(),
             headers,
             body_sha256: Sha256::digest(&request.body).into(),
-            max_response_bytes,
+            max_response_bytes: prepared.max_response_bytes,
+            timeout: prepared.timeout,
         }
     }
 }
@@ -629,6 +642,7 @@ impl Inner {
             max_response_bytes: request
                 .max_response_bytes
                 .unwrap_or(self.max_response_bytes),
+            timeout: request.timeout.unwrap_or(self.request_timeout),
         })
     }
 
@@ -761,16 +775,15 @@ impl Inner {
     async fn attempt(&self, prepared: &Prepared) -> Outcome {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let outcome =
-            match tokio::time::timeout(self.request_timeout, self.exchange(prepared)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(UpstreamError::Timeout {
-                    upstream: self.name.to_string(),
-                    url: prepared.url.to_string(),
-                    phase: TimeoutPhase::Request,
-                    after: self.request_timeout,
-                }),
-            };
+        let outcome = match tokio::time::timeout(prepared.timeout, self.exchange(prepared)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(UpstreamError::Timeout {
+                upstream: self.name.to_string(),
+                url: prepared.url.to_string(),
+                phase: TimeoutPhase::Request,
+                after: prepared.timeout,
+            }),
+        };
         let elapsed = started.elapsed();
         if let Some(hook) = &self.latency_hook {
             hook(
