@@ -694,6 +694,20 @@ async fn a_timed_out_get_is_retried() {
 }
 
 #[tokio::test]
+async fn resolves_localhost_with_the_system_configuration() {
+    // hickory answers `localhost` itself (RFC 6761); no query leaves the host.
+    let upstream = TestUpstream::plain(hello()).await;
+    let client = UpstreamClient::new(UpstreamOptions::new(
+        "local",
+        format!("http://localhost:{}", upstream.addr.port()),
+    ))
+    .unwrap();
+    let response = guarded(client.get("/")).await.unwrap();
+    assert_eq!(&response.body[..], b"hello over HTTP/1.1");
+    assert_eq!(response.version, Version::HTTP_11);
+}
+
+#[tokio::test]
 async fn a_nameserver_that_never_answers_times_out_the_connect() {
     // Bound, so queries are delivered, but never read: no answer comes.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
