@@ -520,6 +520,28 @@ async fn sends_the_bearer_token_and_the_base_path() {
 }
 
 #[tokio::test]
+async fn maps_only_urls_under_the_base_url_to_paths() {
+    let client =
+        UpstreamClient::new(UpstreamOptions::new("u", "https://registry.example/v1/")).unwrap();
+    assert_eq!(
+        client
+            .path_of("https://registry.example/v1/content/sha256:ab?x=1")
+            .as_deref(),
+        Some("/content/sha256:ab?x=1")
+    );
+    for url in [
+        "https://registry.example/v2/content",
+        "https://registry.example/v1content",
+        "http://registry.example/v1/content",
+        "https://registry.example:8443/v1/content",
+        "https://registry.example.evil/v1/content",
+        "https://other.example/v1/content",
+    ] {
+        assert_eq!(client.path_of(url), None, "{url}");
+    }
+}
+
+#[tokio::test]
 async fn refuses_paths_that_would_leave_the_upstream() {
     let client = UpstreamClient::new(UpstreamOptions::new("u", "http://127.0.0.1:9")).unwrap();
     for path in [

@@ -33,6 +33,15 @@
 //!   [`UpstreamError::CircuitOpen`]; then one request probes, and its outcome
 //!   closes the breaker or opens it again.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), bulwark::upstream::UpstreamError> {
+//! use bulwark::upstream::{UpstreamClient, UpstreamOptions};
+//! let client = UpstreamClient::new(UpstreamOptions::new("golang", "https://proxy.golang.org"))?;
+//! let list = client.get("/golang.org/x/mod/@v/list").await?.error_for_status()?;
+//! println!("{}", String::from_utf8_lossy(&list.body));
+//! # Ok(()) }
+//! ```
+//!
 //! Every attempt that reaches the network is reported to the optional
 //! [`LatencyHook`] (upstream name, duration, status or `None` on error), so
 //! the server's metrics stay decoupled from this module.
@@ -489,6 +498,21 @@ impl UpstreamClient {
     /// `path_and_query`, which must start with `/`).
     pub fn url_for(&self, path_and_query: &str) -> Result<String, UpstreamError> {
         self.inner.uri_for(path_and_query).map(|u| u.to_string())
+    }
+
+    /// The path (and query) to pass to [`get`](Self::get) for an absolute
+    /// URL that lies under this upstream's base URL (same scheme, host, port
+    /// and path prefix), e.g. a content URL the upstream handed out; `None`
+    /// for any other URL, which this client will not fetch (its token must
+    /// not travel elsewhere).
+    pub fn path_of(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix(self.inner.origin.as_str())?;
+        let rest = rest.strip_prefix(self.inner.prefix.as_str())?;
+        if !rest.starts_with('/') || rest.starts_with("//") {
+            return None;
+        }
+        self.inner.uri_for(rest).ok()?;
+        Some(rest.to_string())
     }
 
     /// GETs `path_and_query` (retried, coalesced, 404s cached).
