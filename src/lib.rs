@@ -1,4 +1,9 @@
 //! bulwark: an edge proxy and mirror for package registries.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod config;
+pub mod federation;
+pub mod metrics;
+pub mod server;
 pub mod tlog;
