@@ -368,10 +368,18 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&self, key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<String>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = value.unwrap_or_else(|| default.to_string());
         let d = humantime::parse_duration(text.trim()).map_err(|e| {
-            self.err(key, format!("expected a duration like \"30s\" or \"24h\", saw {text:?} ({e})"))
+            self.err(
+                key,
+                format!("expected a duration like \"30s\" or \"24h\", saw {text:?} ({e})"),
+            )
         })?;
         if d.is_zero() {
             return Err(self.err(key, format!("must be longer than zero, saw {text:?}")));
@@ -384,7 +392,9 @@ impl Validator<'_> {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             self.err(
                 "server.listen",
-                format!("expected an IP address and port like \"127.0.0.1:8080\", saw {listen_text:?}"),
+                format!(
+                    "expected an IP address and port like \"127.0.0.1:8080\", saw {listen_text:?}"
+                ),
             )
         })?;
         let max_header_bytes = raw.max_header_bytes.unwrap_or(defaults::MAX_HEADER_BYTES);
@@ -401,7 +411,10 @@ impl Validator<'_> {
                 Ok(v)
             }
         };
-        let max_headers = positive("server.max_headers", raw.max_headers.unwrap_or(defaults::MAX_HEADERS))?;
+        let max_headers = positive(
+            "server.max_headers",
+            raw.max_headers.unwrap_or(defaults::MAX_HEADERS),
+        )?;
         let max_concurrency = positive(
             "server.max_concurrency",
             raw.max_concurrency.unwrap_or(defaults::MAX_CONCURRENCY),
@@ -417,7 +430,10 @@ impl Validator<'_> {
         if let Some(file) = raw.tokens_file {
             let path = self.resolve(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                self.err("server.tokens_file", format!("cannot read {}: {e}", path.display()))
+                self.err(
+                    "server.tokens_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
@@ -445,7 +461,9 @@ impl Validator<'_> {
         };
         Ok(ServerConfig {
             listen,
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
             max_checkpoint_age: self.duration(
                 "server.max_checkpoint_age",
                 raw.max_checkpoint_age,
@@ -499,7 +517,9 @@ impl Validator<'_> {
         if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
             return Err(self.err(
                 key,
-                format!("expected an http:// or https:// URL with a host and no query, saw {text:?}"),
+                format!(
+                    "expected an http:// or https:// URL with a host and no query, saw {text:?}"
+                ),
             ));
         }
         Ok(text.trim_end_matches('/').to_string())
@@ -523,7 +543,9 @@ impl Validator<'_> {
         match raw.protocol {
             Protocol::Warg => {
                 if raw.sumdb.is_some() {
-                    return Err(self.err(at("sumdb"), "only gomod upstreams have a checksum database"));
+                    return Err(
+                        self.err(at("sumdb"), "only gomod upstreams have a checksum database")
+                    );
                 }
                 let key = raw.operator_key.ok_or_else(|| {
                     self.err(
@@ -551,7 +573,10 @@ impl Validator<'_> {
             }
             Protocol::Gomod => {
                 if raw.operator_key.is_some() {
-                    return Err(self.err(at("operator_key"), "only warg upstreams have an operator key"));
+                    return Err(self.err(
+                        at("operator_key"),
+                        "only warg upstreams have an operator key",
+                    ));
                 }
                 if raw.default {
                     return Err(self.err(
@@ -568,10 +593,14 @@ impl Validator<'_> {
                 if !valid_sumdb_name(&s.name) {
                     return Err(self.err(
                         at("sumdb.name"),
-                        format!("expected a checksum database name like \"sum.golang.org\", saw {:?}", s.name),
+                        format!(
+                            "expected a checksum database name like \"sum.golang.org\", saw {:?}",
+                            s.name
+                        ),
                     ));
                 }
-                check_note_verifier_key(&s.key, &s.name).map_err(|m| self.err(at("sumdb.key"), m))?;
+                check_note_verifier_key(&s.key, &s.name)
+                    .map_err(|m| self.err(at("sumdb.key"), m))?;
                 let sumdb_url = match s.url {
                     Some(u) => self.url(&at("sumdb.url"), &u)?,
                     None => format!("https://{}", s.name),
@@ -582,9 +611,8 @@ impl Validator<'_> {
                     key: s.key,
                 });
                 for (j, p) in raw.namespaces.iter().enumerate() {
-                    let norm = normalize_go_pattern(p).map_err(|m| {
-                        self.err(format!("upstream[{i}].namespaces[{j}]"), m)
-                    })?;
+                    let norm = normalize_go_pattern(p)
+                        .map_err(|m| self.err(format!("upstream[{i}].namespaces[{j}]"), m))?;
                     namespaces.push(norm);
                 }
                 if namespaces.is_empty() {
@@ -600,7 +628,10 @@ impl Validator<'_> {
             Some(p) => {
                 let p = self.resolve(p);
                 if !p.is_file() {
-                    return Err(self.err(at("witness_policy"), format!("no such file: {}", p.display())));
+                    return Err(self.err(
+                        at("witness_policy"),
+                        format!("no such file: {}", p.display()),
+                    ));
                 }
                 Some(p)
             }
@@ -686,9 +717,9 @@ fn valid_upstream_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_')
+        })
 }
 
 /// Warg namespaces are kebab-case labels (`acme`, `my-org`); compared
@@ -706,10 +737,7 @@ pub fn valid_warg_namespace(s: &str) -> bool {
 }
 
 fn valid_sumdb_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && !s.contains('+')
-        && s.bytes().all(|c| c.is_ascii_graphic())
+    !s.is_empty() && s.len() <= 253 && !s.contains('+') && s.bytes().all(|c| c.is_ascii_graphic())
 }
 
 /// Normalizes a Go module path pattern: `*` (everything), or a module path
@@ -790,7 +818,9 @@ pub fn check_note_verifier_key(key: &str, expected_name: &str) -> Result<(), Str
         ));
     }
     if id.len() != 8 || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("expected an 8-digit hex key id after the name, saw {id:?}"));
+        return Err(format!(
+            "expected an 8-digit hex key id after the name, saw {id:?}"
+        ));
     }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64)
@@ -799,7 +829,9 @@ pub fn check_note_verifier_key(key: &str, expected_name: &str) -> Result<(), Str
         return Err(format!(
             "expected an Ed25519 key (algorithm byte 1 and 32 key bytes), saw {} bytes{}",
             raw.len(),
-            raw.first().map(|a| format!(" with algorithm byte {a}")).unwrap_or_default()
+            raw.first()
+                .map(|a| format!(" with algorithm byte {a}"))
+                .unwrap_or_default()
         ));
     }
     let mut h = Sha256::new();
@@ -821,7 +853,11 @@ fn truncate(s: &str) -> String {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Best-effort dotted key path (`upstream[1].sumdb.key`) of the byte at
@@ -937,7 +973,8 @@ mod tests {
 
     #[test]
     fn refuses_a_warg_private_key_in_place_of_the_public_key() {
-        let e = check_warg_key("ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=").unwrap_err();
+        let e =
+            check_warg_key("ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=").unwrap_err();
         assert!(e.contains("private key"), "{e}");
     }
 
@@ -967,8 +1004,14 @@ mod tests {
 
     #[test]
     fn go_patterns_normalize() {
-        assert_eq!(normalize_go_pattern("github.com/acme/*").unwrap(), "github.com/acme");
-        assert_eq!(normalize_go_pattern("github.com/acme").unwrap(), "github.com/acme");
+        assert_eq!(
+            normalize_go_pattern("github.com/acme/*").unwrap(),
+            "github.com/acme"
+        );
+        assert_eq!(
+            normalize_go_pattern("github.com/acme").unwrap(),
+            "github.com/acme"
+        );
         assert_eq!(normalize_go_pattern("*").unwrap(), "*");
         assert!(normalize_go_pattern("github.com/*/x").is_err());
         assert!(normalize_go_pattern("github.com//x").is_err());

@@ -188,15 +188,31 @@ impl fmt::Display for Federation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows = self.rows();
         let w_ns = rows.iter().map(|r| r.1.len()).chain([9]).max().unwrap_or(9);
-        let w_up = rows.iter().map(|r| r.2.name.len()).chain([8]).max().unwrap_or(8);
-        writeln!(f, "{:<8} {:<w_ns$} {:<w_up$} {}", "PROTOCOL", "NAMESPACE", "UPSTREAM", "URL / PINNED KEY")?;
+        let w_up = rows
+            .iter()
+            .map(|r| r.2.name.len())
+            .chain([8])
+            .max()
+            .unwrap_or(8);
+        writeln!(
+            f,
+            "{:<8} {:<w_ns$} {:<w_up$} URL / PINNED KEY",
+            "PROTOCOL", "NAMESPACE", "UPSTREAM"
+        )?;
         for (proto, ns, u) in rows {
             let key = match (&u.operator_key, &u.sumdb) {
                 (Some(k), _) => k.clone(),
                 (None, Some(s)) => format!("sumdb {} {}", s.url, s.key),
                 (None, None) => String::new(),
             };
-            writeln!(f, "{:<8} {:<w_ns$} {:<w_up$} {}", proto.to_string(), ns, u.name, u.url)?;
+            writeln!(
+                f,
+                "{:<8} {:<w_ns$} {:<w_up$} {}",
+                proto.to_string(),
+                ns,
+                u.name,
+                u.url
+            )?;
             writeln!(f, "{:<8} {:<w_ns$} {:<w_up$}   {}", "", "", "", key)?;
         }
         if self.go_star.is_none() && !self.go.is_empty() {
@@ -238,10 +254,15 @@ mod tests {
 
     #[test]
     fn most_specific_go_pattern_wins() {
-        let f = fed(&(go("public", &["*"]) + &go("acme", &["github.com/acme/*"]) + &go("tools", &["github.com/acme/tools"])));
+        let f = fed(&(go("public", &["*"])
+            + &go("acme", &["github.com/acme/*"])
+            + &go("tools", &["github.com/acme/tools"])));
         assert_eq!(f.route_go("github.com/acme/x").unwrap().name, "acme");
         assert_eq!(f.route_go("github.com/acme").unwrap().name, "acme");
-        assert_eq!(f.route_go("github.com/acme/tools/v2").unwrap().name, "tools");
+        assert_eq!(
+            f.route_go("github.com/acme/tools/v2").unwrap().name,
+            "tools"
+        );
         assert_eq!(f.route_go("github.com/acmeco/x").unwrap().name, "public");
         assert_eq!(f.route_go("golang.org/x/mod").unwrap().name, "public");
     }
@@ -265,14 +286,20 @@ mod tests {
     fn overlapping_warg_namespace_names_both_upstreams() {
         let text = warg("internal", &["acme"], false) + &warg("x", &["Acme"], false);
         let e = Config::parse(&text, "f.toml", Path::new(".")).unwrap_err();
-        assert_eq!(e.to_string(), "f.toml: upstream[1].namespaces: \"acme\" is already owned by upstream \"internal\"");
+        assert_eq!(
+            e.to_string(),
+            "f.toml: upstream[1].namespaces: \"acme\" is already owned by upstream \"internal\""
+        );
     }
 
     #[test]
     fn same_go_pattern_twice_is_refused() {
         let text = go("a", &["github.com/acme/*"]) + &go("b", &["github.com/acme"]);
         let e = Config::parse(&text, "f.toml", Path::new(".")).unwrap_err();
-        assert!(e.to_string().contains("already owned by upstream \"a\""), "{e}");
+        assert!(
+            e.to_string().contains("already owned by upstream \"a\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -286,6 +313,9 @@ mod tests {
     fn table_lists_every_claim() {
         let f = fed(&(go("public", &["*"]) + &warg("internal", &["acme"], false)));
         let s = f.to_string();
-        assert!(s.contains("acme") && s.contains("internal") && s.contains("public"), "{s}");
+        assert!(
+            s.contains("acme") && s.contains("internal") && s.contains("public"),
+            "{s}"
+        );
     }
 }

@@ -19,7 +19,11 @@ use clap::{Parser, Subcommand};
 const DEFAULT_CONFIG_PATH: &str = "federation/default.toml";
 
 #[derive(Parser, Debug)]
-#[command(name = "bulwark", version, about = "Edge proxy and mirror for package registries that serves only what it verified in the upstream transparency log")]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Edge proxy and mirror for package registries that serves only what it verified in the upstream transparency log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,9 @@ fn main() -> ExitCode {
 fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     match path {
         Some(p) => Config::load(p),
-        None if Path::new(DEFAULT_CONFIG_PATH).is_file() => Config::load(Path::new(DEFAULT_CONFIG_PATH)),
+        None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+            Config::load(Path::new(DEFAULT_CONFIG_PATH))
+        }
         None => Config::embedded(),
     }
 }
@@ -67,7 +73,11 @@ fn check_config(file: &Path) -> ExitCode {
     };
     match Federation::new(&config.upstreams) {
         Ok(f) => {
-            println!("{}: ok, {} upstream(s)\n", config.origin, config.upstreams.len());
+            println!(
+                "{}: ok, {} upstream(s)\n",
+                config.origin,
+                config.upstreams.len()
+            );
             print!("{f}");
             ExitCode::SUCCESS
         }
@@ -108,7 +118,10 @@ fn serve(config_path: Option<&Path>) -> ExitCode {
         }
     };
     init_logging(config.server.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -110,7 +110,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         registry.register(
             "http_requests_in_flight",
-            "Requests being handled now",
+            "Requests being handled now (those counted against server.max_concurrency)",
             in_flight.clone(),
         );
         let rejected = Family::<ReasonLabel, Counter>::default();
@@ -164,6 +164,15 @@ impl Metrics {
             checkpoint_age,
             checkpoint_times: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Creates the per-upstream series of a configured upstream, so that
+    /// `/metrics` lists it (at zero) before its first request.
+    /// (prometheus-client omits families that have no series yet.)
+    pub fn register_upstream(&self, upstream: &str) {
+        let _ = self.upstream_latency.get_or_create(&UpstreamLabel {
+            upstream: upstream.to_string(),
+        });
     }
 
     /// Records one answered request (called by the server).

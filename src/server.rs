@@ -76,7 +76,11 @@ pub trait Front: Send + Sync + 'static {
 
     /// Answers a request this front claimed under `route`. Errors are
     /// responses too (see [`ApiError`]); a panic becomes a 500.
-    fn handle<'a>(&'a self, route: &'static str, req: Request<ReqBody>) -> BoxFuture<'a, Response<ResBody>>;
+    fn handle<'a>(
+        &'a self,
+        route: &'static str,
+        req: Request<ReqBody>,
+    ) -> BoxFuture<'a, Response<ResBody>>;
 
     /// Whether the front can serve (e.g. its trust state is open); `/readyz`
     /// reports the first `Err`.
@@ -126,10 +130,14 @@ impl App {
             .iter()
             .map(|t| Sha256::digest(t.expose().as_bytes()).into())
             .collect();
+        let metrics = Metrics::new();
+        for u in &config.upstreams {
+            metrics.register_upstream(&u.name);
+        }
         Ok(App {
             concurrency: Arc::new(Semaphore::new(config.server.max_concurrency)),
             federation: Arc::new(federation),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             fronts: Vec::new(),
             token_hashes,
             config: Arc::new(config),
@@ -170,7 +178,10 @@ impl App {
         let got: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         let mut any = false;
         for want in &self.token_hashes {
-            let diff = want.iter().zip(got.iter()).fold(0u8, |d, (a, b)| d | (a ^ b));
+            let diff = want
+                .iter()
+                .zip(got.iter())
+                .fold(0u8, |d, (a, b)| d | (a ^ b));
             any |= diff == 0;
         }
         any
@@ -246,7 +257,9 @@ impl std::fmt::Display for ApiError {
 
 /// A body of these bytes.
 pub fn full(bytes: impl Into<Bytes>) -> ResBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A response with `value` as JSON and `content-type: application/json`.
@@ -256,8 +269,10 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Re
     });
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
@@ -347,7 +362,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
     let route = target.route();
 
     let mut guard = None;
-    let early: Option<(ApiError, &str)> = if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req) {
+    let early: Option<(ApiError, &str)> = if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req)
+    {
         Some((
             ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
             "unauthorized",
@@ -386,7 +402,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
         _ => None,
     });
 
-    let in_flight = app.metrics.in_flight();
+    // Requests that hold a concurrency permit are the ones "in flight".
+    let in_flight = guard.as_ref().map(|_| app.metrics.in_flight());
     let mut res = match early {
         Some((err, reason)) => {
             app.metrics.rejected(reason);
@@ -422,7 +439,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
                     tracing::error!(request_id = %id, route, panic = %what, "handler panicked");
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                        .into_response()
                 }
                 Err(_) => {
                     app.metrics.rejected("timeout");
@@ -502,13 +520,19 @@ impl Server {
         let tls = match &app.config.server.tls {
             None => None,
             Some(t) => Some(tls_acceptor(&t.cert, &t.key).with_context(|| {
-                format!("{}: server.tls: cannot load certificate or key", app.config.origin)
+                format!(
+                    "{}: server.tls: cannot load certificate or key",
+                    app.config.origin
+                )
             })?),
         };
         let addr = app.config.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("{}: server.listen: cannot listen on {addr}", app.config.origin))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{}: server.listen: cannot listen on {addr}",
+                app.config.origin
+            )
+        })?;
         Ok(Server {
             app: Arc::new(app),
             listener,
@@ -584,7 +608,8 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result
     if certs.is_empty() {
         anyhow::bail!("{} holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -671,7 +696,11 @@ where
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(u32::try_from(limits.max_concurrency).unwrap_or(u32::MAX).max(1))
+            .max_concurrent_streams(
+                u32::try_from(limits.max_concurrency)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            )
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         watcher.watch(b.serve_connection(io, service)).await
@@ -696,7 +725,11 @@ struct Prefixed<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
@@ -708,7 +741,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
