@@ -312,7 +312,7 @@ impl Target {
     }
 }
 
-fn request_id(req: &Request<Incoming>) -> String {
+fn request_id<B>(req: &Request<B>) -> String {
     if let Some(v) = req.headers().get("x-request-id") {
         let b = v.as_bytes();
         let sane = !b.is_empty()
@@ -331,7 +331,11 @@ fn request_id(req: &Request<Incoming>) -> String {
 }
 
 /// Handles one request through every step listed at the top of this file.
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
+async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<ResBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let start = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
@@ -687,7 +691,7 @@ where
 {
     let limits = &app.config.server;
     let svc_app = app.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let app = svc_app.clone();
         async move { Ok::<_, Infallible>(handle(app, req).await) }
     });
@@ -782,5 +786,141 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct Misbehaving;
+
+    impl Front for Misbehaving {
+        fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
+            match req.uri().path() {
+                "/panic" => Some("test.panic"),
+                "/hang" => Some("test.hang"),
+                "/echo" => Some("test.echo"),
+                _ => None,
+            }
+        }
+
+        fn handle<'a>(
+            &'a self,
+            route: &'static str,
+            req: Request<ReqBody>,
+        ) -> BoxFuture<'a, Response<ResBody>> {
+            Box::pin(async move {
+                match route {
+                    "test.panic" => panic!("front bug"),
+                    "test.hang" => std::future::pending().await,
+                    _ => match read_body(req.into_body()).await {
+                        Ok(b) => Response::new(full(b)),
+                        Err(e) => e.into_response(),
+                    },
+                }
+            })
+        }
+    }
+
+    fn app(extra: &str) -> (Arc<App>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[server]\ndata_dir = {:?}\n{extra}\n",
+            dir.path().join("data")
+        );
+        let config = Config::parse(&text, "t.toml", Path::new(".")).unwrap();
+        let mut app = App::new(config).unwrap();
+        app.add_front(Arc::new(Misbehaving));
+        (Arc::new(app), dir)
+    }
+
+    fn get(path: &str) -> Request<Full<Bytes>> {
+        Request::get(path).body(Full::new(Bytes::new())).unwrap()
+    }
+
+    async fn json(res: Response<ResBody>) -> serde_json::Value {
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let b = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_front_answers_500_json_without_details() {
+        let (app, _d) = app("");
+        let res = handle(app.clone(), get("/panic")).await;
+        assert_eq!(res.status(), 500);
+        let j = json(res).await;
+        assert_eq!(j["message"], "internal error");
+        // The server keeps serving.
+        assert_eq!(handle(app, get("/healthz")).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_front_that_never_answers_times_out_with_504() {
+        let (app, _d) = app("request_timeout = \"50ms\"");
+        let res = handle(app, get("/hang")).await;
+        assert_eq!(res.status(), 504);
+        assert!(json(res).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("request_timeout"));
+    }
+
+    #[tokio::test]
+    async fn fronts_read_bodies_within_the_limit_only() {
+        let (app, _d) = app("max_body_bytes = 4");
+        let ok = Request::post("/echo")
+            .body(Full::new(Bytes::from_static(b"abcd")))
+            .unwrap();
+        let res = handle(app.clone(), ok).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            &res.into_body().collect().await.unwrap().to_bytes()[..],
+            b"abcd"
+        );
+        // No Content-Length in a Full body request built this way, so the
+        // limit is enforced while reading.
+        let big = Request::post("/echo")
+            .body(Full::new(Bytes::from_static(b"abcde")))
+            .unwrap();
+        assert_eq!(handle(app, big).await.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn client_request_ids_are_echoed_only_when_sane() {
+        let (app, _d) = app("");
+        let req = Request::get("/healthz")
+            .header("x-request-id", "trace-42")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            handle(app.clone(), req).await.headers()["x-request-id"],
+            "trace-42"
+        );
+        let req = Request::get("/healthz")
+            .header("x-request-id", "bad id with spaces")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = handle(app, req).await;
+        let id = res.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn api_error_carries_upstream_check_expected_and_seen() {
+        let e = ApiError::new(StatusCode::BAD_GATEWAY, "checkpoint refused")
+            .upstream("golang")
+            .check("consistency", "root abc at size 10", "root def at size 10");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["upstream"], "golang");
+        assert_eq!(v["check"], "consistency");
+        assert_eq!(v["expected"], "root abc at size 10");
+        assert_eq!(v["seen"], "root def at size 10");
+        let plain = serde_json::to_value(ApiError::new(StatusCode::NOT_FOUND, "x")).unwrap();
+        assert_eq!(plain, serde_json::json!({"status": 404, "message": "x"}));
     }
 }

@@ -42,7 +42,11 @@ impl Bulwark {
     /// Starts bulwark with `server_extra` lines added to `[server]` and
     /// `rest` appended (upstreams).
     fn start(server_extra: &str, rest: &str) -> Bulwark {
-        let dir = tempfile::tempdir().unwrap();
+        Bulwark::start_in(tempfile::tempdir().unwrap(), server_extra, rest)
+    }
+
+    /// Like [`Bulwark::start`], with the config written into `dir`.
+    fn start_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Bulwark {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{server_extra}\n\n{rest}",
             dir.path().join("data")
@@ -661,4 +665,106 @@ fn speaks_http2_with_prior_knowledge() {
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"status":"ok"}"#);
     });
+}
+
+/// Sends GET /healthz over TLS offering `alpn`, returns (version, status).
+async fn tls_get(addr: SocketAddr, ca_pem: &str, alpn: &[u8]) -> (http::Version, u16) {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let req = http::Request::get("https://localhost/healthz")
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = if alpn == b"h2" {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    };
+    (res.version(), res.status().as_u16())
+}
+
+#[test]
+fn serves_tls_with_http1_and_http2_by_alpn() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = ck.cert.pem();
+    std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    // Relative paths: resolved against the config file's directory.
+    let b = Bulwark::start_in(
+        dir,
+        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"",
+        "",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(
+            tls_get(b.addr, &cert_pem, b"http/1.1").await,
+            (http::Version::HTTP_11, 200)
+        );
+        assert_eq!(
+            tls_get(b.addr, &cert_pem, b"h2").await,
+            (http::Version::HTTP_2, 200)
+        );
+    });
+    // Plain HTTP on the TLS port is not served.
+    let mut s = b.connect();
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(parse_response(&buf).is_none_or(|r| r.status != 200));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let b = Bulwark::start("log_format = \"json\"", "");
+    let r = b.request("GET /healthz HTTP/1.1\r\nHost: b\r\nx-request-id: log-check-7\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    // The log line is written before the response; poll the captured stderr.
+    let mut found = None;
+    for _ in 0..2000 {
+        let text = b.stderr.lock().unwrap().clone();
+        if let Some(line) = text.lines().find(|l| l.contains("log-check-7")) {
+            found = Some(line.to_string());
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let line = found.expect("request logged");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["request_id"], "log-check-7");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["route"], "healthz");
+    let all = b.stderr.lock().unwrap().clone();
+    for l in all.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(l).is_ok(),
+            "not JSON: {l}"
+        );
+    }
 }
