@@ -37,6 +37,10 @@ enum Command {
         /// else the copy embedded in the binary).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen on this address instead of the configured server.listen
+        /// (e.g. 0.0.0.0:8080, or 127.0.0.1:0 for any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and print its routing table.
     CheckConfig {
@@ -48,7 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config.as_deref()),
+        Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
     }
 }
@@ -109,14 +113,17 @@ fn protocol_fronts(_app: &App) -> Vec<Arc<dyn Front>> {
     Vec::new()
 }
 
-fn serve(config_path: Option<&Path>) -> ExitCode {
-    let config = match load(config_path) {
+fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let mut config = match load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
     init_logging(config.server.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

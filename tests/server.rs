@@ -768,3 +768,40 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
         );
     }
 }
+
+#[test]
+fn serve_without_a_config_file_runs_on_the_embedded_defaults() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let guard = Kill(&mut child);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    let r = exchange(
+        addr,
+        b"GET /readyz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    // The embedded default keeps its state under ./bulwark-data.
+    assert!(cwd.path().join("bulwark-data").is_dir());
+    drop(guard);
+}
