@@ -12,7 +12,8 @@
 //! 3. bearer-token authentication when tokens are configured (401; `/healthz`
 //!    and `/readyz` exempt);
 //! 4. the concurrency limit (503 at once when saturated, no queue; admin
-//!    routes exempt so probes and scrapes still answer);
+//!    routes exempt so probes and scrapes still answer); a request holds its
+//!    slot until its response head is ready;
 //! 5. the body limit (413 from `Content-Length`, and while the body is read);
 //! 6. the front, under the request timeout (504) and a panic guard (500);
 //! 7. metrics and one log line.
@@ -476,16 +477,13 @@ where
         elapsed_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    // The concurrency permit and the in-flight mark last until the body has
-    // been sent.
-    let (parts, body) = res.into_parts();
-    let body = body
-        .map_frame(move |frame| {
-            let _held = (&guard, &in_flight);
-            frame
-        })
-        .boxed_unsync();
-    Response::from_parts(parts, body)
+    // The concurrency permit and the in-flight mark end with the response
+    // head: they bound the expensive part (verification, upstream fetches),
+    // and a client that reads its body slowly then holds only a connection
+    // (bounded by server.max_connections), not a request slot.
+    drop(in_flight);
+    drop(guard);
+    res
 }
 
 /// No front claims the request: read and discard its body (bounded by the
