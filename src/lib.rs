@@ -1,6 +1,11 @@
 //! bulwark: an edge proxy and mirror for package registries.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod config;
+pub mod federation;
 pub mod gomod;
+pub mod metrics;
+pub mod server;
 pub mod tlog;
 pub mod upstream;

@@ -1,0 +1,112 @@
+//! The admin routes every bulwark answers: `/healthz` (the process is alive),
+//! `/readyz` (configuration loaded, data directory writable, every front
+//! ready) and `/metrics` (Prometheus text).
+//!
+//! Called by `server.rs` before any protocol front is asked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use serde::Serialize;
+
+use crate::server::{full, json_response, ApiError, App, ReqBody, ResBody};
+
+/// Route label of `/healthz`.
+pub const ROUTE_HEALTHZ: &str = "healthz";
+/// Route label of `/readyz`.
+pub const ROUTE_READYZ: &str = "readyz";
+/// Route label of `/metrics`.
+pub const ROUTE_METRICS: &str = "metrics";
+
+/// The admin route label for `path`, if it is one.
+pub fn route(path: &str) -> Option<&'static str> {
+    match path {
+        "/healthz" => Some(ROUTE_HEALTHZ),
+        "/readyz" => Some(ROUTE_READYZ),
+        "/metrics" => Some(ROUTE_METRICS),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// Answers an admin route.
+pub async fn handle(app: &App, route: &'static str, req: Request<ReqBody>) -> Response<ResBody> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} accepts GET only", req.uri().path()),
+        )
+        .into_response();
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    match route {
+        ROUTE_HEALTHZ => json_response(
+            StatusCode::OK,
+            &Status {
+                status: "ok",
+                reason: None,
+            },
+        ),
+        ROUTE_READYZ => match readiness(app).await {
+            Ok(()) => json_response(
+                StatusCode::OK,
+                &Status {
+                    status: "ready",
+                    reason: None,
+                },
+            ),
+            Err(reason) => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &Status {
+                    status: "not ready",
+                    reason: Some(reason),
+                },
+            ),
+        },
+        _ => {
+            let mut res = Response::new(full(app.metrics.encode()));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            res
+        }
+    }
+}
+
+/// The data directory takes a write (a probe file written, synced and
+/// removed) and every front reports ready.
+async fn readiness(app: &App) -> Result<(), String> {
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, Ordering::Relaxed);
+    let dir = app.data_dir().clone();
+    let probe = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let path = dir.join(format!(".readyz-{}-{n}", std::process::id()));
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(b"ok")?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::remove_file(&path)
+    })
+    .await;
+    match probe {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(format!(
+                "data directory {} is not writable: {e}",
+                app.data_dir().display()
+            ))
+        }
+        Err(e) => return Err(format!("readiness probe failed: {e}")),
+    }
+    app.fronts_ready()
+}

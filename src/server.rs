@@ -1,0 +1,924 @@
+//! The HTTP server: accepts connections (plain or rustls TLS), speaks HTTP/1.1
+//! and HTTP/2, applies the limits, and hands each request to a protocol front.
+//!
+//! `main.rs` builds an [`App`] from the configuration, adds the protocol
+//! fronts ([`App::add_front`]), binds a [`Server`] and runs it until SIGTERM.
+//! Every request goes through the same steps, in this order:
+//!
+//! 1. request id (`x-request-id`, kept if the client's is sane, else made up;
+//!    echoed on the response);
+//! 2. routing: the admin routes (`/healthz`, `/readyz`, `/metrics`), then each
+//!    front in the order added, else a JSON 404;
+//! 3. bearer-token authentication when tokens are configured (401; `/healthz`
+//!    and `/readyz` exempt);
+//! 4. the concurrency limit (503 at once when saturated, no queue; admin
+//!    routes exempt so probes and scrapes still answer); a request holds its
+//!    slot until its response head is ready;
+//! 5. the body limit (413 from `Content-Length`, and while the body is read);
+//! 6. the front, under the request timeout (504) and a panic guard (500);
+//! 7. metrics and one log line.
+//!
+//! Limits below the request level: the head size and header count (431, by
+//! hyper), the header read timeout for slow clients (connection closed), a
+//! TLS handshake timeout, and a cap on open connections.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::{Buf, Bytes};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
+use crate::config::Config;
+use crate::federation::Federation;
+use crate::metrics::Metrics;
+
+/// Errors carried by bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A request body as fronts see it: streaming, already bounded by
+/// `server.max_body_bytes` (reading past it fails; see [`read_body`]).
+pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
+/// A response body.
+pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The request id, in the request's extensions for fronts to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// A protocol front (Warg, Go modules, ...): claims requests by route and
+/// answers them. Fronts call only the layers below them (federation, verify,
+/// store, upstream), never sockets.
+pub trait Front: Send + Sync + 'static {
+    /// The route label (a static name such as `"warg.fetch_logs"`, used in
+    /// metrics and logs) if this front answers `req`, else `None`.
+    fn route(&self, req: &Request<ReqBody>) -> Option<&'static str>;
+
+    /// Answers a request this front claimed under `route`. Errors are
+    /// responses too (see [`ApiError`]); a panic becomes a 500.
+    fn handle<'a>(
+        &'a self,
+        route: &'static str,
+        req: Request<ReqBody>,
+    ) -> BoxFuture<'a, Response<ResBody>>;
+
+    /// Whether the front can serve (e.g. its trust state is open); `/readyz`
+    /// reports the first `Err`.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Shared state of the server: configuration, routing table, metrics and
+/// the fronts.
+pub struct App {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The routing table.
+    pub federation: Arc<Federation>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    fronts: Vec<Arc<dyn Front>>,
+    concurrency: Arc<Semaphore>,
+    /// SHA-256 of each accepted bearer token (compared in constant time).
+    token_hashes: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("origin", &self.config.origin)
+            .field("fronts", &self.fronts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds the state and creates the data directory.
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let federation = Federation::new(&config.upstreams)?;
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "{}: server.data_dir: cannot create {}",
+                config.origin,
+                config.server.data_dir.display()
+            )
+        })?;
+        let token_hashes = config
+            .server
+            .tokens
+            .iter()
+            .map(|t| Sha256::digest(t.expose().as_bytes()).into())
+            .collect();
+        let metrics = Metrics::new();
+        for u in &config.upstreams {
+            metrics.register_upstream(&u.name);
+        }
+        Ok(App {
+            concurrency: Arc::new(Semaphore::new(config.server.max_concurrency)),
+            federation: Arc::new(federation),
+            metrics: Arc::new(metrics),
+            fronts: Vec::new(),
+            token_hashes,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Adds a protocol front; fronts are asked in the order added.
+    pub fn add_front(&mut self, front: Arc<dyn Front>) {
+        self.fronts.push(front);
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.config.server.data_dir
+    }
+
+    /// Readiness of every front (first failure).
+    pub(crate) fn fronts_ready(&self) -> Result<(), String> {
+        self.fronts.iter().try_for_each(|f| f.ready())
+    }
+
+    fn authorized(&self, req: &Request<ReqBody>) -> bool {
+        if self.token_hashes.is_empty() {
+            return true;
+        }
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let mut any = false;
+        for want in &self.token_hashes {
+            let diff = want
+                .iter()
+                .zip(got.iter())
+                .fold(0u8, |d, (a, b)| d | (a ^ b));
+            any |= diff == 0;
+        }
+        any
+    }
+}
+
+/// A JSON error body: `{"status","message"}` plus, where relevant, which
+/// upstream, which check, and what was expected and seen.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong, in a sentence.
+    pub message: String,
+    /// The upstream involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The verification check that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// What the check expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What it saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status and a message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: status.as_u16(),
+            message: message.into(),
+            upstream: None,
+            check: None,
+            expected: None,
+            seen: None,
+        }
+    }
+
+    /// Names the upstream.
+    pub fn upstream(mut self, name: impl Into<String>) -> ApiError {
+        self.upstream = Some(name.into());
+        self
+    }
+
+    /// Names the failed check with what it expected and what it saw.
+    pub fn check(
+        mut self,
+        check: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> ApiError {
+        self.check = Some(check.into());
+        self.expected = Some(expected.into());
+        self.seen = Some(seen.into());
+        self
+    }
+
+    /// The response carrying this error.
+    pub fn into_response(self) -> Response<ResBody> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(status, &self)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+/// A body of these bytes.
+pub fn full(bytes: impl Into<Bytes>) -> ResBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A response with `value` as JSON and `content-type: application/json`.
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<ResBody> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| {
+        br#"{"status":500,"message":"response could not be encoded"}"#.to_vec()
+    });
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// Reads a whole request body (bounded by `server.max_body_bytes`); a body
+/// over the limit is a 413 [`ApiError`], a broken one a 400.
+pub async fn read_body(body: ReqBody) -> Result<Bytes, ApiError> {
+    match body.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than server.max_body_bytes",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// The routes that skip authentication (liveness and readiness probes).
+const AUTH_EXEMPT: [&str; 2] = [admin::ROUTE_HEALTHZ, admin::ROUTE_READYZ];
+/// The route label of requests no front claims.
+pub const ROUTE_UNMATCHED: &str = "unmatched";
+
+enum Target {
+    Admin(&'static str),
+    Front(Arc<dyn Front>, &'static str),
+    Unmatched,
+}
+
+impl Target {
+    fn route(&self) -> &'static str {
+        match self {
+            Target::Admin(r) | Target::Front(_, r) => r,
+            Target::Unmatched => ROUTE_UNMATCHED,
+        }
+    }
+}
+
+fn request_id<B>(req: &Request<B>) -> String {
+    if let Some(v) = req.headers().get("x-request-id") {
+        let b = v.as_bytes();
+        let sane = !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'));
+        if sane {
+            if let Ok(s) = v.to_str() {
+                return s.to_string();
+            }
+        }
+    }
+    let mut raw = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+    hex::encode(raw)
+}
+
+/// Handles one request through every step listed at the top of this file.
+async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<ResBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let start = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let limits = &app.config.server;
+
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(RequestId(id.clone()));
+    let req = Request::from_parts(parts, Limited::new(body, limit).boxed_unsync());
+
+    let target = if let Some(r) = admin::route(&path) {
+        Target::Admin(r)
+    } else if let Some((f, r)) = app
+        .fronts
+        .iter()
+        .find_map(|f| f.route(&req).map(|r| (f.clone(), r)))
+    {
+        Target::Front(f, r)
+    } else {
+        Target::Unmatched
+    };
+    let route = target.route();
+
+    let mut guard = None;
+    let early: Option<(ApiError, &str)> = if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req)
+    {
+        Some((
+            ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
+            "unauthorized",
+        ))
+    } else if matches!(target, Target::Admin(_)) {
+        None
+    } else {
+        match app.concurrency.clone().try_acquire_owned() {
+            Ok(p) => {
+                guard = Some(p);
+                None
+            }
+            Err(_) => Some((
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "server is handling its maximum of {} requests; retry shortly",
+                        limits.max_concurrency
+                    ),
+                ),
+                "concurrency",
+            )),
+        }
+    };
+    let early = early.or_else(|| match declared_len {
+        Some(n) if n > limits.max_body_bytes => Some((
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body of {n} bytes is larger than the limit of {} bytes",
+                    limits.max_body_bytes
+                ),
+            ),
+            "body_too_large",
+        )),
+        _ => None,
+    });
+
+    // Requests that hold a concurrency permit are the ones "in flight".
+    let in_flight = guard.as_ref().map(|_| app.metrics.in_flight());
+    let mut res = match early {
+        Some((err, reason)) => {
+            app.metrics.rejected(reason);
+            let mut res = err.into_response();
+            if res.status() == StatusCode::UNAUTHORIZED {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            } else if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            } else if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            res
+        }
+        None => {
+            let app2 = app.clone();
+            let fut = async move {
+                match target {
+                    Target::Admin(r) => admin::handle(&app2, r, req).await,
+                    Target::Front(f, r) => f.handle(r, req).await,
+                    Target::Unmatched => unmatched(req).await,
+                }
+            };
+            let guarded = AssertUnwindSafe(fut).catch_unwind();
+            match tokio::time::timeout(limits.request_timeout, guarded).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(panic)) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(request_id = %id, route, panic = %what, "handler panicked");
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                        .into_response()
+                }
+                Err(_) => {
+                    app.metrics.rejected("timeout");
+                    ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "request did not complete within server.request_timeout ({})",
+                            humantime::format_duration(limits.request_timeout)
+                        ),
+                    )
+                    .into_response()
+                }
+            }
+        }
+    };
+
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let status = res.status().as_u16();
+    let elapsed = start.elapsed();
+    app.metrics.request(route, status, elapsed);
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path = %path,
+        route,
+        status,
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    // The concurrency permit and the in-flight mark end with the response
+    // head: they bound the expensive part (verification, upstream fetches),
+    // and a client that reads its body slowly then holds only a connection
+    // (bounded by server.max_connections), not a request slot.
+    drop(in_flight);
+    drop(guard);
+    res
+}
+
+/// No front claims the request: read and discard its body (bounded by the
+/// limits, so the connection can be reused), then answer a JSON 404.
+async fn unmatched(req: Request<ReqBody>) -> Response<ResBody> {
+    let (parts, body) = req.into_parts();
+    if let Err(e) = read_body(body).await {
+        return e.into_response();
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", parts.method, parts.uri.path()),
+    )
+    .into_response()
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Loads TLS material (if configured) and binds `server.listen`.
+    pub async fn bind(app: App) -> anyhow::Result<Server> {
+        let tls = match &app.config.server.tls {
+            None => None,
+            Some(t) => Some(tls_acceptor(&t.cert, &t.key).with_context(|| {
+                format!(
+                    "{}: server.tls: cannot load certificate or key",
+                    app.config.origin
+                )
+            })?),
+        };
+        let addr = app.config.server.listen;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{}: server.listen: cannot listen on {addr}",
+                app.config.origin
+            )
+        })?;
+        Ok(Server {
+            app: Arc::new(app),
+            listener,
+            tls,
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets
+    /// in-flight requests finish within `server.shutdown_grace`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { app, listener, tls } = self;
+        let connections = Arc::new(Semaphore::new(app.config.server.max_connections));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => p?,
+                _ = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let app = app.clone();
+            let tls = tls.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                serve_connection(app, stream, peer, tls, watcher).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        let grace = app.config.server.shutdown_grace;
+        tracing::info!(
+            connections = graceful.count(),
+            grace = %humantime::format_duration(grace),
+            "shutting down: no new connections; letting in-flight requests finish"
+        );
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace expired; closing remaining connections"),
+        }
+        Ok(())
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing {}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no certificate", cert.display());
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+async fn serve_connection(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    watcher: Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = app.config.server.header_read_timeout;
+    match tls {
+        Some(acceptor) => {
+            let tls_stream = match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_io(app, tls_stream, h2, watcher).await;
+        }
+        None => {
+            // Tell HTTP/2 with prior knowledge from HTTP/1 by the preface,
+            // within the header read timeout so that a client dribbling
+            // bytes cannot hold the connection here.
+            let mut buf = Vec::with_capacity(H2_PREFACE.len());
+            let sniff = async {
+                let mut chunk = [0u8; 24];
+                while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) {
+                    let want = H2_PREFACE.len() - buf.len();
+                    let n = stream.read(&mut chunk[..want]).await?;
+                    if n == 0 {
+                        return Ok::<bool, io::Error>(false);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Ok(true)
+            };
+            match tokio::time::timeout(deadline, sniff).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) | Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "client too slow to send a request head; closed");
+                    return;
+                }
+            }
+            let h2 = buf == H2_PREFACE;
+            let io = Prefixed {
+                prefix: Bytes::from(buf),
+                inner: stream,
+            };
+            serve_io(app, io, h2, watcher).await;
+        }
+    }
+}
+
+async fn serve_io<I>(app: Arc<App>, io: I, h2: bool, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &app.config.server;
+    let svc_app = app.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let app = svc_app.clone();
+        async move { Ok::<_, Infallible>(handle(app, req).await) }
+    });
+    let io = TokioIo::new(io);
+    let result = if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(
+                u32::try_from(limits.max_concurrency)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            )
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        watcher.watch(b.serve_connection(io, service)).await
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        watcher.watch(b.serve_connection(io, service)).await
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A stream with bytes already read from it put back in front.
+struct Prefixed<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct Misbehaving;
+
+    impl Front for Misbehaving {
+        fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
+            match req.uri().path() {
+                "/panic" => Some("test.panic"),
+                "/hang" => Some("test.hang"),
+                "/echo" => Some("test.echo"),
+                _ => None,
+            }
+        }
+
+        fn handle<'a>(
+            &'a self,
+            route: &'static str,
+            req: Request<ReqBody>,
+        ) -> BoxFuture<'a, Response<ResBody>> {
+            Box::pin(async move {
+                match route {
+                    "test.panic" => panic!("front bug"),
+                    "test.hang" => std::future::pending().await,
+                    _ => match read_body(req.into_body()).await {
+                        Ok(b) => Response::new(full(b)),
+                        Err(e) => e.into_response(),
+                    },
+                }
+            })
+        }
+    }
+
+    fn app(extra: &str) -> (Arc<App>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[server]\ndata_dir = {:?}\n{extra}\n",
+            dir.path().join("data")
+        );
+        let config = Config::parse(&text, "t.toml", Path::new(".")).unwrap();
+        let mut app = App::new(config).unwrap();
+        app.add_front(Arc::new(Misbehaving));
+        (Arc::new(app), dir)
+    }
+
+    fn get(path: &str) -> Request<Full<Bytes>> {
+        Request::get(path).body(Full::new(Bytes::new())).unwrap()
+    }
+
+    async fn json(res: Response<ResBody>) -> serde_json::Value {
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let b = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_front_answers_500_json_without_details() {
+        let (app, _d) = app("");
+        let res = handle(app.clone(), get("/panic")).await;
+        assert_eq!(res.status(), 500);
+        let j = json(res).await;
+        assert_eq!(j["message"], "internal error");
+        // The server keeps serving.
+        assert_eq!(handle(app, get("/healthz")).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_front_that_never_answers_times_out_with_504() {
+        let (app, _d) = app("request_timeout = \"50ms\"");
+        let res = handle(app, get("/hang")).await;
+        assert_eq!(res.status(), 504);
+        assert!(json(res).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("request_timeout"));
+    }
+
+    #[tokio::test]
+    async fn fronts_read_bodies_within_the_limit_only() {
+        let (app, _d) = app("max_body_bytes = 4");
+        let ok = Request::post("/echo")
+            .body(Full::new(Bytes::from_static(b"abcd")))
+            .unwrap();
+        let res = handle(app.clone(), ok).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            &res.into_body().collect().await.unwrap().to_bytes()[..],
+            b"abcd"
+        );
+        // No Content-Length in a Full body request built this way, so the
+        // limit is enforced while reading.
+        let big = Request::post("/echo")
+            .body(Full::new(Bytes::from_static(b"abcde")))
+            .unwrap();
+        assert_eq!(handle(app, big).await.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn client_request_ids_are_echoed_only_when_sane() {
+        let (app, _d) = app("");
+        let req = Request::get("/healthz")
+            .header("x-request-id", "trace-42")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            handle(app.clone(), req).await.headers()["x-request-id"],
+            "trace-42"
+        );
+        let req = Request::get("/healthz")
+            .header("x-request-id", "bad id with spaces")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = handle(app, req).await;
+        let id = res.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn api_error_carries_upstream_check_expected_and_seen() {
+        let e = ApiError::new(StatusCode::BAD_GATEWAY, "checkpoint refused")
+            .upstream("golang")
+            .check("consistency", "root abc at size 10", "root def at size 10");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["upstream"], "golang");
+        assert_eq!(v["check"], "consistency");
+        assert_eq!(v["expected"], "root abc at size 10");
+        assert_eq!(v["seen"], "root def at size 10");
+        let plain = serde_json::to_value(ApiError::new(StatusCode::NOT_FOUND, "x")).unwrap();
+        assert_eq!(plain, serde_json::json!({"status": 404, "message": "x"}));
+    }
+}
