@@ -11,3 +11,4 @@ pub mod merkle;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::Hash;
+pub mod note;
