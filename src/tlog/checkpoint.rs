@@ -50,7 +50,9 @@ pub enum CheckpointError {
     BadSize(String),
     #[error("checkpoint root: {0}")]
     BadRoot(HashError),
-    #[error("checkpoint has control character {byte:#04x} at byte {offset}; only newline is allowed")]
+    #[error(
+        "checkpoint has control character {byte:#04x} at byte {offset}; only newline is allowed"
+    )]
     ControlCharacter { offset: usize, byte: u8 },
 }
 
@@ -111,10 +113,7 @@ impl Checkpoint {
     /// [`note::open`]: at least one known signature, no bad one) and parses
     /// its text. Which verified signer counts as the log is the caller's
     /// choice; [`super::policy::Policy::verify`] makes it from a policy.
-    pub fn open(
-        msg: &[u8],
-        keys: &[VerifierKey],
-    ) -> Result<(Checkpoint, VerifiedNote), OpenError> {
+    pub fn open(msg: &[u8], keys: &[VerifierKey]) -> Result<(Checkpoint, VerifiedNote), OpenError> {
         let note = note::open(msg, keys)?;
         let checkpoint = Checkpoint::parse(&note.text)?;
         Ok((checkpoint, note))
@@ -145,7 +144,11 @@ pub fn parse_decimal(s: &str) -> Option<u64> {
 
 impl fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Checkpoint({} @ {} = {})", self.origin, self.size, self.root)
+        write!(
+            f,
+            "Checkpoint({} @ {} = {})",
+            self.origin, self.size, self.root
+        )
     }
 }
 
@@ -244,7 +247,10 @@ mod tests {
         assert_eq!(note.verified[0].name, "sum.golang.org");
         for bit in 0..SUMDB_NOTE.len() * 8 {
             let m = flip_bit(SUMDB_NOTE.as_bytes(), bit);
-            assert!(Checkpoint::open(&m, &[key(SUMDB_KEY)]).is_err(), "bit {bit}");
+            assert!(
+                Checkpoint::open(&m, &[key(SUMDB_KEY)]).is_err(),
+                "bit {bit}"
+            );
         }
     }
 
@@ -287,9 +293,18 @@ mod tests {
             ("\n".into(), CheckpointError::TooFewLines(1)),
             (format!("\n1\n{ROOT}\n"), CheckpointError::EmptyOrigin),
             (format!("o\n1\n{ROOT}\n\n"), CheckpointError::EmptyExtension),
-            (format!("o\n1\n{ROOT}\na\n\nb\n"), CheckpointError::EmptyExtension),
-            (format!("o\n18446744073709551616\n{ROOT}\n"), bad_size("18446744073709551616")),
-            (format!("o\n99999999999999999999999\n{ROOT}\n"), bad_size("99999999999999999999999")),
+            (
+                format!("o\n1\n{ROOT}\na\n\nb\n"),
+                CheckpointError::EmptyExtension,
+            ),
+            (
+                format!("o\n18446744073709551616\n{ROOT}\n"),
+                bad_size("18446744073709551616"),
+            ),
+            (
+                format!("o\n99999999999999999999999\n{ROOT}\n"),
+                bad_size("99999999999999999999999"),
+            ),
             (format!("o\n01\n{ROOT}\n"), bad_size("01")),
             (format!("o\n00\n{ROOT}\n"), bad_size("00")),
             (format!("o\n+1\n{ROOT}\n"), bad_size("+1")),
@@ -299,7 +314,10 @@ mod tests {
             (format!("o\n1\u{661}\n{ROOT}\n"), bad_size("1\u{661}")),
             (
                 format!("o\r\n1\n{ROOT}\n"),
-                CheckpointError::ControlCharacter { offset: 1, byte: b'\r' },
+                CheckpointError::ControlCharacter {
+                    offset: 1,
+                    byte: b'\r',
+                },
             ),
             (
                 format!("o\n{}\n{ROOT}\n", "9".repeat(MAX_CHECKPOINT_SIZE)),
@@ -320,7 +338,10 @@ mod tests {
             "",
         ] {
             let err = Checkpoint::parse(&format!("o\n1\n{root}\n")).unwrap_err();
-            assert!(matches!(err, CheckpointError::BadRoot(_)), "{root}: {err:?}");
+            assert!(
+                matches!(err, CheckpointError::BadRoot(_)),
+                "{root}: {err:?}"
+            );
         }
     }
 

@@ -12,3 +12,4 @@ pub mod merkle;
 pub use checkpoint::Checkpoint;
 pub use merkle::Hash;
 pub mod note;
+pub mod policy;

@@ -255,8 +255,7 @@ impl FromStr for VerifierKey {
             return Err(KeyError::TooLong(s.len()));
         }
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(hex8), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(hex8), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(KeyError::Format { want: FORM });
         };
         check_name(name)?;
@@ -722,8 +721,17 @@ impl Signer {
     pub fn to_signer_key(&self) -> String {
         let mut raw = vec![TYPE_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        let id = key_id(&self.name, TYPE_ED25519, self.key.verifying_key().as_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, id, STANDARD.encode(raw))
+        let id = key_id(
+            &self.name,
+            TYPE_ED25519,
+            self.key.verifying_key().as_bytes(),
+        );
+        format!(
+            "PRIVATE+KEY+{}+{:08x}+{}",
+            self.name,
+            id,
+            STANDARD.encode(raw)
+        )
     }
 
     fn signature_for(&self, text: &[u8]) -> Signature {
@@ -841,7 +849,6 @@ fn extend(mut note: Note, signers: &[&Signer]) -> Result<Vec<u8>, NoteError> {
     Ok(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -858,7 +865,8 @@ mod tests {
 
     // The example in golang.org/x/mod/sumdb/note's package documentation
     // (BSD-3): a signer key, its verifier key, and the note it signs.
-    const GO_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_SKEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
     const GO_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
     const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
@@ -1042,11 +1050,7 @@ mod tests {
         );
         let mut raw = vec![1u8];
         raw.extend_from_slice(&bad);
-        let s = format!(
-            "x+{:08x}+{}",
-            key_id("x", 1, &bad),
-            STANDARD.encode(&raw)
-        );
+        let s = format!("x+{:08x}+{}", key_id("x", 1, &bad), STANDARD.encode(&raw));
         assert_eq!(s.parse::<VerifierKey>(), Err(KeyError::BadEd25519));
     }
 
@@ -1327,13 +1331,13 @@ mod tests {
     #[test]
     fn sign_refuses_text_that_would_not_parse() {
         let s = Signer::from_seed("a.example", &[3; 32]).unwrap();
-        assert_eq!(sign("no newline", &[&s]), Err(NoteError::TextNoFinalNewline));
+        assert_eq!(
+            sign("no newline", &[&s]),
+            Err(NoteError::TextNoFinalNewline)
+        );
         assert_eq!(
             sign("a\x07\n", &[&s]),
-            Err(NoteError::ControlCharacter {
-                offset: 1,
-                byte: 7
-            })
+            Err(NoteError::ControlCharacter { offset: 1, byte: 7 })
         );
         assert_eq!(sign("a\n", &[]), Err(NoteError::NoSignatures));
     }
@@ -1389,21 +1393,21 @@ mod tests {
 
     #[test]
     fn cosignature_signs_the_header_time_and_text() {
-        let w = Signer::from_seed("w", &[5; 32]).unwrap().cosigner(42).unwrap();
+        let w = Signer::from_seed("w", &[5; 32])
+            .unwrap()
+            .cosigner(42)
+            .unwrap();
         let text = "origin\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
         let msg = sign(text, &[&w]).unwrap();
         let note = Note::parse(&msg).unwrap();
         let sig = &note.signatures[0].signature;
         assert_eq!(sig.len(), 72);
         assert_eq!(&sig[..8], &42u64.to_be_bytes());
-        let vk = VerifyingKey::from_bytes(w.verifier_key().public_key().try_into().unwrap())
-            .unwrap();
+        let vk =
+            VerifyingKey::from_bytes(w.verifier_key().public_key().try_into().unwrap()).unwrap();
         let ed = ed25519_dalek::Signature::from_slice(&sig[8..]).unwrap();
-        vk.verify_strict(
-            format!("cosignature/v1\ntime 42\n{text}").as_bytes(),
-            &ed,
-        )
-        .unwrap();
+        vk.verify_strict(format!("cosignature/v1\ntime 42\n{text}").as_bytes(), &ed)
+            .unwrap();
     }
 
     #[test]
@@ -1448,10 +1452,7 @@ mod tests {
         use p256::ecdsa::signature::Signer as _;
         let sk = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
         let point = sk.verifying_key().to_encoded_point(false);
-        let mut der = hex::decode(
-            "3059301306072a8648ce3d020106082a8648ce3d030107034200",
-        )
-        .unwrap();
+        let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
         der.extend_from_slice(point.as_bytes());
         let mut raw = vec![TYPE_ECDSA];
         raw.extend_from_slice(&der);
@@ -1466,8 +1467,8 @@ mod tests {
         // VerifyASN1 accepts both, and so do we.
         let low = sig.normalize_s().unwrap_or(sig);
         let s_neg = -*low.s();
-        let high = p256::ecdsa::Signature::from_scalars(low.r().to_bytes(), s_neg.to_bytes())
-            .unwrap();
+        let high =
+            p256::ecdsa::Signature::from_scalars(low.r().to_bytes(), s_neg.to_bytes()).unwrap();
         for s in [low, high] {
             let note = Note {
                 text: text.into(),
