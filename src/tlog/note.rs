@@ -1108,7 +1108,6 @@ mod tests {
     fn ignores_a_signature_that_shares_only_the_name_or_only_the_id() {
         // Same name as a known key, different key: a different key ID.
         let impostor = Signer::from_seed("example.com/foo", &[9; 32]).unwrap();
-        let text = "This is an example message.\n";
         let msg = add_signatures(C2SP_NOTE.as_bytes(), &[&impostor]).unwrap();
         let n = open(&msg, &[key(C2SP_KEY)]).unwrap();
         assert_eq!(n.verified.len(), 1);
@@ -1120,7 +1119,6 @@ mod tests {
             err,
             NoteError::NotVerified(vec![("example.com/bar".into(), 0x530d903a)])
         );
-        let _ = text;
     }
 
     #[test]
@@ -1224,7 +1222,7 @@ mod tests {
                 NoteError::InvalidUtf8(2),
             ),
             (
-                format!("text\n\n- example.com/foo AAAAAAA=\n").into_bytes(),
+                b"text\n\n- example.com/foo AAAAAAA=\n".to_vec(),
                 NoteError::BadSignatureLine {
                     line: 1,
                     error: SignatureLineError::MissingDash,

@@ -931,12 +931,8 @@ U7WM79jrzyhGZ5/GUBTpM7NzwdyfFx61t3RovgcC4Ro=
 
     #[test]
     fn refuses_malformed_policies_with_a_clear_error() {
-        let w = keys(3);
-        let (a, b, c) = (
-            w[0].verifier_key(),
-            w[1].verifier_key(),
-            w[2].verifier_key(),
-        );
+        let w = keys(2);
+        let (a, b) = (w[0].verifier_key(), w[1].verifier_key());
         let cases: Vec<(String, PolicyError)> = vec![
             (format!("witness a {a}\n"), PolicyError::MissingQuorum),
             (String::new(), PolicyError::MissingQuorum),
@@ -980,7 +976,6 @@ U7WM79jrzyhGZ5/GUBTpM7NzwdyfFx61t3RovgcC4Ro=
             ("x".repeat(MAX_POLICY_SIZE + 1), PolicyError::TooLarge(MAX_POLICY_SIZE + 1)),
             ("\n".repeat(MAX_POLICY_LINES + 1), PolicyError::TooManyLines(MAX_POLICY_LINES + 1)),
         ];
-        let _ = c;
         for (text, want) in cases {
             let got = Policy::parse(&text);
             assert_eq!(got, Err(want.clone()), "{text:?}");
