@@ -11,3 +11,5 @@ pub mod merkle;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::Hash;
+pub mod note;
+pub mod policy;
