@@ -15,6 +15,8 @@ use bulwark::federation::Federation;
 use bulwark::server::{App, Front, Server};
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// The config file used when `serve` gets no `--config`, if it exists.
 const DEFAULT_CONFIG_PATH: &str = "federation/default.toml";
 
@@ -47,6 +49,9 @@ enum Command {
         /// Configuration file.
         file: PathBuf,
     },
+    /// Verify checkpoints, proofs and consistency offline.
+    #[command(subcommand)]
+    Verify(cli::verify::VerifyCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Verify(cmd) => cli::verify::run(cmd),
     }
 }
 

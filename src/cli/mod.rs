@@ -1,0 +1,5 @@
+//! Subcommands of the `bulwark` binary other than `serve` and
+//! `check-config`: offline verification (`verify`) and the operator's view
+//! of trust state (`upstream`).
+
+pub mod verify;
