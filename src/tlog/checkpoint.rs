@@ -108,6 +108,10 @@ pub fn parse_decimal(s: &str) -> Option<u64> {
 
 impl fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Checkpoint({} @ {} = {})", self.origin, self.size, self.root)
+        write!(
+            f,
+            "Checkpoint({} @ {} = {})",
+            self.origin, self.size, self.root
+        )
     }
 }
