@@ -2,3 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod tlog;
+pub mod store;
+pub mod verify;
