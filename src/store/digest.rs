@@ -158,7 +158,7 @@ mod tests {
             Err(DigestError::MissingAlgorithm { .. })
         ));
         assert!(matches!(
-            Digest::parse(&ABC.replace('a', "g")),
+            Digest::parse(&format!("sha256:{}", ABC[7..].replace('a', "g"))),
             Err(DigestError::NotLowercaseHex { .. })
         ));
         // A multi-byte character that makes the length 64 bytes but not 64

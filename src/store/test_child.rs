@@ -24,7 +24,15 @@ pub(crate) fn test_name(module: &str, test: &str) -> String {
 impl ChildTest {
     /// Starts the ignored test `name` of this binary with `env` set.
     pub(crate) fn spawn(name: &str, env: &[(&str, &str)]) -> ChildTest {
-        let exe = std::env::current_exe().expect("current test binary");
+        // /proc/self/exe runs this very binary even if the file was
+        // replaced since (a shared target directory); elsewhere fall back
+        // to its path.
+        let proc_exe = std::path::Path::new("/proc/self/exe");
+        let exe = if proc_exe.exists() {
+            proc_exe.to_path_buf()
+        } else {
+            std::env::current_exe().expect("current test binary")
+        };
         let mut cmd = Command::new(exe);
         cmd.args([
             "--exact",
@@ -44,16 +52,17 @@ impl ChildTest {
         ChildTest { child, out }
     }
 
-    /// Reads stdout lines until one starts with `prefix`; returns the rest.
-    /// Panics if the child ends first.
-    pub(crate) fn wait_for(&mut self, prefix: &str) -> String {
+    /// Reads stdout lines until one contains `marker` (libtest may print
+    /// "test name ... " before it on the same line); returns what follows
+    /// the marker. Panics if the child ends first.
+    pub(crate) fn wait_for(&mut self, marker: &str) -> String {
         let mut line = String::new();
         loop {
             line.clear();
             let n = self.out.read_line(&mut line).expect("read child stdout");
-            assert!(n > 0, "child test ended before printing {prefix:?}");
-            if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-                return rest.to_string();
+            assert!(n > 0, "child test ended before printing {marker:?}");
+            if let Some(at) = line.find(marker) {
+                return line[at + marker.len()..].trim_end().to_string();
             }
         }
     }
