@@ -340,7 +340,7 @@ pub enum TrustError {
         old_root: Hash,
         new_size: u64,
         new_root: Hash,
-        error: ProofError,
+        error: Box<ProofError>,
         evidence: u64,
     },
     #[error(
@@ -911,7 +911,7 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
                 old_root: ev.accepted.root,
                 new_size: ev.candidate.size,
                 new_root: ev.candidate.root,
-                error,
+                error: Box::new(error),
                 evidence: ev.id,
             }
         }
@@ -1412,7 +1412,7 @@ mod tests {
             } => {
                 assert_eq!(*old_root, mth(&l[..5]));
                 assert!(
-                    matches!(error, ProofError::OldRootMismatch { .. }),
+                    matches!(**error, ProofError::OldRootMismatch { .. }),
                     "{error}"
                 );
             }
