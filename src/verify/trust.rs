@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Largest signed note accepted into the state.
 pub const MAX_NOTE_SIZE: usize = 64 * 1024;
@@ -1084,16 +1084,12 @@ mod bytes_b64 {
     }
 }
 
-/// Seconds since the Unix epoch, for display by callers.
-pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::test_child::{test_name, ChildTest};
     use crate::tlog::merkle::{leaf_hash, node_hash};
+    use std::time::UNIX_EPOCH;
 
     const ORIGIN: &str = "example.com/log";
 
