@@ -3,3 +3,4 @@
 
 pub mod gomod;
 pub mod tlog;
+pub mod warg;

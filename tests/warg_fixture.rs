@@ -28,12 +28,8 @@ fn verified_checkpoint(server: &WargServer) -> SerdeEnvelope<TimestampedCheckpoi
     assert_eq!(envelope.key_id().to_string(), server.operator_key.key_id);
     let public: warg_crypto::signing::PublicKey =
         server.operator_key.public.parse().expect("public key");
-    TimestampedCheckpoint::verify(
-        &public,
-        &envelope.as_ref().encode(),
-        envelope.signature(),
-    )
-    .expect("checkpoint signed by the fixture's operator key");
+    TimestampedCheckpoint::verify(&public, &envelope.as_ref().encode(), envelope.signature())
+        .expect("checkpoint signed by the fixture's operator key");
     envelope
 }
 
@@ -90,6 +86,8 @@ fn missing_log_is_a_404_json_body_without_a_hint() {
         resp.json(),
         serde_json::json!({"status": 404, "type": "log", "id": log_id.to_string()})
     );
+    // bulwark's answer for a missing log is the same bytes.
+    assert_eq!(resp.body, bulwark::warg::wire::log_not_found(&log_id).1);
     assert_eq!(resp.header("warg-registry-hint"), None);
 
     // The reference server refuses the federation header outright.
@@ -101,7 +99,10 @@ fn missing_log_is_a_404_json_body_without_a_hint() {
         None,
     );
     assert_eq!(resp.status, 501);
-    assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(resp.body, b"`Warg-Registry` header is not supported");
 
     // It has no well-known document: a bare 404.
@@ -157,7 +158,9 @@ fn two_registries_publish_and_download_byte_identical() {
     // Fresh clients (empty caches) download both, byte-identical.
     let acme_reader = WargClient::new(&acme.url());
     assert_eq!(
-        acme_reader.download("acme:hello", None).expect("download acme:hello"),
+        acme_reader
+            .download("acme:hello", None)
+            .expect("download acme:hello"),
         small
     );
     let wasi_reader = WargClient::new(&wasi.url());
@@ -210,7 +213,8 @@ fn assert_stale_client_update_fails_by_server_panic(client: &WargClient, server:
     let run = client.update();
     assert!(!run.success, "{run:?}");
     assert!(
-        run.stderr.contains("failed to send request to registry server"),
+        run.stderr
+            .contains("failed to send request to registry server"),
         "{run:?}"
     );
     assert!(server.handler_panicked(), "{}", server.log());
@@ -251,7 +255,131 @@ fn restart_with_new_key_changes_the_operator() {
 
     let server = server.restart_new_key(true);
     assert_ne!(server.operator_key, old_key);
-    assert_ne!(verified_checkpoint(&server).key_id().to_string(), old_key.key_id);
+    assert_ne!(
+        verified_checkpoint(&server).key_id().to_string(),
+        old_key.key_id
+    );
 
     assert_stale_client_update_fails_by_server_panic(&client, &server);
+}
+
+/// What bulwark's verifier will do, against real proofs: the log inclusion
+/// proofs of registry indices 0 (operator init) and 1 (the package record)
+/// are for leaf nodes 0 and 2 and evaluate to the checkpoint's log root; the
+/// map proofs evaluate to its map root; the consistency proof from the first
+/// checkpoint evaluates to both roots.
+#[test]
+fn real_proofs_decode_and_evaluate_against_the_checkpoints() {
+    use bulwark::warg::wire::{self, LogLeaf, MapLeaf, RecordId};
+    use warg_crypto::hash::{AnyHash, Hash, Sha256};
+    use warg_protocol::{operator, package, PublishedProtoEnvelope};
+
+    let server = WargServer::start(&WargServerOptions::owning("acme"));
+    let first = verified_checkpoint(&server);
+    let client = WargClient::new(&server.url());
+    let run = client.publish("acme:hello", "1.0.0", &component(512, 9));
+    assert!(run.success, "{run:?}");
+    let cp = verified_checkpoint(&server);
+    let cp = &cp.as_ref().checkpoint;
+    assert_eq!(cp.log_length, 2);
+
+    // The records, and their record IDs (which are also their fetch tokens).
+    let name: PackageName = "acme:hello".parse().unwrap();
+    let package_log = wire::package_log_id(&name);
+    let resp = server.post_json(
+        "/v1/fetch/logs",
+        &format!(r#"{{"logLength":2,"packages":{{"{package_log}":null}}}}"#),
+    );
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let logs: wire::FetchLogsResponse =
+        wire::decode_json("fetch logs", &resp.body, wire::DEFAULT_JSON_LIMIT).unwrap();
+    assert!(!logs.more);
+    let op = &logs.operator[0];
+    let op_envelope: PublishedProtoEnvelope<operator::OperatorRecord> = op
+        .envelope
+        .clone()
+        .try_into()
+        .expect("operator record decodes");
+    let op_record = RecordId::operator_record::<Sha256>(&op_envelope.envelope);
+    assert_eq!(op.fetch_token, op_record.to_string());
+    assert_eq!(op_envelope.registry_index, 0);
+    let pkg = &logs.packages[&package_log][0];
+    let pkg_envelope: PublishedProtoEnvelope<package::PackageRecord> = pkg
+        .envelope
+        .clone()
+        .try_into()
+        .expect("package record decodes");
+    let pkg_record = RecordId::package_record::<Sha256>(&pkg_envelope.envelope);
+    assert_eq!(pkg.fetch_token, pkg_record.to_string());
+    assert_eq!(pkg_envelope.registry_index, 1);
+
+    let leaves = [
+        (0, wire::operator_log_id(), op_record),
+        (1, package_log.clone(), pkg_record),
+    ];
+
+    // Inclusion: log and map bundles, one proof per requested leaf, in order.
+    let resp = server.post_json("/v1/proof/inclusion", r#"{"logLength":2,"leafs":[0,1]}"#);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let inclusion: wire::InclusionResponse =
+        wire::decode_json("inclusion", &resp.body, wire::DEFAULT_JSON_LIMIT).unwrap();
+    let (data, consistency, proofs) =
+        wire::decode_log_bundle(&inclusion.log, wire::DEFAULT_BUNDLE_LIMIT)
+            .unwrap()
+            .unbundle();
+    assert!(consistency.is_empty());
+    assert_eq!(proofs.len(), 2);
+    let log_root: Hash<Sha256> = cp.log_root.clone().try_into().unwrap();
+    for ((index, log_id, record_id), proof) in leaves.iter().zip(&proofs) {
+        assert_eq!(proof.leaf(), wire::leaf_node(*index).unwrap());
+        assert_eq!(proof.log_length(), 2);
+        let leaf = LogLeaf {
+            log_id: log_id.clone(),
+            record_id: record_id.clone(),
+        };
+        assert_eq!(proof.evaluate_value(&data, &leaf).unwrap(), log_root);
+    }
+    let maps = wire::decode_map_bundle(&inclusion.map, wire::DEFAULT_BUNDLE_LIMIT)
+        .unwrap()
+        .unbundle();
+    assert_eq!(maps.len(), 2);
+    let map_root: Hash<Sha256> = cp.map_root.clone().try_into().unwrap();
+    for ((_, log_id, record_id), proof) in leaves.iter().zip(&maps) {
+        assert!(proof.peers.len() <= wire::MAP_DEPTH);
+        let leaf = MapLeaf {
+            record_id: record_id.clone(),
+        };
+        assert_eq!(proof.evaluate(log_id, &leaf), map_root);
+    }
+
+    // Consistency from the first checkpoint (length 1) to this one.
+    let resp = server.post_json("/v1/proof/consistency", r#"{"from":1,"to":2}"#);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let consistency: wire::ConsistencyResponse =
+        wire::decode_json("consistency", &resp.body, wire::DEFAULT_JSON_LIMIT).unwrap();
+    let (data, proofs, inclusions) =
+        wire::decode_log_bundle(&consistency.proof, wire::DEFAULT_BUNDLE_LIMIT)
+            .unwrap()
+            .unbundle();
+    assert!(inclusions.is_empty());
+    assert_eq!(proofs.len(), 1);
+    assert_eq!((proofs[0].old_length, proofs[0].new_length), (1, 2));
+    let (old, new) = proofs[0].evaluate(&data).unwrap();
+    assert_eq!(AnyHash::from(old), first.as_ref().checkpoint.log_root);
+    assert_eq!(AnyHash::from(new), cp.log_root);
+
+    // A checkpoint length the server never signed has no proofs (the log
+    // part is built first and fails: 422) and no logs (404).
+    let resp = server.post_json("/v1/proof/inclusion", r#"{"logLength":3,"leafs":[0]}"#);
+    assert_eq!(resp.status, 422, "{resp:?}");
+    assert_eq!(
+        resp.json(),
+        serde_json::json!({"status": 422, "reason": "failure", "message": "Necessary hash not found"})
+    );
+    let resp = server.post_json("/v1/fetch/logs", r#"{"logLength":3}"#);
+    assert_eq!(resp.status, 404, "{resp:?}");
+    assert_eq!(
+        resp.json(),
+        serde_json::json!({"status": 404, "type": "logLength", "id": 3})
+    );
 }

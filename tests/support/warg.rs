@@ -644,14 +644,21 @@ impl WargClient {
     /// the package if it has no log yet, uploads the content and waits until
     /// the record is in a checkpoint (the server checkpoints every 5 s).
     pub fn publish(&self, name: &str, version: &str, content: &[u8]) -> WargRun {
-        let file = self.home.path().join("work").join(format!(
-            "{}-{version}.wasm",
-            name.replace(':', "-")
-        ));
+        let file = self
+            .home
+            .path()
+            .join("work")
+            .join(format!("{}-{version}.wasm", name.replace(':', "-")));
         std::fs::write(&file, content).expect("write content to publish");
         let file = file.display().to_string();
         self.run(&[
-            "publish", "release", "--name", name, "--version", version, &file,
+            "publish",
+            "release",
+            "--name",
+            name,
+            "--version",
+            version,
+            &file,
         ])
     }
 
