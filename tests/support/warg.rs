@@ -265,8 +265,12 @@ impl WargServer {
         let mut log = std::fs::File::create(&log_path).expect("create server log");
         std::thread::spawn(move || {
             let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+            let mut reader = BufReader::new(stdout);
+            let mut raw = Vec::new();
+            // Byte lines, so a non-UTF-8 line cannot stop the draining.
+            while matches!(reader.read_until(b'\n', &mut raw), Ok(n) if n > 0) {
+                let line = String::from_utf8_lossy(&raw).trim_end().to_string();
+                raw.clear();
                 let _ = writeln!(log, "{line}");
                 if let Some(addr) = listening_addr(&line) {
                     if let Some(tx) = tx.take() {
