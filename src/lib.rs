@@ -11,3 +11,4 @@ pub mod store;
 pub mod tlog;
 pub mod upstream;
 pub mod verify;
+pub mod warg;

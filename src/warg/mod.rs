@@ -1,0 +1,12 @@
+//! Warg (the Bytecode Alliance component registry protocol, API v1 as the
+//! reference `warg-server` 0.10 speaks it).
+//!
+//! - [`wire`]: the request and response types, routes, error bodies and
+//!   headers of the API, and guarded decoders for the untrusted bytes in it
+//!   (JSON bodies, protobuf proof bundles). The types are the reference
+//!   crates' own (`warg-api`, `warg-protocol`, `warg-transparency`).
+//!
+//! The Warg front, verifier and upstream client build on `wire`;
+//! `tests/support/WARG.md` records how the reference peers behave.
+
+pub mod wire;
