@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod proof;
 pub mod tile;
 
 pub use checkpoint::Checkpoint;
