@@ -9,12 +9,10 @@ use super::super::wire::{self, RegistryIndex, RegistryLen, WireError};
 use thiserror::Error;
 
 /// A refusal by the Warg verifier.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[derive(Debug, Error, PartialEq, Eq)]
 pub enum WargVerifyError {
     /// The checkpoint names a signing key other than the pinned operator key.
-    #[error(
-        "checkpoint: signed by key {seen}, expected the pinned operator key {expected}"
-    )]
+    #[error("checkpoint: signed by key {seen}, expected the pinned operator key {expected}")]
     CheckpointKey { expected: String, seen: String },
 
     /// The checkpoint's signature does not verify under the pinned key.
@@ -64,9 +62,7 @@ pub enum WargVerifyError {
     },
 
     /// A record's registry index does not come after the previous record's.
-    #[error(
-        "{log} log: record {position} has registry index {seen}, expected more than {after}"
-    )]
+    #[error("{log} log: record {position} has registry index {seen}, expected more than {after}")]
     RecordOrder {
         log: &'static str,
         position: usize,
@@ -75,7 +71,9 @@ pub enum WargVerifyError {
     },
 
     /// A record's fetch token is not its record ID.
-    #[error("{log} log: record {position} has fetch token {seen:?}, expected its record id {expected}")]
+    #[error(
+        "{log} log: record {position} has fetch token {seen:?}, expected its record id {expected}"
+    )]
     FetchToken {
         log: &'static str,
         position: usize,

@@ -51,7 +51,10 @@ impl OperatorState {
     /// Validates `records`, the next records of the operator log in order
     /// (the first call starts with the init record). On error nothing of
     /// the batch is kept.
-    pub fn validate(&mut self, records: &[PublishedProtoEnvelopeBody]) -> Result<(), WargVerifyError> {
+    pub fn validate(
+        &mut self,
+        records: &[PublishedProtoEnvelopeBody],
+    ) -> Result<(), WargVerifyError> {
         let (state, added) = validate_batch(
             "operator",
             &self.state,
@@ -67,13 +70,18 @@ impl OperatorState {
 
     /// [`Self::validate`] for records as `POST /v1/fetch/logs` returns them,
     /// also checking each fetch token is the record's ID.
-    pub fn validate_published(&mut self, records: &[PublishedRecord]) -> Result<(), WargVerifyError> {
+    pub fn validate_published(
+        &mut self,
+        records: &[PublishedRecord],
+    ) -> Result<(), WargVerifyError> {
         let (state, added) = validate_batch(
             "operator",
             &self.state,
             self.records.last(),
             self.records.len(),
-            records.iter().map(|r| (&r.envelope, Some(r.fetch_token.as_str()))),
+            records
+                .iter()
+                .map(|r| (&r.envelope, Some(r.fetch_token.as_str()))),
             |e: &ProtoEnvelope<operator::OperatorRecord>| RecordId::operator_record::<Sha256>(e),
         )?;
         self.state = state;
@@ -154,7 +162,10 @@ impl PackageState {
 
     /// Validates `records`, the next records of this package log in order.
     /// On error nothing of the batch is kept.
-    pub fn validate(&mut self, records: &[PublishedProtoEnvelopeBody]) -> Result<(), WargVerifyError> {
+    pub fn validate(
+        &mut self,
+        records: &[PublishedProtoEnvelopeBody],
+    ) -> Result<(), WargVerifyError> {
         let (state, added) = validate_batch(
             "package",
             &self.state,
@@ -170,13 +181,18 @@ impl PackageState {
 
     /// [`Self::validate`] for records as `POST /v1/fetch/logs` returns them,
     /// also checking each fetch token is the record's ID.
-    pub fn validate_published(&mut self, records: &[PublishedRecord]) -> Result<(), WargVerifyError> {
+    pub fn validate_published(
+        &mut self,
+        records: &[PublishedRecord],
+    ) -> Result<(), WargVerifyError> {
         let (state, added) = validate_batch(
             "package",
             &self.state,
             self.records.last(),
             self.records.len(),
-            records.iter().map(|r| (&r.envelope, Some(r.fetch_token.as_str()))),
+            records
+                .iter()
+                .map(|r| (&r.envelope, Some(r.fetch_token.as_str()))),
             |e: &ProtoEnvelope<package::PackageRecord>| RecordId::package_record::<Sha256>(e),
         )?;
         self.state = state;
@@ -281,15 +297,15 @@ where
             }
         }
         let (next, id) = super::guarded("log record", || {
-            let published: PublishedProtoEnvelope<V::Record> = body
-                .clone()
-                .try_into()
-                .map_err(|e| WargVerifyError::RecordDecode {
-                    log,
-                    position,
-                    registry_index,
-                    detail: format!("{e:#}"),
-                })?;
+            let published: PublishedProtoEnvelope<V::Record> =
+                body.clone()
+                    .try_into()
+                    .map_err(|e| WargVerifyError::RecordDecode {
+                        log,
+                        position,
+                        registry_index,
+                        detail: format!("{e:#}"),
+                    })?;
             let envelope = published.envelope;
             let id = record_id(&envelope);
             if let Some(token) = token {
