@@ -186,6 +186,12 @@ pub fn verify_consistency(
     new: &VerifiedCheckpoint,
     proof_bundle: &[u8],
 ) -> Result<(), WargVerifyError> {
+    if new.log_length() < old.log_length() {
+        return Err(WargVerifyError::Rewind {
+            old_length: old.log_length(),
+            new_length: new.log_length(),
+        });
+    }
     if new.timestamp() < old.timestamp() {
         return Err(WargVerifyError::TimestampRewind {
             old: old.timestamp(),
