@@ -542,7 +542,7 @@ fn refuses_a_record_with_one_byte_changed() {
 
     let mut state = PackageState::for_name(&package_name());
     state.validate(&bodies[..1]).unwrap();
-    let err = state.validate(&[rewritten.clone()]).unwrap_err();
+    let err = state.validate(std::slice::from_ref(&rewritten)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -913,7 +913,7 @@ proptest! {
         let mut json = record_json(&s.package_bodies()[0]);
         json["contentBytes"] = B64.encode(&bytes).into();
         let body = record_from_json(json);
-        prop_assert!(PackageState::for_name(&package_name()).validate(&[body.clone()]).is_err());
+        prop_assert!(PackageState::for_name(&package_name()).validate(std::slice::from_ref(&body)).is_err());
         prop_assert!(OperatorState::new().validate(&[body]).is_err());
     }
 
