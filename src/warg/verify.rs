@@ -29,6 +29,8 @@ mod checkpoint;
 mod error;
 mod logs;
 mod proofs;
+#[cfg(test)]
+mod tests;
 
 pub use checkpoint::{verify_checkpoint, VerifiedCheckpoint};
 pub use error::WargVerifyError;
