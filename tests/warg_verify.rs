@@ -542,7 +542,9 @@ fn refuses_a_record_with_one_byte_changed() {
 
     let mut state = PackageState::for_name(&package_name());
     state.validate(&bodies[..1]).unwrap();
-    let err = state.validate(std::slice::from_ref(&rewritten)).unwrap_err();
+    let err = state
+        .validate(std::slice::from_ref(&rewritten))
+        .unwrap_err();
     assert!(
         matches!(
             err,
