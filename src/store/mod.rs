@@ -1,0 +1,139 @@
+//! The store layer: the one place that owns bytes on disk.
+//!
+//! - [`blobs`]: the content-addressed blob store ([`BlobStore`], with the
+//!   filesystem backend [`FsBlobStore`]). Protocol fronts put content here
+//!   only through the verifier, and read it back by digest.
+//! - [`digest`]: the `sha256:<hex>` names of blobs.
+//!
+//! Trust state (accepted checkpoints, evidence, quarantine) lives in
+//! `verify::trust`, which owns its redb file; nothing here writes it.
+//!
+//! The [`BlobStore`] trait is object safe (`Arc<dyn BlobStore>`) so an
+//! S3-compatible backend can sit beside the filesystem one. Its contract,
+//! which every backend must keep:
+//!
+//! - A blob is visible under a digest only if its bytes hash to that digest:
+//!   `put` checks before anything becomes visible and refuses a mismatch
+//!   with [`StoreError::DigestMismatch`], which names both digests.
+//! - A put that fails or is interrupted (error, dropped future, crash)
+//!   leaves nothing visible.
+//! - Concurrent puts of one digest are safe: all succeed and one good blob
+//!   remains.
+//! - Reads are bounded: a blob larger than the backend's size limit is
+//!   refused, never read into memory.
+
+pub mod blobs;
+pub mod digest;
+#[cfg(test)]
+pub(crate) mod test_child;
+
+pub use blobs::{FsBlobConfig, FsBlobStore};
+pub use digest::{Digest, DigestError};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use std::path::PathBuf;
+
+/// A body to store, chunk by chunk. A chunk error aborts the put.
+pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
+
+/// What a successful put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The blob was written by this call.
+    New,
+    /// A blob with this digest was already stored (by an earlier or a
+    /// concurrent put); nothing was written.
+    Existing,
+}
+
+/// Content-addressed blob storage. See the module documentation for the
+/// contract every backend keeps.
+pub trait BlobStore: Send + Sync + 'static {
+    /// The blob named `digest`, or `None` if it is not stored. The bytes
+    /// returned hash to `digest`.
+    fn get<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
+
+    /// Whether a blob named `digest` is stored.
+    fn contains<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Stores `bytes` under `digest` if they hash to it; otherwise stores
+    /// nothing and fails with [`StoreError::DigestMismatch`].
+    fn put<'a>(
+        &'a self,
+        digest: &'a Digest,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, Result<Stored, StoreError>>;
+
+    /// Stores a body that arrives in chunks (large content), hashing it as
+    /// it is written. Nothing becomes visible unless the whole body arrived,
+    /// stayed within the size limit, and hashes to `digest`. If `digest` is
+    /// already stored the body is not read and the result is
+    /// [`Stored::Existing`].
+    fn put_stream<'a>(
+        &'a self,
+        digest: &'a Digest,
+        body: ByteStream<'a>,
+    ) -> BoxFuture<'a, Result<Stored, StoreError>>;
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bytes offered for a digest hash to a different one.
+    #[error("content store: bytes for {expected} hash to {seen}; nothing was stored")]
+    DigestMismatch { expected: Digest, seen: Digest },
+    /// A blob is (or would be) larger than the configured limit.
+    #[error(
+        "content store: blob {digest} is at least {seen} bytes, more than the {limit} allowed"
+    )]
+    TooLarge {
+        digest: Digest,
+        limit: u64,
+        seen: u64,
+    },
+    /// A stored file does not hash to its name (disk corruption or
+    /// tampering). It was moved aside to `moved_to` and is not served.
+    #[error(
+        "content store: stored blob {digest} hashes to {seen}; moved aside to {}",
+        moved_to.display()
+    )]
+    Corrupt {
+        digest: Digest,
+        seen: Digest,
+        moved_to: PathBuf,
+    },
+    /// The body stream handed to `put_stream` failed.
+    #[error("content store: body for {digest} failed after {received} bytes: {source}")]
+    Body {
+        digest: Digest,
+        received: u64,
+        source: std::io::Error,
+    },
+    /// A filesystem operation failed.
+    #[error("content store: {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A blocking task of the store panicked or was cancelled.
+    #[error("content store: background task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// A short stable name for the check or operation that failed, for
+    /// metrics labels ("digest", "size", "corrupt", "body", "io", "task").
+    pub fn check(&self) -> &'static str {
+        match self {
+            StoreError::DigestMismatch { .. } => "digest",
+            StoreError::TooLarge { .. } => "size",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Body { .. } => "body",
+            StoreError::Io { .. } => "io",
+            StoreError::Task(_) => "task",
+        }
+    }
+}
