@@ -52,6 +52,9 @@ struct GoUpstream {
     proxy: UpstreamClient,
     verifier: SumdbVerifier,
     meta: moka::future::Cache<String, Bytes>,
+    /// The last answer to each metadata request, served only while the
+    /// upstream cannot be reached (with a `Warning`).
+    meta_stale: moka::future::Cache<String, Bytes>,
 }
 
 /// The Go-modules front (see the module documentation).
@@ -131,6 +134,7 @@ impl GoFront {
                     .max_capacity(10_000)
                     .time_to_live(META_TTL)
                     .build(),
+                meta_stale: moka::future::Cache::builder().max_capacity(10_000).build(),
             });
             by_sumdb.insert(sdb.name.clone(), g.clone());
             by_upstream.insert(u.name.clone(), g);
@@ -310,13 +314,29 @@ impl GoFront {
             return Ok(ok_bytes(b, ctype, None));
         }
         self.metrics.cache("gomod.meta", false);
-        let res = g
+        let res = match g
             .proxy
             .send(UpstreamRequest::get(path.clone()).max_response_bytes(MAX_MOD_BYTES))
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| api(g, VerifyError::Upstream(e)))?;
-        g.meta.insert(path, res.body.clone()).await;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let e = VerifyError::Upstream(e);
+                if e.is_unreachable() {
+                    if let Some(b) = g.meta_stale.get(&path).await {
+                        let w = format!(
+                            "110 bulwark \"Response is Stale: upstream {} unreachable\"",
+                            g.name
+                        );
+                        return Ok(ok_bytes(b, ctype, Some(w)));
+                    }
+                }
+                return Err(api(g, e));
+            }
+        };
+        g.meta.insert(path.clone(), res.body.clone()).await;
+        g.meta_stale.insert(path, res.body.clone()).await;
         Ok(ok_bytes(res.body, ctype, None))
     }
 }
@@ -350,12 +370,35 @@ fn api(g: &GoUpstream, e: VerifyError) -> ApiError {
     err
 }
 
+/// The path with `%XX` escapes decoded (the `go` command writes `!` as
+/// `%21`); `None` if an escape is malformed or the result is not UTF-8.
+fn percent_decode(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return Some(path.to_string());
+    }
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 impl Front for GoFront {
     fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
         if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
             return None;
         }
-        let path = req.uri().path();
+        let path = percent_decode(req.uri().path())?;
+        let path = path.as_str();
         if self.sumdb_route(path).is_some() {
             return Some("gomod.sumdb");
         }
@@ -372,7 +415,9 @@ impl Front for GoFront {
         req: Request<ReqBody>,
     ) -> BoxFuture<'a, Response<ResBody>> {
         async move {
-            let path = req.uri().path().to_string();
+            let Some(path) = percent_decode(req.uri().path()) else {
+                return ApiError::new(StatusCode::NOT_FOUND, "bad path").into_response();
+            };
             let r = if let Some((g, rest)) = self.sumdb_route(&path) {
                 self.sumdb(&g, rest).await
             } else if let Some((g, preq)) = self.proxy_route(&path) {
