@@ -91,9 +91,14 @@ impl World {
 
     /// Writes bulwark's config for `fx` (data dir under the world).
     fn config(&self, fx: &GoFixture) -> PathBuf {
+        self.config_with(fx, "")
+    }
+
+    /// Like [`World::config`] with extra `[server]` lines.
+    fn config_with(&self, fx: &GoFixture, server: &str) -> PathBuf {
         let file = self.path("bulwark.toml");
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n\
              [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"gomod\"\nurl = \"{}\"\n\
              namespaces = [\"*\"]\nsumdb = {{ name = \"{}\", url = \"{}\", key = \"{}\" }}\n",
             self.path("data").display(),
@@ -322,7 +327,11 @@ fn refuses_a_zip_altered_after_it_was_logged_and_keeps_nothing() {
         &["mod", "download", &format!("{GREET}@v1.0.0")],
     );
     assert!(!out.status.success(), "go downloaded an altered zip");
-    assert!(text(&out.stderr).contains("h1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("502 Bad Gateway"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Nothing was kept: with the upstream gone it is still refused.
     drop(fx);
@@ -446,8 +455,11 @@ fn fork_quarantines_across_restarts_until_cleared() {
 fn refuses_an_older_tree_replayed_also_after_a_restart() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    let config = world.config(&fx);
+    // A 1ms freshness bound: every use of a stored module re-checks the
+    // tree with the (answering) upstream first.
+    let config = world.config_with(&fx, "max_checkpoint_age = \"1ms\"");
     let b = Bulwark::start(&config);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
     let latest = b.get(&format!("/sumdb/{}/latest", fx.name));
     assert_eq!(latest.status, 200);
     let addr = fx.addr;
@@ -463,6 +475,9 @@ fn refuses_an_older_tree_replayed_also_after_a_restart() {
         "rewind",
     );
     assert_refused(&b.get(GREET_ZIP), 502, "rewind");
+    // Verified before, but the tree is stale and the upstream answers with
+    // a tree that cannot be accepted: refused, not served from store.
+    assert_refused(&b.get(HELLO_ZIP), 502, "rewind");
     drop(b);
     let b = Bulwark::start(&config);
     assert_refused(
@@ -483,7 +498,9 @@ fn refuses_an_older_tree_replayed_also_after_a_restart() {
 fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    let b = Bulwark::start(&world.config(&fx));
+    // Every tree is older than 1ms by the time it is used again: with the
+    // upstream answering it is refreshed, without it served with a Warning.
+    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
     let out = world.go(
         &b,
         &fx,
@@ -504,8 +521,16 @@ fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
         .output()
         .expect("go");
     assert_success("offline go mod download", &out);
-    assert_eq!(b.get(HELLO_ZIP).status, 200);
-    assert_eq!(b.get(&format!("/sumdb/{name}/latest")).status, 200);
+    let zip = b.get(HELLO_ZIP);
+    assert_eq!(zip.status, 200);
+    let w = zip
+        .header("warning")
+        .unwrap_or_else(|| panic!("no Warning header offline: {}", zip.head));
+    assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
+    let latest = b.get(&format!("/sumdb/{name}/latest"));
+    assert_eq!(latest.status, 200);
+    assert!(latest.header("warning").is_some());
+    assert!(text(&latest.body).starts_with("go.sum database tree\n"));
     // Never verified: refused.
     let r = b.get(GREET_ZIP);
     assert_ne!(r.status, 200);

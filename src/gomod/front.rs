@@ -175,7 +175,16 @@ impl GoFront {
         if rest == "latest" {
             let (a, warning) = match v.refresh().await {
                 Ok(a) => (a, None),
-                Err(e) if e.is_unreachable() => v.current().await.map_err(|e| api(g, e))?,
+                Err(e) if e.is_unreachable() => {
+                    let (a, w) = v.current().await.map_err(|e| api(g, e))?;
+                    let w = w.unwrap_or_else(|| {
+                        format!(
+                            "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
+                            g.name, a.size
+                        )
+                    });
+                    (a, Some(w))
+                }
                 Err(e) => return Err(api(g, e)),
             };
             return Ok(ok_bytes(
