@@ -265,7 +265,7 @@ impl GoFront {
         let (expected, seen) = if kind == "zip" {
             let data = body.clone();
             let mv = m.clone();
-            let limits = self.limits.clone();
+            let limits = self.limits;
             let h =
                 tokio::task::spawn_blocking(move || dirhash::hash_module_zip(&data, &mv, &limits))
                     .await
