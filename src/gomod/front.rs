@@ -444,3 +444,24 @@ impl Front for GoFront {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decode_turns_go_escapes_back_into_bang() {
+        assert_eq!(
+            percent_decode("/example.com/%21hello/@v/v1.1.0.zip").as_deref(),
+            Some("/example.com/!hello/@v/v1.1.0.zip")
+        );
+        assert_eq!(percent_decode("/plain").as_deref(), Some("/plain"));
+    }
+
+    #[test]
+    fn percent_decode_refuses_malformed_escapes_and_invalid_utf8() {
+        assert_eq!(percent_decode("/a%2"), None);
+        assert_eq!(percent_decode("/a%zz"), None);
+        assert_eq!(percent_decode("/a%ff"), None);
+    }
+}
