@@ -553,3 +553,54 @@ fn concurrent_requests_for_a_missing_object_reach_the_upstream_once() {
     let (_, n) = fx.get(&format!("/_stats?path={path}"));
     assert_eq!(text(&n).trim(), "1");
 }
+
+#[test]
+fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles_refused() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(&format!("/sumdb/{}/latest", fx.name)).status, 200);
+    let addr = fx.addr;
+    drop(fx);
+
+    // One more module, logged after the others: the tree grows to 3.
+    write_module(
+        &world.path("mods"),
+        "example.com/zzz",
+        "v1.0.0",
+        &[("go.mod", "module example.com/zzz\n\ngo 1.19\n")],
+    );
+    // Tiles altered in transit: the consistency proof cannot be read.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.tamper_tile = Some(TileKind::Hash);
+    let tampered = GoFixture::start(&opts);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", tampered.name)),
+        502,
+        "tiles",
+    );
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("active") && listed.contains("size 2 "),
+        "{listed}"
+    );
+    drop(tampered);
+
+    // Honest tiles: the grown tree is proven consistent and accepted.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    let grown = GoFixture::start(&opts);
+    let latest = b.get(&format!("/sumdb/{}/latest", grown.name));
+    assert_eq!(latest.status, 200, "{}", text(&latest.body));
+    assert!(text(&latest.body).starts_with("go.sum database tree\n3\n"));
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    assert!(
+        text(&out.stdout).contains("size 3 "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(b.get("/example.com/zzz/@v/v1.0.0.zip").status, 200);
+}
