@@ -12,7 +12,11 @@ use std::sync::Arc;
 
 use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
+use bulwark::gomod::front::GoFront;
+use bulwark::gomod::verifier::GoIndex;
 use bulwark::server::{App, Front, Server};
+use bulwark::store::{FsBlobConfig, FsBlobStore};
+use bulwark::verify::trust::TrustState;
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -52,6 +56,9 @@ enum Command {
     /// Verify checkpoints, proofs and consistency offline.
     #[command(subcommand)]
     Verify(cli::verify::VerifyCommand),
+    /// Show or change upstreams' trust state (list, clear a quarantine).
+    #[command(subcommand)]
+    Upstream(cli::upstream::UpstreamCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
         Command::Verify(cmd) => cli::verify::run(cmd),
+        Command::Upstream(cmd) => cli::upstream::run(cmd, load),
     }
 }
 
@@ -112,11 +120,30 @@ fn init_logging(format: LogFormat) {
 
 /// The protocol fronts, in the order they are asked.
 ///
-/// LEAD: wire the Warg front (src/warg/) and the Go modules front
-/// (src/gomod/) here, built from `app.federation`, `app.metrics` and
-/// `app.config`.
-fn protocol_fronts(_app: &App) -> Vec<Arc<dyn Front>> {
-    Vec::new()
+/// LEAD: wire the Warg front (src/warg/) here too. The trust state
+/// (`<data_dir>/state.redb`) and the blob store (`<data_dir>/blobs`) are
+/// opened here, once, and shared by the fronts.
+async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
+    let mut fronts: Vec<Arc<dyn Front>> = Vec::new();
+    let data_dir = app.data_dir().clone();
+    let trust = {
+        let path = data_dir.join("state.redb");
+        tokio::task::spawn_blocking(move || TrustState::open(path)).await??
+    };
+    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    let index = GoIndex::open(&data_dir.join("gomod.redb"))?;
+    let go = GoFront::new(
+        &app.config,
+        app.federation.clone(),
+        app.metrics.clone(),
+        trust,
+        blobs,
+        index,
+    )?;
+    if !go.is_empty() {
+        fronts.push(Arc::new(go));
+    }
+    Ok(fronts)
 }
 
 fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
@@ -144,7 +171,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
     let result = runtime.block_on(async move {
         let origin = config.origin.clone();
         let mut app = App::new(config)?;
-        for front in protocol_fronts(&app) {
+        for front in protocol_fronts(&app).await? {
             app.add_front(front);
         }
         let server = Server::bind(app).await?;
