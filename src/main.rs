@@ -170,6 +170,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
     };
     let result = runtime.block_on(async move {
         let origin = config.origin.clone();
+        let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
         for front in protocol_fronts(&app).await? {
             app.add_front(front);
@@ -179,7 +180,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let scheme = if server.is_tls() { "https" } else { "http" };
         tracing::info!(config = %origin, %addr, scheme, "bulwark serving");
         println!("listening on {addr}");
-        server.run(bulwark::server::shutdown_signal()).await
+        server.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
