@@ -115,8 +115,10 @@ fn init_logging(format: LogFormat) {
 /// LEAD: wire the Warg front (src/warg/) and the Go modules front
 /// (src/gomod/) here, built from `app.federation`, `app.metrics` and
 /// `app.config`.
-fn protocol_fronts(_app: &App) -> Vec<Arc<dyn Front>> {
-    Vec::new()
+fn protocol_fronts(app: &App) -> Vec<Arc<dyn Front>> {
+    let mut fronts: Vec<Arc<dyn Front>> = Vec::new();
+    bulwark::warg::front::add_to(app, &mut fronts);
+    fronts
 }
 
 fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {

@@ -10,3 +10,5 @@
 //! `tests/support/WARG.md` records how the reference peers behave.
 
 pub mod wire;
+pub mod checks;
+pub mod front;
