@@ -307,21 +307,28 @@ pub fn check_inclusion(
     Ok(())
 }
 
+/// What a consistency bundle proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consistent {
+    /// The log root at the old length.
+    pub old_root: [u8; 32],
+    /// The log root at the new length.
+    pub new_root: [u8; 32],
+    /// The same proof as an RFC 9162 hash list (for the trust state).
+    pub rfc: Vec<TlogHash>,
+}
+
 /// Checks a consistency bundle for `from → to` and returns the old and new
 /// log roots it proves, plus the same proof as an RFC 9162 hash list (for
 /// the trust state). Guards: `0 < from <= to`, exactly one consistency
 /// proof, for exactly these lengths, no inclusion proofs.
-pub fn check_consistency(
-    bytes: &[u8],
-    from: u64,
-    to: u64,
-) -> Result<([u8; 32], [u8; 32], Vec<TlogHash>), CheckError> {
+pub fn check_consistency(bytes: &[u8], from: u64, to: u64) -> Result<Consistent, CheckError> {
     let bad = |s: String| CheckError::Consistency(s);
     if from == 0 || from > to {
         return Err(bad(format!("cannot prove {from} → {to}")));
     }
-    let bundle =
-        wire::decode_log_bundle(bytes, wire::DEFAULT_BUNDLE_LIMIT).map_err(|e| bad(e.to_string()))?;
+    let bundle = wire::decode_log_bundle(bytes, wire::DEFAULT_BUNDLE_LIMIT)
+        .map_err(|e| bad(e.to_string()))?;
     let (data, cons, incs) = bundle.unbundle();
     if cons.len() != 1 || !incs.is_empty() {
         return Err(bad(format!(
@@ -338,10 +345,20 @@ pub fn check_consistency(
         )));
     }
     let (old, new) = p.evaluate(&data).map_err(|e| bad(e.to_string()))?;
-    let old: [u8; 32] = old.bytes().try_into().map_err(|_| bad("hash size".into()))?;
-    let new: [u8; 32] = new.bytes().try_into().map_err(|_| bad("hash size".into()))?;
+    let old: [u8; 32] = old
+        .bytes()
+        .try_into()
+        .map_err(|_| bad("hash size".into()))?;
+    let new: [u8; 32] = new
+        .bytes()
+        .try_into()
+        .map_err(|_| bad("hash size".into()))?;
     let rfc = rfc_consistency_proof(&data, from, to)?;
-    Ok((old, new, rfc))
+    Ok(Consistent {
+        old_root: old,
+        new_root: new,
+        rfc,
+    })
 }
 
 /// Hashes of the subtrees of a log known from a bundle.
@@ -362,7 +379,7 @@ impl<L: LogData<Sha256, LogLeaf>> Known<'_, L> {
             CheckError::Consistency("the bundle lacks hashes to rebuild the proof".into())
         })?;
         let n = hi - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let idx = lo
                 .checked_mul(2)
                 .and_then(|x| x.checked_add(n - 1))
@@ -472,7 +489,11 @@ mod tests {
                 let proof = log.prove_consistency(m as usize, n as usize);
                 let bundle = wire::LogProofBundle::bundle(vec![proof], vec![], &log).unwrap();
                 let bytes = bundle.encode();
-                let (old, new, rfc) = check_consistency(&bytes, m, n).unwrap();
+                let Consistent {
+                    old_root: old,
+                    new_root: new,
+                    rfc,
+                } = check_consistency(&bytes, m, n).unwrap();
                 assert_eq!(Some(old), roots[m as usize]);
                 assert_eq!(Some(new), roots[n as usize]);
                 verify_consistency(m, n, &TlogHash(old), &TlogHash(new), &rfc)

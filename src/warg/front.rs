@@ -133,7 +133,10 @@ fn upstream_failure(up: &str, e: &UpstreamError) -> Answer {
 
 /// Whether an upstream error means it did not answer (offline mode).
 fn unreachable(e: &UpstreamError) -> bool {
-    !matches!(e, UpstreamError::Status { .. } | UpstreamError::TooLarge { .. })
+    !matches!(
+        e,
+        UpstreamError::Status { .. } | UpstreamError::TooLarge { .. }
+    )
 }
 
 /// What bulwark verified about one upstream (memory; the trust state holds
@@ -187,7 +190,11 @@ impl WargFront {
     ) -> anyhow::Result<Option<WargFront>> {
         let mut upstreams = Vec::new();
         let mut default = None;
-        for u in config.upstreams.iter().filter(|u| u.protocol == Protocol::Warg) {
+        for u in config
+            .upstreams
+            .iter()
+            .filter(|u| u.protocol == Protocol::Warg)
+        {
             let key_text = u.operator_key.as_deref().ok_or_else(|| {
                 anyhow::anyhow!("upstream {}: a Warg upstream needs operator_key", u.name)
             })?;
@@ -272,12 +279,13 @@ impl WargFront {
     }
 
     fn or_default(&self, up: Option<Arc<Upstream>>) -> Result<Arc<Upstream>, Answer> {
-        up.or_else(|| self.default_upstream().cloned()).ok_or_else(|| {
-            Answer::message(
-                StatusCode::NOT_FOUND,
-                "no Warg-Registry header and no default Warg upstream is configured",
-            )
-        })
+        up.or_else(|| self.default_upstream().cloned())
+            .ok_or_else(|| {
+                Answer::message(
+                    StatusCode::NOT_FOUND,
+                    "no Warg-Registry header and no default Warg upstream is configured",
+                )
+            })
     }
 
     async fn handle_route(&self, route: Route, req: Request<ReqBody>) -> Answer {
@@ -370,7 +378,12 @@ impl WargFront {
         let ct = req.headers().get(header::CONTENT_TYPE).cloned();
         let body = match read_body(req.into_body()).await {
             Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.message),
+            Err(e) => {
+                return Answer::message(
+                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    e.message,
+                )
+            }
         };
         let request = if method == Method::GET {
             UpstreamRequest::get(path)
@@ -502,7 +515,10 @@ impl WargFront {
             ));
         }
         // Trust state: consistency from the last accepted checkpoint.
-        let root = TlogHash(checks::hash_bytes(&contents.checkpoint.log_root).map_err(|e| check_refusal(&up.name, &e))?);
+        let root = TlogHash(
+            checks::hash_bytes(&contents.checkpoint.log_root)
+                .map_err(|e| check_refusal(&up.name, &e))?,
+        );
         let tcp = TlogCheckpoint {
             origin: format!("warg:{}", up.key.key_id),
             size: len,
@@ -531,7 +547,10 @@ impl WargFront {
             if resp.status != StatusCode::OK {
                 return Err(refuse(
                     &up.name,
-                    format!("consistency proof {} → {len} answered {}", l.size, resp.status),
+                    format!(
+                        "consistency proof {} → {len} answered {}",
+                        l.size, resp.status
+                    ),
                 ));
             }
             let c: wire::ConsistencyResponse =
@@ -539,9 +558,9 @@ impl WargFront {
                     .map_err(|e| refuse(&up.name, e))?;
             // A malformed bundle is a refusal, not evidence; a well-formed
             // proof that does not link the roots goes to the trust state.
-            let (_, _, rfc) = checks::check_consistency(&c.proof, l.size, len)
+            let rfc = checks::check_consistency(&c.proof, l.size, len)
                 .map_err(|e| check_refusal(&up.name, &e))?;
-            proof_hashes = rfc;
+            proof_hashes = rfc.rfc;
             from = l.size;
         }
         let note = wire::encode_json(cp);
@@ -573,7 +592,11 @@ impl WargFront {
 
     /// A verified checkpoint of length `len` (memory, else the trust
     /// state's history).
-    async fn checkpoint_at(&self, up: &Upstream, len: u64) -> Result<TimestampedCheckpoint, Answer> {
+    async fn checkpoint_at(
+        &self,
+        up: &Upstream,
+        len: u64,
+    ) -> Result<TimestampedCheckpoint, Answer> {
         if let Some(cp) = up
             .verified
             .lock()
@@ -662,7 +685,11 @@ impl WargFront {
             if resp.status != StatusCode::OK {
                 return Err(refuse(
                     &up.name,
-                    format!("fetching the log {} answered {}", kind.log_id(), resp.status),
+                    format!(
+                        "fetching the log {} answered {}",
+                        kind.log_id(),
+                        resp.status
+                    ),
                 ));
             }
             let mut body: FetchLogsResponse =
@@ -682,8 +709,8 @@ impl WargFront {
                 break;
             }
         }
-        let log = checks::validate_log(kind, &records, len)
-            .map_err(|e| check_refusal(&up.name, &e))?;
+        let log =
+            checks::validate_log(kind, &records, len).map_err(|e| check_refusal(&up.name, &e))?;
         let head = log
             .head()
             .cloned()
@@ -776,10 +803,9 @@ impl WargFront {
     /// The upstream owning a package log (by its name's namespace).
     async fn route_log(&self, log_id: &LogId) -> Result<Arc<Upstream>, Answer> {
         match self.name_of(log_id).await {
-            Some(name) => self
-                .owner(name.namespace())
-                .cloned()
-                .ok_or_else(|| Answer::message(StatusCode::NOT_FOUND, "no upstream owns this namespace")),
+            Some(name) => self.owner(name.namespace()).cloned().ok_or_else(|| {
+                Answer::message(StatusCode::NOT_FOUND, "no upstream owns this namespace")
+            }),
             None => self.or_default(None),
         }
     }
@@ -903,11 +929,9 @@ impl WargFront {
                 &a.body,
                 wire::DEFAULT_JSON_LIMIT,
             ) {
-                self.learn(
-                    r.packages
-                        .into_iter()
-                        .filter_map(|(id, n)| n.filter(|n| wire::package_log_id(n) == id).map(|n| (id, n))),
-                );
+                self.learn(r.packages.into_iter().filter_map(|(id, n)| {
+                    n.filter(|n| wire::package_log_id(n) == id).map(|n| (id, n))
+                }));
             }
         }
         a
@@ -925,7 +949,10 @@ impl WargFront {
                 Ok(r) => r,
                 Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
             };
-        let resp = match self.post_json(up, "/v1/proof/inclusion", body.to_vec()).await {
+        let resp = match self
+            .post_json(up, "/v1/proof/inclusion", body.to_vec())
+            .await
+        {
             Ok(r) => r,
             Err(e) => return upstream_failure(&up.name, &e),
         };
@@ -975,7 +1002,10 @@ impl WargFront {
                 Ok(r) => r,
                 Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
             };
-        let resp = match self.post_json(up, "/v1/proof/consistency", body.to_vec()).await {
+        let resp = match self
+            .post_json(up, "/v1/proof/consistency", body.to_vec())
+            .await
+        {
             Ok(r) => r,
             Err(e) => return upstream_failure(&up.name, &e),
         };
@@ -995,7 +1025,11 @@ impl WargFront {
             (Err(a), _) | (_, Err(a)) => return a,
         };
         match checks::check_consistency(&c.proof, request.from as u64, request.to as u64) {
-            Ok((o, n, _)) => {
+            Ok(checks::Consistent {
+                old_root: o,
+                new_root: n,
+                ..
+            }) => {
                 let want_o = checks::hash_bytes(&old.checkpoint.log_root).ok();
                 let want_n = checks::hash_bytes(&new.checkpoint.log_root).ok();
                 if want_o != Some(o) || want_n != Some(n) {
@@ -1039,11 +1073,14 @@ impl WargFront {
             return Answer::message(StatusCode::BAD_REQUEST, "bad digest");
         };
         let mut sources = IndexMap::new();
-        sources.insert(parsed, vec![ContentSource::HttpGet {
-            url,
-            accept_ranges: false,
-            size: None,
-        }]);
+        sources.insert(
+            parsed,
+            vec![ContentSource::HttpGet {
+                url,
+                accept_ranges: false,
+                size: None,
+            }],
+        );
         Answer::json(
             StatusCode::OK,
             wire::encode_json(&ContentSourcesResponse {
@@ -1109,9 +1146,7 @@ impl WargFront {
             .await
         {
             Ok(r) if r.status == StatusCode::OK => r,
-            Ok(r) => {
-                return refuse(&up.name, format!("content {digest} answered {}", r.status))
-            }
+            Ok(r) => return refuse(&up.name, format!("content {digest} answered {}", r.status)),
             Err(e) => return upstream_failure(&up.name, &e),
         };
         let got = BlobDigest::of(&resp.body);
@@ -1159,7 +1194,12 @@ impl WargFront {
 
     // ---- publishing ----
 
-    async fn publish(&self, up: Option<Arc<Upstream>>, log_id: &LogId, req: Request<ReqBody>) -> Answer {
+    async fn publish(
+        &self,
+        up: Option<Arc<Upstream>>,
+        log_id: &LogId,
+        req: Request<ReqBody>,
+    ) -> Answer {
         let (parts, body) = req.into_parts();
         let body = match read_body(body).await {
             Ok(b) => b,
@@ -1280,7 +1320,9 @@ impl Front for WargFront {
                 let path = req.uri().path().to_string();
                 return match self.content_route(&path).await {
                     Some(a) => a.into_response(),
-                    None => Answer::message(StatusCode::NOT_FOUND, "no such content").into_response(),
+                    None => {
+                        Answer::message(StatusCode::NOT_FOUND, "no such content").into_response()
+                    }
                 };
             }
             let Some(r) = Route::parse(req.method(), req.uri().path()) else {
@@ -1290,7 +1332,6 @@ impl Front for WargFront {
         })
     }
 }
-
 
 /// Adds the Warg front to `fronts` when Warg upstreams are configured (the
 /// one line `main.rs` calls); a front that cannot be built is logged and

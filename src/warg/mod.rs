@@ -9,6 +9,6 @@
 //! The Warg front, verifier and upstream client build on `wire`;
 //! `tests/support/WARG.md` records how the reference peers behave.
 
-pub mod wire;
 pub mod checks;
 pub mod front;
+pub mod wire;
