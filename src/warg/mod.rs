@@ -5,10 +5,14 @@
 //!   headers of the API, and guarded decoders for the untrusted bytes in it
 //!   (JSON bodies, protobuf proof bundles). The types are the reference
 //!   crates' own (`warg-api`, `warg-protocol`, `warg-transparency`).
+//! - [`verify`]: the checks on everything an upstream sends (pinned-key
+//!   checkpoints, operator and package log validation, inclusion and
+//!   consistency proofs), pure and synchronous.
 //!
 //! The Warg front, verifier and upstream client build on `wire`;
 //! `tests/support/WARG.md` records how the reference peers behave.
 
 pub mod checks;
 pub mod front;
+pub mod verify;
 pub mod wire;
