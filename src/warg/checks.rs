@@ -1,42 +1,25 @@
-//! The verification steps the Warg front runs on upstream answers before it
-//! passes them on: checkpoint signatures under the pinned operator key,
-//! inclusion bundles (exact proof counts and leaf positions, log and map
-//! roots), consistency bundles (guarded against the reference crate's
-//! panics), package and operator log validation, and the conversion of a
-//! Warg consistency bundle into an RFC 9162 proof for the trust state.
+//! The Warg front's adapters around `warg::verify`: the pinned key parsed
+//! from configuration, the validated-log record the front caches, and the
+//! conversion of a Warg consistency bundle (node hashes by in-order index)
+//! into the RFC 9162 proof the trust state checks (Warg's interior hash is
+//! RFC 6962's `H(0x01 ‖ l ‖ r)`, so the same subtree hashes verify there).
 //!
-//! Called by `warg::front` only. The pure verifier of `warg::verify` (built
-//! in parallel) covers the same ground; this module is the front's thin,
-//! self-contained layer so the front does not depend on that API's shape.
+//! Called by `warg::front` only; all other verification is
+//! `warg::verify`'s.
 
 use std::collections::HashMap;
 
-use warg_crypto::hash::{AnyHash, Hash, Sha256};
+use warg_crypto::hash::{AnyHash, Sha256};
 use warg_crypto::signing::{KeyID, PublicKey};
-use warg_crypto::Signable;
-use warg_protocol::operator;
-use warg_protocol::package;
-use warg_protocol::{ProtoEnvelope, PublishedProtoEnvelope};
 use warg_transparency::log::{LogData, Node};
 
 use crate::tlog::Hash as TlogHash;
-use crate::warg::wire::{
-    self, InclusionResponse, LogId, LogLeaf, MapLeaf, PublishedRecord, RecordId, RegistryIndex,
-    SignedCheckpoint, TimestampedCheckpoint, MAP_DEPTH,
-};
+use crate::warg::wire::{self, LogId, LogLeaf};
 
 /// Why an upstream answer was refused. The text says which check failed,
 /// what was expected and what was seen.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CheckError {
-    #[error("checkpoint key: expected the pinned operator key {expected}, checkpoint is signed by key {seen}")]
-    WrongKey { expected: String, seen: String },
-    #[error("checkpoint signature: does not verify under the pinned operator key {key}")]
-    BadSignature { key: String },
-    #[error("commit permission: operator log does not grant key {key} the `commit` permission")]
-    NoCommitPermission { key: String },
-    #[error("inclusion bundle: {0}")]
-    Inclusion(String),
     #[error("consistency bundle: {0}")]
     Consistency(String),
     #[error("log validation: {0}")]
@@ -49,10 +32,6 @@ impl CheckError {
     /// A short name of the check, for error bodies and metrics.
     pub fn check(&self) -> &'static str {
         match self {
-            CheckError::WrongKey { .. } => "operator-key",
-            CheckError::BadSignature { .. } => "checkpoint-signature",
-            CheckError::NoCommitPermission { .. } => "commit-permission",
-            CheckError::Inclusion(_) => "inclusion",
             CheckError::Consistency(_) => "consistency",
             CheckError::Log(_) => "log-validation",
             CheckError::Wire(_) => "wire",
@@ -76,24 +55,6 @@ impl PinnedKey {
         let key_id = key.fingerprint();
         Ok(PinnedKey { key, key_id })
     }
-
-    /// Checks a checkpoint envelope: signed by this key, and the signature
-    /// verifies over the encoded contents.
-    pub fn check_checkpoint(&self, cp: &SignedCheckpoint) -> Result<(), CheckError> {
-        if cp.key_id() != &self.key_id {
-            return Err(CheckError::WrongKey {
-                expected: self.key_id.to_string(),
-                seen: cp.key_id().to_string(),
-            });
-        }
-        let contents: &TimestampedCheckpoint = cp.as_ref();
-        let encoded = warg_crypto::Encode::encode(contents);
-        TimestampedCheckpoint::verify(&self.key, &encoded, cp.signature()).map_err(|_| {
-            CheckError::BadSignature {
-                key: self.key_id.to_string(),
-            }
-        })
-    }
 }
 
 /// The 32 bytes of a SHA-256 Warg hash.
@@ -103,16 +64,8 @@ pub fn hash_bytes(h: &AnyHash) -> Result<[u8; 32], CheckError> {
         .map_err(|_| CheckError::Wire(format!("hash {h} is not 32 bytes")))
 }
 
-fn same(a: &Hash<Sha256>, b: &AnyHash) -> bool {
-    a.bytes() == b.bytes()
-}
-
-/// One record of a log as the upstream returned it, decoded.
-#[derive(Debug, Clone)]
-pub struct FetchedRecord {
-    pub registry_index: RegistryIndex,
-    pub record_id: RecordId,
-}
+/// One validated record: its registry index and record ID.
+pub type FetchedRecord = crate::warg::verify::VerifiedRecord;
 
 /// A log bulwark fetched in full at one checkpoint and validated.
 #[derive(Debug, Clone, Default)]
@@ -122,7 +75,7 @@ pub struct ValidatedLog {
     /// Content digests named by releases (`sha256:…`).
     pub releases: Vec<String>,
     /// The validated operator log state (operator log only).
-    pub operator: Option<operator::LogState>,
+    pub operator: Option<crate::warg::verify::OperatorState>,
 }
 
 impl ValidatedLog {
@@ -146,165 +99,6 @@ impl LogKind {
             LogKind::Package(id) => id.clone(),
         }
     }
-}
-
-/// Validates a whole log, from its first record, in order: signatures by
-/// keys the log grants, `prev` chain, timestamps; registry indices strictly
-/// increasing and below `log_length`.
-pub fn validate_log(
-    kind: &LogKind,
-    records: &[PublishedRecord],
-    log_length: u64,
-) -> Result<ValidatedLog, CheckError> {
-    let mut out = ValidatedLog::default();
-    let mut last_index: Option<RegistryIndex> = None;
-    let mut check_index = |i: RegistryIndex| -> Result<(), CheckError> {
-        if i as u64 >= log_length || last_index.is_some_and(|l| i <= l) {
-            return Err(CheckError::Log(format!(
-                "record registry index {i} is out of order or not below the log length {log_length}"
-            )));
-        }
-        last_index = Some(i);
-        Ok(())
-    };
-    match kind {
-        LogKind::Operator => {
-            let mut state = operator::LogState::new();
-            for r in records {
-                let env: PublishedProtoEnvelope<operator::OperatorRecord> =
-                    PublishedProtoEnvelope::try_from(r.envelope.clone())
-                        .map_err(|e| CheckError::Log(format!("operator record: {e:#}")))?;
-                check_index(env.registry_index)?;
-                let id = RecordId::operator_record::<Sha256>(&env.envelope);
-                state = state
-                    .validate(&env.envelope)
-                    .map_err(|e| CheckError::Log(format!("operator record {id}: {e}")))?;
-                out.records.push(FetchedRecord {
-                    registry_index: env.registry_index,
-                    record_id: id,
-                });
-            }
-            out.operator = Some(state);
-        }
-        LogKind::Package(log_id) => {
-            let mut state = package::LogState::new();
-            for r in records {
-                let env: PublishedProtoEnvelope<package::PackageRecord> =
-                    PublishedProtoEnvelope::try_from(r.envelope.clone())
-                        .map_err(|e| CheckError::Log(format!("package record: {e:#}")))?;
-                check_index(env.registry_index)?;
-                let id = RecordId::package_record::<Sha256>(&env.envelope);
-                state = validate_package(state, &env.envelope)
-                    .map_err(|e| CheckError::Log(format!("log {log_id}: record {id}: {e}")))?;
-                out.records.push(FetchedRecord {
-                    registry_index: env.registry_index,
-                    record_id: id,
-                });
-            }
-            for rel in state.releases() {
-                if let Some(c) = rel.content() {
-                    out.releases.push(c.to_string());
-                }
-            }
-        }
-    }
-    if out.records.is_empty() {
-        return Err(CheckError::Log("the log has no records".into()));
-    }
-    Ok(out)
-}
-
-fn validate_package(
-    state: package::LogState,
-    env: &ProtoEnvelope<package::PackageRecord>,
-) -> Result<package::LogState, String> {
-    state.validate(env).map_err(|e| e.to_string())
-}
-
-/// Checks an inclusion answer against a verified checkpoint: exactly one
-/// log proof per requested leaf, for the leaf's node at the checkpoint's
-/// length, evaluating to its log root; exactly one map proof per leaf, at
-/// most [`MAP_DEPTH`] peers, evaluating to its map root with the leaf's
-/// record as its log's latest. `leafs` are (registry index, leaf).
-pub fn check_inclusion(
-    cp: &TimestampedCheckpoint,
-    leafs: &[(RegistryIndex, LogLeaf)],
-    resp: &InclusionResponse,
-    check_map: bool,
-) -> Result<(), CheckError> {
-    let bad = |s: String| CheckError::Inclusion(s);
-    let cp = &cp.checkpoint;
-    let log = wire::decode_log_bundle(&resp.log, wire::DEFAULT_BUNDLE_LIMIT)
-        .map_err(|e| bad(e.to_string()))?;
-    let (data, cons, incs) = log.unbundle();
-    if !cons.is_empty() {
-        return Err(bad(format!(
-            "expected no consistency proofs, saw {}",
-            cons.len()
-        )));
-    }
-    if incs.len() != leafs.len() {
-        return Err(bad(format!(
-            "expected {} log inclusion proofs, saw {}",
-            leafs.len(),
-            incs.len()
-        )));
-    }
-    for (proof, (index, leaf)) in incs.iter().zip(leafs) {
-        let node = wire::leaf_node(*index).map_err(|e| bad(e.to_string()))?;
-        if proof.leaf() != node || proof.log_length() != cp.log_length {
-            return Err(bad(format!(
-                "expected a proof for node {} at log length {}, saw node {} at length {}",
-                node.0,
-                cp.log_length,
-                proof.leaf().0,
-                proof.log_length()
-            )));
-        }
-        let root = proof
-            .evaluate_value(&data, leaf)
-            .map_err(|e| bad(format!("log proof for index {index}: {e}")))?;
-        if !same(&root, &cp.log_root) {
-            return Err(bad(format!(
-                "log proof for index {index} evaluates to {root}, checkpoint log root is {}",
-                cp.log_root
-            )));
-        }
-    }
-    if !check_map {
-        return Ok(());
-    }
-    let map = wire::decode_map_bundle(&resp.map, wire::DEFAULT_BUNDLE_LIMIT)
-        .map_err(|e| bad(e.to_string()))?;
-    let proofs = map.unbundle();
-    if proofs.len() != leafs.len() {
-        return Err(bad(format!(
-            "expected {} map inclusion proofs, saw {}",
-            leafs.len(),
-            proofs.len()
-        )));
-    }
-    for (proof, (index, leaf)) in proofs.iter().zip(leafs) {
-        if proof.peers.len() > MAP_DEPTH {
-            return Err(bad(format!(
-                "map proof has {} peers, at most {MAP_DEPTH} possible",
-                proof.peers.len()
-            )));
-        }
-        let root = proof.evaluate(
-            &leaf.log_id,
-            &MapLeaf {
-                record_id: leaf.record_id.clone(),
-            },
-        );
-        if !same(&root, &cp.map_root) {
-            return Err(bad(format!(
-                "map proof for index {index} (log {}) evaluates to {root}, checkpoint map root is {}",
-                leaf.log_id, cp.map_root
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// What a consistency bundle proves.
@@ -465,6 +259,7 @@ pub fn rfc_consistency_proof(
 mod tests {
     use super::*;
     use crate::tlog::merkle::verify_consistency;
+    use warg_crypto::hash::Hash;
     use warg_transparency::log::{LogBuilder, VecLog};
 
     fn leaf(i: u8) -> LogLeaf {

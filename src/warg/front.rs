@@ -50,6 +50,9 @@ use crate::tlog::{Checkpoint as TlogCheckpoint, Hash as TlogHash};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::{ConsistencyProof, TrustError, TrustState};
 use crate::warg::checks::{self, CheckError, LogKind, PinnedKey, ValidatedLog};
+use crate::warg::verify::{
+    self as wv, LeafRef, OperatorState, PackageState, VerifiedCheckpoint, WargVerifyError,
+};
 use crate::warg::wire::{
     self, ContentSource, ContentSourcesResponse, FetchLogsRequest, FetchLogsResponse,
     FetchPackageNamesRequest, FetchPackageNamesResponse, InclusionRequest, InclusionResponse,
@@ -119,6 +122,66 @@ fn check_refusal(up: &str, e: &CheckError) -> Answer {
     refuse(up, format!("{} check failed: {e}", e.check()))
 }
 
+/// A short name of the `warg::verify` check that failed (an adapter: the
+/// verifier's error has no such method).
+fn verify_check(e: &WargVerifyError) -> &'static str {
+    use WargVerifyError as E;
+    match e {
+        E::CheckpointKey { .. } => "operator-key",
+        E::CheckpointSignature { .. } => "checkpoint-signature",
+        E::NotCommitter { .. } => "commit-permission",
+        E::TimestampRewind { .. } | E::Rewind { .. } => "rewind",
+        E::ConsistencyLengths { .. } | E::ConsistencyRoot { .. } => "consistency",
+        E::TooManyRecords { .. }
+        | E::RecordOrder { .. }
+        | E::FetchToken { .. }
+        | E::RecordDecode { .. }
+        | E::RecordInvalid { .. } => "log-validation",
+        E::NothingToProve { .. }
+        | E::ProofCount { .. }
+        | E::ProofKind { .. }
+        | E::ProofLength { .. }
+        | E::IndexPastLog { .. }
+        | E::ProofLeaf { .. }
+        | E::ProofUnusable { .. }
+        | E::MapPeers { .. }
+        | E::RootMismatch { .. }
+        | E::Bundle(_) => "inclusion",
+        _ => "checkpoint",
+    }
+}
+
+fn verify_refusal(up: &str, e: &WargVerifyError) -> Answer {
+    refuse(up, format!("{} check failed: {e}", verify_check(e)))
+}
+
+/// Validates a whole log with `warg::verify`, from its first record.
+fn validate(
+    kind: &LogKind,
+    records: &[wire::PublishedRecord],
+) -> Result<ValidatedLog, WargVerifyError> {
+    let mut out = ValidatedLog::default();
+    match kind {
+        LogKind::Operator => {
+            let mut s = OperatorState::new();
+            s.validate_published(records)?;
+            out.records = s.records().to_vec();
+            out.operator = Some(s);
+        }
+        LogKind::Package(id) => {
+            let mut s = PackageState::new(id.clone());
+            s.validate_published(records)?;
+            out.records = s.records().to_vec();
+            out.releases = s
+                .releases()
+                .into_iter()
+                .filter_map(|r| r.content.map(|c| c.to_string()))
+                .collect();
+        }
+    }
+    Ok(out)
+}
+
 fn trust_refusal(e: &TrustError) -> Answer {
     tracing::warn!("warg: trust state refused: {e}");
     Answer::message(StatusCode::BAD_GATEWAY, format!("bulwark refused: {e}"))
@@ -144,7 +207,7 @@ fn unreachable(e: &UpstreamError) -> bool {
 #[derive(Default)]
 struct Verified {
     /// Verified checkpoints by log length (the newest envelope per length).
-    checkpoints: BTreeMap<u64, SignedCheckpoint>,
+    checkpoints: BTreeMap<u64, VerifiedCheckpoint>,
     /// Validated logs by (log, log length).
     logs: HashMap<(LogKind, u64), Arc<ValidatedLog>>,
     /// Content digests (`sha256:…`) named by validated releases.
@@ -467,20 +530,37 @@ impl WargFront {
                 up.name, v.checkpoint.size
             )
         });
-        up.verified
-            .lock()
-            .map_err(|_| poisoned())?
-            .checkpoints
-            .entry(v.checkpoint.size)
-            .or_insert_with(|| cp.clone());
         Ok((cp, Some(warning)))
+    }
+
+    /// Verifies a checkpoint envelope with `warg::verify`: the operator log
+    /// at its length fetched and validated, the pinned key's signature and
+    /// `commit` permission, the operator head included.
+    async fn verify_envelope(
+        &self,
+        up: &Upstream,
+        cp: &SignedCheckpoint,
+    ) -> Result<VerifiedCheckpoint, Answer> {
+        let len = cp.as_ref().checkpoint.log_length as u64;
+        let records = self
+            .fetch_records(up, &LogKind::Operator, len)
+            .await?
+            .ok_or_else(|| refuse(&up.name, "the upstream has no operator log"))?;
+        let log =
+            validate(&LogKind::Operator, &records).map_err(|e| verify_refusal(&up.name, &e))?;
+        let opstate = log
+            .operator
+            .as_ref()
+            .ok_or_else(|| refuse(&up.name, "no operator state"))?;
+        let vcp = wv::verify_checkpoint(cp, &up.key.key, opstate)
+            .map_err(|e| verify_refusal(&up.name, &e))?;
+        self.prove_head(up, &vcp, &LogKind::Operator, &log).await?;
+        self.remember_log(up, LogKind::Operator, len, Arc::new(log))?;
+        Ok(vcp)
     }
 
     /// The full checks of a checkpoint, then the trust state.
     async fn accept_checkpoint(&self, up: &Upstream, cp: &SignedCheckpoint) -> Result<(), Answer> {
-        up.key
-            .check_checkpoint(cp)
-            .map_err(|e| check_refusal(&up.name, &e))?;
         let contents: &TimestampedCheckpoint = cp.as_ref();
         let len = contents.checkpoint.log_length as u64;
         // Freshness while the upstream answers.
@@ -496,24 +576,7 @@ impl WargFront {
                 ),
             ));
         }
-        // The operator log, validated, must grant the key `commit`; its head
-        // must be included in this checkpoint.
-        let oplog = self
-            .validated_log(up, &LogKind::Operator, contents)
-            .await?
-            .ok_or_else(|| refuse(&up.name, "the upstream has no operator log"))?;
-        let granted = oplog
-            .operator
-            .as_ref()
-            .is_some_and(|s| s.key_has_permission_to_sign_checkpoints(cp.key_id()));
-        if !granted {
-            return Err(check_refusal(
-                &up.name,
-                &CheckError::NoCommitPermission {
-                    key: cp.key_id().to_string(),
-                },
-            ));
-        }
+        let vcp = self.verify_envelope(up, cp).await?;
         // Trust state: consistency from the last accepted checkpoint.
         let root = TlogHash(
             checks::hash_bytes(&contents.checkpoint.log_root)
@@ -556,11 +619,22 @@ impl WargFront {
             let c: wire::ConsistencyResponse =
                 wire::decode_json("consistency response", &resp.body, wire::DEFAULT_JSON_LIMIT)
                     .map_err(|e| refuse(&up.name, e))?;
-            // A malformed bundle is a refusal, not evidence; a well-formed
-            // proof that does not link the roots goes to the trust state.
-            let rfc = checks::check_consistency(&c.proof, l.size, len)
+            // A malformed bundle is a refusal, not evidence: the bundle is
+            // checked (counts, lengths) and converted for the trust state,
+            // which judges whether it links the accepted root to this one
+            // (and quarantines with evidence if it does not).
+            let converted = checks::check_consistency(&c.proof, l.size, len)
                 .map_err(|e| check_refusal(&up.name, &e))?;
-            proof_hashes = rfc.rfc;
+            if converted.new_root != root.0 {
+                return Err(check_refusal(
+                    &up.name,
+                    &CheckError::Consistency(format!(
+                        "the proof {} → {len} does not end at the checkpoint's log root",
+                        l.size
+                    )),
+                ));
+            }
+            proof_hashes = converted.rfc;
             from = l.size;
         }
         let note = wire::encode_json(cp);
@@ -581,8 +655,12 @@ impl WargFront {
         .await
         .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
         .map_err(|e| trust_refusal(&e))?;
+        self.remember_checkpoint(up, vcp)
+    }
+
+    fn remember_checkpoint(&self, up: &Upstream, vcp: VerifiedCheckpoint) -> Result<(), Answer> {
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
-        v.checkpoints.insert(len, cp.clone());
+        v.checkpoints.insert(vcp.log_length() as u64, vcp);
         // Keep memory bounded: the last 64 lengths.
         while v.checkpoints.len() > 64 {
             v.checkpoints.pop_first();
@@ -590,13 +668,9 @@ impl WargFront {
         Ok(())
     }
 
-    /// A verified checkpoint of length `len` (memory, else the trust
-    /// state's history).
-    async fn checkpoint_at(
-        &self,
-        up: &Upstream,
-        len: u64,
-    ) -> Result<TimestampedCheckpoint, Answer> {
+    /// A verified checkpoint of length `len`: memory, else one the trust
+    /// state accepted at that length, verified again.
+    async fn checkpoint_at(&self, up: &Upstream, len: u64) -> Result<VerifiedCheckpoint, Answer> {
         if let Some(cp) = up
             .verified
             .lock()
@@ -604,7 +678,7 @@ impl WargFront {
             .checkpoints
             .get(&len)
         {
-            return Ok(cp.as_ref().clone());
+            return Ok(cp.clone());
         }
         let trust = self.trust.clone();
         let name = up.name.clone();
@@ -612,14 +686,12 @@ impl WargFront {
             .await
             .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
             .map_err(|e| trust_refusal(&e))?;
-        for a in hist {
-            if a.size == len {
-                if let Ok(cp) =
-                    wire::decode_json::<SignedCheckpoint>("stored checkpoint", &a.note, 64 * 1024)
-                {
-                    return Ok(cp.as_ref().clone());
-                }
-            }
+        if let Some(a) = hist.into_iter().find(|a| a.size == len) {
+            let cp: SignedCheckpoint = wire::decode_json("stored checkpoint", &a.note, 64 * 1024)
+                .map_err(|e| refuse(&up.name, e))?;
+            let vcp = self.verify_envelope(up, &cp).await?;
+            self.remember_checkpoint(up, vcp.clone())?;
+            return Ok(vcp);
         }
         Err(refuse(
             &up.name,
@@ -642,19 +714,14 @@ impl WargFront {
 
     // ---- logs ----
 
-    /// Fetches a whole log at `cp`'s length, validates it, proves its head
-    /// included (log and map). `None`: the upstream has no such log.
-    async fn validated_log(
+    /// Every record of a log at length `len`, paged. `None`: the upstream
+    /// has no such log.
+    async fn fetch_records(
         &self,
         up: &Upstream,
         kind: &LogKind,
-        cp: &TimestampedCheckpoint,
-    ) -> Result<Option<Arc<ValidatedLog>>, Answer> {
-        let len = cp.checkpoint.log_length as u64;
-        let key = (kind.clone(), len);
-        if let Some(l) = up.verified.lock().map_err(|_| poisoned())?.logs.get(&key) {
-            return Ok(Some(l.clone()));
-        }
+        len: u64,
+    ) -> Result<Option<Vec<wire::PublishedRecord>>, Answer> {
         let mut records = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -663,7 +730,6 @@ impl WargFront {
                 LogKind::Operator => token.clone().map(Into::into),
                 LogKind::Package(id) => {
                     packages.insert(id.clone(), token.clone());
-                    // Skip the operator log: start after its head if known.
                     None
                 }
             };
@@ -709,18 +775,28 @@ impl WargFront {
                 break;
             }
         }
-        let log =
-            checks::validate_log(kind, &records, len).map_err(|e| check_refusal(&up.name, &e))?;
+        Ok(Some(records))
+    }
+
+    /// Proves a validated log's head included (log and map) in `vcp`.
+    async fn prove_head(
+        &self,
+        up: &Upstream,
+        vcp: &VerifiedCheckpoint,
+        kind: &LogKind,
+        log: &ValidatedLog,
+    ) -> Result<(), Answer> {
         let head = log
             .head()
             .cloned()
             .ok_or_else(|| refuse(&up.name, "empty log"))?;
-        let leaf = LogLeaf {
+        let leaf = LeafRef {
+            registry_index: head.registry_index,
             log_id: kind.log_id(),
             record_id: head.record_id.clone(),
         };
         let body = wire::encode_json(&InclusionRequest {
-            log_length: to_len(len),
+            log_length: vcp.log_length(),
             leafs: vec![head.registry_index],
         });
         let resp = self
@@ -736,9 +812,16 @@ impl WargFront {
         let inc: InclusionResponse =
             wire::decode_json("inclusion response", &resp.body, wire::DEFAULT_JSON_LIMIT)
                 .map_err(|e| refuse(&up.name, e))?;
-        checks::check_inclusion(cp, &[(head.registry_index, leaf.clone())], &inc, true)
-            .map_err(|e| check_refusal(&up.name, &e))?;
-        let log = Arc::new(log);
+        wv::verify_inclusion(vcp, &[leaf], &inc).map_err(|e| verify_refusal(&up.name, &e))
+    }
+
+    fn remember_log(
+        &self,
+        up: &Upstream,
+        kind: LogKind,
+        len: u64,
+        log: Arc<ValidatedLog>,
+    ) -> Result<(), Answer> {
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
         v.content.extend(log.releases.iter().cloned());
         let log_id = kind.log_id();
@@ -754,7 +837,30 @@ impl WargFront {
         if v.logs.len() > 4096 {
             v.logs.clear();
         }
-        v.logs.insert(key, log.clone());
+        v.logs.insert((kind, len), log);
+        Ok(())
+    }
+
+    /// A whole log at `vcp`'s length, validated, its head proven included.
+    /// `None`: the upstream has no such log.
+    async fn validated_log(
+        &self,
+        up: &Upstream,
+        kind: &LogKind,
+        vcp: &VerifiedCheckpoint,
+    ) -> Result<Option<Arc<ValidatedLog>>, Answer> {
+        let len = vcp.log_length() as u64;
+        let key = (kind.clone(), len);
+        if let Some(l) = up.verified.lock().map_err(|_| poisoned())?.logs.get(&key) {
+            return Ok(Some(l.clone()));
+        }
+        let Some(records) = self.fetch_records(up, kind, len).await? else {
+            return Ok(None);
+        };
+        let log = validate(kind, &records).map_err(|e| verify_refusal(&up.name, &e))?;
+        self.prove_head(up, vcp, kind, &log).await?;
+        let log = Arc::new(log);
+        self.remember_log(up, kind.clone(), len, log.clone())?;
         Ok(Some(log))
     }
 
@@ -894,7 +1000,7 @@ impl WargFront {
         up: &Upstream,
         kind: &LogKind,
         records: &[wire::PublishedRecord],
-        cp: &TimestampedCheckpoint,
+        cp: &VerifiedCheckpoint,
     ) -> Result<(), Answer> {
         let log = self
             .validated_log(up, kind, cp)
@@ -975,7 +1081,11 @@ impl WargFront {
             let mut leafs = Vec::new();
             for i in &request.leafs {
                 match v.leaves.get(i) {
-                    Some(l) => leafs.push((*i, l.clone())),
+                    Some(l) => leafs.push(LeafRef {
+                        registry_index: *i,
+                        log_id: l.log_id.clone(),
+                        record_id: l.record_id.clone(),
+                    }),
                     None => {
                         return refuse(
                             &up.name,
@@ -986,8 +1096,8 @@ impl WargFront {
             }
             leafs
         };
-        if let Err(e) = checks::check_inclusion(&cp, &leafs, &inc, true) {
-            return check_refusal(&up.name, &e);
+        if let Err(e) = wv::verify_inclusion(&cp, &leafs, &inc) {
+            return verify_refusal(&up.name, &e);
         }
         Answer::json(StatusCode::OK, resp.body)
     }
@@ -1024,26 +1134,9 @@ impl WargFront {
             (Ok(a), Ok(b)) => (a, b),
             (Err(a), _) | (_, Err(a)) => return a,
         };
-        match checks::check_consistency(&c.proof, request.from as u64, request.to as u64) {
-            Ok(checks::Consistent {
-                old_root: o,
-                new_root: n,
-                ..
-            }) => {
-                let want_o = checks::hash_bytes(&old.checkpoint.log_root).ok();
-                let want_n = checks::hash_bytes(&new.checkpoint.log_root).ok();
-                if want_o != Some(o) || want_n != Some(n) {
-                    return check_refusal(
-                        &up.name,
-                        &CheckError::Consistency(format!(
-                            "the proof {} → {} does not link the verified roots",
-                            request.from, request.to
-                        )),
-                    );
-                }
-                Answer::json(StatusCode::OK, resp.body)
-            }
-            Err(e) => check_refusal(&up.name, &e),
+        match wv::verify_consistency(&old, &new, &c.proof) {
+            Ok(()) => Answer::json(StatusCode::OK, resp.body),
+            Err(e) => verify_refusal(&up.name, &e),
         }
     }
 
