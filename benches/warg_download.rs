@@ -14,7 +14,6 @@
 //! a release build). Prints medians and the ratios bulwark / direct.
 
 #[path = "../tests/support/warg.rs"]
-#[allow(dead_code)]
 mod warg;
 
 use std::io::{BufRead, BufReader, Read};
@@ -90,8 +89,7 @@ impl Bulwark {
         assert_eq!(cp.status, 200);
         let len = cp.json()["contents"]["logLength"].as_u64().unwrap();
         let pkg: warg_protocol::registry::PackageName = name.parse().unwrap();
-        let log_id =
-            warg_protocol::registry::LogId::package_log::<warg_crypto::hash::Sha256>(&pkg);
+        let log_id = warg_protocol::registry::LogId::package_log::<warg_crypto::hash::Sha256>(&pkg);
         let body = format!(r#"{{"logLength":{len},"packages":{{"{log_id}":null}}}}"#);
         let r = http(
             self.addr,
@@ -147,7 +145,13 @@ fn main() {
         let mut direct = Vec::new();
         for _ in 0..CONTENT_RUNS {
             direct.push(timed(|| {
-                let r = http(server.addr, "GET", &format!("/content/sha256-{hex}"), &[], None);
+                let r = http(
+                    server.addr,
+                    "GET",
+                    &format!("/content/sha256-{hex}"),
+                    &[],
+                    None,
+                );
                 assert_eq!(r.body.len(), size);
             }));
         }

@@ -361,6 +361,15 @@ fn verified_content_is_served_while_the_upstream_is_stopped() {
     );
     assert_eq!(r.status, 200, "{}", body_text(&r));
     assert_eq!(r.body, bytes);
+    // A fresh client gets the whole download from what bulwark verified.
+    let fresh = WargClient::new(&b.url());
+    let got = fresh
+        .download("acme:kept", None)
+        .unwrap_or_else(|r| panic!("offline download: {r:?}\n{}", b.stderr()));
+    assert_eq!(got, bytes);
+    // Something bulwark never verified is not served from nowhere.
+    let never = fresh.download("acme:never", None);
+    assert!(never.is_err());
 }
 
 // ---- the man in the middle ----

@@ -64,6 +64,8 @@ use crate::warg::wire::{
 const MAX_CONTENT: u64 = 512 * 1024 * 1024;
 /// Most records bulwark reads from one log to validate it.
 const MAX_LOG_RECORDS: usize = 100_000;
+/// Most verified answers kept per upstream for offline serving.
+const MAX_OFFLINE_ANSWERS: usize = 4096;
 /// The route prefix of bulwark's own content URLs.
 const CONTENT_PREFIX: &str = "/content/";
 
@@ -214,6 +216,10 @@ struct Verified {
     content: HashSet<String>,
     /// Verified leaves by registry index.
     leaves: HashMap<RegistryIndex, LogLeaf>,
+    /// Verified answers to fetch-logs and proof requests, by (kind,
+    /// SHA-256 of the request body): served, with a `Warning`, while the
+    /// upstream does not answer.
+    answers: HashMap<(&'static str, [u8; 32]), Bytes>,
 }
 
 struct Upstream {
@@ -957,7 +963,7 @@ impl WargFront {
         };
         let resp = match self.post_json(&up, "/v1/fetch/logs", body.to_vec()).await {
             Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
+            Err(e) => return self.offline_answer(&up, "logs", &body, &e),
         };
         if resp.status != StatusCode::OK {
             return Answer::json(resp.status, resp.body);
@@ -990,6 +996,7 @@ impl WargFront {
                 return a;
             }
         }
+        self.remember_answer(&up, "logs", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
@@ -1060,7 +1067,7 @@ impl WargFront {
             .await
         {
             Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
+            Err(e) => return self.offline_answer(up, "inclusion", &body, &e),
         };
         if resp.status != StatusCode::OK {
             return Answer::json(resp.status, resp.body);
@@ -1099,6 +1106,7 @@ impl WargFront {
         if let Err(e) = wv::verify_inclusion(&cp, &leafs, &inc) {
             return verify_refusal(&up.name, &e);
         }
+        self.remember_answer(up, "inclusion", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
@@ -1117,7 +1125,7 @@ impl WargFront {
             .await
         {
             Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
+            Err(e) => return self.offline_answer(up, "consistency", &body, &e),
         };
         if resp.status != StatusCode::OK {
             return Answer::json(resp.status, resp.body);
@@ -1135,8 +1143,57 @@ impl WargFront {
             (Err(a), _) | (_, Err(a)) => return a,
         };
         match wv::verify_consistency(&old, &new, &c.proof) {
-            Ok(()) => Answer::json(StatusCode::OK, resp.body),
+            Ok(()) => {
+                self.remember_answer(up, "consistency", &body, &resp.body);
+                Answer::json(StatusCode::OK, resp.body)
+            }
             Err(e) => verify_refusal(&up.name, &e),
+        }
+    }
+
+    // ---- offline ----
+
+    fn remember_answer(&self, up: &Upstream, kind: &'static str, request: &[u8], answer: &Bytes) {
+        let key = (kind, *BlobDigest::of(request).as_bytes());
+        if let Ok(mut v) = up.verified.lock() {
+            if v.answers.len() >= MAX_OFFLINE_ANSWERS {
+                v.answers.clear();
+            }
+            v.answers.insert(key, answer.clone());
+        }
+    }
+
+    /// The upstream failed: a verified answer to the same request, with a
+    /// `Warning`, if it did not answer at all and bulwark has one (and the
+    /// upstream is not quarantined); else the failure.
+    fn offline_answer(
+        &self,
+        up: &Upstream,
+        kind: &'static str,
+        request: &[u8],
+        e: &UpstreamError,
+    ) -> Answer {
+        if !unreachable(e) {
+            return upstream_failure(&up.name, e);
+        }
+        if let Ok(crate::verify::trust::Status::Quarantined(_)) = self.trust.status(&up.name) {
+            return upstream_failure(&up.name, e);
+        }
+        let key = (kind, *BlobDigest::of(request).as_bytes());
+        let cached = up
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.answers.get(&key).cloned());
+        match cached {
+            Some(body) => Answer::json(StatusCode::OK, body).header(
+                "warning",
+                format!(
+                    "110 bulwark \"Response is Stale: upstream {} is unreachable; answer verified earlier\"",
+                    up.name
+                ),
+            ),
+            None => upstream_failure(&up.name, e),
         }
     }
 
