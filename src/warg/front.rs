@@ -1036,17 +1036,31 @@ impl WargFront {
 
     async fn fetch_names(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
         let a = self.pass_through(up, req).await;
-        if a.status == StatusCode::OK {
-            if let Ok(r) = wire::decode_json::<FetchPackageNamesResponse>(
-                "fetch names response",
-                &a.body,
-                wire::DEFAULT_JSON_LIMIT,
-            ) {
-                self.learn(r.packages.into_iter().filter_map(|(id, n)| {
-                    n.filter(|n| wire::package_log_id(n) == id).map(|n| (id, n))
-                }));
+        if a.status != StatusCode::OK {
+            return a;
+        }
+        let r = match wire::decode_json::<FetchPackageNamesResponse>(
+            "fetch names response",
+            &a.body,
+            wire::DEFAULT_JSON_LIMIT,
+        ) {
+            Ok(r) => r,
+            Err(e) => return refuse(&up.name, e),
+        };
+        // A name is only passed on if it hashes to the log ID it answers.
+        let mut names = Vec::new();
+        for (id, n) in r.packages {
+            if let Some(n) = n {
+                if wire::package_log_id(&n) != id {
+                    return refuse(
+                        &up.name,
+                        format!("name check failed: package name {n} does not hash to log {id}"),
+                    );
+                }
+                names.push((id, n));
             }
         }
+        self.learn(names);
         a
     }
 
@@ -1217,6 +1231,19 @@ impl WargFront {
             return Answer::json(StatusCode::NOT_FOUND, wire::encode_json(&err));
         }
         let scheme = if self.https { "https" } else { "http" };
+        // The client's own Host (bulwark's address as the client reaches
+        // it); anything but a host[:port] is not echoed into a URL.
+        let sane = !host.is_empty()
+            && host.len() <= 255
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        if !sane {
+            return Answer::message(
+                StatusCode::BAD_REQUEST,
+                "the Host header is not a host[:port]",
+            );
+        }
         let hex = digest.trim_start_matches("sha256:");
         let url = format!("{scheme}://{host}{CONTENT_PREFIX}{}/sha256-{hex}", up.name);
         let Ok(parsed) = wire::parse_digest("content digest", digest) else {
