@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use warg_crypto::hash::{AnyHash, Hash, HashAlgorithm, Sha256};
 use warg_crypto::signing::{generate_p256_pair, PrivateKey};
 use warg_protocol::operator::{OperatorEntry, OperatorRecord};
+use warg_protocol::package::{PackageEntry, PackageRecord};
 use warg_protocol::{ProtoEnvelope, PublishedProtoEnvelope};
 use warg_transparency::log::{LogBuilder, LogData, Node, VecLog};
 use warg_transparency::map::Map;
@@ -260,4 +261,139 @@ fn a_checkpoint_of_length_zero_is_refused() {
         verify_checkpoint(&envelope, &registry.public, &registry.operator),
         Err(WargVerifyError::EmptyCheckpoint)
     );
+}
+
+/// Package records signed by `private`, chained, at registry indices from
+/// `first_index`, with the given timestamps.
+fn package_records(
+    private: &PrivateKey,
+    first_index: usize,
+    records: Vec<(SystemTime, Vec<PackageEntry>)>,
+    mut prev: Option<RecordId>,
+) -> Vec<wire::PublishedProtoEnvelopeBody> {
+    let mut out = Vec::new();
+    for (offset, (timestamp, entries)) in records.into_iter().enumerate() {
+        let record = PackageRecord {
+            prev: prev.clone(),
+            version: 0,
+            timestamp,
+            entries,
+        };
+        let envelope = ProtoEnvelope::signed_contents(private, record).unwrap();
+        prev = Some(RecordId::package_record::<Sha256>(&envelope));
+        out.push(
+            PublishedProtoEnvelope {
+                envelope,
+                registry_index: first_index + offset,
+            }
+            .into(),
+        );
+    }
+    out
+}
+
+fn digest(text: &str) -> AnyHash {
+    Hash::<Sha256>::of(text).into()
+}
+
+#[test]
+fn yanked_releases_name_no_content() {
+    let (public, private) = generate_p256_pair();
+    let now = SystemTime::now();
+    let v1: warg_protocol::Version = "1.0.0".parse().unwrap();
+    let v2: warg_protocol::Version = "2.0.0".parse().unwrap();
+    let records = package_records(
+        &private,
+        3,
+        vec![
+            (
+                now,
+                vec![
+                    PackageEntry::Init {
+                        hash_algorithm: HashAlgorithm::Sha256,
+                        key: public.clone(),
+                    },
+                    PackageEntry::Release {
+                        version: v1.clone(),
+                        content: digest("one"),
+                    },
+                ],
+            ),
+            (
+                now,
+                vec![PackageEntry::Release {
+                    version: v2.clone(),
+                    content: digest("two"),
+                }],
+            ),
+            (
+                now,
+                vec![PackageEntry::Yank {
+                    version: v1.clone(),
+                }],
+            ),
+        ],
+        None,
+    );
+    let mut state = PackageState::new(LogId::from(digest("some log")));
+    state.validate(&records).unwrap();
+    assert_eq!(state.release_naming(&digest("one")), None);
+    let two = state.release_naming(&digest("two")).unwrap();
+    assert_eq!(two.version, v2);
+    assert_eq!(two.record.registry_index, 4);
+    let one = state.release(&v1).unwrap();
+    assert_eq!(one.content, None);
+    assert_eq!(one.record.registry_index, 3);
+    assert_eq!(state.releases().len(), 2);
+    assert_eq!(state.head_leaf().unwrap().registry_index, 5);
+}
+
+#[test]
+fn package_records_going_back_in_time_or_by_ungranted_keys_are_refused() {
+    let (public, private) = generate_p256_pair();
+    let now = SystemTime::now();
+    let init = vec![PackageEntry::Init {
+        hash_algorithm: HashAlgorithm::Sha256,
+        key: public.clone(),
+    }];
+    let release = |v: &str| {
+        vec![PackageEntry::Release {
+            version: v.parse().unwrap(),
+            content: digest(v),
+        }]
+    };
+    let earlier = now - std::time::Duration::from_secs(60);
+    let records = package_records(
+        &private,
+        1,
+        vec![(now, init.clone()), (earlier, release("1.0.0"))],
+        None,
+    );
+    let mut state = PackageState::new(LogId::from(digest("log")));
+    let err = state.validate(&records).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("record has lower timestamp than previous"),
+        "{err}"
+    );
+    assert!(state.records().is_empty(), "nothing of the batch kept");
+
+    // A second key the log never granted: refused.
+    state.validate(&records[..1]).unwrap();
+    let (_, stranger) = generate_p256_pair();
+    let head = state.records()[0].record_id.clone();
+    let foreign = package_records(&stranger, 2, vec![(now, release("1.0.0"))], Some(head));
+    let err = state.validate(&foreign).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WargVerifyError::RecordInvalid {
+                position: 1,
+                registry_index: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(state.records().len(), 1);
 }
