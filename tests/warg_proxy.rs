@@ -381,6 +381,7 @@ enum Mitm {
     RewriteRecord,
     ReplayCheckpoint,
     BreakSignature,
+    FlipLedgerLeaf,
 }
 
 /// An HTTP/1.1 proxy in front of a warg-server that rewrites answers
@@ -506,6 +507,13 @@ fn rewrite(m: Mitm, path: &str, body: Vec<u8>, first: &Mutex<Option<Vec<u8>>>) -
             let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             v["log"] = serde_json::Value::String(String::new());
             serde_json::to_vec(&v).unwrap()
+        }
+        (Mitm::FlipLedgerLeaf, p) if p.starts_with("/v1/ledger/records/") => {
+            let mut b = body;
+            if let Some(x) = b.get_mut(40) {
+                *x ^= 1;
+            }
+            b
         }
         (Mitm::ReplayCheckpoint, "/v1/fetch/checkpoint") => first.lock().unwrap().clone().unwrap(),
         (Mitm::BreakSignature, "/v1/fetch/checkpoint") => {
@@ -635,4 +643,36 @@ fn mitm_checkpoint_with_a_broken_signature_is_refused() {
     let client = WargClient::new(&b.url());
     assert!(client.download("acme:mitm", None).is_err());
     assert!(!b.has_blob(&content_digest(&bytes)));
+}
+
+#[test]
+fn ledger_is_served_only_when_it_hashes_to_the_verified_root() {
+    let (acme, proxy, b, _bytes) = mitm_setup(15);
+    let direct = acme.get("/v1/ledger/records/0");
+    assert_eq!(direct.status, 200);
+    let sources = b.get("/v1/ledger", &[]);
+    assert_eq!(sources.status, 200, "{}", body_text(&sources));
+    assert_eq!(sources.header("content-type"), Some("application/json"));
+    assert_eq!(
+        sources.json()["sources"][0]["url"].as_str(),
+        Some("v1/ledger/records/0")
+    );
+    let via = b.get("/v1/ledger/records/0", &[]);
+    assert_eq!(via.status, 200, "{}", body_text(&via));
+    assert_eq!(
+        via.header("content-type"),
+        Some("application/vnd.warg.ledger.packed")
+    );
+    assert_eq!(via.body, direct.body[..via.body.len()].to_vec());
+    assert!(!via.body.is_empty() && via.body.len() % 64 == 0);
+    // A new checkpoint (a second package) and a tampered ledger page.
+    publish_direct(&acme, "acme:second", &component(200, 16));
+    proxy.set(Mitm::FlipLedgerLeaf);
+    let r = b.get("/v1/ledger/records/0", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(
+        body_text(&r).contains("ledger check failed"),
+        "{}",
+        body_text(&r)
+    );
 }

@@ -64,6 +64,10 @@ use crate::warg::wire::{
 const MAX_CONTENT: u64 = 512 * 1024 * 1024;
 /// Most records bulwark reads from one log to validate it.
 const MAX_LOG_RECORDS: usize = 100_000;
+/// Leaves a ledger page holds (the reference server's limit).
+const LEDGER_PAGE: u64 = 1000;
+/// The longest registry log bulwark verifies for the ledger routes.
+const MAX_LEDGER: u64 = 1_000_000;
 /// Most verified answers kept per upstream for offline serving.
 const MAX_OFFLINE_ANSWERS: usize = 4096;
 /// The route prefix of bulwark's own content URLs.
@@ -216,6 +220,8 @@ struct Verified {
     content: HashSet<String>,
     /// Verified leaves by registry index.
     leaves: HashMap<RegistryIndex, LogLeaf>,
+    /// The whole registry log at one verified length, its root checked.
+    ledger: Option<(u64, Arc<Vec<LogLeaf>>)>,
     /// Verified answers to fetch-logs and proof requests, by (kind,
     /// SHA-256 of the request body): served, with a `Warning`, while the
     /// upstream does not answer.
@@ -402,12 +408,18 @@ impl WargFront {
                 Ok(up) => self.content(&up, &digest.to_string()).await,
                 Err(a) => a,
             },
-            Route::Ledger | Route::LedgerRecords { .. } | Route::VerifyCheckpoint => {
-                match self.or_default(up) {
-                    Ok(up) => self.pass_through(&up, req).await,
-                    Err(a) => a,
-                }
-            }
+            Route::Ledger => match self.or_default(up) {
+                Ok(up) => self.ledger_sources(&up).await,
+                Err(a) => a,
+            },
+            Route::LedgerRecords { start } => match self.or_default(up) {
+                Ok(up) => self.ledger_records(&up, start).await,
+                Err(a) => a,
+            },
+            Route::VerifyCheckpoint => match self.or_default(up) {
+                Ok(up) => self.pass_through(&up, req).await,
+                Err(a) => a,
+            },
             Route::PublishRecord { log_id } => self.publish(up, &log_id, req).await,
             Route::GetRecord { log_id, .. } | Route::UploadContent { log_id, .. } => {
                 let up = match up {
@@ -1163,6 +1175,145 @@ impl WargFront {
             }
             Err(e) => verify_refusal(&up.name, &e),
         }
+    }
+
+    // ---- ledger ----
+
+    /// `GET /v1/ledger` for the current verified checkpoint, in the
+    /// reference server's shape (relative URLs, 1000 leaves a source).
+    async fn ledger_sources(&self, up: &Upstream) -> Answer {
+        let (cp, warning) = match self.current_checkpoint(up).await {
+            Ok(c) => c,
+            Err(a) => return a,
+        };
+        let len = cp.as_ref().checkpoint.log_length;
+        let step = LEDGER_PAGE as usize;
+        let sources = (0..len)
+            .step_by(step)
+            .map(|first| wire::LedgerSource {
+                first_registry_index: first,
+                last_registry_index: (first + step).min(len) - 1,
+                url: format!("v1/ledger/records/{first}"),
+                content_type: wire::LedgerSourceContentType::Packed,
+                accept_ranges: false,
+            })
+            .collect();
+        let a = Answer::json(
+            StatusCode::OK,
+            wire::encode_json(&wire::LedgerSourcesResponse {
+                hash_algorithm: warg_crypto::hash::HashAlgorithm::Sha256,
+                sources,
+            }),
+        );
+        match warning {
+            Some(w) => a.header("warning", w),
+            None => a,
+        }
+    }
+
+    /// `GET /v1/ledger/records/{start}`: leaves of the registry log up to
+    /// the current verified checkpoint, served only once the whole log up
+    /// to that length hashes to its verified root.
+    async fn ledger_records(&self, up: &Upstream, start: RegistryIndex) -> Answer {
+        let (cp, _) = match self.current_checkpoint(up).await {
+            Ok(c) => c,
+            Err(a) => return a,
+        };
+        let len = cp.as_ref().checkpoint.log_length as u64;
+        let leaves = match self
+            .verified_ledger(up, len, &cp.as_ref().checkpoint.log_root)
+            .await
+        {
+            Ok(l) => l,
+            Err(a) => return a,
+        };
+        let from = (start as u64).min(len);
+        let to = (from + LEDGER_PAGE).min(len);
+        let mut body = Vec::with_capacity(((to - from) * 64) as usize);
+        for leaf in leaves
+            .iter()
+            .skip(usize::try_from(from).unwrap_or(usize::MAX))
+            .take(usize::try_from(to - from).unwrap_or(0))
+        {
+            body.extend_from_slice(leaf.log_id.as_ref());
+            body.extend_from_slice(leaf.record_id.as_ref());
+        }
+        Answer {
+            status: StatusCode::OK,
+            body: body.into(),
+            headers: Vec::new(),
+            content_type: wire::CONTENT_TYPE_LEDGER,
+        }
+    }
+
+    async fn verified_ledger(
+        &self,
+        up: &Upstream,
+        len: u64,
+        root: &warg_crypto::hash::AnyHash,
+    ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
+        if let Some((l, leaves)) = &up.verified.lock().map_err(|_| poisoned())?.ledger {
+            if *l == len {
+                return Ok(leaves.clone());
+            }
+        }
+        if len > MAX_LEDGER {
+            return Err(refuse(
+                &up.name,
+                format!("the log of {len} leaves is longer than bulwark verifies"),
+            ));
+        }
+        use warg_transparency::log::{LogBuilder, VecLog};
+        let mut log: VecLog<warg_crypto::hash::Sha256, LogLeaf> = VecLog::default();
+        let mut leaves = Vec::new();
+        while (leaves.len() as u64) < len {
+            let path = format!("/v1/ledger/records/{}", leaves.len());
+            let resp = up
+                .client
+                .get(&path)
+                .await
+                .map_err(|e| upstream_failure(&up.name, &e))?;
+            if resp.status != StatusCode::OK || resp.body.is_empty() || resp.body.len() % 64 != 0 {
+                return Err(refuse(
+                    &up.name,
+                    format!(
+                        "ledger page {path} answered {} with {} bytes (expected a non-empty multiple of 64)",
+                        resp.status,
+                        resp.body.len()
+                    ),
+                ));
+            }
+            for chunk in resp.body.chunks_exact(64) {
+                if leaves.len() as u64 == len {
+                    break;
+                }
+                let (l, r) = chunk.split_at(32);
+                let mk = |b: &[u8]| {
+                    warg_crypto::hash::AnyHash::new(
+                        warg_crypto::hash::HashAlgorithm::Sha256,
+                        b.to_vec(),
+                    )
+                };
+                let leaf = LogLeaf {
+                    log_id: mk(l).into(),
+                    record_id: mk(r).into(),
+                };
+                log.push(&leaf);
+                leaves.push(leaf);
+            }
+        }
+        let got = log.checkpoint().root();
+        if got.bytes() != root.bytes() {
+            return Err(refuse(
+                &up.name,
+                format!(
+                    "ledger check failed: the {len} leaves hash to {got}, the verified checkpoint's log root is {root}"
+                ),
+            ));
+        }
+        let leaves = Arc::new(leaves);
+        up.verified.lock().map_err(|_| poisoned())?.ledger = Some((len, leaves.clone()));
+        Ok(leaves)
     }
 
     // ---- offline ----
