@@ -657,6 +657,28 @@ fn ledger_is_served_only_when_it_hashes_to_the_verified_root() {
         sources.json()["sources"][0]["url"].as_str(),
         Some("v1/ledger/records/0")
     );
+    // The monitor route answers from what bulwark verified.
+    let cp = b.get("/v1/fetch/checkpoint", &[]);
+    let v = http(
+        b.addr,
+        "POST",
+        "/v1/verify/checkpoint",
+        &[("content-type", "application/json")],
+        Some(&cp.body),
+    );
+    assert_eq!(v.status, 200, "{}", body_text(&v));
+    assert_eq!(v.json()["checkpoint"], "verified", "{}", body_text(&v));
+    assert_eq!(v.json()["signature"], "verified", "{}", body_text(&v));
+    let mut forged = cp.json();
+    forged["contents"]["timestamp"] = serde_json::json!(1);
+    let v = http(
+        b.addr,
+        "POST",
+        "/v1/verify/checkpoint",
+        &[("content-type", "application/json")],
+        Some(&serde_json::to_vec(&forged).unwrap()),
+    );
+    assert_eq!(v.json()["signature"], "invalid", "{}", body_text(&v));
     let via = b.get("/v1/ledger/records/0", &[]);
     assert_eq!(via.status, 200, "{}", body_text(&via));
     assert_eq!(

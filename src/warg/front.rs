@@ -417,7 +417,7 @@ impl WargFront {
                 Err(a) => a,
             },
             Route::VerifyCheckpoint => match self.or_default(up) {
-                Ok(up) => self.pass_through(&up, req).await,
+                Ok(up) => self.verify_checkpoint(&up, req).await,
                 Err(a) => a,
             },
             Route::PublishRecord { log_id } => self.publish(up, &log_id, req).await,
@@ -1314,6 +1314,53 @@ impl WargFront {
         let leaves = Arc::new(leaves);
         up.verified.lock().map_err(|_| poisoned())?.ledger = Some((len, leaves.clone()));
         Ok(leaves)
+    }
+
+    // ---- monitor ----
+
+    /// `POST /v1/verify/checkpoint`, answered by bulwark from what it
+    /// verified: the checkpoint is `verified` if it has the roots of the
+    /// checkpoint bulwark verified at that length, else `invalid` (as the
+    /// reference server answers for a length it has no checkpoint of); the
+    /// signature is `verified` if the pinned key signed it, else `invalid`.
+    async fn verify_checkpoint(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+        use warg_crypto::{Encode as _, Signable as _};
+        use wire::VerificationState as V;
+        let body = match read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
+        };
+        let cp: SignedCheckpoint = match wire::decode_json("checkpoint", &body, 64 * 1024) {
+            Ok(c) => c,
+            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let contents: &TimestampedCheckpoint = cp.as_ref();
+        let signature = if cp.key_id() == &up.key.key_id
+            && TimestampedCheckpoint::verify(&up.key.key, &contents.encode(), cp.signature())
+                .is_ok()
+        {
+            V::Verified
+        } else {
+            V::Invalid
+        };
+        let len = contents.checkpoint.log_length as u64;
+        let checkpoint = match self.checkpoint_at(up, len).await {
+            Ok(v)
+                if v.log_root() == &contents.checkpoint.log_root
+                    && v.map_root() == &contents.checkpoint.map_root =>
+            {
+                V::Verified
+            }
+            _ => V::Invalid,
+        };
+        Answer::json(
+            StatusCode::OK,
+            wire::encode_json(&wire::CheckpointVerificationResponse {
+                checkpoint,
+                signature,
+                retry_after: None,
+            }),
+        )
     }
 
     // ---- offline ----
