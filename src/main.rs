@@ -12,7 +12,12 @@ use std::sync::Arc;
 
 use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
+use bulwark::gomod::front::GoFront;
+use bulwark::gomod::verifier::GoIndex;
 use bulwark::server::{App, Front, Server};
+use bulwark::store::{FsBlobConfig, FsBlobStore};
+use bulwark::verify::trust::TrustState;
+use bulwark::warg::front::WargFront;
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -52,6 +57,9 @@ enum Command {
     /// Verify checkpoints, proofs and consistency offline.
     #[command(subcommand)]
     Verify(cli::verify::VerifyCommand),
+    /// Show or change upstreams' trust state (list, clear a quarantine).
+    #[command(subcommand)]
+    Upstream(cli::upstream::UpstreamCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
         Command::Verify(cmd) => cli::verify::run(cmd),
+        Command::Upstream(cmd) => cli::upstream::run(cmd, load),
     }
 }
 
@@ -112,13 +121,38 @@ fn init_logging(format: LogFormat) {
 
 /// The protocol fronts, in the order they are asked.
 ///
-/// LEAD: wire the Warg front (src/warg/) and the Go modules front
-/// (src/gomod/) here, built from `app.federation`, `app.metrics` and
-/// `app.config`.
-fn protocol_fronts(app: &App) -> Vec<Arc<dyn Front>> {
+/// The trust state
+/// (`<data_dir>/state.redb`) and the blob store (`<data_dir>/blobs`) are
+/// opened here, once, and shared by the fronts.
+async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     let mut fronts: Vec<Arc<dyn Front>> = Vec::new();
-    bulwark::warg::front::add_to(app, &mut fronts);
-    fronts
+    let data_dir = app.data_dir().clone();
+    let trust = {
+        let path = data_dir.join("state.redb");
+        tokio::task::spawn_blocking(move || TrustState::open(path)).await??
+    };
+    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    if let Some(warg) = WargFront::new(
+        &app.config,
+        app.federation.clone(),
+        trust.clone(),
+        blobs.clone(),
+    )? {
+        fronts.push(Arc::new(warg));
+    }
+    let index = GoIndex::open(&data_dir.join("gomod.redb"))?;
+    let go = GoFront::new(
+        &app.config,
+        app.federation.clone(),
+        app.metrics.clone(),
+        trust,
+        blobs,
+        index,
+    )?;
+    if !go.is_empty() {
+        fronts.push(Arc::new(go));
+    }
+    Ok(fronts)
 }
 
 fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
@@ -145,8 +179,9 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
     };
     let result = runtime.block_on(async move {
         let origin = config.origin.clone();
+        let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        for front in protocol_fronts(&app) {
+        for front in protocol_fronts(&app).await? {
             app.add_front(front);
         }
         let server = Server::bind(app).await?;
@@ -154,7 +189,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let scheme = if server.is_tls() { "https" } else { "http" };
         tracing::info!(config = %origin, %addr, scheme, "bulwark serving");
         println!("listening on {addr}");
-        server.run(bulwark::server::shutdown_signal()).await
+        server.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

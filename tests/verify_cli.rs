@@ -303,3 +303,133 @@ fn verifies_the_real_sum_golang_org_note_from_stdin() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("size: 30055305\n"));
 }
+
+/// A c2sp.org/tlog-proof@v1 bundle for Tessera entry `index` in the tree of
+/// size 15, built from the entry bundle and the real checkpoint.15.
+fn tessera_tlog_proof(index: u64) -> (Vec<u8>, Vec<u8>) {
+    use bulwark::tlog::merkle::inclusion_proof_from_leaves;
+    use bulwark::tlog::proof::TlogProof;
+    let bundle = std::fs::read(data("tile/entries/000.p/15")).unwrap();
+    let entries = parse_entry_bundle(&bundle, 15).unwrap();
+    let entry = entries[index as usize].to_vec();
+    let proof = TlogProof {
+        extra: None,
+        index,
+        hashes: inclusion_proof_from_leaves(index, &tessera_leaves()).unwrap(),
+        checkpoint_note: std::fs::read(data("checkpoint.15")).unwrap(),
+    };
+    (proof.to_bytes(), entry)
+}
+
+#[test]
+fn verifies_tlog_proofs_of_every_tessera_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "log.policy",
+        format!("log {TESSERA_KEY}\nquorum none\n").as_bytes(),
+    );
+    for index in 0..15u64 {
+        let (proof, entry) = tessera_tlog_proof(index);
+        let proof_path = write(dir.path(), "proof", &proof);
+        let entry_path = write(dir.path(), "entry", &entry);
+        let out = bulwark(
+            &[
+                "verify",
+                "proof",
+                "--policy",
+                s(&policy),
+                "--entry",
+                s(&entry_path),
+                s(&proof_path),
+            ],
+            None,
+        );
+        assert!(out.status.success(), "entry {index}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("at index {index}")));
+        // The same by leaf hash, from stdin.
+        let leaf = leaf_hash(&entry).to_base64();
+        let out = bulwark(
+            &[
+                "verify",
+                "proof",
+                "--policy",
+                s(&policy),
+                "--leaf-hash",
+                &leaf,
+                "-",
+            ],
+            Some(&proof),
+        );
+        assert!(out.status.success(), "entry {index}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn refuses_tlog_proofs_for_another_entry_a_changed_hash_or_an_unmet_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "log.policy",
+        format!("log {TESSERA_KEY}\nquorum none\n").as_bytes(),
+    );
+    let (proof, _) = tessera_tlog_proof(3);
+    let (_, other_entry) = tessera_tlog_proof(4);
+    let run = |proof: &[u8], entry: &[u8], policy: &Path| {
+        let proof_path = write(dir.path(), "proof", proof);
+        let entry_path = write(dir.path(), "entry", entry);
+        bulwark(
+            &[
+                "verify",
+                "proof",
+                "--policy",
+                s(policy),
+                "--entry",
+                s(&entry_path),
+                s(&proof_path),
+            ],
+            None,
+        )
+    };
+    // Another entry's bytes.
+    let out = run(&proof, &other_entry, &policy);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("verification failed: inclusion proof:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A proof hash changed (the first hash line follows "index 3\n").
+    let (_, entry) = tessera_tlog_proof(3);
+    let mut bad = proof.clone();
+    let at = bad.windows(8).position(|w| w == b"index 3\n").unwrap() + 8;
+    bad[at] = if bad[at] == b'A' { b'B' } else { b'A' };
+    let out = run(&bad, &entry, &policy);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // Garbage instead of a proof.
+    let out = run(b"c2sp.org/tlog-proof@v1\nindex x\n", &entry, &policy);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("proof format"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A policy that wants a witness the checkpoint lacks.
+    let witness = Signer::generate("witness.example/w").unwrap();
+    let strict = write(
+        dir.path(),
+        "strict.policy",
+        format!(
+            "log {TESSERA_KEY}\nwitness w {}\nquorum w\n",
+            witness.verifier_key()
+        )
+        .as_bytes(),
+    );
+    let out = run(&proof, &entry, &strict);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("witness policy"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -2,4 +2,5 @@
 //! `check-config`: offline verification (`verify`) and the operator's view
 //! of trust state (`upstream`).
 
+pub mod upstream;
 pub mod verify;

@@ -21,6 +21,7 @@ use bulwark::tlog::checkpoint::Checkpoint;
 use bulwark::tlog::merkle::{self, Hash};
 use bulwark::tlog::note::{SignatureKind, VerifiedNote, VerifierKey};
 use bulwark::tlog::policy::Policy;
+use bulwark::tlog::proof::TlogProof;
 use clap::{Args, Subcommand};
 
 /// Largest input file read (notes, proofs, policies, entries).
@@ -261,8 +262,27 @@ fn verify_proof(a: ProofArgs) -> Result<String, Failure> {
         (None, None) => return Err(Failure::Usage("give --entry or --leaf-hash".into())),
     };
     let bytes = read_input(&a.file)?;
-    let _ = (leaf, bytes, policy);
-    Err(Failure::Usage("verify proof: not wired yet".into()))
+    let proof = TlogProof::parse(&bytes).map_err(|e| check("proof format", e))?;
+    let (cp, lines) = open_checkpoint(&proof.checkpoint_note, &[], Some(&policy))?;
+    proof.verify_inclusion_in(&leaf, &cp).map_err(|e| {
+        check(
+            "inclusion proof",
+            format!(
+                "leaf {leaf} at index {} in tree of size {}: {e}",
+                proof.index, cp.size
+            ),
+        )
+    })?;
+    let mut out = format!(
+        "included: leaf {leaf} at index {} ({} proof hashes)\n",
+        proof.index,
+        proof.hashes.len()
+    );
+    if let Some(extra) = &proof.extra {
+        out.push_str(&format!("extra: {}\n", String::from_utf8_lossy(extra)));
+    }
+    out.push_str(&describe(&cp, &lines));
+    Ok(out)
 }
 
 /// Reads a proof file: one canonical base64 hash a line.

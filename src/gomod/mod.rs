@@ -7,5 +7,7 @@
 //! formats ([`sumdb`]). The GOPROXY front and the verifier build on these.
 
 pub mod dirhash;
+pub mod front;
 pub mod module;
 pub mod sumdb;
+pub mod verifier;

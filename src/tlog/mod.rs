@@ -8,9 +8,10 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod note;
+pub mod policy;
+pub mod proof;
 pub mod tile;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::Hash;
-pub mod note;
-pub mod policy;

@@ -2,8 +2,8 @@
 //! federating namespaces to upstream Warg registries and serving only what
 //! it verified.
 //!
-//! `main.rs` builds it with [`WargFront::from_app`] and adds it to the
-//! server. Per request:
+//! `main.rs` builds it with [`WargFront::new`] (sharing the server's trust
+//! state and blob store) and adds it to the server. Per request:
 //!
 //! - **Routing**: the `Warg-Registry` header names an upstream by its
 //!   configured name; without it, the upstream that owns the package's
@@ -40,12 +40,11 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use indexmap::IndexMap;
-use tokio::sync::OnceCell;
 
 use crate::config::{Config, Protocol};
 use crate::federation::Federation;
-use crate::server::{full, read_body, App, Front, ReqBody, ResBody};
-use crate::store::{Digest as BlobDigest, FsBlobConfig, FsBlobStore};
+use crate::server::{full, read_body, Front, ReqBody, ResBody};
+use crate::store::{Digest as BlobDigest, FsBlobStore};
 use crate::tlog::{Checkpoint as TlogCheckpoint, Hash as TlogHash};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::{ConsistencyProof, TrustError, TrustState};
@@ -242,26 +241,20 @@ pub struct WargFront {
     upstreams: Vec<Arc<Upstream>>,
     default: Option<usize>,
     trust: TrustState,
-    data_dir: std::path::PathBuf,
-    blobs: OnceCell<FsBlobStore>,
+    blobs: FsBlobStore,
     /// Log ID → package name, learnt from names seen.
     names: Mutex<HashMap<LogId, PackageName>>,
     https: bool,
 }
 
 impl WargFront {
-    /// The front for the Warg upstreams of `app`'s configuration, or `None`
-    /// when none is configured. Opens the trust state under `data_dir`.
-    pub fn from_app(app: &App) -> anyhow::Result<Option<WargFront>> {
-        let trust = TrustState::open(app.data_dir().join("state.redb"))?;
-        WargFront::new(&app.config, app.federation.clone(), trust)
-    }
-
-    /// The front over `config`'s Warg upstreams with a given trust state.
+    /// The front over `config`'s Warg upstreams, sharing the server's trust
+    /// state and blob store; `None` when no Warg upstream is configured.
     pub fn new(
         config: &Config,
         federation: Arc<Federation>,
         trust: TrustState,
+        blobs: FsBlobStore,
     ) -> anyhow::Result<Option<WargFront>> {
         let mut upstreams = Vec::new();
         let mut default = None;
@@ -305,8 +298,7 @@ impl WargFront {
             upstreams,
             default,
             trust,
-            data_dir: config.server.data_dir.clone(),
-            blobs: OnceCell::new(),
+            blobs,
             names: Mutex::new(HashMap::new()),
             https: config.server.tls.is_some(),
         }))
@@ -329,10 +321,7 @@ impl WargFront {
     }
 
     async fn blobs(&self) -> Result<&FsBlobStore, Answer> {
-        self.blobs
-            .get_or_try_init(|| FsBlobStore::open(self.data_dir.clone(), FsBlobConfig::default()))
-            .await
-            .map_err(|e| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        Ok(&self.blobs)
     }
 
     /// The upstream a request is for: its `Warg-Registry` header, else the
@@ -1705,16 +1694,5 @@ impl Front for WargFront {
             };
             self.handle_route(r, req).await.into_response()
         })
-    }
-}
-
-/// Adds the Warg front to `fronts` when Warg upstreams are configured (the
-/// one line `main.rs` calls); a front that cannot be built is logged and
-/// left out, so `/readyz` and the other fronts still answer.
-pub fn add_to(app: &App, fronts: &mut Vec<Arc<dyn Front>>) {
-    match WargFront::from_app(app) {
-        Ok(Some(f)) => fronts.push(Arc::new(f)),
-        Ok(None) => {}
-        Err(e) => tracing::error!("warg front not started: {e:#}"),
     }
 }

@@ -13,9 +13,9 @@
 //! - [`WargClient`] runs the `warg` CLI with its own HOME, config, cache and a
 //!   flat-file keyring (no OS keyring, no prompts).
 //!
-//! The binaries are found in `$BULWARK_WARG_BIN_DIR`, `/work/warg-bin/bin` or
-//! `~/.cargo/bin` (install: `cargo install --locked warg-server@0.10.0
-//! warg-cli@0.10.0`).
+//! The binaries are found in `$BULWARK_WARG_BIN_DIR`,
+//! `~/.cache/bulwark-tools/bin` (where `.ci/setup` installs them) or
+//! `~/.cargo/bin`.
 //!
 //! A started server runs under a small `sh` wrapper that kills it when the
 //! wrapper's standard input closes: [`WargServer`]'s `Drop` closes it and
@@ -41,8 +41,9 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BULWARK_WARG_BIN_DIR") {
         candidates.push(PathBuf::from(dir));
     }
-    candidates.push(PathBuf::from("/work/warg-bin/bin"));
     if let Some(home) = std::env::var_os("HOME") {
+        // Where `.ci/setup` installs them by default.
+        candidates.push(Path::new(&home).join(".cache/bulwark-tools/bin"));
         candidates.push(Path::new(&home).join(".cargo/bin"));
     }
     for dir in &candidates {
@@ -51,7 +52,8 @@ pub fn bin_dir() -> PathBuf {
         }
     }
     panic!(
-        "warg-server and warg not found in {candidates:?}; install them with \
+        "warg-server and warg not found in {candidates:?}; run `bash .ci/setup` \
+         (it installs them into ~/.cache/bulwark-tools/bin), or install them with \
          `cargo install --locked --root DIR warg-server@0.10.0 warg-cli@0.10.0` \
          and set BULWARK_WARG_BIN_DIR=DIR/bin"
     );

@@ -14,6 +14,7 @@
 //
 //	/<escaped module>/@v/list, @v/<version>.info|.mod|.zip, /@latest
 //	/sumdb/<name>/supported, /latest, /lookup/<module>@<version>, /tile/...
+//	/_stats?path=P  how many requests for path P it has answered
 //
 // It listens on -listen (default 127.0.0.1:0); a test restarts a database
 // in place by passing the address it had. On start it prints, one per line, "addr HOST:PORT", "vkey VERIFIER-KEY",
@@ -154,7 +155,31 @@ func main() {
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
-	log.Fatal(http.Serve(ln, mux))
+	log.Fatal(http.Serve(ln, counting(mux)))
+}
+
+// counts is the number of requests per URL path, served at
+// /_stats?path=P (the count for P, as a decimal number) so tests can
+// check how often a proxy in front asked for something.
+var counts = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+func counting(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_stats" {
+			counts.Lock()
+			n := counts.n[r.URL.Query().Get("path")]
+			counts.Unlock()
+			fmt.Fprintf(w, "%d\n", n)
+			return
+		}
+		counts.Lock()
+		counts.n[r.URL.Path]++
+		counts.Unlock()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // loadOrCreateKey reads "skey\nvkey\n" from file, or generates a key pair

@@ -1,0 +1,606 @@
+//! bulwark's Go-modules front end to end: the real `bulwark` binary between
+//! the real `go` command and a real checksum database + GOPROXY (the Go
+//! fixture built from golang.org/x/mod). The `go` command is given
+//! `GOPROXY=<bulwark>` and `GOSUMDB=<verifier key>` with no URL, so it
+//! reaches the database through bulwark's `/sumdb/<name>/...` routes.
+//!
+//! Covers: downloads and builds with go.sum equal to the database; each
+//! attack refused with the failed check named and nothing served or kept;
+//! quarantine and refusals surviving a restart of bulwark until
+//! `bulwark upstream clear`; serving verified modules with the upstream
+//! stopped; coalescing of concurrent requests for a missing object.
+//!
+//! Needs the Debian packages `golang-go` and `golang-golang-x-mod-dev`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use bulwark::gomod::sumdb;
+use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture, TileKind};
+
+const GREET: &str = "example.com/greet";
+const HELLO: &str = "example.com/Hello";
+const UPSTREAM: &str = "fixture";
+
+/// Modules Hello v1.1.0 → greet v1.0.0, and an app using Hello.
+struct World {
+    tmp: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mods = tmp.path().join("mods");
+        write_module(
+            &mods,
+            GREET,
+            "v1.0.0",
+            &[
+                ("go.mod", "module example.com/greet\n\ngo 1.19\n"),
+                (
+                    "greet.go",
+                    "package greet\n\nfunc Hello() string { return \"hello\" }\n",
+                ),
+            ],
+        );
+        write_module(
+            &mods,
+            HELLO,
+            "v1.1.0",
+            &[
+                (
+                    "go.mod",
+                    "module example.com/Hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
+                ),
+                (
+                    "hello.go",
+                    "package hello\n\nimport \"example.com/greet\"\n\nfunc Say() string { return greet.Hello() + \", world\" }\n",
+                ),
+            ],
+        );
+        let app = tmp.path().join("app");
+        std::fs::create_dir_all(&app).expect("mkdir app");
+        std::fs::write(
+            app.join("go.mod"),
+            "module example.com/app\n\ngo 1.19\n\nrequire example.com/Hello v1.1.0\n",
+        )
+        .expect("write go.mod");
+        std::fs::write(
+            app.join("main.go"),
+            "package main\n\nimport (\n\t\"fmt\"\n\n\thello \"example.com/Hello\"\n)\n\nfunc main() { fmt.Println(hello.Say()) }\n",
+        )
+        .expect("write main.go");
+        World { tmp }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+
+    fn options(&self) -> FixtureOptions {
+        FixtureOptions {
+            modules: self.path("mods"),
+            key: self.path("sumdb.key"),
+            ..FixtureOptions::default()
+        }
+    }
+
+    /// Writes bulwark's config for `fx` (data dir under the world).
+    fn config(&self, fx: &GoFixture) -> PathBuf {
+        self.config_with(fx, "")
+    }
+
+    /// Like [`World::config`] with extra `[server]` lines.
+    fn config_with(&self, fx: &GoFixture, server: &str) -> PathBuf {
+        let file = self.path("bulwark.toml");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n\
+             [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"gomod\"\nurl = \"{}\"\n\
+             namespaces = [\"*\"]\nsumdb = {{ name = \"{}\", url = \"{}\", key = \"{}\" }}\n",
+            self.path("data").display(),
+            fx.proxy_url(),
+            fx.name,
+            fx.sumdb_url(),
+            fx.vkey
+        );
+        std::fs::write(&file, toml).expect("write config");
+        file
+    }
+
+    /// Runs `go args...` in the app directory through bulwark.
+    fn go(&self, b: &Bulwark, fx: &GoFixture, home: &str, args: &[&str]) -> Output {
+        let home = self.path(home);
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        go_command(&home, &b.url(), &fx.vkey)
+            .current_dir(self.path("app"))
+            .args(args)
+            .output()
+            .expect("run go")
+    }
+}
+
+/// A running `bulwark serve`, killed and reaped on drop.
+struct Bulwark {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Bulwark {
+    fn start(config: &Path) -> Bulwark {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bulwark");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("listening on ") {
+                        break a.parse().expect("address");
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("bulwark exited before listening");
+                }
+            }
+        };
+        Bulwark { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        get(self.addr, path)
+    }
+}
+
+impl Drop for Bulwark {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", text(&self.body)))
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        let name = name.to_ascii_lowercase();
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim().to_ascii_lowercase() == name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// HTTP/1.0 GET (bulwark answers with a Content-Length and closes).
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    Reply {
+        status,
+        head,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Asserts a JSON refusal with `status` naming the upstream and `check`.
+fn assert_refused(r: &Reply, status: u16, check: &str) {
+    assert_eq!(r.status, status, "body: {}", text(&r.body));
+    let j = r.json();
+    assert_eq!(j["upstream"], UPSTREAM, "{j}");
+    assert_eq!(j["check"], check, "{j}");
+}
+
+fn bulwark_cli(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run bulwark cli")
+}
+
+fn lookup_lines(fx: &GoFixture, escaped: &str) -> Vec<String> {
+    let (status, body) = fx.get(&format!("/sumdb/{}/lookup/{escaped}", fx.name));
+    assert_eq!(status, 200);
+    let l = sumdb::Lookup::parse(&body).expect("lookup");
+    l.record.lines().iter().map(|s| s.to_string()).collect()
+}
+
+const GREET_ZIP: &str = "/example.com/greet/@v/v1.0.0.zip";
+const GREET_MOD: &str = "/example.com/greet/@v/v1.0.0.mod";
+const HELLO_ZIP: &str = "/example.com/!hello/@v/v1.1.0.zip";
+
+#[test]
+fn go_builds_through_bulwark_and_go_sum_equals_the_database() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+
+    let out = world.go(&b, &fx, "home", &["build", "-o", "app.bin", "."]);
+    assert_success("go build through bulwark", &out);
+    let run = Command::new(world.path("app/app.bin"))
+        .output()
+        .expect("run app");
+    assert_eq!(text(&run.stdout), "hello, world\n");
+
+    let mut want = lookup_lines(&fx, "example.com/!hello@v1.1.0");
+    want.extend(lookup_lines(&fx, "example.com/greet@v1.0.0"));
+    want.sort();
+    let mut got: Vec<String> = std::fs::read_to_string(world.path("app/go.sum"))
+        .expect("go.sum")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+
+    // go mod download in a fresh home: served from what bulwark verified.
+    let out = world.go(
+        &b,
+        &fx,
+        "home2",
+        &["mod", "download", "-json", &format!("{GREET}@v1.0.0")],
+    );
+    assert_success("go mod download", &out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        info["Sum"].as_str(),
+        want.iter()
+            .find(|l| l.starts_with("example.com/greet v1.0.0 "))
+            .and_then(|l| l.split(' ').nth(2))
+    );
+
+    // The upstream was asked for the zip only once.
+    let (_, n) = fx.get(&format!("/_stats?path={GREET_ZIP}"));
+    assert_eq!(
+        text(&n).trim(),
+        "1",
+        "greet zip fetched from upstream more than once"
+    );
+}
+
+#[test]
+fn refuses_a_zip_altered_after_it_was_logged_and_keeps_nothing() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.serve_altered_zip = vec![format!("{GREET}@v1.0.0")];
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+
+    let r = b.get(GREET_ZIP);
+    assert_refused(&r, 502, "h1");
+    let j = r.json();
+    assert_ne!(j["expected"], j["seen"]);
+    let out = world.go(
+        &b,
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert!(!out.status.success(), "go downloaded an altered zip");
+    assert!(
+        text(&out.stderr).contains("502 Bad Gateway"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing was kept: with the upstream gone it is still refused.
+    drop(fx);
+    assert_ne!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn refuses_a_go_mod_altered_after_it_was_logged() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.serve_altered_mod = vec![format!("{GREET}@v1.0.0")];
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+
+    assert_refused(&b.get(GREET_MOD), 502, "h1");
+    let out = world.go(
+        &b,
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert!(!out.status.success(), "go downloaded an altered go.mod");
+    drop(fx);
+    assert_ne!(b.get(GREET_MOD).status, 200);
+}
+
+#[test]
+fn refuses_a_tree_signed_by_another_key() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.other_key = true;
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+
+    let r = b.get(&format!("/sumdb/{}/latest", fx.name));
+    assert_refused(&r, 502, "signature");
+    assert_refused(&b.get(GREET_ZIP), 502, "signature");
+    let out = bulwark_cli(&["upstream", "list"], &world.path("bulwark.toml"));
+    assert!(
+        text(&out.stdout).contains("no checkpoint"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn refuses_hash_and_data_tiles_altered_in_transit() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.tamper_tile = Some(TileKind::Hash);
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    assert_refused(&b.get(GREET_ZIP), 502, "tiles");
+    drop(b);
+    drop(fx);
+
+    let world = World::new();
+    let mut opts = world.options();
+    opts.tamper_tile = Some(TileKind::Data);
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    // Hash tiles are honest: the module verifies; the data tile does not.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/tile/8/data/000.p/2", fx.name)),
+        502,
+        "inclusion",
+    );
+}
+
+#[test]
+fn fork_quarantines_across_restarts_until_cleared() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    let addr = fx.addr;
+    drop(fx);
+
+    // Same key, different records: a fork of the database.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.log_altered = vec![format!("{GREET}@v1.0.0")];
+    let forked = GoFixture::start(&opts);
+    let r = b.get(&format!("/sumdb/{}/latest", forked.name));
+    assert_refused(&r, 502, "fork");
+    // Everything from it is refused now, even what was verified before.
+    assert_refused(&b.get(HELLO_ZIP), 502, "quarantine");
+    assert_refused(&b.get(GREET_ZIP), 502, "quarantine");
+
+    // Still quarantined after a restart of bulwark.
+    drop(b);
+    let b = Bulwark::start(&config);
+    assert_refused(&b.get(HELLO_ZIP), 502, "quarantine");
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    assert!(
+        text(&out.stdout).contains("QUARANTINED"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The operator clears it; the honest database is back.
+    drop(forked);
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    let _honest = GoFixture::start(&opts);
+    let out = bulwark_cli(&["upstream", "clear", UPSTREAM], &config);
+    assert_success("upstream clear", &out);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    assert!(
+        text(&out.stdout).contains("active"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn refuses_an_older_tree_replayed_also_after_a_restart() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    // A 1ms freshness bound: every use of a stored module re-checks the
+    // tree with the (answering) upstream first.
+    let config = world.config_with(&fx, "max_checkpoint_age = \"1ms\"");
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    let latest = b.get(&format!("/sumdb/{}/latest", fx.name));
+    assert_eq!(latest.status, 200);
+    let addr = fx.addr;
+    drop(fx);
+
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.tree_size = Some(1);
+    let old = GoFixture::start(&opts);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", old.name)),
+        502,
+        "rewind",
+    );
+    assert_refused(&b.get(GREET_ZIP), 502, "rewind");
+    // Verified before, but the tree is stale and the upstream answers with
+    // a tree that cannot be accepted: refused, not served from store.
+    assert_refused(&b.get(HELLO_ZIP), 502, "rewind");
+    drop(b);
+    let b = Bulwark::start(&config);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", old.name)),
+        502,
+        "rewind",
+    );
+    // Not a fork: no quarantine.
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    assert!(
+        text(&out.stdout).contains("active"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    // Every tree is older than 1ms by the time it is used again: with the
+    // upstream answering it is refreshed, without it served with a Warning.
+    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
+    let out = world.go(
+        &b,
+        &fx,
+        "home",
+        &["mod", "download", "-json", &format!("{HELLO}@v1.1.0")],
+    );
+    assert_success("go mod download", &out);
+    let vkey = fx.vkey.clone();
+    let name = fx.name.clone();
+    drop(fx);
+
+    // A fresh go home, the upstream gone: still served, from the store.
+    let home = world.path("offline");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let out = go_command(&home, &b.url(), &vkey)
+        .current_dir(world.path("app"))
+        .args(["mod", "download", "-json", &format!("{HELLO}@v1.1.0")])
+        .output()
+        .expect("go");
+    assert_success("offline go mod download", &out);
+    let zip = b.get(HELLO_ZIP);
+    assert_eq!(zip.status, 200);
+    let w = zip
+        .header("warning")
+        .unwrap_or_else(|| panic!("no Warning header offline: {}", zip.head));
+    assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
+    let latest = b.get(&format!("/sumdb/{name}/latest"));
+    assert_eq!(latest.status, 200);
+    assert!(latest.header("warning").is_some());
+    assert!(text(&latest.body).starts_with("go.sum database tree\n"));
+    // Never verified: refused.
+    let r = b.get(GREET_ZIP);
+    assert_ne!(r.status, 200);
+    assert!(r.json()["upstream"] == UPSTREAM, "{}", text(&r.body));
+}
+
+#[test]
+fn concurrent_requests_for_a_missing_object_reach_the_upstream_once() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let path = "/example.com/missing/@v/v1.0.0.info";
+    let addr = b.addr;
+    let threads: Vec<_> = (0..50)
+        .map(|_| std::thread::spawn(move || get(addr, path).status))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 404);
+    }
+    let (_, n) = fx.get(&format!("/_stats?path={path}"));
+    assert_eq!(text(&n).trim(), "1");
+}
+
+#[test]
+fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles_refused() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(&format!("/sumdb/{}/latest", fx.name)).status, 200);
+    let addr = fx.addr;
+    drop(fx);
+
+    // One more module, logged after the others: the tree grows to 3.
+    write_module(
+        &world.path("mods"),
+        "example.com/zzz",
+        "v1.0.0",
+        &[("go.mod", "module example.com/zzz\n\ngo 1.19\n")],
+    );
+    // Tiles altered in transit: the consistency proof cannot be read.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.tamper_tile = Some(TileKind::Hash);
+    let tampered = GoFixture::start(&opts);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", tampered.name)),
+        502,
+        "tiles",
+    );
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("active") && listed.contains("size 2 "),
+        "{listed}"
+    );
+    drop(tampered);
+
+    // Honest tiles: the grown tree is proven consistent and accepted.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    let grown = GoFixture::start(&opts);
+    let latest = b.get(&format!("/sumdb/{}/latest", grown.name));
+    assert_eq!(latest.status, 200, "{}", text(&latest.body));
+    assert!(text(&latest.body).starts_with("go.sum database tree\n3\n"));
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    assert!(
+        text(&out.stdout).contains("size 3 "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(b.get("/example.com/zzz/@v/v1.0.0.zip").status, 200);
+}
