@@ -17,6 +17,7 @@ use bulwark::gomod::verifier::GoIndex;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;
+use bulwark::warg::front::WargFront;
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -120,7 +121,7 @@ fn init_logging(format: LogFormat) {
 
 /// The protocol fronts, in the order they are asked.
 ///
-/// LEAD: wire the Warg front (src/warg/) here too. The trust state
+/// The trust state
 /// (`<data_dir>/state.redb`) and the blob store (`<data_dir>/blobs`) are
 /// opened here, once, and shared by the fronts.
 async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
@@ -131,6 +132,14 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         tokio::task::spawn_blocking(move || TrustState::open(path)).await??
     };
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    if let Some(warg) = WargFront::new(
+        &app.config,
+        app.federation.clone(),
+        trust.clone(),
+        blobs.clone(),
+    )? {
+        fronts.push(Arc::new(warg));
+    }
     let index = GoIndex::open(&data_dir.join("gomod.redb"))?;
     let go = GoFront::new(
         &app.config,

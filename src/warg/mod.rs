@@ -12,5 +12,7 @@
 //! The Warg front, verifier and upstream client build on `wire`;
 //! `tests/support/WARG.md` records how the reference peers behave.
 
+pub mod checks;
+pub mod front;
 pub mod verify;
 pub mod wire;
