@@ -452,6 +452,50 @@ fn fork_quarantines_across_restarts_until_cleared() {
 }
 
 #[test]
+fn tiles_of_a_refused_fork_are_never_kept_or_served() {
+    let world = World::new();
+    // bulwark accepts the honest tree of size 1 (Hello's record).
+    let mut opts = world.options();
+    opts.tree_size = Some(1);
+    let fx = GoFixture::start(&opts);
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    let name = fx.name.clone();
+    assert_eq!(b.get(&format!("/sumdb/{name}/latest")).status, 200);
+    let addr = fx.addr;
+    drop(fx);
+
+    // The same key signs a tree of size 2 whose first record differs: not
+    // consistent with size 1. Proving that reads tiles of the forked tree.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
+    let forked = GoFixture::start(&opts);
+    assert_refused(&b.get(&format!("/sumdb/{name}/latest")), 502, "consistency");
+    drop(forked);
+
+    // The honest database of size 2 is back and the operator clears the
+    // quarantine: the honest tree is accepted, and the level-0 tile bulwark
+    // serves is the honest one, never the forked tile it read while
+    // checking the fork.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    let honest = GoFixture::start(&opts);
+    assert_success(
+        "upstream clear",
+        &bulwark_cli(&["upstream", "clear", UPSTREAM], &config),
+    );
+    assert_eq!(b.get(&format!("/sumdb/{name}/latest")).status, 200);
+    let tile = format!("/sumdb/{name}/tile/8/0/000.p/2");
+    let (status, want) = honest.get(&tile);
+    assert_eq!(status, 200);
+    let got = b.get(&tile);
+    assert_eq!(got.status, 200, "{}", text(&got.body));
+    assert_eq!(got.body, want, "bulwark served a tile of the refused fork");
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
 fn refuses_an_older_tree_replayed_also_after_a_restart() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());

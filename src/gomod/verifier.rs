@@ -28,7 +28,7 @@ use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
 use crate::store::{Digest, FsBlobStore, StoreError};
-use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader};
+use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
 use crate::tlog::tile::{
@@ -352,14 +352,21 @@ impl SumdbVerifier {
         let latest = blocking(move || trust.latest(&up)).await?;
         let mut proof = Vec::new();
         let mut from = 0;
+        // Tiles read here are authenticated against the candidate tree,
+        // which is signed but not yet known to be consistent with what was
+        // accepted: they are kept aside and stored only once the trust
+        // state accepts the tree (a refused fork must leave nothing behind).
+        let mut candidate_tiles = Vec::new();
         if let Some(old) = &latest {
             if cp.size > old.size {
                 from = old.size;
                 let (size, root) = (cp.size, cp.root);
                 let old_size = old.size;
-                proof = self
-                    .with_tiles(size, root, move |r| prove_tree(size, old_size, r))
-                    .await?;
+                let (p, tiles) = self
+                    .with_unsaved_tiles(size, root, move |r| prove_tree(size, old_size, r))
+                    .await;
+                proof = p?;
+                candidate_tiles = tiles;
             }
         }
         let trust = self.trust.clone();
@@ -378,6 +385,9 @@ impl SumdbVerifier {
             )
         })
         .await?;
+        for (path, data) in candidate_tiles {
+            self.store_tile(&path, Bytes::from(data)).await?;
+        }
         let a = adv.accepted().clone();
         self.metrics.set_checkpoint_age(&self.upstream, 0.0);
         self.metrics
@@ -400,12 +410,14 @@ impl SumdbVerifier {
             let v = p
                 .verify(note, now)
                 .map_err(|e| VerifyError::Policy(e.to_string()))?;
-            if v.log != self.key.name() {
-                return Err(VerifyError::Signature {
-                    key: self.key.name().to_string(),
-                    detail: format!("signed by log key {}", v.log),
-                });
-            }
+            // The policy may list other log keys (of the same name, even):
+            // the pinned key itself must have signed.
+            Checkpoint::open(note, std::slice::from_ref(&self.key)).map_err(|e| {
+                VerifyError::Signature {
+                    key: format!("{}+{:08x}", self.key.name(), self.key.key_id()),
+                    detail: e.to_string(),
+                }
+            })?;
             v.text
         } else {
             let (_, v) = Checkpoint::open(note, std::slice::from_ref(&self.key)).map_err(|e| {
@@ -422,15 +434,31 @@ impl SumdbVerifier {
         })
     }
 
-    /// Runs `f` over a hash reader of the tree (`size`, `root`) that reads
-    /// authenticated tiles (from the index, else from the database); tiles
-    /// authenticated on the way are stored.
+    /// Runs `f` over a hash reader of the tree (`size`, `root`), which must
+    /// be an accepted tree, reading authenticated tiles (from the index,
+    /// else from the database); tiles authenticated on the way are stored.
     async fn with_tiles<T: Send + 'static>(
         &self,
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> Result<T, VerifyError> {
+        let (out, verified) = self.with_unsaved_tiles(size, root, f).await;
+        for (path, data) in verified {
+            self.store_tile(&path, Bytes::from(data)).await?;
+        }
+        out
+    }
+
+    /// [`Self::with_tiles`] without storing anything: returns the tiles
+    /// authenticated against (`size`, `root`) on the way, for the caller to
+    /// store once that tree is accepted.
+    async fn with_unsaved_tiles<T: Send + 'static>(
+        &self,
+        size: u64,
+        root: crate::tlog::Hash,
+        f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
+    ) -> (Result<T, VerifyError>, Vec<(String, Vec<u8>)>) {
         let fetcher = Fetcher {
             upstream: self.upstream.clone(),
             client: self.client.clone(),
@@ -439,15 +467,23 @@ impl SumdbVerifier {
             handle: tokio::runtime::Handle::current(),
             verified: Mutex::new(Vec::new()),
         };
-        let (out, fetcher) = tokio::task::spawn_blocking(move || {
+        let joined = tokio::task::spawn_blocking(move || {
             let out = {
                 let reader = TileHashReader::new(size, root, &fetcher);
                 f(&reader)
             };
             (out, fetcher)
         })
-        .await
-        .map_err(|e| VerifyError::Tiles(format!("tile task failed: {e}")))?;
+        .await;
+        let (out, fetcher) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    Err(VerifyError::Tiles(format!("tile task failed: {e}"))),
+                    Vec::new(),
+                )
+            }
+        };
         let out = out.map_err(|e| match e {
             TileError::Read(inner) => match inner.downcast::<FetchError>() {
                 Ok(fe) => match *fe {
@@ -460,10 +496,7 @@ impl SumdbVerifier {
         });
         let verified =
             std::mem::take(&mut *fetcher.verified.lock().unwrap_or_else(|p| p.into_inner()));
-        for (path, data) in verified {
-            self.store_tile(&path, Bytes::from(data)).await?;
-        }
-        out
+        (out, verified)
     }
 
     async fn store_tile(&self, path: &str, data: Bytes) -> Result<(), VerifyError> {
@@ -759,7 +792,8 @@ impl TileReader for Fetcher {
                 let res = self
                     .client
                     .send(
-                        UpstreamRequest::get(format!("/{path}")).max_response_bytes(MAX_TILE_BYTES),
+                        UpstreamRequest::get(format!("/{path}"))
+                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64),
                     )
                     .await
                     .and_then(|r| r.error_for_status())
