@@ -471,7 +471,15 @@ fn tiles_of_a_refused_fork_are_never_kept_or_served() {
     opts.listen = Some(addr);
     opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
     let forked = GoFixture::start(&opts);
-    assert_refused(&b.get(&format!("/sumdb/{name}/latest")), 502, "consistency");
+    let refused = b.get(&format!("/sumdb/{name}/latest"));
+    assert_refused(&refused, 502, "consistency");
+    let j = refused.json();
+    for field in ["expected", "seen"] {
+        assert!(
+            !j[field].as_str().unwrap_or_default().is_empty(),
+            "{field} missing: {j}"
+        );
+    }
     drop(forked);
 
     // The honest database of size 2 is back and the operator clears the

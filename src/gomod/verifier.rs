@@ -172,6 +172,34 @@ impl VerifyError {
             VerifyError::Trust(TrustError::Rewind { expected, seen, .. }) => {
                 Some((format!("size >= {expected}"), format!("size {seen}")))
             }
+            VerifyError::Trust(TrustError::Inconsistent {
+                old_size,
+                old_root,
+                new_size,
+                new_root,
+                error,
+                ..
+            }) => Some((
+                format!(
+                    "tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"
+                ),
+                format!("consistency proof from tiles: {error}"),
+            )),
+            VerifyError::Trust(TrustError::OriginChanged { expected, seen, .. }) => {
+                Some((expected.clone(), seen.clone()))
+            }
+            VerifyError::Trust(TrustError::Stale {
+                size, age, max_age, ..
+            }) => Some((
+                format!(
+                    "a tree at most {} old",
+                    humantime::format_duration(*max_age)
+                ),
+                format!(
+                    "tree {size} accepted {} ago",
+                    humantime::format_duration(Duration::from_secs(age.as_secs()))
+                ),
+            )),
             _ => None,
         }
     }
