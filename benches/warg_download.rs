@@ -9,9 +9,9 @@
 //! - **cli**: a whole `warg download` by a fresh client (checkpoint, logs,
 //!   proofs, content), home registry bulwark vs the server itself.
 //!
-//! Run: `BULWARK_WARG_BIN_DIR=/work/warg-bin/bin cargo bench --bench
-//! warg_download` (set `BULWARK_BIN` to time another bulwark binary, e.g.
-//! a release build). Prints medians and the ratios bulwark / direct.
+//! Run: `cargo bench --bench warg_download` (after `bash .ci/setup`, which
+//! installs the Warg binaries; set `BULWARK_BIN` to time another bulwark
+//! binary). Prints medians and the ratios bulwark / direct.
 
 #[path = "../tests/support/warg.rs"]
 mod warg;
