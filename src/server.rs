@@ -237,9 +237,12 @@ impl ApiError {
         expected: impl Into<String>,
         seen: impl Into<String>,
     ) -> ApiError {
+        // A check with no values to compare (an unreachable upstream, say)
+        // leaves the fields out rather than sending empty strings.
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
         self.check = Some(check.into());
-        self.expected = Some(expected.into());
-        self.seen = Some(seen.into());
+        self.expected = nonempty(expected.into());
+        self.seen = nonempty(seen.into());
         self
     }
 
