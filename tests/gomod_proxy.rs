@@ -503,6 +503,52 @@ fn tiles_of_a_refused_fork_are_never_kept_or_served() {
     assert_eq!(b.get(GREET_ZIP).status, 200);
 }
 
+/// Writes `policy` next to the config and points the upstream at it.
+fn with_witness_policy(world: &World, config: &Path, policy: &str) {
+    let file = world.path("witness.policy");
+    std::fs::write(&file, policy).expect("write policy");
+    let mut toml = std::fs::read_to_string(config).expect("read config");
+    toml.push_str(&format!("witness_policy = \"{}\"\n", file.display()));
+    std::fs::write(config, toml).expect("write config");
+}
+
+#[test]
+fn a_witness_policy_refuses_trees_without_its_quorum() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    // The database's trees carry no cosignatures: a policy that wants one
+    // witness refuses every tree, and nothing is served.
+    let witness = bulwark::tlog::note::Signer::generate("witness.example/w").expect("key");
+    with_witness_policy(
+        &world,
+        &config,
+        &format!(
+            "log {}\nwitness w {}\nquorum w\n",
+            fx.vkey,
+            witness.verifier_key()
+        ),
+    );
+    let b = Bulwark::start(&config);
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", fx.name)),
+        502,
+        "witness-policy",
+    );
+    assert_refused(&b.get(GREET_ZIP), 502, "witness-policy");
+}
+
+#[test]
+fn a_witness_policy_with_quorum_none_accepts_the_pinned_log_alone() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    with_witness_policy(&world, &config, &format!("log {}\nquorum none\n", fx.vkey));
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(&format!("/sumdb/{}/latest", fx.name)).status, 200);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
+
 #[test]
 fn refuses_an_older_tree_replayed_also_after_a_restart() {
     let world = World::new();
