@@ -382,6 +382,7 @@ enum Mitm {
     ReplayCheckpoint,
     BreakSignature,
     FlipLedgerLeaf,
+    RewriteIndex,
 }
 
 /// An HTTP/1.1 proxy in front of a warg-server that rewrites answers
@@ -550,6 +551,21 @@ fn rewrite(m: Mitm, path: &str, body: Vec<u8>, first: &Mutex<Option<Vec<u8>>>) -
             }
             serde_json::to_vec(&v).unwrap()
         }
+        (Mitm::RewriteIndex, "/v1/fetch/logs") => {
+            // The first record of every package log of two or more records
+            // claims the registry index just before its own (still in
+            // order, and its signature does not cover the index).
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if let Some(pkgs) = v.get_mut("packages").and_then(|p| p.as_object_mut()) {
+                for recs in pkgs.values_mut() {
+                    if let Some(recs) = recs.as_array_mut().filter(|r| r.len() >= 2) {
+                        let i = recs[0]["registryIndex"].as_u64().unwrap();
+                        recs[0]["registryIndex"] = serde_json::json!(i - 1);
+                    }
+                }
+            }
+            serde_json::to_vec(&v).unwrap()
+        }
         _ => body,
     }
 }
@@ -697,4 +713,51 @@ fn ledger_is_served_only_when_it_hashes_to_the_verified_root() {
         "{}",
         body_text(&r)
     );
+}
+
+#[test]
+fn mitm_rewritten_registry_index_of_a_non_head_record_is_refused() {
+    let (acme, proxy, b, _) = mitm_setup(17);
+    // A package log of two records: the first is not the head.
+    let publisher = WargClient::new(&acme.url());
+    let (one, two) = (component(900, 18), component(950, 19));
+    for (v, bytes) in [("1.0.0", &one), ("1.1.0", &two)] {
+        let run = publisher.publish("acme:two", v, bytes);
+        assert!(run.success, "publish {v}: {run:?}");
+    }
+    let name: warg_protocol::registry::PackageName = "acme:two".parse().unwrap();
+    let log_id = warg_protocol::registry::LogId::package_log::<warg_crypto::hash::Sha256>(&name);
+    let fetch = |b: &Bulwark| {
+        let cp = b.get("/v1/fetch/checkpoint", &[]);
+        assert_eq!(cp.status, 200, "{}", body_text(&cp));
+        let len = cp.json()["contents"]["logLength"].as_u64().unwrap();
+        let body = format!(r#"{{"logLength":{len},"packages":{{"{log_id}":null}}}}"#);
+        http(
+            b.addr,
+            "POST",
+            "/v1/fetch/logs",
+            &[("content-type", "application/json")],
+            Some(body.as_bytes()),
+        )
+    };
+    proxy.set(Mitm::RewriteIndex);
+    let r = fetch(&b);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    let text = body_text(&r);
+    assert!(text.contains("acme-up"), "{text}");
+    assert!(text.contains("inclusion check failed"), "{text}");
+    assert!(text.contains("expected leaf"), "{text}");
+    assert!(text.contains("in the verified ledger"), "{text}");
+    let client = WargClient::new(&b.url());
+    assert!(client.download("acme:two", Some("1.0.0")).is_err());
+    assert!(!b.has_blob(&content_digest(&one)));
+    // The honest path: both records served at their indexes, both releases
+    // downloaded byte-identical.
+    proxy.set(Mitm::Pass);
+    let r = fetch(&b);
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    let recs = r.json()["packages"][log_id.to_string()].clone();
+    assert_eq!(recs.as_array().map(Vec::len), Some(2), "{recs}");
+    assert_eq!(client.download("acme:two", Some("1.0.0")).unwrap(), one);
+    assert_eq!(client.download("acme:two", None).unwrap(), two);
 }

@@ -67,6 +67,9 @@ const MAX_LOG_RECORDS: usize = 100_000;
 const LEDGER_PAGE: u64 = 1000;
 /// The longest registry log bulwark verifies for the ledger routes.
 const MAX_LEDGER: u64 = 1_000_000;
+/// Most verified ledgers (one per checkpoint log length) kept per upstream;
+/// together they also hold at most `MAX_LEDGER` leaves, beyond the newest.
+const MAX_LEDGERS: usize = 4;
 /// Most verified answers kept per upstream for offline serving.
 const MAX_OFFLINE_ANSWERS: usize = 4096;
 /// The route prefix of bulwark's own content URLs.
@@ -219,8 +222,9 @@ struct Verified {
     content: HashSet<String>,
     /// Verified leaves by registry index.
     leaves: HashMap<RegistryIndex, LogLeaf>,
-    /// The whole registry log at one verified length, its root checked.
-    ledger: Option<(u64, Arc<Vec<LogLeaf>>)>,
+    /// The whole registry log by verified length, its root checked (the
+    /// longest few, see `MAX_LEDGERS`).
+    ledgers: BTreeMap<u64, Arc<Vec<LogLeaf>>>,
     /// Verified answers to fetch-logs and proof requests, by (kind,
     /// SHA-256 of the request body): served, with a `Warning`, while the
     /// upstream does not answer.
@@ -233,6 +237,8 @@ struct Upstream {
     key: PinnedKey,
     max_age: Duration,
     verified: Mutex<Verified>,
+    /// Held while a ledger is fetched, so each is fetched and hashed once.
+    ledger_fetch: tokio::sync::Mutex<()>,
 }
 
 /// The Warg front. See the module documentation.
@@ -285,6 +291,7 @@ impl WargFront {
                 key,
                 max_age: u.checkpoint_age_bound(&config.server),
                 verified: Mutex::new(Verified::default()),
+                ledger_fetch: tokio::sync::Mutex::new(()),
             }));
         }
         if upstreams.is_empty() {
@@ -562,7 +569,11 @@ impl WargFront {
         let vcp = wv::verify_checkpoint(cp, &up.key.key, opstate)
             .map_err(|e| verify_refusal(&up.name, &e))?;
         self.prove_head(up, &vcp, &LogKind::Operator, &log).await?;
-        self.remember_log(up, LogKind::Operator, len, Arc::new(log))?;
+        // Served only once every record is proven at its index: a longer
+        // operator log is proven by `validated_log` when it is fetched.
+        if log.records.len() == 1 {
+            self.remember_log(up, LogKind::Operator, len, Arc::new(log))?;
+        }
         Ok(vcp)
     }
 
@@ -822,6 +833,49 @@ impl WargFront {
         wv::verify_inclusion(vcp, &[leaf], &inc).map_err(|e| verify_refusal(&up.name, &e))
     }
 
+    /// Proves every record of a validated log but its head (see
+    /// `prove_head`) included in `vcp` at its registry index: leaf `i` of
+    /// the verified ledger at `vcp`'s length must be the log ID and record
+    /// ID of the record claiming registry index `i`.
+    async fn prove_indexes(
+        &self,
+        up: &Upstream,
+        vcp: &VerifiedCheckpoint,
+        kind: &LogKind,
+        log: &ValidatedLog,
+    ) -> Result<(), Answer> {
+        let Some((_head, rest)) = log.records.split_last() else {
+            return Ok(());
+        };
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let len = vcp.log_length() as u64;
+        let leaves = self.verified_ledger(up, len, vcp.log_root()).await?;
+        let log_id = kind.log_id();
+        for r in rest {
+            let i = r.registry_index;
+            let seen = leaves.get(i);
+            if seen.is_some_and(|l| l.log_id == log_id && l.record_id == r.record_id) {
+                continue;
+            }
+            let seen = match seen {
+                Some(l) => format!("leaf ({}, {})", l.log_id, l.record_id),
+                None => "no such leaf".to_string(),
+            };
+            return Err(refuse(
+                &up.name,
+                format!(
+                    "inclusion check failed: record {} of log {log_id} claims registry index {i}; \
+                     expected leaf ({log_id}, {}) there in the verified ledger at log length \
+                     {len}, seen {seen}",
+                    r.record_id, r.record_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn remember_log(
         &self,
         up: &Upstream,
@@ -866,6 +920,7 @@ impl WargFront {
         };
         let log = validate(kind, &records).map_err(|e| verify_refusal(&up.name, &e))?;
         self.prove_head(up, vcp, kind, &log).await?;
+        self.prove_indexes(up, vcp, kind, &log).await?;
         let log = Arc::new(log);
         self.remember_log(up, kind.clone(), len, log.clone())?;
         Ok(Some(log))
@@ -1002,7 +1057,7 @@ impl WargFront {
     }
 
     /// Every returned record must be a record of the validated log, at its
-    /// registry index.
+    /// registry index (where `validated_log` proved it included in `cp`).
     async fn check_returned(
         &self,
         up: &Upstream,
@@ -1241,10 +1296,16 @@ impl WargFront {
         len: u64,
         root: &warg_crypto::hash::AnyHash,
     ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
-        if let Some((l, leaves)) = &up.verified.lock().map_err(|_| poisoned())?.ledger {
-            if *l == len {
-                return Ok(leaves.clone());
-            }
+        let cached = |up: &Upstream| -> Result<Option<Arc<Vec<LogLeaf>>>, Answer> {
+            let v = up.verified.lock().map_err(|_| poisoned())?;
+            Ok(v.ledgers.get(&len).cloned())
+        };
+        if let Some(leaves) = cached(up)? {
+            return Ok(leaves);
+        }
+        let _fetching = up.ledger_fetch.lock().await;
+        if let Some(leaves) = cached(up)? {
+            return Ok(leaves);
         }
         if len > MAX_LEDGER {
             return Err(refuse(
@@ -1301,7 +1362,14 @@ impl WargFront {
             ));
         }
         let leaves = Arc::new(leaves);
-        up.verified.lock().map_err(|_| poisoned())?.ledger = Some((len, leaves.clone()));
+        let mut v = up.verified.lock().map_err(|_| poisoned())?;
+        v.ledgers.insert(len, leaves.clone());
+        // Keep the longest: evict the shortest while over either bound.
+        while v.ledgers.len() > 1
+            && (v.ledgers.len() > MAX_LEDGERS || v.ledgers.keys().sum::<u64>() > MAX_LEDGER)
+        {
+            v.ledgers.pop_first();
+        }
         Ok(leaves)
     }
 
