@@ -361,6 +361,12 @@ fn verified_content_is_served_while_the_upstream_is_stopped() {
     );
     assert_eq!(r.status, 200, "{}", body_text(&r));
     assert_eq!(r.body, bytes);
+    assert!(
+        r.header("warning")
+            .is_some_and(|w| w.starts_with("110 bulwark") && w.contains("unreachable")),
+        "content served offline must say so: {:?}",
+        r.headers
+    );
     // A fresh client gets the whole download from what bulwark verified.
     let fresh = WargClient::new(&b.url());
     let got = fresh

@@ -33,6 +33,7 @@
 //! - **Publishing** is forwarded to the owning upstream unchanged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -239,6 +240,9 @@ struct Upstream {
     verified: Mutex<Verified>,
     /// Held while a ledger is fetched, so each is fetched and hashed once.
     ledger_fetch: tokio::sync::Mutex<()>,
+    /// Whether the last checkpoint request found the upstream unreachable
+    /// (content served meanwhile says so in a `Warning`).
+    unreachable: AtomicBool,
 }
 
 /// The Warg front. See the module documentation.
@@ -291,6 +295,7 @@ impl WargFront {
                 key,
                 max_age: u.checkpoint_age_bound(&config.server),
                 verified: Mutex::new(Verified::default()),
+                unreachable: AtomicBool::new(false),
                 ledger_fetch: tokio::sync::Mutex::new(()),
             }));
         }
@@ -503,9 +508,13 @@ impl WargFront {
     ) -> Result<(SignedCheckpoint, Option<String>), Answer> {
         let resp = match up.client.get("/v1/fetch/checkpoint").await {
             Ok(r) => r,
-            Err(e) if unreachable(&e) => return self.offline_checkpoint(up, &e).await,
+            Err(e) if unreachable(&e) => {
+                up.unreachable.store(true, Ordering::Relaxed);
+                return self.offline_checkpoint(up, &e).await;
+            }
             Err(e) => return Err(upstream_failure(&up.name, &e)),
         };
+        up.unreachable.store(false, Ordering::Relaxed);
         if resp.status != StatusCode::OK {
             return Err(refuse(
                 &up.name,
@@ -1616,7 +1625,15 @@ impl WargFront {
             })
             .await
             {
-                if let Some(w) = v.warning() {
+                let warning = v.warning().or_else(|| {
+                    up.unreachable.load(Ordering::Relaxed).then(|| {
+                        format!(
+                            "110 bulwark \"Response is Stale: upstream {} is unreachable; content verified against its last verified checkpoint of size {}\"",
+                            up.name, v.checkpoint.size
+                        )
+                    })
+                });
+                if let Some(w) = warning {
                     a = a.header("warning", w);
                 }
             }
