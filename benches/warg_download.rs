@@ -13,13 +13,14 @@
 //! installs the Warg binaries; set `BULWARK_BIN` to time another bulwark
 //! binary). Prints medians and the ratios bulwark / direct.
 
+#[path = "../tests/support/serve.rs"]
+mod serve;
 #[path = "../tests/support/warg.rs"]
 mod warg;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use warg::{component, content_digest, http, WargClient, WargServer, WargServerOptions};
@@ -53,32 +54,10 @@ impl Bulwark {
         );
         let path = dir.path().join("bulwark.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut addr = None;
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(a) = line.trim().strip_prefix("listening on ") {
-                addr = Some(a.parse().unwrap());
-                break;
-            }
-            line.clear();
-        }
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
+        let serve::Spawned { child, addr, .. } = serve::spawn(&bin(), &path, "warn");
         Bulwark {
             child,
-            addr: addr.expect("bulwark started"),
+            addr,
             _dir: dir,
         }
     }

@@ -7,6 +7,8 @@
 //! waits on a clock to synchronise: tests poll `/metrics` for the state they
 //! need, and only assert outcomes.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -53,48 +55,11 @@ impl Bulwark {
         );
         let path = dir.path().join("bulwark.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut addr = None;
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(a) = line.trim().strip_prefix("listening on ") {
-                addr = Some(a.parse().unwrap());
-                break;
-            }
-            line.clear();
-        }
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bulwark did not start; stderr:\n{}", stderr.lock().unwrap());
-        };
-        // Keep draining stdout so the child never blocks on it.
-        thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
+        let support::serve::Spawned {
+            child,
+            addr,
+            stderr,
+        } = support::serve::spawn(&bin(), &path, "info");
         Bulwark {
             child,
             addr,
