@@ -460,12 +460,7 @@ impl WargFront {
         let ct = req.headers().get(header::CONTENT_TYPE).cloned();
         let body = match read_body(req.into_body()).await {
             Ok(b) => b,
-            Err(e) => {
-                return Answer::message(
-                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-                    e.message,
-                )
-            }
+            Err(e) => return body_error(e),
         };
         let request = if method == Method::GET {
             UpstreamRequest::get(path)
@@ -988,15 +983,16 @@ impl WargFront {
     }
 
     async fn fetch_logs(&self, up: Option<Arc<Upstream>>, req: Request<ReqBody>) -> Answer {
-        let body = match read_body(req.into_body()).await {
-            Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
+        let (body, request) = match read_json::<FetchLogsRequest>(
+            req,
+            "fetch logs request",
+            wire::DEFAULT_JSON_LIMIT,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(a) => return a,
         };
-        let request: FetchLogsRequest =
-            match wire::decode_json("fetch logs request", &body, wire::DEFAULT_JSON_LIMIT) {
-                Ok(r) => r,
-                Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-            };
         let up = match up {
             Some(u) => u,
             None => {
@@ -1132,14 +1128,12 @@ impl WargFront {
     // ---- proofs ----
 
     async fn prove_inclusion(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
-        let body = match read_body(req.into_body()).await {
-            Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
-        };
-        let request: InclusionRequest =
-            match wire::decode_json("inclusion request", &body, wire::DEFAULT_JSON_LIMIT) {
-                Ok(r) => r,
-                Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
+        let (body, request) =
+            match read_json::<InclusionRequest>(req, "inclusion request", wire::DEFAULT_JSON_LIMIT)
+                .await
+            {
+                Ok(v) => v,
+                Err(a) => return a,
             };
         let resp = match self
             .post_json(up, "/v1/proof/inclusion", body.to_vec())
@@ -1190,15 +1184,16 @@ impl WargFront {
     }
 
     async fn prove_consistency(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
-        let body = match read_body(req.into_body()).await {
-            Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
+        let (body, request) = match read_json::<wire::ConsistencyRequest>(
+            req,
+            "consistency request",
+            wire::DEFAULT_JSON_LIMIT,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(a) => return a,
         };
-        let request: wire::ConsistencyRequest =
-            match wire::decode_json("consistency request", &body, wire::DEFAULT_JSON_LIMIT) {
-                Ok(r) => r,
-                Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-            };
         let resp = match self
             .post_json(up, "/v1/proof/consistency", body.to_vec())
             .await
@@ -1392,13 +1387,9 @@ impl WargFront {
     async fn verify_checkpoint(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
         use warg_crypto::{Encode as _, Signable as _};
         use wire::VerificationState as V;
-        let body = match read_body(req.into_body()).await {
-            Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
-        };
-        let cp: SignedCheckpoint = match wire::decode_json("checkpoint", &body, 64 * 1024) {
-            Ok(c) => c,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
+        let (_, cp) = match read_json::<SignedCheckpoint>(req, "checkpoint", 64 * 1024).await {
+            Ok(v) => v,
+            Err(a) => return a,
         };
         let contents: &TimestampedCheckpoint = cp.as_ref();
         let signature = if cp.key_id() == &up.key.key_id
@@ -1652,7 +1643,7 @@ impl WargFront {
         let (parts, body) = req.into_parts();
         let body = match read_body(body).await {
             Ok(b) => b,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.message),
+            Err(e) => return body_error(e),
         };
         let up = match up {
             Some(u) => u,
@@ -1721,6 +1712,29 @@ fn octets(bytes: Bytes) -> Answer {
         headers: Vec::new(),
         content_type: "application/octet-stream",
     }
+}
+
+/// The answer for a client body that could not be read: the body reader's
+/// own status (413 over the limit), else 400.
+fn body_error(e: crate::server::ApiError) -> Answer {
+    Answer::message(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        e.message,
+    )
+}
+
+/// Reads a client's JSON request body and decodes it (at most `limit`
+/// bytes): [`body_error`] for a body that cannot be read, 400 for one that
+/// is not the expected JSON. Returns the raw body too (it is forwarded).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<ReqBody>,
+    what: &'static str,
+    limit: usize,
+) -> Result<(Bytes, T), Answer> {
+    let body = read_body(req.into_body()).await.map_err(body_error)?;
+    let value = wire::decode_json(what, &body, limit)
+        .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok((body, value))
 }
 
 fn poisoned() -> Answer {
