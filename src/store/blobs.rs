@@ -28,11 +28,17 @@
 //!    rename is atomic and replaces equal bytes with equal bytes, so readers
 //!    see either no blob or a good one.
 //!
-//! Reads are bounded by `max_blob_size` (checked on the file's length before
-//! reading) and, by default, re-hashed: a file that does not hash to its
-//! name is moved to `corrupt/` and reported, never served.
+//! Reads are bounded by `max_blob_size` (checked on the file's length when
+//! it is opened). Blobs are hashed once, while written; content served to
+//! clients is read with [`FsBlobStore::get_stream`], which streams the file
+//! in chunks of [`READ_CHUNK`] bytes, so serving a blob costs one chunk of
+//! memory whatever its size. Small blobs (at most `memory_max_object`) are
+//! read whole instead, re-hashed when `verify_on_read` is set (a file that
+//! does not hash to its name is moved to `corrupt/` and reported, never
+//! served), and kept in the in-memory tier, whose budget is counted in
+//! bytes.
 
-use super::{BlobStore, ByteStream, Digest, StoreError, Stored};
+use super::{Blob, BlobStore, ByteStream, Digest, StoreError, Stored};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -46,6 +52,11 @@ use std::sync::Arc;
 
 /// Streamed bodies are written in batches of about this many bytes.
 const WRITE_BATCH: usize = 256 * 1024;
+/// What one in-memory entry costs beyond its bytes (key and bookkeeping),
+/// so that many tiny blobs cannot exceed the budget.
+const ENTRY_OVERHEAD: usize = 128;
+/// Blobs are read from disk in chunks of at most this many bytes.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Settings of the filesystem blob store.
 #[derive(Debug, Clone)]
@@ -55,9 +66,12 @@ pub struct FsBlobConfig {
     pub max_blob_size: u64,
     /// Byte budget of the in-memory tier; 0 turns it off. Default 64 MiB.
     pub memory_budget: u64,
-    /// Largest blob kept in the in-memory tier. Default 1 MiB.
+    /// Largest blob kept in the in-memory tier (and read whole); larger
+    /// blobs are streamed from their file. Default 1 MiB.
     pub memory_max_object: u64,
-    /// Re-hash blobs read from disk before returning them. Default true.
+    /// Re-hash blobs read whole from disk (by `get`, and small blobs by
+    /// `get_stream`) before returning them. Default true. Streamed blobs
+    /// are not re-hashed: they were hashed while written.
     pub verify_on_read: bool,
 }
 
@@ -138,9 +152,13 @@ impl FsBlobStore {
                 "removed temporary files of interrupted blob writes"
             );
         }
+        // Weighed by bytes: the budget is a byte count, whatever the number
+        // of entries (each entry costs its length plus its key).
         let mem = Cache::builder()
             .max_capacity(cfg.memory_budget)
-            .weigher(|_: &Digest, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .weigher(|_: &Digest, v: &Bytes| {
+                u32::try_from(v.len().saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
+            })
             .build();
         Ok(FsBlobStore {
             inner: Arc::new(Inner {
@@ -175,63 +193,87 @@ impl FsBlobStore {
         }
     }
 
+    /// Opens the blob's file and checks its length against the limit;
+    /// `None` if it is not stored. Runs on the blocking pool.
+    fn open_file(inner: &Inner, d: &Digest) -> Result<Option<(File, PathBuf, u64)>, StoreError> {
+        let path = blob_path(&inner.objects, d);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        let limit = inner.cfg.max_blob_size;
+        let len = file.metadata().map_err(io_err("stat", &path))?.len();
+        if len > limit {
+            return Err(StoreError::TooLarge {
+                digest: *d,
+                limit,
+                seen: len,
+            });
+        }
+        Ok(Some((file, path, len)))
+    }
+
+    /// Reads a whole opened file of `len` bytes (at most the limit) and,
+    /// if configured, verifies it. Runs on the blocking pool.
+    fn read_whole(
+        inner: &Inner,
+        d: &Digest,
+        mut file: File,
+        path: &Path,
+        len: u64,
+    ) -> Result<Bytes, StoreError> {
+        let limit = inner.cfg.max_blob_size;
+        // `len` is at most the configured limit, so this allocation is
+        // bounded; `take` keeps a file that grew after the stat bounded.
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&mut file)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(io_err("read", path))?;
+        if buf.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                digest: *d,
+                limit,
+                seen: buf.len() as u64,
+            });
+        }
+        if inner.cfg.verify_on_read {
+            let seen = Digest::of(&buf);
+            if seen != *d {
+                let moved_to = move_aside(&inner.corrupt, path, d)?;
+                tracing::error!(
+                    digest = %d,
+                    seen = %seen,
+                    moved_to = %moved_to.display(),
+                    "stored blob does not hash to its name; moved aside"
+                );
+                return Err(StoreError::Corrupt {
+                    digest: *d,
+                    seen,
+                    moved_to,
+                });
+            }
+        }
+        Ok(Bytes::from(buf))
+    }
+
     /// Reads and (if configured) verifies one blob from disk.
     async fn read(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         let inner = self.inner.clone();
         let d = *digest;
-        blocking(move || {
-            let path = blob_path(&inner.objects, &d);
-            let mut file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io_err("open", &path)(e)),
-            };
-            let limit = inner.cfg.max_blob_size;
-            let len = file.metadata().map_err(io_err("stat", &path))?.len();
-            if len > limit {
-                return Err(StoreError::TooLarge {
-                    digest: d,
-                    limit,
-                    seen: len,
-                });
+        blocking(move || match FsBlobStore::open_file(&inner, &d)? {
+            None => Ok(None),
+            Some((file, path, len)) => {
+                FsBlobStore::read_whole(&inner, &d, file, &path, len).map(Some)
             }
-            // `len` is at most the configured limit, so this allocation is
-            // bounded; `take` keeps a file that grew after the stat bounded.
-            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            (&mut file)
-                .take(limit.saturating_add(1))
-                .read_to_end(&mut buf)
-                .map_err(io_err("read", &path))?;
-            if buf.len() as u64 > limit {
-                return Err(StoreError::TooLarge {
-                    digest: d,
-                    limit,
-                    seen: buf.len() as u64,
-                });
-            }
-            if inner.cfg.verify_on_read {
-                let seen = Digest::of(&buf);
-                if seen != d {
-                    let moved_to = move_aside(&inner.corrupt, &path, &d)?;
-                    tracing::error!(
-                        digest = %d,
-                        seen = %seen,
-                        moved_to = %moved_to.display(),
-                        "stored blob does not hash to its name; moved aside"
-                    );
-                    return Err(StoreError::Corrupt {
-                        digest: d,
-                        seen,
-                        moved_to,
-                    });
-                }
-            }
-            Ok(Some(Bytes::from(buf)))
         })
         .await
     }
 
-    /// See [`BlobStore::get`].
+    /// See [`BlobStore::get`]. Reads the whole blob into memory: meant for
+    /// small objects (tiles, records); serve content with
+    /// [`FsBlobStore::get_stream`].
     pub async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         if let Some(b) = self.inner.mem.get(digest).await {
             return Ok(Some(b));
@@ -241,6 +283,41 @@ impl FsBlobStore {
             self.remember(digest, b).await;
         }
         Ok(found)
+    }
+
+    /// See [`BlobStore::get_stream`]: a small blob (at most
+    /// `memory_max_object`) from the in-memory tier or read whole into it;
+    /// a larger one as a stream over its file, read chunk by chunk as the
+    /// consumer asks (never more than [`READ_CHUNK`] bytes at a time).
+    pub async fn get_stream(&self, digest: &Digest) -> Result<Option<Blob>, StoreError> {
+        if let Some(b) = self.inner.mem.get(digest).await {
+            return Ok(Some(Blob::from_bytes(b)));
+        }
+        let inner = self.inner.clone();
+        let d = *digest;
+        let small = self.inner.cfg.memory_max_object;
+        let opened = blocking(move || {
+            let Some((file, path, len)) = FsBlobStore::open_file(&inner, &d)? else {
+                return Ok(None);
+            };
+            if len <= small {
+                let bytes = FsBlobStore::read_whole(&inner, &d, file, &path, len)?;
+                return Ok(Some(Err(bytes)));
+            }
+            Ok(Some(Ok((file, path, len))))
+        })
+        .await?;
+        match opened {
+            None => Ok(None),
+            Some(Err(bytes)) => {
+                self.remember(digest, &bytes).await;
+                Ok(Some(Blob::from_bytes(bytes)))
+            }
+            Some(Ok((file, path, len))) => Ok(Some(Blob::from_stream(
+                len,
+                file_stream(tokio::fs::File::from_std(file), path, len),
+            ))),
+        }
     }
 
     /// See [`BlobStore::contains`].
@@ -349,6 +426,13 @@ impl BlobStore for FsBlobStore {
         Box::pin(FsBlobStore::get(self, digest))
     }
 
+    fn get_stream<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Option<Blob>, StoreError>> {
+        Box::pin(FsBlobStore::get_stream(self, digest))
+    }
+
     fn contains<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(FsBlobStore::contains(self, digest))
     }
@@ -368,6 +452,36 @@ impl BlobStore for FsBlobStore {
     ) -> BoxFuture<'a, Result<Stored, StoreError>> {
         Box::pin(FsBlobStore::put_stream(self, digest, body))
     }
+}
+
+/// The `len` bytes of an opened blob file, in chunks of at most
+/// [`READ_CHUNK`] bytes, each read only when the consumer asks for it. A
+/// file that ends early fails the stream (it never yields a short blob as
+/// if it were whole); bytes past `len` are never read.
+fn file_stream(file: tokio::fs::File, path: PathBuf, len: u64) -> ByteStream<'static> {
+    use tokio::io::AsyncReadExt as _;
+    Box::pin(futures_util::stream::try_unfold(
+        (file, path, len),
+        |(mut file, path, left)| async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let want = left.min(READ_CHUNK as u64);
+            let mut buf = BytesMut::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
+            let n = (&mut file).take(want).read_buf(&mut buf).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "content store: {} ended {left} bytes before its length",
+                        path.display()
+                    ),
+                ));
+            }
+            let left = left - n as u64;
+            Ok(Some((buf.freeze(), (file, path, left))))
+        },
+    ))
 }
 
 fn blob_path(objects: &Path, digest: &Digest) -> PathBuf {
