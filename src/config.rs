@@ -122,8 +122,7 @@ impl ServerConfig {
     /// when the configuration is read and again when the socket is bound
     /// (`serve --listen` overrides the address).
     pub fn check_exposure(&self) -> Result<(), String> {
-        if self.listen.ip().is_loopback() || !self.tokens.is_empty() || self.allow_unauthenticated
-        {
+        if self.listen.ip().is_loopback() || !self.tokens.is_empty() || self.allow_unauthenticated {
             return Ok(());
         }
         Err(format!(
@@ -482,7 +481,9 @@ impl Validator<'_> {
                 if n > max_connections {
                     return Err(self.err(
                         "server.max_connections_per_peer",
-                        format!("must be at most server.max_connections ({max_connections}), saw {n}"),
+                        format!(
+                            "must be at most server.max_connections ({max_connections}), saw {n}"
+                        ),
                     ));
                 }
                 n
@@ -555,9 +556,7 @@ impl Validator<'_> {
                 defaults::SHUTDOWN_GRACE,
             )?,
             max_connections_per_peer,
-            probe_connections: raw
-                .probe_connections
-                .unwrap_or(defaults::PROBE_CONNECTIONS),
+            probe_connections: raw.probe_connections.unwrap_or(defaults::PROBE_CONNECTIONS),
             write_timeout: self.duration(
                 "server.write_timeout",
                 raw.write_timeout,
@@ -1104,8 +1103,8 @@ mod tests {
         let c = parse("[server]\nmax_connections = 10\n").unwrap();
         // The default per-peer cap never exceeds max_connections.
         assert_eq!(c.server.max_connections_per_peer, 10);
-        let e = parse("[server]\nmax_connections = 10\nmax_connections_per_peer = 11\n")
-            .unwrap_err();
+        let e =
+            parse("[server]\nmax_connections = 10\nmax_connections_per_peer = 11\n").unwrap_err();
         assert_eq!(e.key, "server.max_connections_per_peer");
         let e = parse("[server]\nmax_connections_per_peer = 0\n").unwrap_err();
         assert_eq!(e.key, "server.max_connections_per_peer");

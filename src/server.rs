@@ -309,7 +309,9 @@ pub async fn read_body_within(mut body: ReqBody, limit: usize) -> Result<Bytes, 
     let too_large = |seen: String| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body of {seen} bytes is larger than this route's limit of {limit} bytes"),
+            format!(
+                "request body of {seen} bytes is larger than this route's limit of {limit} bytes"
+            ),
         )
     };
     let declared = body.size_hint().lower();
@@ -894,7 +896,15 @@ async fn serve_io<I>(
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         let c = b.serve_connection(io, service);
-        conn::drive(c, |c| c.graceful_shutdown(), &state, timeouts, stopping, metrics).await
+        conn::drive(
+            c,
+            |c| c.graceful_shutdown(),
+            &state,
+            timeouts,
+            stopping,
+            metrics,
+        )
+        .await
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
         b.timer(TokioTimer::new())
@@ -904,7 +914,15 @@ async fn serve_io<I>(
             // A probe-slot connection carries one request.
             .keep_alive(!state.probe_only);
         let c = b.serve_connection(io, service);
-        conn::drive(c, |c| c.graceful_shutdown(), &state, timeouts, stopping, metrics).await
+        conn::drive(
+            c,
+            |c| c.graceful_shutdown(),
+            &state,
+            timeouts,
+            stopping,
+            metrics,
+        )
+        .await
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");

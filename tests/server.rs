@@ -887,7 +887,10 @@ fn readyz_probes_the_data_directory_at_most_once_per_second() {
     let (hits, misses) = (count("hit"), count("miss"));
     assert_eq!(hits + misses, 30.0, "{m}");
     // One probe of the disk per second at most (plus the first).
-    assert!(misses <= elapsed.ceil() + 1.0, "{misses} probes in {elapsed}s");
+    assert!(
+        misses <= elapsed.ceil() + 1.0,
+        "{misses} probes in {elapsed}s"
+    );
 }
 
 #[test]
@@ -900,12 +903,13 @@ fn idle_http2_connections_get_goaway_and_are_closed() {
     rt.block_on(async {
         // The client answers PINGs (hyper's h2 does) but opens no stream.
         let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-        let (_send, conn) = hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
+        let (_send, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
         // The connection ends because the server closed it; the guard only
         // keeps a broken server from hanging the test.
         let ended = tokio::time::timeout(IO_GUARD, conn).await;
@@ -979,7 +983,10 @@ fn held_connections_cannot_take_the_health_probes_slots_or_every_slot_of_a_peer(
             b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
         )
         .await;
-        assert!(parse_response(&got).is_none(), "a fourth connection of one peer was served");
+        assert!(
+            parse_response(&got).is_none(),
+            "a fourth connection of one peer was served"
+        );
         // Another address takes the remaining general slots.
         for _ in 0..3 {
             held.push(held_h2_connection(b.addr, "127.0.0.2").await);
@@ -1136,13 +1143,21 @@ fn big_module(mib: u64, server_extra: &str) -> (support::gofixture::GoFixture, B
 fn open_download(addr: SocketAddr, path: &str) -> (TcpStream, u16, u64) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(IO_GUARD)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     // One byte at a time up to the end of the head: nothing of the body
     // is taken.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "connection closed in the head");
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "connection closed in the head"
+        );
         head.push(byte[0]);
     }
     let r = parse_response(&head).unwrap();
@@ -1203,7 +1218,10 @@ fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
     let mut small = vec![0u8; 256 * 1024];
     for _ in 0..25 {
         let k = honest.read(&mut small).unwrap();
-        assert!(k > 0, "a client that keeps reading was cut off after {got} bytes");
+        assert!(
+            k > 0,
+            "a client that keeps reading was cut off after {got} bytes"
+        );
         got += k as u64;
         thread::sleep(Duration::from_millis(200));
     }
@@ -1217,6 +1235,9 @@ fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
     for mut s in slow {
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
-        assert!((rest.len() as u64) < zip_len - 2, "a stalled client got the whole blob");
+        assert!(
+            (rest.len() as u64) < zip_len - 2,
+            "a stalled client got the whole blob"
+        );
     }
 }

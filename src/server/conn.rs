@@ -96,7 +96,11 @@ impl Drop for PeerSlot {
 }
 
 impl Admission {
-    pub(super) fn new(max_connections: usize, probe_connections: usize, max_per_peer: usize) -> Self {
+    pub(super) fn new(
+        max_connections: usize,
+        probe_connections: usize,
+        max_per_peer: usize,
+    ) -> Self {
         Admission {
             general: Arc::new(Semaphore::new(max_connections)),
             probes: Arc::new(Semaphore::new(probe_connections)),
@@ -300,12 +304,9 @@ impl<I> Watched<I> {
             }
             Poll::Pending => {
                 let now = s.now().saturating_add(1);
-                let _ = s.pending_since.compare_exchange(
-                    0,
-                    now,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                let _ =
+                    s.pending_since
+                        .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
             }
             _ => {}
         }

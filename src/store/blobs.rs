@@ -869,6 +869,100 @@ mod tests {
         assert_eq!(store.get(&dl).await.unwrap(), None);
     }
 
+    async fn collect(blob: Blob) -> Result<(Vec<usize>, Vec<u8>), io::Error> {
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        let mut s = blob.into_stream();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            sizes.push(chunk.len());
+            all.extend_from_slice(&chunk);
+        }
+        Ok((sizes, all))
+    }
+
+    #[tokio::test]
+    async fn large_blobs_stream_from_disk_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let big = pattern(3 * 1024 * 1024 + 5, 21);
+        let d = Digest::of(&big);
+        store.put(&d, big.clone()).await.unwrap();
+        let blob = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(blob.len(), big.len() as u64);
+        assert!(blob.in_memory().is_none(), "a large blob was read whole");
+        let (sizes, all) = collect(blob).await.unwrap();
+        assert!(sizes.iter().all(|&n| n > 0 && n <= READ_CHUNK), "{sizes:?}");
+        assert_eq!(all, big);
+        // Small blobs come whole, from memory.
+        let small = pattern(1000, 22);
+        let ds = Digest::of(&small);
+        store.put(&ds, small.clone()).await.unwrap();
+        let blob = store.get_stream(&ds).await.unwrap().unwrap();
+        assert_eq!(blob.in_memory(), Some(&small));
+        assert_eq!(
+            store
+                .get_stream(&Digest::of(b"nope"))
+                .await
+                .unwrap()
+                .map(|b| b.len()),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_blob_whose_file_shrank_fails_instead_of_ending_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let big = pattern(2 * 1024 * 1024, 23);
+        let d = Digest::of(&big);
+        store.put(&d, big.clone()).await.unwrap();
+        let blob = store.get_stream(&d).await.unwrap().unwrap();
+        // Truncated after it was opened (the length was already taken).
+        OpenOptions::new()
+            .write(true)
+            .open(store.path_of(&d))
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        let err = collect(blob).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+
+    #[tokio::test]
+    async fn streaming_refuses_a_stored_file_over_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = pattern(2 * 1024 * 1024, 24);
+        let d = Digest::of(&b);
+        open(dir.path()).await.put(&d, b).await.unwrap();
+        let cfg = FsBlobConfig {
+            max_blob_size: 1024 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let small = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        let err = small.get_stream(&d).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_memory_tier_is_bounded_by_bytes_not_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FsBlobConfig {
+            memory_budget: 64 * 1024,
+            memory_max_object: 16 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let store = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        for i in 0..64u8 {
+            let b = pattern(16 * 1024, i);
+            store.put(&Digest::of(&b), b).await.unwrap();
+        }
+        store.inner.mem.run_pending_tasks().await;
+        let held = store.inner.mem.weighted_size();
+        assert!(held <= 64 * 1024, "memory tier holds {held} bytes");
+        assert!(store.inner.mem.entry_count() <= 4);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn twenty_concurrent_writers_of_one_digest_leave_one_good_blob() {
         let dir = tempfile::tempdir().unwrap();

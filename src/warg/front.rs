@@ -464,7 +464,9 @@ impl WargFront {
         let ct = req.headers().get(header::CONTENT_TYPE).cloned();
         // A GET's body is not forwarded: drain it, never buffer it.
         let body = if method == Method::GET {
-            crate::server::drain_body(req.into_body()).await.map(|()| Bytes::new())
+            crate::server::drain_body(req.into_body())
+                .await
+                .map(|()| Bytes::new())
         } else {
             read_body(req.into_body()).await
         };
