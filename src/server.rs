@@ -850,6 +850,11 @@ async fn serve_connection(
 /// Most bytes HTTP/2 buffers for one stream before it stops taking data
 /// from the response body (the h2 default is 400 KiB).
 const H2_SEND_BUFFER: usize = 64 * 1024;
+/// Most streams open at once on one HTTP/2 connection (at most
+/// `server.max_concurrency`): with [`H2_SEND_BUFFER`] and one read chunk
+/// per stream, a connection whose client stops reading holds at most about
+/// 13 MiB until `server.write_timeout` closes it.
+const H2_MAX_STREAMS: usize = 100;
 
 async fn serve_io<I>(
     app: Arc<App>,
@@ -888,8 +893,8 @@ async fn serve_io<I>(
         b.timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .max_concurrent_streams(
-                u32::try_from(limits.max_concurrency)
-                    .unwrap_or(u32::MAX)
+                u32::try_from(limits.max_concurrency.min(H2_MAX_STREAMS))
+                    .unwrap_or(H2_MAX_STREAMS as u32)
                     .max(1),
             )
             .max_send_buf_size(H2_SEND_BUFFER)

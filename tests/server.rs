@@ -1210,6 +1210,30 @@ fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
         zip_len / MIB
     );
 
+    // An HTTP/2 client that withholds flow-control credit (it never reads
+    // the body) while its connection answers PINGs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (h2_ended, _held_response) = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        let ended = tokio::spawn(conn);
+        let req = http::Request::get(format!("http://{}{path}", b.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let res = send.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        (ended, res)
+    });
+
     // A client that keeps reading, slowly, for longer than the write
     // timeout is not cut off...
     let (mut honest, status, _) = open_download(b.addr, &path);
@@ -1230,7 +1254,12 @@ fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
     wait_for_series_at_least(
         &b,
         "bulwark_connections_closed_by_server_total{reason=\"write_timeout\"}",
-        16.0,
+        17.0,
+    );
+    let closed = rt.block_on(async { tokio::time::timeout(IO_GUARD, h2_ended).await });
+    assert!(
+        closed.is_ok(),
+        "the stalled HTTP/2 connection is still open"
     );
     for mut s in slow {
         let mut rest = Vec::new();

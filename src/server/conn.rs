@@ -24,6 +24,8 @@
 //!   written to the socket; HTTP/2: no data taken from the body, which is
 //!   how a client that withholds flow-control credit shows, even while it
 //!   answers PINGs). A slow client that keeps taking bytes is never cut off.
+//!   Response bodies therefore must not wait long on anything but the
+//!   client (today they are in memory or read from local disk).
 //! - **HTTP/2 idle timeout**: an HTTP/2 connection with no open stream for
 //!   `server.idle_timeout` gets GOAWAY and is closed (PINGs do not count).
 //!   Idle HTTP/1.1 connections are closed by hyper after
