@@ -1270,3 +1270,41 @@ fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
         );
     }
 }
+
+#[test]
+fn store_verify_rehashes_every_blob_and_moves_aside_the_corrupt_ones() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        "b.toml",
+        &format!("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n"),
+    );
+    // Two blobs in the store's layout (blobs/sha256/ab/abcd…); one is then
+    // altered on disk.
+    let mut names = Vec::new();
+    for content in [&b"a good blob"[..], &b"a blob altered on disk"[..]] {
+        let hex = hex::encode(sha2::Sha256::digest(content));
+        let shard = data.join("blobs/sha256").join(&hex[..2]);
+        std::fs::create_dir_all(&shard).unwrap();
+        std::fs::write(shard.join(&hex), content).unwrap();
+        names.push(hex);
+    }
+    let altered = data
+        .join("blobs/sha256")
+        .join(&names[1][..2])
+        .join(&names[1]);
+    std::fs::write(&altered, b"tampered").unwrap();
+    let (status, out, err) = run(&["store", "verify", "--config", config.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!("corrupt sha256:{}", names[1])),
+        "{out}"
+    );
+    assert!(out.contains("1 blob(s) ok, 1 corrupt"), "{out}");
+    assert!(!altered.exists());
+    let (status, out, _) = run(&["store", "verify", "--config", config.to_str().unwrap()]);
+    assert!(status.success(), "{out}");
+    assert!(out.contains("1 blob(s) ok, 0 corrupt"), "{out}");
+}

@@ -86,6 +86,17 @@ impl Default for FsBlobConfig {
     }
 }
 
+/// What [`FsBlobStore::verify_all`] found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Blobs that hash to their names.
+    pub ok: u64,
+    /// Blobs that did not: (name, what they hash to, where they were moved).
+    pub corrupt: Vec<(Digest, Digest, PathBuf)>,
+    /// Files under `sha256/` whose names are not digests (left alone).
+    pub unknown: Vec<PathBuf>,
+}
+
 /// The filesystem blob store. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct FsBlobStore {
@@ -318,6 +329,51 @@ impl FsBlobStore {
                 file_stream(tokio::fs::File::from_std(file), path, len),
             ))),
         }
+    }
+
+    /// Re-hashes every stored blob (`bulwark store verify`): a file that
+    /// does not hash to its name is moved to `corrupt/` and listed. Reads
+    /// each file in [`READ_CHUNK`]-byte pieces; runs on the blocking pool.
+    pub async fn verify_all(&self) -> Result<VerifyReport, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut report = VerifyReport::default();
+            let objects = &inner.objects;
+            for shard in fs::read_dir(objects).map_err(io_err("list", objects))? {
+                let shard = shard.map_err(io_err("list", objects))?.path();
+                if !shard.is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(&shard).map_err(io_err("list", &shard))? {
+                    let path = entry.map_err(io_err("list", &shard))?.path();
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let Ok(d) = Digest::parse_hex(name) else {
+                        report.unknown.push(path);
+                        continue;
+                    };
+                    let mut file = File::open(&path).map_err(io_err("open", &path))?;
+                    let mut hasher = Sha256::new();
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    loop {
+                        let n = file.read(&mut buf).map_err(io_err("read", &path))?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    let seen = Digest::from_bytes(hasher.finalize().into());
+                    if seen == d {
+                        report.ok += 1;
+                    } else {
+                        let moved_to = move_aside(&inner.corrupt, &path, &d)?;
+                        inner.mem.invalidate(&d);
+                        report.corrupt.push((d, seen, moved_to));
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .await
     }
 
     /// See [`BlobStore::contains`].
@@ -942,6 +998,26 @@ mod tests {
         let small = FsBlobStore::open(dir.path(), cfg).await.unwrap();
         let err = small.get_stream(&d).await.unwrap_err();
         assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn verify_all_moves_aside_what_no_longer_hashes_to_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let good = pattern(200_000, 30);
+        let bad = pattern(300_000, 31);
+        let (dg, db) = (Digest::of(&good), Digest::of(&bad));
+        store.put(&dg, good).await.unwrap();
+        store.put(&db, bad).await.unwrap();
+        fs::write(store.path_of(&db), b"tampered").unwrap();
+        let report = store.verify_all().await.unwrap();
+        assert_eq!(report.ok, 1);
+        assert_eq!(report.corrupt.len(), 1);
+        assert_eq!(report.corrupt[0].0, db);
+        assert_eq!(report.corrupt[0].1, Digest::of(b"tampered"));
+        assert!(!store.path_of(&db).exists());
+        assert!(store.get_stream(&db).await.unwrap().is_none());
+        assert_eq!(store.verify_all().await.unwrap().corrupt.len(), 0);
     }
 
     #[tokio::test]
