@@ -336,7 +336,7 @@ impl FsBlobStore {
     /// each file in [`READ_CHUNK`]-byte pieces; runs on the blocking pool.
     pub async fn verify_all(&self) -> Result<VerifyReport, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || {
+        let report = blocking(move || {
             let mut report = VerifyReport::default();
             let objects = &inner.objects;
             for shard in fs::read_dir(objects).map_err(io_err("list", objects))? {
@@ -366,14 +366,18 @@ impl FsBlobStore {
                         report.ok += 1;
                     } else {
                         let moved_to = move_aside(&inner.corrupt, &path, &d)?;
-                        inner.mem.invalidate(&d);
                         report.corrupt.push((d, seen, moved_to));
                     }
                 }
             }
             Ok(report)
         })
-        .await
+        .await?;
+        // Nor served from memory.
+        for (d, _, _) in &report.corrupt {
+            self.inner.mem.invalidate(d).await;
+        }
+        Ok(report)
     }
 
     /// See [`BlobStore::contains`].
