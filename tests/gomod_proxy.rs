@@ -702,3 +702,155 @@ fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles
     );
     assert_eq!(b.get("/example.com/zzz/@v/v1.0.0.zip").status, 200);
 }
+
+/// Every Go route bulwark serves for `fx`, with the module greet.
+fn every_route(fx: &GoFixture) -> Vec<String> {
+    let db = format!("/sumdb/{}", fx.name);
+    vec![
+        "/example.com/greet/@v/list".to_string(),
+        "/example.com/greet/@v/v1.0.0.info".to_string(),
+        "/example.com/greet/@latest".to_string(),
+        GREET_MOD.to_string(),
+        GREET_ZIP.to_string(),
+        format!("{db}/latest"),
+        format!("{db}/lookup/example.com/greet@v1.0.0"),
+        format!("{db}/tile/8/0/000.p/2"),
+    ]
+}
+
+#[test]
+fn only_an_exact_200_from_the_upstream_takes_the_verified_path() {
+    // A 203 or 206 with the usual (here even honest) body is refused on
+    // every route: the reference client treats any 2xx as success.
+    for code in [203, 206] {
+        let world = World::new();
+        let mut opts = world.options();
+        opts.proxy_status = Some(code);
+        opts.sumdb_status = Some(code);
+        let fx = GoFixture::start(&opts);
+        let b = Bulwark::start(&world.config(&fx));
+        for route in every_route(&fx) {
+            let r = b.get(&route);
+            assert_eq!(r.status, 502, "{code} on {route}: {}", text(&r.body));
+            let j = r.json();
+            assert_eq!(j["check"], "status", "{route}: {j}");
+            assert_eq!(j["seen"], format!("status {code}"), "{route}: {j}");
+        }
+    }
+}
+
+#[test]
+fn an_upstream_4xx_or_5xx_keeps_its_status_with_bulwarks_own_body() {
+    for code in [404, 410, 403, 500] {
+        let world = World::new();
+        let mut opts = world.options();
+        opts.proxy_status = Some(code);
+        opts.sumdb_status = Some(code);
+        let fx = GoFixture::start(&opts);
+        let b = Bulwark::start(&world.config(&fx));
+        for route in every_route(&fx) {
+            let r = b.get(&route);
+            assert_eq!(r.status, code, "{route}: {}", text(&r.body));
+            assert!(
+                !text(&r.body).contains("upstream's own body"),
+                "{route}: passed the upstream's body on"
+            );
+            assert_eq!(r.json()["upstream"], UPSTREAM, "{route}");
+        }
+    }
+}
+
+#[test]
+fn refuses_metadata_of_the_wrong_shape_and_reserialises_good_metadata() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let list = b.get("/example.com/greet/@v/list");
+    assert_eq!(list.status, 200);
+    assert_eq!(text(&list.body), "v1.0.0\n");
+    let info = b.get("/example.com/greet/@v/v1.0.0.info");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json()["Version"], "v1.0.0");
+    assert_eq!(info.json()["Time"], "2026-01-02T03:04:05Z");
+    drop(b);
+    drop(fx);
+
+    let world = World::new();
+    let mut opts = world.options();
+    opts.bad_metadata = true;
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    for route in [
+        "/example.com/greet/@v/list",
+        "/example.com/greet/@v/v1.0.0.info",
+        "/example.com/greet/@latest",
+    ] {
+        assert_refused(&b.get(route), 502, "format");
+    }
+    // Verified module files do not depend on the metadata.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn refuses_a_zip_that_readers_from_the_start_and_from_the_end_see_differently() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.serve_prefixed_zip = vec![format!("{GREET}@v1.0.0")];
+    let fx = GoFixture::start(&opts);
+    // The attack is real: the `go` command itself accepts this zip, since
+    // its reader skips the prefix and the files hash as logged.
+    let home = world.path("direct");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let out = go_command(&home, &fx.proxy_url(), &fx.gosumdb())
+        .current_dir(world.path("app"))
+        .args(["mod", "download", &format!("{GREET}@v1.0.0")])
+        .output()
+        .expect("go");
+    assert_success("go mod download straight from the fixture", &out);
+
+    let b = Bulwark::start(&world.config(&fx));
+    let r = b.get(GREET_ZIP);
+    assert_refused(&r, 502, "zip");
+    let j = r.json();
+    assert!(
+        j["seen"].as_str().unwrap_or_default().contains("prefix"),
+        "{j}"
+    );
+    let out = world.go(
+        &b,
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert!(!out.status.success(), "go downloaded a prefixed zip");
+    // Nothing was kept.
+    drop(fx);
+    assert_ne!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn request_paths_are_decoded_once_and_re_encoded_for_the_upstream() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let seen = |path: &str| {
+        let (_, n) = fx.get(&format!("/_stats?path={}", path.replace('%', "%25")));
+        text(&n).trim().to_string()
+    };
+    // An escaped slash would move segment boundaries: refused, not asked.
+    let r = b.get("/example.com%2Fgreet/@v/list");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/list"), "0");
+    // `%2e%2e` is `..`, which no module path or version allows.
+    assert_eq!(b.get("/example.com/%2e%2e/greet/@v/list").status, 404);
+    assert_eq!(b.get("/example.com/greet/@v/%2e%2e.info").status, 404);
+    // A version holding `%` reaches the upstream as the same version:
+    // `%2541` is decoded once to `%41` and sent as `%2541` again.
+    let r = b.get("/example.com/greet/@v/v1.0.0%2541.info");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/v1.0.0%41.info"), "1");
+    assert_eq!(seen("/example.com/greet/@v/v1.0.0A.info"), "0");
+    let r = b.get("/example.com/greet/@v/%252e%252e.info");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/%2e%2e.info"), "1");
+}

@@ -35,8 +35,7 @@ use crate::tlog::tile::{
     parse_tile_path, read_tile_data, Dialect, Tile, TileError, TileHashReader, TilePath, TileReader,
 };
 use crate::tlog::Checkpoint;
-use crate::upstream::UpstreamError;
-use crate::upstream::{UpstreamClient, UpstreamRequest};
+use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
 use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
 
 /// (upstream, key) → blob digest. Keys: `tile/8/...` (a verified tile),
@@ -133,6 +132,10 @@ pub enum VerifyError {
         expected: String,
         seen: String,
     },
+    #[error("status: {url} answered {code}; only 200 is accepted")]
+    Status { url: String, code: u16 },
+    #[error("zip: {module}: {detail}")]
+    Zip { module: String, detail: String },
     #[error("offline: {0}")]
     Offline(String),
     #[error("store: {0}")]
@@ -154,6 +157,8 @@ impl VerifyError {
             VerifyError::Inclusion { .. } => "inclusion",
             VerifyError::WrongRecord { .. } => "lookup",
             VerifyError::Hash { .. } => "h1",
+            VerifyError::Status { .. } => "status",
+            VerifyError::Zip { .. } => "zip",
             VerifyError::Offline(_) => "offline",
             VerifyError::Store(_) => "store",
             VerifyError::Index(_) => "index",
@@ -166,6 +171,16 @@ impl VerifyError {
             VerifyError::Inclusion { expected, seen, .. }
             | VerifyError::WrongRecord { expected, seen }
             | VerifyError::Hash { expected, seen, .. } => Some((expected.clone(), seen.clone())),
+            VerifyError::Status { code, .. } => {
+                Some(("status 200".into(), format!("status {code}")))
+            }
+            VerifyError::Zip { detail, .. } => Some((
+                "a module zip that every zip reader reads the same way".into(),
+                detail.clone(),
+            )),
+            VerifyError::Format { what, detail } => {
+                Some((format!("a well-formed {what}"), detail.clone()))
+            }
             VerifyError::Trust(TrustError::Fork { expected, seen, .. }) => {
                 Some((expected.to_string(), seen.to_string()))
             }
@@ -224,17 +239,38 @@ impl VerifyError {
         matches!(self, VerifyError::Upstream(UpstreamError::Status { code, .. }) if *code == 404 || *code == 410)
     }
 
-    /// The HTTP status for a client.
+    /// The HTTP status for a client: an upstream's 4xx or 5xx is kept
+    /// (`go` falls through to the next proxy on 404 and 410), the body
+    /// being bulwark's own; any other failure of the upstream is 502.
     pub fn http_status(&self) -> u16 {
         match self {
             VerifyError::Upstream(e) => match e {
-                UpstreamError::Status { code, .. } if *code == 404 || *code == 410 => 404,
+                UpstreamError::Status { code, .. } if (400..=599).contains(code) => *code,
                 e => e.http_status(),
             },
             VerifyError::Store(_) | VerifyError::Index(_) => 500,
             VerifyError::Offline(_) => 503,
             _ => 502,
         }
+    }
+}
+
+/// The upstream's answer if it is exactly 200; an upstream 4xx or 5xx as
+/// [`UpstreamError::Status`] (its status is kept for the client, never its
+/// body); any other status (203, 206, 3xx...) as [`VerifyError::Status`],
+/// a refusal. Every Go route takes an upstream answer through here.
+pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError> {
+    match res.status.as_u16() {
+        200 => Ok(res),
+        code @ 400..=599 => Err(VerifyError::Upstream(UpstreamError::Status {
+            upstream: res.upstream.to_string(),
+            url: res.url.to_string(),
+            code,
+        })),
+        code => Err(VerifyError::Status {
+            url: res.url.to_string(),
+            code,
+        }),
     }
 }
 
@@ -318,8 +354,8 @@ impl SumdbVerifier {
         let res = self
             .client
             .send(UpstreamRequest::get("/latest").max_response_bytes(sumdb::MAX_NOTE_SIZE as u64))
-            .await?
-            .error_for_status()?;
+            .await?;
+        let res = expect_200(res)?;
         self.accept_note(&res.body).await
     }
 
@@ -517,6 +553,7 @@ impl SumdbVerifier {
                 Ok(fe) => match *fe {
                     FetchError::Upstream(u) => VerifyError::Upstream(u),
                     FetchError::Store(s) => VerifyError::Index(s),
+                    FetchError::Status { url, code } => VerifyError::Status { url, code },
                 },
                 Err(other) => VerifyError::Tiles(format!("reading tiles: {other}")),
             },
@@ -591,8 +628,8 @@ impl SumdbVerifier {
                         UpstreamRequest::get(format!("/{canonical}"))
                             .max_response_bytes(MAX_TILE_BYTES),
                     )
-                    .await?
-                    .error_for_status()?;
+                    .await?;
+                let res = expect_200(res)?;
                 let records = sumdb::parse_data_tile_raw(&res.body, start, b.width as usize)
                     .map_err(|e| VerifyError::Format {
                         what: "data tile",
@@ -676,8 +713,8 @@ impl SumdbVerifier {
                 UpstreamRequest::get(format!("/lookup/{}", m.escaped()))
                     .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64),
             )
-            .await?
-            .error_for_status()?;
+            .await?;
+        let res = expect_200(res)?;
         let lookup = sumdb::Lookup::parse(&res.body).map_err(|e| VerifyError::Format {
             what: "lookup response",
             detail: e.to_string(),
@@ -794,6 +831,8 @@ pub enum FetchError {
     Upstream(UpstreamError),
     #[error("{0}")]
     Store(String),
+    #[error("{url} answered {code}")]
+    Status { url: String, code: u16 },
 }
 
 impl TileReader for Fetcher {
@@ -824,8 +863,12 @@ impl TileReader for Fetcher {
                             .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64),
                     )
                     .await
-                    .and_then(|r| r.error_for_status())
                     .map_err(FetchError::Upstream)?;
+                let res = expect_200(res).map_err(|e| match e {
+                    VerifyError::Upstream(u) => FetchError::Upstream(u),
+                    VerifyError::Status { url, code } => FetchError::Status { url, code },
+                    e => FetchError::Store(e.to_string()),
+                })?;
                 out.push(res.body.to_vec());
             }
             Ok(out)
