@@ -183,20 +183,7 @@ impl GoFront {
             return Ok(ok_bytes(Bytes::new(), "text/plain; charset=utf-8", None));
         }
         if rest == "latest" {
-            let (a, warning) = match v.refresh().await {
-                Ok(a) => (a, None),
-                Err(e) if e.is_unreachable() => {
-                    let (a, w) = v.current().await.map_err(|e| api(g, e))?;
-                    let w = w.unwrap_or_else(|| {
-                        format!(
-                            "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
-                            g.name, a.size
-                        )
-                    });
-                    (a, Some(w))
-                }
-                Err(e) => return Err(api(g, e)),
-            };
+            let (a, warning) = v.latest_for_serving().await.map_err(|e| api(g, e))?;
             return Ok(ok_bytes(
                 Bytes::from(a.note),
                 "text/plain; charset=utf-8",
@@ -308,7 +295,7 @@ impl GoFront {
             return Err(api(g, e));
         }
         self.metrics.verification(&g.name, "h1", true);
-        v.store_file(kind, m, body.clone())
+        v.store_file(kind, m, rec.epoch, body.clone())
             .await
             .map_err(|e| api(g, e))?;
         Ok(ok_bytes(body, ctype, warning))
@@ -451,14 +438,22 @@ impl Front for GoFront {
                     return ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
                 }
             };
+            // One quarantine gate per request, on every route, before
+            // anything (cached or not) of the upstream is served.
             let r = if let Some((g, rest)) = self.sumdb_route(&path) {
-                self.sumdb(&g, rest).await
+                match g.verifier.gate().await {
+                    Ok(()) => self.sumdb(&g, rest).await,
+                    Err(e) => Err(api(&g, e)),
+                }
             } else if let Some((g, preq)) = self.proxy_route(&path) {
-                match preq {
-                    ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
-                        self.module_file(&g, &preq).await
-                    }
-                    _ => self.metadata(&g, &preq).await,
+                match g.verifier.gate().await {
+                    Err(e) => Err(api(&g, e)),
+                    Ok(()) => match preq {
+                        ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
+                            self.module_file(&g, &preq).await
+                        }
+                        _ => self.metadata(&g, &preq).await,
+                    },
                 }
             } else {
                 Err(ApiError::new(StatusCode::NOT_FOUND, "not routed"))

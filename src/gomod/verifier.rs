@@ -19,7 +19,7 @@
 //! then checked against the accepted root by the trust state.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use redb::{ReadableDatabase, TableDefinition};
@@ -38,13 +38,20 @@ use crate::tlog::Checkpoint;
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
 use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
 
-/// (upstream, key) → blob digest. Keys: `tile/8/...` (a verified tile),
-/// `mod:<module>@<version>` and `zip:<module>@<version>` (verified module
-/// files).
-const BLOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("gomod_blobs");
-/// (upstream, `<module>@<version>`) → `<id>\n<record text>` of a record
-/// proven included in an accepted tree.
-const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("gomod_records");
+/// (upstream, epoch, key) → blob digest. Keys: `tile/8/...` (a verified
+/// tile), `mod:<module>@<version>` and `zip:<module>@<version>` (verified
+/// module files). The epoch is the trust state's epoch the thing was
+/// proven in: after `upstream clear --rebase` nothing of an older epoch is
+/// served.
+const BLOBS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_blobs_e");
+/// (upstream, epoch, `<module>@<version>`) → `<id>\n<record text>` of a
+/// record proven included in a tree accepted in that epoch.
+const RECORDS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_records_e");
+/// How long a tree fetched from `/latest` and accepted is used again
+/// before the database is asked anew: concurrent and repeated requests for
+/// `/sumdb/<name>/latest` (and freshness checks) cost one upstream round
+/// trip per upstream in this time.
+pub const LATEST_TTL: Duration = Duration::from_secs(5);
 
 /// Largest tile fetched (a full hash tile is 8 KiB; a data tile is bounded
 /// by [`sumdb::MAX_TILE_WIDTH`] records).
@@ -67,29 +74,34 @@ impl GoIndex {
         Ok(GoIndex { db: Arc::new(db) })
     }
 
+    /// The value under (`up`, `epoch`, `key`); a read error is an error
+    /// (never taken for "not stored", which would refetch silently).
     fn get(
         &self,
-        table: TableDefinition<(&str, &str), &[u8]>,
+        table: TableDefinition<(&str, u64, &str), &[u8]>,
         up: &str,
+        epoch: u64,
         key: &str,
-    ) -> Option<Vec<u8>> {
-        let txn = self.db.begin_read().ok()?;
-        let t = txn.open_table(table).ok()?;
-        let v = t.get((up, key)).ok()??;
-        Some(v.value().to_vec())
+    ) -> Result<Option<Vec<u8>>, VerifyError> {
+        let txn = self.db.begin_read().map_err(idx)?;
+        let t = txn.open_table(table).map_err(idx)?;
+        Ok(t.get((up, epoch, key))
+            .map_err(idx)?
+            .map(|v| v.value().to_vec()))
     }
 
     fn put(
         &self,
-        table: TableDefinition<(&str, &str), &[u8]>,
+        table: TableDefinition<(&str, u64, &str), &[u8]>,
         up: &str,
+        epoch: u64,
         key: &str,
         value: &[u8],
     ) -> Result<(), VerifyError> {
         let txn = self.db.begin_write().map_err(idx)?;
         {
             let mut t = txn.open_table(table).map_err(idx)?;
-            t.insert((up, key), value).map_err(idx)?;
+            t.insert((up, epoch, key), value).map_err(idx)?;
         }
         txn.commit().map_err(idx)
     }
@@ -142,12 +154,17 @@ pub enum VerifyError {
     Store(#[from] StoreError),
     #[error("index: {0}")]
     Index(String),
+    /// One outcome shared by the requests that waited for it (the single
+    /// flight of `/latest`).
+    #[error(transparent)]
+    Shared(Arc<VerifyError>),
 }
 
 impl VerifyError {
     /// The check name (metrics label and the JSON error's `check`).
     pub fn check(&self) -> &'static str {
         match self {
+            VerifyError::Shared(e) => e.check(),
             VerifyError::Upstream(_) => "upstream",
             VerifyError::Trust(e) => e.check(),
             VerifyError::Signature { .. } => "signature",
@@ -168,6 +185,7 @@ impl VerifyError {
     /// (expected, seen) where the check has them.
     pub fn expected_seen(&self) -> Option<(String, String)> {
         match self {
+            VerifyError::Shared(e) => e.expected_seen(),
             VerifyError::Inclusion { expected, seen, .. }
             | VerifyError::WrongRecord { expected, seen }
             | VerifyError::Hash { expected, seen, .. } => Some((expected.clone(), seen.clone())),
@@ -222,6 +240,9 @@ impl VerifyError {
     /// Whether the upstream could not be reached (or timed out): the only
     /// errors after which verified state may be served offline.
     pub fn is_unreachable(&self) -> bool {
+        if let VerifyError::Shared(e) = self {
+            return e.is_unreachable();
+        }
         matches!(
             self,
             VerifyError::Upstream(
@@ -236,6 +257,9 @@ impl VerifyError {
 
     /// Whether the upstream said the thing does not exist (404/410).
     pub fn is_not_found(&self) -> bool {
+        if let VerifyError::Shared(e) = self {
+            return e.is_not_found();
+        }
         matches!(self, VerifyError::Upstream(UpstreamError::Status { code, .. }) if *code == 404 || *code == 410)
     }
 
@@ -244,6 +268,7 @@ impl VerifyError {
     /// being bulwark's own; any other failure of the upstream is 502.
     pub fn http_status(&self) -> u16 {
         match self {
+            VerifyError::Shared(e) => e.http_status(),
             VerifyError::Upstream(e) => match e {
                 UpstreamError::Status { code, .. } if (400..=599).contains(code) => *code,
                 e => e.http_status(),
@@ -278,6 +303,8 @@ pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError
 #[derive(Debug, Clone)]
 pub struct VerifiedRecord {
     pub id: u64,
+    /// The trust-state epoch it was proven in.
+    pub epoch: u64,
     pub record: Record,
     /// Served from the index, not looked up now.
     pub cached: bool,
@@ -296,8 +323,17 @@ pub struct SumdbVerifier {
     index: GoIndex,
     metrics: Arc<Metrics>,
     max_age: Duration,
-    /// Serialises tree acceptance (one consistency proof at a time).
-    advance_lock: tokio::sync::Mutex<()>,
+    /// The single flight of `/latest` and its outcome, kept [`LATEST_TTL`].
+    latest: tokio::sync::Mutex<Option<LatestMemo>>,
+}
+
+/// The outcome of the last `/latest` fetch.
+struct LatestMemo {
+    /// When it finished.
+    at: Instant,
+    /// The epoch it was accepted in.
+    epoch: u64,
+    result: Result<Accepted, Arc<VerifyError>>,
 }
 
 impl SumdbVerifier {
@@ -340,7 +376,7 @@ impl SumdbVerifier {
             index,
             metrics,
             max_age,
-            advance_lock: tokio::sync::Mutex::new(()),
+            latest: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -349,33 +385,80 @@ impl SumdbVerifier {
         &self.upstream
     }
 
-    /// Fetches `/latest` and accepts it; returns the accepted checkpoint.
+    /// The one quarantine gate of a request (see [`TrustState::gate`]):
+    /// nothing of a quarantined upstream is served, from any route, and
+    /// nothing is served while the trust state cannot be read.
+    pub async fn gate(&self) -> Result<(), VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        Ok(blocking(move || trust.gate(&up)).await?)
+    }
+
+    /// The trust state's current epoch of this upstream.
+    async fn epoch(&self) -> Result<u64, VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        Ok(blocking(move || trust.epoch(&up)).await?)
+    }
+
+    /// The database's `/latest`, accepted (or proven a prefix of the
+    /// accepted tree); returns the newest accepted tree. One fetch at a
+    /// time per upstream: requests that arrive meanwhile share its
+    /// outcome, and a success is reused for [`LATEST_TTL`].
     pub async fn refresh(&self) -> Result<Accepted, VerifyError> {
+        let asked = Instant::now();
+        let epoch = self.epoch().await?;
+        let mut memo = self.latest.lock().await;
+        if let Some(m) = &*memo {
+            let waited_for_it = m.at >= asked;
+            let recent = m.result.is_ok() && m.at.elapsed() < LATEST_TTL;
+            if m.epoch == epoch && (waited_for_it || recent) {
+                return m.result.clone().map_err(VerifyError::Shared);
+            }
+        }
+        let result = self.refresh_now().await.map_err(Arc::new);
+        *memo = Some(LatestMemo {
+            at: Instant::now(),
+            epoch,
+            result: result.clone(),
+        });
+        result.map_err(VerifyError::Shared)
+    }
+
+    async fn refresh_now(&self) -> Result<Accepted, VerifyError> {
         let res = self
             .client
-            .send(UpstreamRequest::get("/latest").max_response_bytes(sumdb::MAX_NOTE_SIZE as u64))
+            .send(
+                UpstreamRequest::get("/latest")
+                    .max_response_bytes(sumdb::MAX_NOTE_SIZE as u64)
+                    .probe(),
+            )
             .await?;
         let res = expect_200(res)?;
         self.accept_note(&res.body).await
     }
 
-    /// The newest verified tree for serving: a fresh one, or (upstream
-    /// unreachable) the last one with a `Warning` value. A tree older than
-    /// `max_checkpoint_age` is refreshed first; if the upstream answers but
-    /// cannot be verified, it is refused.
+    /// The newest verified tree for serving: a fresh one, or the last one
+    /// with a `Warning` value when the upstream cannot be reached or shows
+    /// nothing newer. A tree older than `max_checkpoint_age` is refreshed
+    /// first; if the upstream answers but cannot be verified, it is
+    /// refused.
     pub async fn current(&self) -> Result<(Accepted, Option<String>), VerifyError> {
-        let now = SystemTime::now();
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let max = self.max_age;
-        let v = blocking(move || trust.last_verified(&up, now, max)).await;
+        let v = self.last_verified().await;
         match v {
             Ok(v) if !v.stale => {
                 self.gauge_age(&v);
                 Ok((v.checkpoint, None))
             }
             Ok(v) => match self.refresh().await {
-                Ok(a) => Ok((a, None)),
+                Ok(_) => {
+                    // Freshness has one definition (the trust state's):
+                    // a tree the upstream merely shows again stays stale.
+                    let v = self.last_verified().await?;
+                    self.gauge_age(&v);
+                    let w = v.warning();
+                    Ok((v.checkpoint, w))
+                }
                 Err(e) if e.is_unreachable() => {
                     self.gauge_age(&v);
                     let w = v.warning();
@@ -388,6 +471,37 @@ impl SumdbVerifier {
         }
     }
 
+    /// What `/sumdb/<name>/latest` serves: the newest accepted tree after
+    /// asking the database (at most once per [`LATEST_TTL`]), with a
+    /// `Warning` when it is stale or the database cannot be reached.
+    pub async fn latest_for_serving(&self) -> Result<(Accepted, Option<String>), VerifyError> {
+        match self.refresh().await {
+            Ok(_) => {
+                let v = self.last_verified().await?;
+                let w = v.warning();
+                Ok((v.checkpoint, w))
+            }
+            Err(e) if e.is_unreachable() => {
+                let v = self.last_verified().await?;
+                let w = v.warning().unwrap_or_else(|| {
+                    format!(
+                        "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
+                        self.upstream, v.checkpoint.size
+                    )
+                });
+                Ok((v.checkpoint, Some(w)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn last_verified(&self) -> Result<Verified, TrustError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        let max = self.max_age;
+        blocking(move || trust.last_verified(&up, SystemTime::now(), max)).await
+    }
+
     fn gauge_age(&self, v: &Verified) {
         self.metrics
             .set_checkpoint_age(&self.upstream, v.age.as_secs_f64());
@@ -395,9 +509,15 @@ impl SumdbVerifier {
 
     /// Accepts a signed tree note: signature (and witness policy), then
     /// consistency with the accepted tree from authenticated tiles, then
-    /// the trust state's rules.
+    /// the trust state's rules. Returns the newest accepted tree.
     pub async fn accept_note(&self, note: &[u8]) -> Result<Accepted, VerifyError> {
-        let r = self.accept_note_inner(note).await;
+        self.accept_tree(note).await.map(|(_, a)| a)
+    }
+
+    /// [`Self::accept_note`], also returning the note's own tree: the
+    /// accepted one, or an older one proven a prefix of it.
+    async fn accept_tree(&self, note: &[u8]) -> Result<(Checkpoint, Accepted), VerifyError> {
+        let r = self.accept_tree_inner(note).await;
         let check = match &r {
             Ok(_) => "checkpoint",
             Err(e) => e.check(),
@@ -408,66 +528,103 @@ impl SumdbVerifier {
         r
     }
 
-    async fn accept_note_inner(&self, note: &[u8]) -> Result<Accepted, VerifyError> {
-        let cp = self.open_note(note)?;
-        let _guard = self.advance_lock.lock().await;
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let latest = blocking(move || trust.latest(&up)).await?;
-        let mut proof = Vec::new();
-        let mut from = 0;
-        // Tiles read here are authenticated against the candidate tree,
-        // which is signed but not yet known to be consistent with what was
-        // accepted: they are kept aside and stored only once the trust
-        // state accepts the tree (a refused fork must leave nothing behind).
-        let mut candidate_tiles = Vec::new();
-        if let Some(old) = &latest {
-            if cp.size > old.size {
-                from = old.size;
+    /// How many times a tree is offered again after another request
+    /// advanced the trust state between our read of it and our offer.
+    const LOST_RACES: usize = 3;
+
+    async fn accept_tree_inner(&self, note: &[u8]) -> Result<(Checkpoint, Accepted), VerifyError> {
+        let (cp, signed_time) = self.open_note(note)?;
+        let epoch = self.epoch().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let trust = self.trust.clone();
+            let up = self.upstream.clone();
+            let latest = blocking(move || trust.latest(&up)).await?;
+            // Everything read from the network is read first; the trust
+            // state then decides in one transaction, and a lost race (the
+            // accepted tree moved meanwhile) is retried.
+            if let Some(old) = latest.as_ref().filter(|old| cp.size < old.size) {
+                // An older tree (a lagging replica): prove it a prefix of
+                // the accepted tree, from tiles authenticated against the
+                // accepted tree, and go on with the accepted tree.
+                let (size, root, small) = (old.size, old.root, cp.size);
+                let proof = self
+                    .with_tiles(epoch, size, root, move |r| prove_tree(size, small, r))
+                    .await?;
+                let trust = self.trust.clone();
+                let up = self.upstream.clone();
+                let (note, c) = (note.to_vec(), cp.clone());
+                let a =
+                    blocking(move || trust.prove_prefix(&up, &note, &c, &proof, SystemTime::now()))
+                        .await?;
+                return Ok((cp, a));
+            }
+            let mut proof = Vec::new();
+            let from = latest.as_ref().map_or(0, |old| old.size);
+            // Tiles read here are authenticated against the candidate tree,
+            // which is signed but not yet known to be consistent with what
+            // was accepted: they are kept aside and stored only once the
+            // trust state accepts the tree (a refused fork must leave
+            // nothing behind).
+            let mut candidate_tiles = Vec::new();
+            if latest.is_some() && cp.size > from {
                 let (size, root) = (cp.size, cp.root);
-                let old_size = old.size;
                 let (p, tiles) = self
-                    .with_unsaved_tiles(size, root, move |r| prove_tree(size, old_size, r))
+                    .with_unsaved_tiles(epoch, size, root, move |r| prove_tree(size, from, r))
                     .await;
                 proof = p?;
                 candidate_tiles = tiles;
             }
+            let trust = self.trust.clone();
+            let up = self.upstream.clone();
+            let (note_bytes, c) = (note.to_vec(), cp.clone());
+            let adv = blocking(move || {
+                trust.advance_at(
+                    &up,
+                    &note_bytes,
+                    &c,
+                    ConsistencyProof {
+                        from_size: from,
+                        hashes: &proof,
+                    },
+                    signed_time,
+                    SystemTime::now(),
+                )
+            })
+            .await;
+            let adv = match adv {
+                Ok(adv) => adv,
+                Err(TrustError::StaleBase { .. } | TrustError::Rewind { .. })
+                    if attempt < Self::LOST_RACES =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for (path, data) in candidate_tiles {
+                self.store_tile(epoch, &path, Bytes::from(data)).await?;
+            }
+            let a = adv.accepted().clone();
+            if !matches!(adv, crate::verify::trust::Advance::Unchanged(_)) {
+                self.metrics
+                    .set_checkpoint_time(&self.upstream, a.first_accepted);
+            }
+            return Ok((cp, a));
         }
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let note = note.to_vec();
-        let adv = blocking(move || {
-            trust.advance(
-                &up,
-                &note,
-                &cp,
-                ConsistencyProof {
-                    from_size: from,
-                    hashes: &proof,
-                },
-                SystemTime::now(),
-            )
-        })
-        .await?;
-        for (path, data) in candidate_tiles {
-            self.store_tile(&path, Bytes::from(data)).await?;
-        }
-        let a = adv.accepted().clone();
-        self.metrics.set_checkpoint_age(&self.upstream, 0.0);
-        self.metrics
-            .set_checkpoint_time(&self.upstream, a.first_accepted);
-        Ok(a)
     }
 
     /// Checks a tree note's signature (and policy) and parses the tree.
-    fn open_note(&self, note: &[u8]) -> Result<Checkpoint, VerifyError> {
+    /// With a witness policy, also returns the newest time at which its
+    /// quorum cosigned the tree (freshness is measured from it).
+    fn open_note(&self, note: &[u8]) -> Result<(Checkpoint, Option<SystemTime>), VerifyError> {
         if note.len() > sumdb::MAX_NOTE_SIZE {
             return Err(VerifyError::Format {
                 what: "signed tree",
                 detail: format!("{} bytes, more than {}", note.len(), sumdb::MAX_NOTE_SIZE),
             });
         }
-        let text = if let Some(p) = &self.policy {
+        let (text, signed_time) = if let Some(p) = &self.policy {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -482,7 +639,10 @@ impl SumdbVerifier {
                     detail: e.to_string(),
                 }
             })?;
-            v.text
+            let t = v
+                .quorum_time
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            (v.text, t)
         } else {
             let (_, v) = Checkpoint::open(note, std::slice::from_ref(&self.key)).map_err(|e| {
                 VerifyError::Signature {
@@ -490,26 +650,29 @@ impl SumdbVerifier {
                     detail: e.to_string(),
                 }
             })?;
-            v.text
+            (v.text, None)
         };
-        sumdb::parse_tree(&text).map_err(|e| VerifyError::Format {
+        let cp = sumdb::parse_tree(&text).map_err(|e| VerifyError::Format {
             what: "signed tree",
             detail: e.to_string(),
-        })
+        })?;
+        Ok((cp, signed_time))
     }
 
     /// Runs `f` over a hash reader of the tree (`size`, `root`), which must
-    /// be an accepted tree, reading authenticated tiles (from the index,
-    /// else from the database); tiles authenticated on the way are stored.
+    /// be an accepted tree (or one proven a prefix of it), reading
+    /// authenticated tiles (from the index of `epoch`, else from the
+    /// database); tiles authenticated on the way are stored.
     async fn with_tiles<T: Send + 'static>(
         &self,
+        epoch: u64,
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> Result<T, VerifyError> {
-        let (out, verified) = self.with_unsaved_tiles(size, root, f).await;
+        let (out, verified) = self.with_unsaved_tiles(epoch, size, root, f).await;
         for (path, data) in verified {
-            self.store_tile(&path, Bytes::from(data)).await?;
+            self.store_tile(epoch, &path, Bytes::from(data)).await?;
         }
         out
     }
@@ -519,12 +682,14 @@ impl SumdbVerifier {
     /// store once that tree is accepted.
     async fn with_unsaved_tiles<T: Send + 'static>(
         &self,
+        epoch: u64,
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> (Result<T, VerifyError>, Vec<(String, Vec<u8>)>) {
         let fetcher = Fetcher {
             upstream: self.upstream.clone(),
+            epoch,
             client: self.client.clone(),
             blobs: self.blobs.clone(),
             index: self.index.clone(),
@@ -564,13 +729,18 @@ impl SumdbVerifier {
         (out, verified)
     }
 
-    async fn store_tile(&self, path: &str, data: Bytes) -> Result<(), VerifyError> {
-        if self.index.get(BLOBS, &self.upstream, path).is_some() {
+    async fn store_tile(&self, epoch: u64, path: &str, data: Bytes) -> Result<(), VerifyError> {
+        if self
+            .index
+            .get(BLOBS, &self.upstream, epoch, path)?
+            .is_some()
+        {
             return Ok(());
         }
         let d = Digest::of(&data);
         self.blobs.put(&d, data).await?;
-        self.index.put(BLOBS, &self.upstream, path, d.as_bytes())
+        self.index
+            .put(BLOBS, &self.upstream, epoch, path, d.as_bytes())
     }
 
     /// A verified tile by its sumdb path (`tile/8/...`), from the store or
@@ -586,9 +756,9 @@ impl SumdbVerifier {
             TilePath::Hashes(t) => t.path(Dialect::SumDb),
             TilePath::Entries(b) => b.path(Dialect::SumDb),
         };
-        // Quarantine refuses even stored tiles.
+        let epoch = self.epoch().await?;
         let (tree, warning) = self.current().await?;
-        if let Some(b) = self.blob_for(&canonical).await? {
+        if let Some(b) = self.blob_for(epoch, &canonical).await? {
             self.metrics.cache("gomod.tile", true);
             return Ok((b, warning));
         }
@@ -607,10 +777,10 @@ impl SumdbVerifier {
                     }));
                 }
                 let data = self
-                    .with_tiles(size, root, move |r| read_tile_data(&t, r))
+                    .with_tiles(epoch, size, root, move |r| read_tile_data(&t, r))
                     .await?;
                 let data = Bytes::from(data);
-                self.store_tile(&canonical, data.clone()).await?;
+                self.store_tile(epoch, &canonical, data.clone()).await?;
                 Ok((data, warning))
             }
             TilePath::Entries(b) => {
@@ -626,7 +796,8 @@ impl SumdbVerifier {
                     .client
                     .send(
                         UpstreamRequest::get(format!("/{canonical}"))
-                            .max_response_bytes(MAX_TILE_BYTES),
+                            .max_response_bytes(MAX_TILE_BYTES)
+                            .probe(),
                     )
                     .await?;
                 let res = expect_200(res)?;
@@ -639,7 +810,7 @@ impl SumdbVerifier {
                     .map(|i| stored_hash_index(0, start + i))
                     .collect();
                 let want = self
-                    .with_tiles(size, root, move |r| r.read_hashes(&indexes))
+                    .with_tiles(epoch, size, root, move |r| r.read_hashes(&indexes))
                     .await?;
                 for ((id, text), w) in records.iter().zip(&want) {
                     let seen = leaf_hash(text.as_bytes());
@@ -653,45 +824,39 @@ impl SumdbVerifier {
                         });
                     }
                 }
-                self.store_tile(&canonical, res.body.clone()).await?;
+                self.store_tile(epoch, &canonical, res.body.clone()).await?;
                 Ok((res.body, warning))
             }
         }
     }
 
-    async fn blob_for(&self, key: &str) -> Result<Option<Bytes>, VerifyError> {
-        let Some(d) = self.index.get(BLOBS, &self.upstream, key) else {
+    /// The blob stored under `key` in `epoch`. Blob serving goes through
+    /// here (one place to change when blob reads stream).
+    async fn blob_for(&self, epoch: u64, key: &str) -> Result<Option<Bytes>, VerifyError> {
+        let Some(d) = self.index.get(BLOBS, &self.upstream, epoch, key)? else {
             return Ok(None);
         };
         let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) else {
-            return Ok(None);
+            return Err(VerifyError::Index(format!("{key}: malformed digest")));
         };
         Ok(self.blobs.get(&Digest::from_bytes(arr)).await?)
     }
 
-    /// Looks `m` up: from the index if it was verified before (the upstream
-    /// must not be quarantined), else from the database with its inclusion
-    /// proven from tiles in the tree the lookup names (accepted first).
+    /// Looks `m` up: from the index if it was verified before in the
+    /// current epoch, else from the database with its inclusion proven from
+    /// tiles in the tree the lookup names (accepted first, or proven a
+    /// prefix of the accepted tree). The caller has passed the gate.
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
         let key = format!("{}@{}", m.path, m.version);
-        if let Some(raw) = self.index.get(RECORDS, &self.upstream, &key) {
-            // Refuse a quarantined upstream even for stored records.
-            let trust = self.trust.clone();
-            let up = self.upstream.clone();
-            let status = blocking(move || trust.status(&up)).await?;
-            if let crate::verify::trust::Status::Quarantined(_) = status {
-                let trust = self.trust.clone();
-                let up = self.upstream.clone();
-                let max = self.max_age;
-                blocking(move || trust.last_verified(&up, SystemTime::now(), max)).await?;
-            }
-            if let Some(v) = decode_record(&raw) {
+        let epoch = self.epoch().await?;
+        if let Some(raw) = self.index.get(RECORDS, &self.upstream, epoch, &key)? {
+            if let Some(v) = decode_record(&raw, epoch) {
                 self.metrics.cache("gomod.record", true);
                 return Ok(v);
             }
         }
         self.metrics.cache("gomod.record", false);
-        let r = self.lookup_remote(m, &key).await;
+        let r = self.lookup_remote(m, epoch, &key).await;
         if !matches!(&r, Err(e) if e.is_unreachable() || e.is_not_found()) {
             let check = match &r {
                 Ok(_) => "inclusion",
@@ -705,13 +870,15 @@ impl SumdbVerifier {
     async fn lookup_remote(
         &self,
         m: &ModuleVersion,
+        epoch: u64,
         key: &str,
     ) -> Result<VerifiedRecord, VerifyError> {
         let res = self
             .client
             .send(
                 UpstreamRequest::get(format!("/lookup/{}", m.escaped()))
-                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64),
+                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64)
+                    .probe(),
             )
             .await?;
         let res = expect_200(res)?;
@@ -726,19 +893,27 @@ impl SumdbVerifier {
                 seen: got.to_string(),
             });
         }
-        let tree = self.accept_note(lookup.note.as_bytes()).await?;
+        let (tree, latest) = self.accept_tree(lookup.note.as_bytes()).await?;
         let id = lookup.id;
-        if id >= tree.size {
+        // The note's tree is accepted or proven a prefix of the accepted
+        // one; a record beyond it (a lagging note) is proven in the
+        // accepted tree, as Go's own client does.
+        let (size, root) = if id < tree.size {
+            (tree.size, tree.root)
+        } else {
+            (latest.size, latest.root)
+        };
+        if id >= size {
             return Err(VerifyError::Inclusion {
                 module: m.to_string(),
                 id,
-                size: tree.size,
-                expected: format!("record id < {}", tree.size),
+                size,
+                expected: format!("record id < {size}"),
                 seen: format!("record id {id}"),
             });
         }
         let want = self
-            .with_tiles(tree.size, tree.root, move |r| {
+            .with_tiles(epoch, size, root, move |r| {
                 r.read_hashes(&[stored_hash_index(0, id)])
             })
             .await?;
@@ -748,36 +923,41 @@ impl SumdbVerifier {
             return Err(VerifyError::Inclusion {
                 module: m.to_string(),
                 id,
-                size: tree.size,
+                size,
                 expected: expected.to_string(),
                 seen: seen.to_string(),
             });
         }
         let mut raw = format!("{id}\n").into_bytes();
         raw.extend_from_slice(lookup.record.text().as_bytes());
-        self.index.put(RECORDS, &self.upstream, key, &raw)?;
+        self.index.put(RECORDS, &self.upstream, epoch, key, &raw)?;
         Ok(VerifiedRecord {
             id,
+            epoch,
             record: lookup.record,
             cached: false,
         })
     }
 
-    /// A verified module file (`kind` is `mod` or `zip`) from the store.
+    /// A verified module file (`kind` is `mod` or `zip`) stored in the
+    /// current epoch.
     pub async fn stored_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
     ) -> Result<Option<Bytes>, VerifyError> {
-        self.blob_for(&format!("{kind}:{}@{}", m.path, m.version))
+        let epoch = self.epoch().await?;
+        self.blob_for(epoch, &format!("{kind}:{}@{}", m.path, m.version))
             .await
     }
 
-    /// Stores a module file whose h1 matched the verified record.
+    /// Stores a module file whose h1 matched the record verified in
+    /// `epoch`.
     pub async fn store_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
+        epoch: u64,
         data: Bytes,
     ) -> Result<(), VerifyError> {
         let d = Digest::of(&data);
@@ -785,17 +965,19 @@ impl SumdbVerifier {
         self.index.put(
             BLOBS,
             &self.upstream,
+            epoch,
             &format!("{kind}:{}@{}", m.path, m.version),
             d.as_bytes(),
         )
     }
 }
 
-fn decode_record(raw: &[u8]) -> Option<VerifiedRecord> {
+fn decode_record(raw: &[u8], epoch: u64) -> Option<VerifiedRecord> {
     let s = std::str::from_utf8(raw).ok()?;
     let (id, text) = s.split_once('\n')?;
     Some(VerifiedRecord {
         id: id.parse().ok()?,
+        epoch,
         record: Record::parse(text).ok()?,
         cached: true,
     })
@@ -817,6 +999,7 @@ async fn blocking<T: Send + 'static>(
 /// reader authenticated so the caller stores them.
 pub struct Fetcher {
     upstream: String,
+    epoch: u64,
     client: UpstreamClient,
     blobs: FsBlobStore,
     index: GoIndex,
@@ -843,7 +1026,11 @@ impl TileReader for Fetcher {
             let mut out = Vec::with_capacity(tiles.len());
             for t in tiles {
                 let path = t.path(Dialect::SumDb);
-                if let Some(d) = self.index.get(BLOBS, &self.upstream, &path) {
+                let stored = self
+                    .index
+                    .get(BLOBS, &self.upstream, self.epoch, &path)
+                    .map_err(|e| FetchError::Store(e.to_string()))?;
+                if let Some(d) = stored {
                     if let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) {
                         if let Some(b) = self
                             .blobs
@@ -860,7 +1047,8 @@ impl TileReader for Fetcher {
                     .client
                     .send(
                         UpstreamRequest::get(format!("/{path}"))
-                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64),
+                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64)
+                            .probe(),
                     )
                     .await
                     .map_err(FetchError::Upstream)?;

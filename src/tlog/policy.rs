@@ -110,6 +110,11 @@ pub struct PolicyVerified {
     pub log: String,
     /// Every listed witness whose cosignature verified, in note order.
     pub cosigners: Vec<Cosigner>,
+    /// The newest time at which the quorum was met: the largest `t` such
+    /// that the cosignatures dated `t` or later satisfy the quorum alone
+    /// (POSIX seconds). `None` for `quorum none`. This is how fresh the
+    /// witnesses vouch the tree is.
+    pub quorum_time: Option<u64>,
 }
 
 /// Why a policy was refused, or a checkpoint did not satisfy it. Line
@@ -318,6 +323,26 @@ impl Policy {
         }
     }
 
+    /// The newest time at which `cosigners` (that met the quorum) met it:
+    /// the largest cosignature time `t` such that the cosignatures dated
+    /// `t` or later satisfy the quorum on their own. `None` for
+    /// `quorum none` (no witness vouches for any time).
+    fn quorum_time(&self, cosigners: &[Cosigner]) -> Option<u64> {
+        self.quorum?;
+        let mut times: Vec<u64> = cosigners.iter().map(|c| c.time).collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.dedup();
+        times.into_iter().find(|&t| {
+            let mut cosigned = vec![false; self.witnesses.len()];
+            for c in cosigners.iter().filter(|c| c.time >= t) {
+                if let Some(i) = self.witnesses.iter().position(|w| w.name == c.witness) {
+                    cosigned[i] = true;
+                }
+            }
+            self.quorum_holds(&cosigned)
+        })
+    }
+
     /// Checks a signed checkpoint note against the policy at time `now`
     /// (POSIX seconds): its text must be a checkpoint, a `log` key must
     /// have signed it, and the quorum must hold over the cosignatures of
@@ -379,11 +404,13 @@ impl Policy {
                 future,
             });
         }
+        let quorum_time = self.quorum_time(&cosigners);
         Ok(PolicyVerified {
             checkpoint,
             log: log.name.clone(),
             text: note.text,
             cosigners,
+            quorum_time,
         })
     }
 }

@@ -70,6 +70,12 @@ pub struct FixtureOptions {
     pub lookup_tree_size: Option<u64>,
     /// With `lookup_tree_size`: that tree's hash is forged (same key).
     pub lookup_tree_forged: bool,
+    /// Answer GOPROXY requests for unknown module versions with this
+    /// status instead of 404.
+    pub unknown_status: Option<u16>,
+    /// A file whose lines (once it exists) are appended to every signed
+    /// tree note: cosignatures a test made.
+    pub extra_signatures: Option<PathBuf>,
 }
 
 /// A running fixture.
@@ -125,6 +131,12 @@ impl GoFixture {
         }
         if opts.lookup_tree_forged {
             cmd.arg("-lookup-tree-forged");
+        }
+        if let Some(code) = opts.unknown_status {
+            cmd.arg("-unknown-status").arg(code.to_string());
+        }
+        if let Some(f) = &opts.extra_signatures {
+            cmd.arg("-extra-signatures").arg(f);
         }
         for (flag, list) in [
             ("-serve-altered-zip", &opts.serve_altered_zip),

@@ -38,6 +38,10 @@
 //	-lookup-tree-size N         /lookup answers carry the signed tree of the first N
 //	                            records (a lagging database)
 //	-lookup-tree-forged         with -lookup-tree-size: that tree's hash is forged
+//	-unknown-status CODE        answer GOPROXY requests for unknown module versions with
+//	                            this status instead of 404
+//	-extra-signatures FILE      append FILE's lines (if it exists) to every signed tree
+//	                            note: witness cosignatures a test made for the tree
 package main
 
 import (
@@ -86,6 +90,8 @@ var (
 	servePrefixZip  = flag.String("serve-prefixed-zip", "", "comma-separated module@version: serve the zip behind a prefix")
 	lookupTreeSize  = flag.Int64("lookup-tree-size", -1, "lookup answers carry the tree of this many records")
 	lookupForged    = flag.Bool("lookup-tree-forged", false, "with -lookup-tree-size: forge that tree's hash")
+	unknownStatus   = flag.Int("unknown-status", 0, "status for GOPROXY requests of unknown module versions")
+	extraSigs       = flag.String("extra-signatures", "", "file of signature lines appended to every tree note")
 )
 
 // modFiles is one module version as served: its zip and go.mod, and the
@@ -381,7 +387,15 @@ func (f *fixture) Signed(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: n, Hash: h}))}, f.signer)
+	signed, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: n, Hash: h}))}, f.signer)
+	if err != nil || *extraSigs == "" {
+		return signed, err
+	}
+	extra, err := os.ReadFile(*extraSigs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return signed, nil
+	}
+	return append(signed, extra...), err
 }
 
 func (f *fixture) readHashes(indexes []int64) ([]tlog.Hash, error) {
@@ -535,6 +549,10 @@ func (f *fixture) serveProxy(w http.ResponseWriter, r *http.Request) {
 	m := module.Version{Path: path, Version: vers}
 	mf, err := f.files(m)
 	if err != nil {
+		if *unknownStatus != 0 {
+			http.Error(w, "unknown version", *unknownStatus)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}
