@@ -118,7 +118,7 @@ pub enum VerifyError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
-    Trust(#[from] TrustError),
+    Trust(Box<TrustError>),
     #[error("signature: the signed tree is not signed by the pinned key {key}: {detail}")]
     Signature { key: String, detail: String },
     #[error("witness policy: {0}")]
@@ -199,40 +199,7 @@ impl VerifyError {
             VerifyError::Format { what, detail } => {
                 Some((format!("a well-formed {what}"), detail.clone()))
             }
-            VerifyError::Trust(TrustError::Fork { expected, seen, .. }) => {
-                Some((expected.to_string(), seen.to_string()))
-            }
-            VerifyError::Trust(TrustError::Rewind { expected, seen, .. }) => {
-                Some((format!("size >= {expected}"), format!("size {seen}")))
-            }
-            VerifyError::Trust(TrustError::Inconsistent {
-                old_size,
-                old_root,
-                new_size,
-                new_root,
-                error,
-                ..
-            }) => Some((
-                format!(
-                    "tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"
-                ),
-                format!("consistency proof from tiles: {error}"),
-            )),
-            VerifyError::Trust(TrustError::OriginChanged { expected, seen, .. }) => {
-                Some((expected.clone(), seen.clone()))
-            }
-            VerifyError::Trust(TrustError::Stale {
-                size, age, max_age, ..
-            }) => Some((
-                format!(
-                    "a tree at most {} old",
-                    humantime::format_duration(*max_age)
-                ),
-                format!(
-                    "tree {size} accepted {} ago",
-                    humantime::format_duration(Duration::from_secs(age.as_secs()))
-                ),
-            )),
+            VerifyError::Trust(e) => trust_expected_seen(e),
             _ => None,
         }
     }
@@ -296,6 +263,51 @@ pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError
             url: res.url.to_string(),
             code,
         }),
+    }
+}
+
+impl From<TrustError> for VerifyError {
+    fn from(e: TrustError) -> VerifyError {
+        VerifyError::Trust(Box::new(e))
+    }
+}
+
+/// (expected, seen) of a trust-state refusal, where it has them.
+fn trust_expected_seen(e: &TrustError) -> Option<(String, String)> {
+    match e {
+        TrustError::Fork { expected, seen, .. } => Some((expected.to_string(), seen.to_string())),
+        TrustError::Rewind { expected, seen, .. } => {
+            Some((format!("size >= {expected}"), format!("size {seen}")))
+        }
+        TrustError::Inconsistent {
+            old_size,
+            old_root,
+            new_size,
+            new_root,
+            error,
+            ..
+        } => Some((
+            format!("tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"),
+            format!("consistency proof from tiles: {error}"),
+        )),
+        TrustError::OriginChanged { expected, seen, .. } => Some((expected.clone(), seen.clone())),
+        TrustError::Stale {
+            size, age, max_age, ..
+        } => Some((
+            format!(
+                "a tree at most {} old",
+                humantime::format_duration(*max_age)
+            ),
+            format!(
+                "tree {size} fresh since {} ago",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            ),
+        )),
+        TrustError::Time { detail, .. } => Some((
+            "a signed time at most 5 minutes ahead and not before the accepted one's".into(),
+            detail.clone(),
+        )),
+        _ => None,
     }
 }
 
@@ -391,14 +403,14 @@ impl SumdbVerifier {
     pub async fn gate(&self) -> Result<(), VerifyError> {
         let trust = self.trust.clone();
         let up = self.upstream.clone();
-        Ok(blocking(move || trust.gate(&up)).await?)
+        blocking(move || trust.gate(&up).map_err(Box::new)).await
     }
 
     /// The trust state's current epoch of this upstream.
     async fn epoch(&self) -> Result<u64, VerifyError> {
         let trust = self.trust.clone();
         let up = self.upstream.clone();
-        Ok(blocking(move || trust.epoch(&up)).await?)
+        blocking(move || trust.epoch(&up).map_err(Box::new)).await
     }
 
     /// The database's `/latest`, accepted (or proven a prefix of the
@@ -466,8 +478,10 @@ impl SumdbVerifier {
                 }
                 Err(e) => Err(e),
             },
-            Err(TrustError::NoCheckpoint { .. }) => Ok((self.refresh().await?, None)),
-            Err(e) => Err(e.into()),
+            Err(VerifyError::Trust(e)) if matches!(*e, TrustError::NoCheckpoint { .. }) => {
+                Ok((self.refresh().await?, None))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -495,11 +509,16 @@ impl SumdbVerifier {
         }
     }
 
-    async fn last_verified(&self) -> Result<Verified, TrustError> {
+    async fn last_verified(&self) -> Result<Verified, VerifyError> {
         let trust = self.trust.clone();
         let up = self.upstream.clone();
         let max = self.max_age;
-        blocking(move || trust.last_verified(&up, SystemTime::now(), max)).await
+        blocking(move || {
+            trust
+                .last_verified(&up, SystemTime::now(), max)
+                .map_err(Box::new)
+        })
+        .await
     }
 
     fn gauge_age(&self, v: &Verified) {
@@ -540,7 +559,7 @@ impl SumdbVerifier {
             attempt += 1;
             let trust = self.trust.clone();
             let up = self.upstream.clone();
-            let latest = blocking(move || trust.latest(&up)).await?;
+            let latest = blocking(move || trust.latest(&up).map_err(Box::new)).await?;
             // Everything read from the network is read first; the trust
             // state then decides in one transaction, and a lost race (the
             // accepted tree moved meanwhile) is retried.
@@ -555,9 +574,12 @@ impl SumdbVerifier {
                 let trust = self.trust.clone();
                 let up = self.upstream.clone();
                 let (note, c) = (note.to_vec(), cp.clone());
-                let a =
-                    blocking(move || trust.prove_prefix(&up, &note, &c, &proof, SystemTime::now()))
-                        .await?;
+                let a = blocking(move || {
+                    trust
+                        .prove_prefix(&up, &note, &c, &proof, SystemTime::now())
+                        .map_err(Box::new)
+                })
+                .await?;
                 return Ok((cp, a));
             }
             let mut proof = Vec::new();
@@ -580,27 +602,30 @@ impl SumdbVerifier {
             let up = self.upstream.clone();
             let (note_bytes, c) = (note.to_vec(), cp.clone());
             let adv = blocking(move || {
-                trust.advance_at(
-                    &up,
-                    &note_bytes,
-                    &c,
-                    ConsistencyProof {
-                        from_size: from,
-                        hashes: &proof,
-                    },
-                    signed_time,
-                    SystemTime::now(),
-                )
+                trust
+                    .advance_at(
+                        &up,
+                        &note_bytes,
+                        &c,
+                        ConsistencyProof {
+                            from_size: from,
+                            hashes: &proof,
+                        },
+                        signed_time,
+                        SystemTime::now(),
+                    )
+                    .map_err(Box::new)
             })
             .await;
             let adv = match adv {
                 Ok(adv) => adv,
-                Err(TrustError::StaleBase { .. } | TrustError::Rewind { .. })
-                    if attempt < Self::LOST_RACES =>
+                Err(VerifyError::Trust(e))
+                    if matches!(*e, TrustError::StaleBase { .. } | TrustError::Rewind { .. })
+                        && attempt < Self::LOST_RACES =>
                 {
                     continue
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             for (path, data) in candidate_tiles {
                 self.store_tile(epoch, &path, Bytes::from(data)).await?;
@@ -983,15 +1008,20 @@ fn decode_record(raw: &[u8], epoch: u64) -> Option<VerifiedRecord> {
     })
 }
 
+/// Runs a trust-state call on the blocking pool. (Its error is boxed: the
+/// trust state's errors are large.)
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TrustError> + Send + 'static,
-) -> Result<T, TrustError> {
+    f: impl FnOnce() -> Result<T, Box<TrustError>> + Send + 'static,
+) -> Result<T, VerifyError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| TrustError::Storage {
-            op: "task",
-            detail: e.to_string(),
+        .map_err(|e| {
+            VerifyError::from(TrustError::Storage {
+                op: "task",
+                detail: e.to_string(),
+            })
         })?
+        .map_err(VerifyError::Trust)
 }
 
 /// Reads tiles for a [`TileHashReader`] (on a blocking thread): stored

@@ -866,6 +866,39 @@ U7WM79jrzyhGZ5/GUBTpM7NzwdyfFx61t3RovgcC4Ro=
     }
 
     #[test]
+    fn quorum_time_is_the_newest_time_the_quorum_was_met() {
+        let log = Signer::from_seed("example.com/log", &[1; 32]).unwrap();
+        let w = keys(3);
+        let mut text = format!("log {}\n", log.verifier_key());
+        for (i, s) in w.iter().enumerate() {
+            text.push_str(&format!("witness x{i} {}\n", s.verifier_key()));
+        }
+        text.push_str("group two 2 x0 x1 x2\nquorum two\n");
+        let p = Policy::parse(&text).unwrap();
+        let msg = sign(
+            "example.com/log\n2\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+            &[&log],
+        )
+        .unwrap();
+        let at = |times: &[(usize, u64)]| {
+            let cos: Vec<Signer> = times
+                .iter()
+                .map(|&(i, t)| w[i].cosigner(t).unwrap())
+                .collect();
+            let refs: Vec<&Signer> = cos.iter().collect();
+            p.verify(&add_signatures(&msg, &refs).unwrap(), 1000)
+                .map(|v| v.quorum_time)
+        };
+        // Two of three: the second-newest cosignature dates the quorum.
+        assert_eq!(at(&[(0, 100), (1, 300), (2, 200)]), Ok(Some(200)));
+        assert_eq!(at(&[(0, 500), (1, 300)]), Ok(Some(300)));
+        assert!(at(&[(0, 500)]).is_err());
+        // quorum none: no witness vouches for a time.
+        let none = Policy::parse(&format!("log {}\nquorum none\n", log.verifier_key())).unwrap();
+        assert_eq!(none.verify(&msg, 0).unwrap().quorum_time, None);
+    }
+
+    #[test]
     fn quorum_none_needs_only_the_log() {
         let log = Signer::from_seed("example.com/log", &[1; 32]).unwrap();
         let p = Policy::parse(&format!("log {}\nquorum none\n", log.verifier_key())).unwrap();
