@@ -5,18 +5,27 @@
 //! their records included in an accepted tree, and keeps what it verified
 //! (records, tiles, module bytes) so it can be served again, also offline.
 //!
-//! Called by the Go-modules front ([`super::front`]). It talks to the
-//! database only through an [`UpstreamClient`], writes trust decisions only
-//! through [`TrustState::advance`], and keeps bytes in the blob store; its
-//! own index (which tile path, record or module file names which blob) is a
-//! small redb file, `<data_dir>/gomod.redb`, written only after the thing it
-//! names was verified.
+//! Called by the Go-modules front ([`super::front`]), which passes every
+//! request through [`SumdbVerifier::gate`] first. It talks to the database
+//! only through an [`UpstreamClient`] (its own requests, `/latest`, tiles
+//! and lookups, marked [`UpstreamRequest::probe`]), writes trust decisions
+//! only through [`TrustState::advance_at`] and [`TrustState::prove_prefix`],
+//! and keeps bytes in the blob store; its own index (which tile path,
+//! record or module file names which blob, per trust epoch) is a small redb
+//! file, `<data_dir>/gomod.redb`, written only after the thing it names was
+//! verified.
 //!
 //! Every tile is authenticated before use by [`TileHashReader`] against the
 //! signed tree being read: the consistency proof from the accepted tree to a
 //! new one and the leaf hash of a looked-up record are both read from tiles
 //! authenticated against the new (signature-checked) tree, and the proof is
-//! then checked against the accepted root by the trust state.
+//! then checked against the accepted root by the trust state. A tree older
+//! than the accepted one (a lagging replica's `/latest` or lookup) is proven
+//! a prefix of the accepted tree from the accepted tree's tiles, as Go's own
+//! client does. Network reads come first; the trust state then decides in
+//! one transaction, and a lost race with a concurrent advance is retried.
+//! With a witness policy, the tree's signed time is the newest time its
+//! quorum cosigned it (freshness is measured from it).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -200,6 +209,9 @@ impl VerifyError {
                 Some((format!("a well-formed {what}"), detail.clone()))
             }
             VerifyError::Trust(e) => trust_expected_seen(e),
+            VerifyError::Upstream(UpstreamError::Status { code, .. }) => {
+                Some(("status 200".into(), format!("status {code}")))
+            }
             _ => None,
         }
     }
