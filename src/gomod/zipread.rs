@@ -30,7 +30,8 @@
 //!   descriptor, zeros in the local header and the same values in the
 //!   descriptor);
 //! - each entry is stored (method 0, sizes equal) or deflated (method 8),
-//!   not encrypted, without zip64 extra fields or 32-bit sentinel sizes,
+//!   not encrypted, a regular file or directory (no Unix symlink or
+//!   device), without zip64 extra fields or 32-bit sentinel sizes,
 //!   with well-formed extra fields; the total uncompressed size is at most
 //!   [`Limits::max_uncompressed_bytes`] (checked from the central
 //!   directory before anything is decompressed);
@@ -441,6 +442,7 @@ pub fn read_layout<S: Source + ?Sized>(src: &S, limits: &Limits) -> Result<Vec<E
         let (name_len, extra_len, comment_len) =
             (c.u16(28) as usize, c.u16(30) as usize, c.u16(32) as usize);
         let (disk, local) = (c.u16(34), c.u32(42));
+        let (made_by, external) = (c.u16(4), c.u32(38));
         let var = pos + CENTRAL_LEN;
         let name = cd
             .get(var..var + name_len)
@@ -483,6 +485,15 @@ pub fn read_layout<S: Source + ?Sized>(src: &S, limits: &Limits) -> Result<Vec<E
         }
         if disk != 0 {
             return Err(layout(at, "entry on another disk"));
+        }
+        // A Unix file type other than a regular file or directory (a
+        // symlink, a device...) unpacks differently by reader.
+        let unix_type = (external >> 16) & 0o170000;
+        if made_by >> 8 == 3 && ![0, 0o100000, 0o040000].contains(&unix_type) {
+            return Err(ZipError::Entry {
+                name: shown(),
+                reason: format!("not a regular file (Unix mode {:o})", external >> 16),
+            });
         }
         if method == METHOD_STORED && csize != usize_ {
             return Err(layout(at, "stored entry with different sizes"));
@@ -1115,6 +1126,15 @@ mod tests {
         let mut big = z.bytes.clone();
         put32(&mut big, z.centrals[1] + 42, u32::MAX);
         refused(&big, "sentinel offset");
+        // A symlink made on Unix; a regular file's mode is fine.
+        let mut link = z.bytes.clone();
+        link[z.centrals[0] + 5] = 3;
+        put32(&mut link, z.centrals[0] + 38, 0o120777 << 16);
+        refused(&link, "symlink");
+        let mut file = z.bytes.clone();
+        file[z.centrals[0] + 5] = 3;
+        put32(&mut file, z.centrals[0] + 38, 0o100644 << 16);
+        assert!(read_all(&file).is_ok());
     }
 
     proptest::proptest! {
