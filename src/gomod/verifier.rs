@@ -36,7 +36,7 @@ use redb::{ReadableDatabase, TableDefinition};
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
-use crate::store::{Digest, FsBlobStore, StoreError};
+use crate::store::{Blob, Digest, FsBlobStore, StoreError};
 use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
@@ -867,16 +867,22 @@ impl SumdbVerifier {
         }
     }
 
-    /// The blob stored under `key` in `epoch`. Blob serving goes through
-    /// here (one place to change when blob reads stream).
-    async fn blob_for(&self, epoch: u64, key: &str) -> Result<Option<Bytes>, VerifyError> {
+    /// The digest of the blob stored under `key` in `epoch`.
+    fn blob_digest(&self, epoch: u64, key: &str) -> Result<Option<Digest>, VerifyError> {
         let Some(d) = self.index.get(BLOBS, &self.upstream, epoch, key)? else {
             return Ok(None);
         };
-        let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) else {
-            return Err(VerifyError::Index(format!("{key}: malformed digest")));
+        let arr = <[u8; 32]>::try_from(d.as_slice())
+            .map_err(|_| VerifyError::Index(format!("{key}: malformed digest")))?;
+        Ok(Some(Digest::from_bytes(arr)))
+    }
+
+    /// A small stored blob (a tile) of `epoch`, read whole.
+    async fn blob_for(&self, epoch: u64, key: &str) -> Result<Option<Bytes>, VerifyError> {
+        let Some(d) = self.blob_digest(epoch, key)? else {
+            return Ok(None);
         };
-        Ok(self.blobs.get(&Digest::from_bytes(arr)).await?)
+        Ok(self.blobs.get(&d).await?)
     }
 
     /// Looks `m` up: from the index if it was verified before in the
@@ -977,15 +983,18 @@ impl SumdbVerifier {
     }
 
     /// A verified module file (`kind` is `mod` or `zip`) stored in the
-    /// current epoch.
+    /// current epoch, opened for streaming.
     pub async fn stored_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
-    ) -> Result<Option<Bytes>, VerifyError> {
+    ) -> Result<Option<Blob>, VerifyError> {
         let epoch = self.epoch().await?;
-        self.blob_for(epoch, &format!("{kind}:{}@{}", m.path, m.version))
-            .await
+        let key = format!("{kind}:{}@{}", m.path, m.version);
+        let Some(d) = self.blob_digest(epoch, &key)? else {
+            return Ok(None);
+        };
+        Ok(self.blobs.get_stream(&d).await?)
     }
 
     /// Stores a module file whose h1 matched the record verified in
