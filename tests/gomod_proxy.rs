@@ -111,6 +111,21 @@ impl World {
         file
     }
 
+    /// Rewrites the config (same data dir) with extra `[server]` lines,
+    /// for a fixture that is gone: its URLs are kept from the last config.
+    fn config_with_fixture_url(&self, name: &str, vkey: &str, server: &str) -> PathBuf {
+        let file = self.path("bulwark.toml");
+        let old = std::fs::read_to_string(&file).expect("read config");
+        assert!(old.contains(name) && old.contains(vkey));
+        let (_, upstream) = old.split_once("[[upstream]]").expect("upstream section");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n[[upstream]]{upstream}",
+            self.path("data").display(),
+        );
+        std::fs::write(&file, toml).expect("write config");
+        file
+    }
+
     /// Runs `go args...` in the app directory through bulwark.
     fn go(&self, b: &Bulwark, fx: &GoFixture, home: &str, args: &[&str]) -> Output {
         let home = self.path(home);
@@ -535,9 +550,9 @@ fn a_witness_policy_refuses_trees_without_its_quorum() {
     assert_refused(
         &b.get(&format!("/sumdb/{}/latest", fx.name)),
         502,
-        "witness-policy",
+        "witness",
     );
-    assert_refused(&b.get(GREET_ZIP), 502, "witness-policy");
+    assert_refused(&b.get(GREET_ZIP), 502, "witness");
 }
 
 #[test]
@@ -631,9 +646,7 @@ fn a_lagging_lookup_answer_is_served_and_a_forged_older_tree_quarantines() {
 fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    // Every tree is older than 1ms by the time it is used again: with the
-    // upstream answering it is refreshed, without it served with a Warning.
-    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
+    let b = Bulwark::start(&world.config(&fx));
     let out = world.go(
         &b,
         &fx,
@@ -654,6 +667,15 @@ fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
         .output()
         .expect("go");
     assert_success("offline go mod download", &out);
+    drop(b);
+
+    // Restarted with a 1ms bound, every tree is stale: with the upstream
+    // gone, what was verified is served with a Warning saying so.
+    let b = Bulwark::start(&world.config_with_fixture_url(
+        &name,
+        &vkey,
+        "max_checkpoint_age = \"1ms\"",
+    ));
     let zip = b.get(HELLO_ZIP);
     assert_eq!(zip.status, 200);
     let w = zip
@@ -668,6 +690,25 @@ fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
     let r = b.get(GREET_ZIP);
     assert_ne!(r.status, 200);
     assert!(r.json()["upstream"] == UPSTREAM, "{}", text(&r.body));
+}
+
+#[test]
+fn a_stale_tree_is_refused_while_the_upstream_answers() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    drop(b);
+    // The database answers, but shows nothing newer than a tree accepted
+    // longer ago than the bound: a replay proves nothing about now.
+    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
+    assert_refused(&b.get(HELLO_ZIP), 502, "freshness");
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", fx.name)),
+        502,
+        "freshness",
+    );
 }
 
 #[test]
@@ -765,7 +806,7 @@ fn only_an_exact_200_from_the_upstream_takes_the_verified_path() {
             let r = b.get(&route);
             assert_eq!(r.status, 502, "{code} on {route}: {}", text(&r.body));
             let j = r.json();
-            assert_eq!(j["check"], "status", "{route}: {j}");
+            assert_eq!(j["check"], "upstream-status", "{route}: {j}");
             assert_eq!(j["seen"], format!("status {code}"), "{route}: {j}");
         }
     }
@@ -926,7 +967,7 @@ fn client_chosen_requests_that_fail_do_not_open_the_circuit_breaker() {
     for i in 0..7 {
         let r = b.get(&format!("/example.com/greet/@v/v0.0.{i}.info"));
         assert_eq!(r.status, 502, "{}", text(&r.body));
-        assert_eq!(r.json()["check"], "upstream");
+        assert_eq!(r.json()["check"], "upstream-status");
     }
     let r = b.get("/example.com/greet/@v/v1.0.0.info");
     assert_eq!(r.status, 200, "{}", text(&r.body));
@@ -991,19 +1032,15 @@ fn freshness_under_a_witness_policy_is_the_newest_quorum_cosignature_time() {
         ),
     );
     let b = Bulwark::start(&config);
-    let r = b.get(GREET_ZIP);
-    assert_eq!(r.status, 200, "{}", text(&r.body));
-    let w = r
-        .header("warning")
-        .unwrap_or_else(|| panic!("a tree cosigned 2h ago served as fresh: {}", r.head));
-    assert!(w.contains(UPSTREAM), "{w}");
+    // The upstream answers with a tree its quorum last vouched for 2h ago.
+    assert_refused(&b.get(GREET_ZIP), 502, "freshness");
     drop(b);
 
     // w cosigns again now, v does not: the quorum still dates from 2h ago.
     let cosigned = add_signatures(&note, &[&new_w, &old_v]).expect("cosign");
     std::fs::write(&sigs, &cosigned[note.len()..]).expect("write cosignatures");
     let b = Bulwark::start(&config);
-    assert!(b.get(HELLO_ZIP).header("warning").is_some());
+    assert_refused(&b.get(HELLO_ZIP), 502, "freshness");
     drop(b);
 
     // Both cosign now: fresh.

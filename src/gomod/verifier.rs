@@ -174,16 +174,18 @@ impl VerifyError {
     pub fn check(&self) -> &'static str {
         match self {
             VerifyError::Shared(e) => e.check(),
+            VerifyError::Upstream(UpstreamError::Status { .. }) => "upstream-status",
+            VerifyError::Upstream(_) if self.is_unreachable() => "unreachable",
             VerifyError::Upstream(_) => "upstream",
             VerifyError::Trust(e) => e.check(),
             VerifyError::Signature { .. } => "signature",
-            VerifyError::Policy(_) => "witness-policy",
+            VerifyError::Policy(_) => "witness",
             VerifyError::Format { .. } => "format",
             VerifyError::Tiles(_) => "tiles",
             VerifyError::Inclusion { .. } => "inclusion",
             VerifyError::WrongRecord { .. } => "lookup",
             VerifyError::Hash { .. } => "h1",
-            VerifyError::Status { .. } => "status",
+            VerifyError::Status { .. } => "upstream-status",
             VerifyError::Zip { .. } => "zip",
             VerifyError::Offline(_) => "offline",
             VerifyError::Store(_) => "store",
@@ -252,7 +254,9 @@ impl VerifyError {
                 UpstreamError::Status { code, .. } if (400..=599).contains(code) => *code,
                 e => e.http_status(),
             },
-            VerifyError::Store(_) | VerifyError::Index(_) => 500,
+            // bulwark cannot read or write its own state: it refuses.
+            VerifyError::Store(_) | VerifyError::Index(_) => 503,
+            VerifyError::Trust(e) if matches!(**e, TrustError::Storage { .. }) => 503,
             VerifyError::Offline(_) => 503,
             _ => 502,
         }
@@ -463,9 +467,9 @@ impl SumdbVerifier {
     }
 
     /// The newest verified tree for serving: a fresh one, or the last one
-    /// with a `Warning` value when the upstream cannot be reached or shows
-    /// nothing newer. A tree older than `max_checkpoint_age` is refreshed
-    /// first; if the upstream answers but cannot be verified, it is
+    /// with a `Warning` value when the upstream cannot be reached. A tree
+    /// older than `max_checkpoint_age` is refreshed first; if the upstream
+    /// answers but cannot be verified, or shows nothing fresh, it is
     /// refused.
     pub async fn current(&self) -> Result<(Accepted, Option<String>), VerifyError> {
         let v = self.last_verified().await;
@@ -475,14 +479,7 @@ impl SumdbVerifier {
                 Ok((v.checkpoint, None))
             }
             Ok(v) => match self.refresh().await {
-                Ok(_) => {
-                    // Freshness has one definition (the trust state's):
-                    // a tree the upstream merely shows again stays stale.
-                    let v = self.last_verified().await?;
-                    self.gauge_age(&v);
-                    let w = v.warning();
-                    Ok((v.checkpoint, w))
-                }
+                Ok(_) => Ok((self.fresh().await?, None)),
                 Err(e) if e.is_unreachable() => {
                     self.gauge_age(&v);
                     let w = v.warning();
@@ -498,15 +495,12 @@ impl SumdbVerifier {
     }
 
     /// What `/sumdb/<name>/latest` serves: the newest accepted tree after
-    /// asking the database (at most once per [`LATEST_TTL`]), with a
-    /// `Warning` when it is stale or the database cannot be reached.
+    /// asking the database (at most once per [`LATEST_TTL`]); refused when
+    /// it is stale and the database answers, served with a `Warning` when
+    /// the database cannot be reached.
     pub async fn latest_for_serving(&self) -> Result<(Accepted, Option<String>), VerifyError> {
         match self.refresh().await {
-            Ok(_) => {
-                let v = self.last_verified().await?;
-                let w = v.warning();
-                Ok((v.checkpoint, w))
-            }
+            Ok(_) => Ok((self.fresh().await?, None)),
             Err(e) if e.is_unreachable() => {
                 let v = self.last_verified().await?;
                 let w = v.warning().unwrap_or_else(|| {
@@ -519,6 +513,24 @@ impl SumdbVerifier {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The newest accepted tree if it is fresh, after the upstream
+    /// answered: freshness has one definition (the trust state's), and a
+    /// tree the upstream merely shows again stays stale, so a stale tree
+    /// while the upstream answers is refused (check `freshness`).
+    async fn fresh(&self) -> Result<Accepted, VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        let max = self.max_age;
+        let v = blocking(move || {
+            trust
+                .check_fresh(&up, SystemTime::now(), max)
+                .map_err(Box::new)
+        })
+        .await?;
+        self.gauge_age(&v);
+        Ok(v.checkpoint)
     }
 
     async fn last_verified(&self) -> Result<Verified, VerifyError> {
