@@ -320,8 +320,11 @@ fn trust_expected_seen(e: &TrustError) -> Option<(String, String)> {
             ),
         )),
         TrustError::Time { detail, .. } => Some((
-            "a signed time at most 5 minutes ahead and not before the accepted one's".into(),
-            detail.clone(),
+            format!(
+                "a signed time at most {} ahead and not before the accepted one's",
+                humantime::format_duration(crate::verify::trust::MAX_CLOCK_SKEW)
+            ),
+            detail.to_string(),
         )),
         _ => None,
     }

@@ -360,8 +360,8 @@ pub enum TrustError {
     Fork {
         upstream: String,
         size: u64,
-        expected: Hash,
-        seen: Hash,
+        expected: Box<Hash>,
+        seen: Box<Hash>,
         /// What differs, in words (the roots, or the bound extension lines).
         detail: Box<str>,
         evidence: u64,
@@ -409,7 +409,7 @@ pub enum TrustError {
         seen: u64,
     },
     #[error("upstream {upstream}: timestamp: {detail}; refused")]
-    Time { upstream: String, detail: String },
+    Time { upstream: String, detail: Box<str> },
     #[error(
         "upstream {upstream}: freshness: newest verified checkpoint (size {size}) is {} old, \
          more than the {} allowed",
@@ -934,7 +934,8 @@ impl TrustState {
                         fmt_time(t),
                         humantime::format_duration(MAX_CLOCK_SKEW),
                         fmt_time(now)
-                    ),
+                    )
+                    .into(),
                 });
             }
         }
@@ -1134,8 +1135,8 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
         EvidenceKind::Fork => TrustError::Fork {
             upstream,
             size: ev.candidate.size,
-            expected: ev.accepted.root,
-            seen: ev.candidate.root,
+            expected: Box::new(ev.accepted.root),
+            seen: Box::new(ev.candidate.root),
             detail: ev.detail.clone().into(),
             evidence: ev.id,
         },
@@ -1297,7 +1298,8 @@ fn decide(
                     fmt_time(t),
                     latest.size,
                     fmt_time(l)
-                ),
+                )
+                .into(),
             })));
         }
     }
@@ -1779,8 +1781,8 @@ mod tests {
             } => {
                 assert_eq!(upstream, "up");
                 assert_eq!(*size, 8);
-                assert_eq!(*expected, mth(&good));
-                assert_eq!(*seen, mth(&evil));
+                assert_eq!(**expected, mth(&good));
+                assert_eq!(**seen, mth(&evil));
                 assert_eq!(*evidence, 1);
             }
             other => panic!("want Fork, got {other:?}"),
