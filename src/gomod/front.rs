@@ -44,7 +44,8 @@ use crate::gomod::module::{
     decode_request_path, parse_list, unescape_path, unescape_version, Info, ModuleVersion,
     ProxyRequest, MAX_INFO_BYTES, MAX_LIST_BYTES, MAX_MOD_BYTES,
 };
-use crate::gomod::verifier::{expect_200, GoIndex, SumdbVerifier, VerifyError};
+use crate::gomod::verifier::{expect_200, status_200, GoIndex, SumdbVerifier, VerifyError};
+use crate::gomod::zipread;
 use crate::metrics::Metrics;
 use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
 use crate::store::{Blob, FsBlobStore};
@@ -247,29 +248,38 @@ impl GoFront {
             return Ok(ok_blob(b, ctype, warning));
         }
         self.metrics.cache("gomod.module", false);
-        let max = if kind == "zip" {
-            self.limits.max_zip_bytes
-        } else {
-            MAX_MOD_BYTES
-        };
-        let res = g
-            .proxy
-            .send(UpstreamRequest::get(format!("/{}", req.to_path())).max_response_bytes(max))
-            .await
-            .map_err(VerifyError::Upstream)
-            .and_then(expect_200)
-            .map_err(|e| api(g, e))?;
-        let body = res.body;
-        let (expected, seen) = if kind == "zip" {
-            let data = body.clone();
+        let request = UpstreamRequest::get(format!("/{}", req.to_path()));
+        if kind == "zip" {
+            // A zip may be hundreds of MiB: it streams to a spool file of
+            // the store, is hashed there, and is published only if its h1
+            // matches; never whole in memory.
+            let res = g
+                .proxy
+                .send_streaming(request.max_response_bytes(self.limits.max_zip_bytes))
+                .await
+                .map_err(VerifyError::Upstream)
+                .and_then(|r| {
+                    status_200(&r.upstream, &r.url, r.status)?;
+                    Ok(r)
+                })
+                .map_err(|e| api(g, e))?;
+            let spooled = v
+                .blobs()
+                .spool(res.body)
+                .await
+                .map_err(|e| api(g, e.into()))?;
+            let file = spooled.reader().map_err(|e| api(g, e.into()))?;
             let mv = m.clone();
             let limits = self.limits;
-            let h =
-                tokio::task::spawn_blocking(move || dirhash::hash_module_zip(&data, &mv, &limits))
-                    .await
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            match h {
-                Ok(h) => (rec.record.zip_hash, h.to_string()),
+            let h = tokio::task::spawn_blocking(move || {
+                let src = zipread::FileSource::new(file)?;
+                Ok::<_, std::io::Error>(dirhash::hash_module_zip_source(&src, &mv, &limits))
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let seen = match h {
+                Ok(h) => h.to_string(),
                 Err(e) => {
                     self.metrics.verification(&g.name, "zip", false);
                     let e = VerifyError::Zip {
@@ -279,26 +289,53 @@ impl GoFront {
                     tracing::error!(upstream = %g.name, module = %m, "{e}");
                     return Err(api(g, e));
                 }
-            }
-        } else {
-            (rec.record.mod_hash, dirhash::hash_go_mod(&body).to_string())
-        };
-        if expected.to_string() != seen {
+            };
+            self.check_h1(g, m, "zip", rec.record.zip_hash.to_string(), seen)?;
+            let blob = v
+                .store_spooled(kind, m, rec.epoch, spooled)
+                .await
+                .map_err(|e| api(g, e))?;
+            return Ok(ok_blob(blob, ctype, warning));
+        }
+        let res = g
+            .proxy
+            .send(request.max_response_bytes(MAX_MOD_BYTES))
+            .await
+            .map_err(VerifyError::Upstream)
+            .and_then(expect_200)
+            .map_err(|e| api(g, e))?;
+        let body = res.body;
+        let seen = dirhash::hash_go_mod(&body).to_string();
+        self.check_h1(g, m, "go.mod", rec.record.mod_hash.to_string(), seen)?;
+        v.store_file(kind, m, rec.epoch, body.clone())
+            .await
+            .map_err(|e| api(g, e))?;
+        Ok(ok_bytes(body, ctype, warning))
+    }
+
+    /// The `h1:` rule: the hash of what the upstream sent must be the one
+    /// the included record names; counted either way.
+    fn check_h1(
+        &self,
+        g: &GoUpstream,
+        m: &ModuleVersion,
+        what: &'static str,
+        expected: String,
+        seen: String,
+    ) -> Result<(), ApiError> {
+        if expected != seen {
             self.metrics.verification(&g.name, "h1", false);
             let e = VerifyError::Hash {
-                what: if kind == "zip" { "zip" } else { "go.mod" },
+                what,
                 module: m.to_string(),
-                expected: expected.to_string(),
+                expected,
                 seen,
             };
             tracing::error!(upstream = %g.name, module = %m, "{e}");
             return Err(api(g, e));
         }
         self.metrics.verification(&g.name, "h1", true);
-        v.store_file(kind, m, rec.epoch, body.clone())
-            .await
-            .map_err(|e| api(g, e))?;
-        Ok(ok_bytes(body, ctype, warning))
+        Ok(())
     }
 
     /// `@v/list`, `.info` and `@latest`: unsigned, but only an exact 200

@@ -36,7 +36,7 @@ use redb::{ReadableDatabase, TableDefinition};
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
-use crate::store::{Blob, Digest, FsBlobStore, StoreError};
+use crate::store::{Blob, Digest, FsBlobStore, Spooled, StoreError};
 use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
@@ -268,15 +268,21 @@ impl VerifyError {
 /// body); any other status (203, 206, 3xx...) as [`VerifyError::Status`],
 /// a refusal. Every Go route takes an upstream answer through here.
 pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError> {
-    match res.status.as_u16() {
-        200 => Ok(res),
+    status_200(&res.upstream, &res.url, res.status)?;
+    Ok(res)
+}
+
+/// The rule of [`expect_200`] on a status alone (for streamed answers).
+pub fn status_200(upstream: &str, url: &str, status: http::StatusCode) -> Result<(), VerifyError> {
+    match status.as_u16() {
+        200 => Ok(()),
         code @ 400..=599 => Err(VerifyError::Upstream(UpstreamError::Status {
-            upstream: res.upstream.to_string(),
-            url: res.url.to_string(),
+            upstream: upstream.to_string(),
+            url: url.to_string(),
             code,
         })),
         code => Err(VerifyError::Status {
-            url: res.url.to_string(),
+            url: url.to_string(),
             code,
         }),
     }
@@ -1010,6 +1016,36 @@ impl SumdbVerifier {
             return Ok(None);
         };
         Ok(self.blobs.get_stream(&d).await?)
+    }
+
+    /// The blob store (spooling large downloads).
+    pub fn blobs(&self) -> &FsBlobStore {
+        &self.blobs
+    }
+
+    /// Publishes a spooled module file whose h1 matched the record verified
+    /// in `epoch`, indexes it, and opens it for streaming.
+    pub async fn store_spooled(
+        &self,
+        kind: &str,
+        m: &ModuleVersion,
+        epoch: u64,
+        spooled: Spooled,
+    ) -> Result<Blob, VerifyError> {
+        let d = spooled.digest();
+        self.blobs.publish_spooled(spooled).await?;
+        self.index.put(
+            BLOBS,
+            &self.upstream,
+            epoch,
+            &format!("{kind}:{}@{}", m.path, m.version),
+            d.as_bytes(),
+        )?;
+        self.blobs.get_stream(&d).await?.ok_or_else(|| {
+            VerifyError::Store(StoreError::Task(format!(
+                "blob {d} vanished after publishing"
+            )))
+        })
     }
 
     /// Stores a module file whose h1 matched the record verified in

@@ -413,7 +413,7 @@ impl FsBlobStore {
             if target.exists() {
                 return Ok(Stored::Existing);
             }
-            let mut temp = TempBlob::create(&inner.tmp, &d)?;
+            let mut temp = TempBlob::create(&inner.tmp, &d.hex())?;
             temp.file
                 .write_all(&b)
                 .map_err(io_err("write", &temp.path))?;
@@ -469,6 +469,93 @@ impl FsBlobStore {
 /// Writes one batch on the blocking pool and hands the writer back. If the
 /// calling future is dropped meanwhile, the writer (and its temporary file)
 /// is dropped when the batch finishes.
+/// Bytes written to a temporary file of the store and hashed on the way,
+/// but not in the store: for content whose check needs the whole file
+/// (a Go module zip's `h1:` reads its central directory first). The caller
+/// reads it ([`Spooled::reader`]), checks it, and then either publishes it
+/// ([`FsBlobStore::publish_spooled`]) or drops it, which removes the file.
+/// Nothing unverified is ever visible under a digest.
+#[derive(Debug)]
+pub struct Spooled {
+    writer: StreamWriter,
+    digest: Digest,
+    len: u64,
+}
+
+impl Spooled {
+    /// The SHA-256 of the spooled bytes.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// How many bytes were spooled.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was spooled.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A new handle on the file for reading (use positional reads).
+    pub fn reader(&self) -> Result<File, StoreError> {
+        self.writer
+            .temp
+            .file
+            .try_clone()
+            .map_err(io_err("reopen", &self.writer.temp.path))
+    }
+}
+
+impl FsBlobStore {
+    /// Writes a stream to a temporary file, hashing it (bounded by
+    /// `max_blob_size` while it is read); see [`Spooled`].
+    pub async fn spool(&self, mut body: ByteStream<'_>) -> Result<Spooled, StoreError> {
+        let limit = self.inner.cfg.max_blob_size;
+        let inner = self.inner.clone();
+        let mut writer = Some(blocking(move || StreamWriter::spool(&inner.tmp)).await?);
+        let mut buf = BytesMut::new();
+        let mut received: u64 = 0;
+        let unknown = Digest::from_bytes([0; 32]);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| StoreError::Body {
+                digest: unknown,
+                received,
+                source,
+            })?;
+            received = received.saturating_add(chunk.len() as u64);
+            if received > limit {
+                return Err(StoreError::TooLarge {
+                    digest: unknown,
+                    limit,
+                    seen: received,
+                });
+            }
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= WRITE_BATCH {
+                let batch = buf.split().freeze();
+                writer = Some(write_batch(writer.take(), batch).await?);
+            }
+        }
+        let w = write_batch(writer.take(), buf.freeze()).await?;
+        let digest = Digest::from_bytes(w.hasher.clone().finalize().into());
+        Ok(Spooled {
+            writer: w,
+            digest,
+            len: received,
+        })
+    }
+
+    /// Publishes checked spooled bytes under their digest (fsync, rename,
+    /// fsync the directory).
+    pub async fn publish_spooled(&self, spooled: Spooled) -> Result<Stored, StoreError> {
+        let objects = self.inner.objects.clone();
+        let d = spooled.digest;
+        blocking(move || spooled.writer.finish(&objects, &d)).await
+    }
+}
+
 async fn write_batch(w: Option<StreamWriter>, batch: Bytes) -> Result<StreamWriter, StoreError> {
     let mut w = w.ok_or_else(|| StoreError::Task("blob writer lost".to_string()))?;
     if batch.is_empty() {
@@ -593,6 +680,7 @@ fn move_aside(corrupt: &Path, path: &Path, digest: &Digest) -> Result<PathBuf, S
 
 /// A temporary file in `tmp/`, locked by this writer and removed on drop
 /// unless it was published.
+#[derive(Debug)]
 struct TempBlob {
     file: File,
     path: PathBuf,
@@ -600,17 +688,20 @@ struct TempBlob {
 }
 
 impl TempBlob {
-    fn create(tmp: &Path, digest: &Digest) -> Result<TempBlob, StoreError> {
+    /// A fresh, locked temporary file named after `stem` (the digest it
+    /// should hash to, or `spool` while that is not known yet).
+    fn create(tmp: &Path, stem: &str) -> Result<TempBlob, StoreError> {
         let pid = std::process::id();
         let mut last = None;
         for _ in 0..8 {
-            let name = format!(
-                "{}.{pid}.{:016x}.tmp",
-                digest.hex(),
-                rand_core::OsRng.next_u64()
-            );
+            let name = format!("{stem}.{pid}.{:016x}.tmp", rand_core::OsRng.next_u64());
             let path = tmp.join(name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(file) => {
                     // A cleaner may hold the lock for an instant before it
                     // removes the file; then try another name.
@@ -668,15 +759,23 @@ impl Drop for TempBlob {
 }
 
 /// A temporary file being written chunk by chunk while it is hashed.
+#[derive(Debug)]
 struct StreamWriter {
     temp: TempBlob,
     hasher: Sha256,
 }
 
 impl StreamWriter {
+    fn spool(tmp: &Path) -> Result<StreamWriter, StoreError> {
+        Ok(StreamWriter {
+            temp: TempBlob::create(tmp, "spool")?,
+            hasher: Sha256::new(),
+        })
+    }
+
     fn create(tmp: &Path, digest: &Digest) -> Result<StreamWriter, StoreError> {
         Ok(StreamWriter {
-            temp: TempBlob::create(tmp, digest)?,
+            temp: TempBlob::create(tmp, &digest.hex())?,
             hasher: Sha256::new(),
         })
     }

@@ -29,7 +29,7 @@ pub mod digest;
 #[cfg(test)]
 pub(crate) mod test_child;
 
-pub use blobs::{FsBlobConfig, FsBlobStore, VerifyReport, READ_CHUNK};
+pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport, READ_CHUNK};
 pub use digest::{Digest, DigestError};
 
 use bytes::Bytes;
