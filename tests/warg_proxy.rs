@@ -1009,8 +1009,11 @@ fn a_quarantined_upstream_gets_nothing_through_on_any_route() {
     let bytes = component(1800, 25);
     let digest = content_digest(&bytes);
     let hex = digest.trim_start_matches("sha256:").to_string();
-    publish_direct(&acme, "acme:q", &bytes);
     let mut b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    // Log length 1 accepted: the restarted server's length-1 checkpoint
+    // then differs from it (a fork, not a rewind).
+    assert_eq!(checkpoint_len(&b), 1);
+    publish_direct(&acme, "acme:q", &bytes);
     let client = WargClient::new(&b.url());
     assert_eq!(client.download("acme:q", None).unwrap(), bytes);
     let cp = b.get("/v1/fetch/checkpoint", &[]);

@@ -49,9 +49,6 @@ mod answer;
 mod checkpoint;
 mod content;
 mod publish;
-mod shim;
-#[allow(unused_imports)]
-use shim::{ProbeShim as _, TrustShim as _};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;

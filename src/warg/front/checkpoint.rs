@@ -21,8 +21,6 @@ use crate::verify::trust::{ConsistencyProof, TrustError};
 use crate::warg::checks::{self, CheckError, LogKind};
 use crate::warg::verify::{self as wv, VerifiedCheckpoint};
 use crate::warg::wire::{self, SignedCheckpoint, TimestampedCheckpoint};
-#[allow(unused_imports)]
-use super::shim::TrustShim as _;
 
 /// Largest checkpoint answer read from an upstream (a signed checkpoint is
 /// a few hundred bytes).
