@@ -1262,3 +1262,48 @@ fn checkpoint_requests_share_one_upstream_fetch_and_verification() {
     assert!(checkpoints <= windows, "{checkpoints} fetches in {elapsed:?}");
     assert!(all <= 4 * windows, "{all} upstream requests in {elapsed:?}");
 }
+
+#[test]
+fn after_a_rebase_nothing_proven_in_the_old_epoch_is_served() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    assert_eq!(checkpoint_len(&b), 1);
+    let bytes = component(1900, 32);
+    let digest = content_digest(&bytes);
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    publish_direct(&acme, "acme:old", &bytes);
+    let client = WargClient::new(&b.url());
+    assert_eq!(client.download("acme:old", None).unwrap(), bytes);
+    let len = checkpoint_len(&b);
+    let log_id = log_id_of("acme:old");
+    let logs = b.post("/v1/fetch/logs", &[], logs_body(len, &log_id).as_bytes());
+    assert_eq!(logs.status, 200, "{}", body_text(&logs));
+    // Another history under the same key: fork, quarantine; the operator
+    // accepts the new history (a new epoch).
+    let acme = acme.restart_same_key(false);
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    let out = std::process::Command::new(bin())
+        .args(["upstream", "clear", "acme-up", "--rebase", "--config"])
+        .arg(&b.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(checkpoint_len(&b), 1, "the new history is accepted");
+    // The old release is named by nothing verified in this epoch: its
+    // stored bytes are not served, not advertised.
+    assert!(b.has_blob(&digest));
+    for path in [
+        format!("/content/acme-up/sha256-{hex}"),
+        format!("/v1/content/{digest}"),
+        format!("/content/sha256-{hex}"),
+    ] {
+        let r = b.get(&path, &[]);
+        assert_eq!(r.status, 404, "{path}: {}", body_text(&r));
+    }
+    // Nor the old log, even with the new upstream gone.
+    acme.stop();
+    let r = b.post("/v1/fetch/logs", &[], logs_body(len, &log_id).as_bytes());
+    assert_ne!(r.status, 200, "{}", body_text(&r));
+    assert_ne!(r.body, logs.body);
+}
