@@ -714,7 +714,9 @@ impl Validator<'_> {
         let checkpoint_reuse = humantime::parse_duration(reuse_text.trim()).map_err(|e| {
             self.err(
                 at("checkpoint_reuse"),
-                format!("expected a duration like \"2s\" (\"0s\": no reuse), saw {reuse_text:?} ({e})"),
+                format!(
+                    "expected a duration like \"2s\" (\"0s\": no reuse), saw {reuse_text:?} ({e})"
+                ),
             )
         })?;
         if checkpoint_reuse > defaults::MAX_CHECKPOINT_REUSE {

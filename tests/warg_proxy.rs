@@ -898,7 +898,10 @@ fn mitm_203_and_206_answers_with_a_forged_log_and_an_empty_bundle_are_refused() 
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json()["status"], 500);
     let msg = r.json()["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("acme-up") && !msg.contains("<script>"), "{msg}");
+    assert!(
+        msg.contains("acme-up") && !msg.contains("<script>"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -991,7 +994,9 @@ fn far_future_checkpoint_timestamp_is_refused_and_does_not_block_later_ones() {
     proxy.answer(
         "/v1/fetch/checkpoint",
         200,
-        resign(&genuine.body, &acme.operator_key, |c| c.timestamp = u64::MAX),
+        resign(&genuine.body, &acme.operator_key, |c| {
+            c.timestamp = u64::MAX
+        }),
     );
     let r = b.get("/v1/fetch/checkpoint", &[]);
     assert_eq!(r.status, 502, "{}", body_text(&r));
@@ -1028,7 +1033,11 @@ fn a_quarantined_upstream_gets_nothing_through_on_any_route() {
     let log_id = log_id_of("acme:q");
     let routes: Vec<(&str, String, Option<String>)> = vec![
         ("GET", "/v1/fetch/checkpoint".into(), None),
-        ("POST", "/v1/fetch/logs".into(), Some(logs_body(len, &log_id))),
+        (
+            "POST",
+            "/v1/fetch/logs".into(),
+            Some(logs_body(len, &log_id)),
+        ),
         (
             "POST",
             "/v1/fetch/names".into(),
@@ -1049,12 +1058,12 @@ fn a_quarantined_upstream_gets_nothing_through_on_any_route() {
         ("GET", format!("/content/sha256-{hex}"), None),
         ("GET", "/v1/ledger".into(), None),
         ("GET", "/v1/ledger/records/0".into(), None),
+        ("POST", "/v1/verify/checkpoint".into(), Some(body_text(&cp))),
         (
             "POST",
-            "/v1/verify/checkpoint".into(),
-            Some(body_text(&cp)),
+            format!("/v1/package/{log_id}/record"),
+            Some("{}".into()),
         ),
-        ("POST", format!("/v1/package/{log_id}/record"), Some("{}".into())),
         ("GET", format!("/v1/package/{log_id}/record/{digest}"), None),
         (
             "POST",
@@ -1158,7 +1167,11 @@ fn publishing_is_off_by_default_and_never_carries_bulwarks_token() {
     assert!(!run.success, "{run:?}");
     let r = off.post(&publish_path, &own, b"{}");
     assert_eq!(r.status, 403, "{}", body_text(&r));
-    assert!(body_text(&r).contains("publish = \\\"off\\\""), "{}", body_text(&r));
+    assert!(
+        body_text(&r).contains("publish = \\\"off\\\""),
+        "{}",
+        body_text(&r)
+    );
     assert!(!proxy.seen().iter().any(is_write), "{:?}", proxy.seen());
     // (bulwark's reads do carry its token: the check below can tell.)
     let bearer = format!("Bearer {token}");
@@ -1191,7 +1204,9 @@ fn publishing_is_off_by_default_and_never_carries_bulwarks_token() {
         "{writes:?}"
     );
     assert_eq!(
-        WargClient::new(&acme.url()).download("acme:yes", None).unwrap(),
+        WargClient::new(&acme.url())
+            .download("acme:yes", None)
+            .unwrap(),
         bytes
     );
 }
@@ -1212,7 +1227,10 @@ fn bogus_fetch_tokens_from_clients_do_not_open_the_breaker() {
         let r = b.post("/v1/fetch/logs", &[], body.as_bytes());
         assert_ne!(r.status, 200, "{}", body_text(&r));
     }
-    assert!(acme.handler_panicked(), "the bogus tokens reached the server");
+    assert!(
+        acme.handler_panicked(),
+        "the bogus tokens reached the server"
+    );
     // A good client still gets the upstream's fresh state.
     let cp = b.get("/v1/fetch/checkpoint", &[]);
     assert_eq!(cp.status, 200, "{}", body_text(&cp));
@@ -1259,7 +1277,10 @@ fn checkpoint_requests_share_one_upstream_fetch_and_verification() {
     );
     // One fetch per reuse window (2 s), plus the first.
     let windows = elapsed.as_secs() as usize / 2 + 2;
-    assert!(checkpoints <= windows, "{checkpoints} fetches in {elapsed:?}");
+    assert!(
+        checkpoints <= windows,
+        "{checkpoints} fetches in {elapsed:?}"
+    );
     assert!(all <= 4 * windows, "{all} upstream requests in {elapsed:?}");
 }
 

@@ -254,8 +254,11 @@ impl ArtifactIndex {
                     .map_err(storage("read"))?
                     .is_some();
                 if !present {
-                    t.insert((upstream, epoch, kind, key.as_str()), entry.encode().as_slice())
-                        .map_err(storage("write"))?;
+                    t.insert(
+                        (upstream, epoch, kind, key.as_str()),
+                        entry.encode().as_slice(),
+                    )
+                    .map_err(storage("write"))?;
                     new += 1;
                 }
             }
@@ -348,7 +351,12 @@ mod tests {
     fn remove_before_drops_only_older_epochs_of_that_upstream() {
         let dir = tempfile::tempdir().unwrap();
         let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
-        for (up, epoch, b) in [("a", 0, b"0"), ("a", 1, b"1"), ("a", 2, b"2"), ("b", 0, b"3")] {
+        for (up, epoch, b) in [
+            ("a", 0, b"0"),
+            ("a", 1, b"1"),
+            ("a", 2, b"2"),
+            ("b", 0, b"3"),
+        ] {
             let d = Digest::of(b);
             idx.put_all(up, epoch, kinds::WARG_CONTENT, &[(d.to_string(), entry(b))])
                 .unwrap();

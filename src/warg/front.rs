@@ -71,14 +71,13 @@ use crate::warg::verify::{
     self as wv, LeafRef, OperatorState, PackageState, VerifiedCheckpoint, WargVerifyError,
 };
 use crate::warg::wire::{
-    self, FetchLogsRequest, FetchLogsResponse, FetchPackageNamesRequest,
-    FetchPackageNamesResponse, InclusionRequest, InclusionResponse, LogId, LogLeaf, PackageName,
-    RegistryIndex, Route,
+    self, FetchLogsRequest, FetchLogsResponse, FetchPackageNamesRequest, FetchPackageNamesResponse,
+    InclusionRequest, InclusionResponse, LogId, LogLeaf, PackageName, RegistryIndex, Route,
 };
 
 use answer::{
-    check_refusal, expect_ok, poisoned, read_json, refuse, task_failed, trust_refusal,
-    unreachable, upstream_failure, verify_refusal, Answer,
+    check_refusal, expect_ok, poisoned, read_json, refuse, task_failed, trust_refusal, unreachable,
+    upstream_failure, verify_refusal, Answer,
 };
 
 /// Largest JSON answer read from an upstream on the log and proof routes
@@ -549,7 +548,11 @@ impl WargFront {
         let log_id = kind.log_id();
         for r in rest {
             let i = r.registry_index;
-            let seen = if (i as u64) < len { leaves.get(i) } else { None };
+            let seen = if (i as u64) < len {
+                leaves.get(i)
+            } else {
+                None
+            };
             if seen.is_some_and(|l| l.log_id == log_id && l.record_id == r.record_id) {
                 continue;
             }
@@ -687,12 +690,16 @@ impl WargFront {
     }
 
     async fn fetch_logs(&self, up: Option<Arc<Upstream>>, req: Request<ReqBody>) -> Answer {
-        let (body, request) =
-            match read_json::<FetchLogsRequest>(req, "fetch logs request", MAX_JSON_REQUEST).await
-            {
-                Ok(v) => v,
-                Err(a) => return a,
-            };
+        let (body, request) = match read_json::<FetchLogsRequest>(
+            req,
+            "fetch logs request",
+            MAX_JSON_REQUEST,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(a) => return a,
+        };
         let up = match up {
             Some(u) => u,
             None => {
@@ -1051,7 +1058,10 @@ impl WargFront {
                 .map(|(_, c)| c.clone())
         };
         match newest {
-            Some(n) => self.verified_ledger(up, n.log_length() as u64, n.log_root()).await,
+            Some(n) => {
+                self.verified_ledger(up, n.log_length() as u64, n.log_root())
+                    .await
+            }
             None => self.verified_ledger(up, len, vcp.log_root()).await,
         }
     }
@@ -1161,7 +1171,13 @@ impl WargFront {
     async fn verify_checkpoint(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
         use warg_crypto::{Encode as _, Signable as _};
         use wire::VerificationState as V;
-        let (_, cp) = match read_json::<wire::SignedCheckpoint>(req, "checkpoint", checkpoint::MAX_CHECKPOINT_BYTES).await {
+        let (_, cp) = match read_json::<wire::SignedCheckpoint>(
+            req,
+            "checkpoint",
+            checkpoint::MAX_CHECKPOINT_BYTES,
+        )
+        .await
+        {
             Ok(v) => v,
             Err(a) => return a,
         };

@@ -105,7 +105,11 @@ pub(super) fn verify_refusal(up: &str, e: &WargVerifyError) -> Answer {
 /// The trust state refused (or could not be read): 502 naming the check,
 /// 503 when the state could not be read (never served on a read error).
 pub(super) fn trust_refusal(up: &str, e: &TrustError) -> Answer {
-    tracing::warn!(upstream = up, check = e.check(), "warg: trust state refused: {e}");
+    tracing::warn!(
+        upstream = up,
+        check = e.check(),
+        "warg: trust state refused: {e}"
+    );
     let status = match e {
         TrustError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
@@ -156,7 +160,11 @@ pub(super) fn expect_status(
         let quoted = upstream_message(&resp.body)
             .map(|m| format!(" (the upstream said: {m:?})"))
             .unwrap_or_default();
-        tracing::info!(upstream = up, status = s.as_u16(), "warg: {what} answered {s}");
+        tracing::info!(
+            upstream = up,
+            status = s.as_u16(),
+            "warg: {what} answered {s}"
+        );
         return Err(Answer::message(
             s,
             format!("upstream `{up}` answered {s} to {what}{quoted}"),

@@ -100,9 +100,12 @@ impl WargFront {
             TrustError::NoCheckpoint { .. } => upstream_failure(&up.name, e),
             other => trust_refusal(&up.name, &other),
         })?;
-        let cp: SignedCheckpoint =
-            wire::decode_json("stored checkpoint", &v.checkpoint.note, MAX_CHECKPOINT_BYTES)
-                .map_err(|e| refuse(&up.name, e))?;
+        let cp: SignedCheckpoint = wire::decode_json(
+            "stored checkpoint",
+            &v.checkpoint.note,
+            MAX_CHECKPOINT_BYTES,
+        )
+        .map_err(|e| refuse(&up.name, e))?;
         let warning = v.warning().unwrap_or_else(|| {
             format!(
                 "110 bulwark \"Response is Stale: upstream {} is unreachable; last verified checkpoint of size {}\"",
@@ -149,9 +152,7 @@ impl WargFront {
         let signed = signed_time(&up.name, contents)?;
         // Freshness while the upstream answers (a time ahead of now is the
         // trust state's to refuse: `timestamp`).
-        let age = SystemTime::now()
-            .duration_since(signed)
-            .unwrap_or_default();
+        let age = SystemTime::now().duration_since(signed).unwrap_or_default();
         if age > up.max_age {
             return Err(refuse(
                 &up.name,
@@ -191,7 +192,10 @@ impl WargFront {
                     .map_err(|e| trust_refusal(&up.name, &e))?
             };
             let (from, proof_hashes) = match latest.filter(|l| l.size < len && l.size > 0) {
-                Some(l) => (l.size, self.consistency_hashes(up, l.size, len, &root).await?),
+                Some(l) => (
+                    l.size,
+                    self.consistency_hashes(up, l.size, len, &root).await?,
+                ),
                 None => (0, Vec::new()),
             };
             let trust = self.trust.clone();
@@ -351,10 +355,8 @@ mod tests {
 
     #[test]
     fn a_timestamp_past_any_clock_is_refused_not_a_panic() {
-        let h = warg_crypto::hash::AnyHash::new(
-            warg_crypto::hash::HashAlgorithm::Sha256,
-            vec![0; 32],
-        );
+        let h =
+            warg_crypto::hash::AnyHash::new(warg_crypto::hash::HashAlgorithm::Sha256, vec![0; 32]);
         let contents = TimestampedCheckpoint {
             checkpoint: wire::Checkpoint {
                 log_root: h.clone(),

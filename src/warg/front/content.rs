@@ -42,7 +42,12 @@ impl WargFront {
         }
         let head = log
             .head()
-            .map(|h| format!("head record {} at registry index {}", h.record_id, h.registry_index))
+            .map(|h| {
+                format!(
+                    "head record {} at registry index {}",
+                    h.record_id, h.registry_index
+                )
+            })
             .unwrap_or_default();
         let proof = format!(
             "a release of package log {} ({head}), validated and proven included in the checkpoint of log length {len}",
@@ -223,7 +228,9 @@ fn index_failure(up: &str, e: &crate::store::IndexError) -> Answer {
     tracing::error!(upstream = up, "warg: {e}");
     Answer::message(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("bulwark cannot read what it verified for upstream `{up}` (nothing is served): {e}"),
+        format!(
+            "bulwark cannot read what it verified for upstream `{up}` (nothing is served): {e}"
+        ),
     )
 }
 
@@ -274,7 +281,14 @@ mod tests {
             Some("127.0.0.1:9000")
         );
         assert_eq!(client_authority(&req("/v1/content/x", None)), None);
-        for bad in ["evil.example/x", "a b", "user@host", "", "-x", "host:port:1"] {
+        for bad in [
+            "evil.example/x",
+            "a b",
+            "user@host",
+            "",
+            "-x",
+            "host:port:1",
+        ] {
             assert_eq!(
                 client_authority(&req("/v1/content/x", Some(bad))),
                 None,

@@ -34,8 +34,7 @@ impl WargFront {
         // log's known owner; the body's package name only when needed.
         let declared = content_length(&req);
         let (parts, body) = req.into_parts();
-        let body = match read_limited(declared, body, "publish request", MAX_PUBLISH_REQUEST)
-            .await
+        let body = match read_limited(declared, body, "publish request", MAX_PUBLISH_REQUEST).await
         {
             Ok(b) => b,
             Err(a) => return a,
@@ -78,8 +77,12 @@ impl WargFront {
         };
         let path = parts.uri.path().to_string();
         let request = with_client_auth(
-            UpstreamRequest::post(path, HeaderValue::from_static(wire::CONTENT_TYPE_JSON), body)
-                .max_response_bytes(MAX_RECORD_ANSWER as u64),
+            UpstreamRequest::post(
+                path,
+                HeaderValue::from_static(wire::CONTENT_TYPE_JSON),
+                body,
+            )
+            .max_response_bytes(MAX_RECORD_ANSWER as u64),
             &parts.headers,
         );
         let resp = match writer.send(request).await {
