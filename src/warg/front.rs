@@ -1114,7 +1114,7 @@ impl WargFront {
                 .await
                 .map_err(|e| upstream_failure(&up.name, &e))?;
             let resp = expect_ok(&up.name, &format!("ledger page {path}"), resp)?;
-            if resp.body.is_empty() || resp.body.len() as u64 % LEDGER_LEAF_BYTES != 0 {
+            if resp.body.is_empty() || !(resp.body.len() as u64).is_multiple_of(LEDGER_LEAF_BYTES) {
                 return Err(refuse(
                     &up.name,
                     format!(
