@@ -93,9 +93,9 @@ const LEDGER_PAGE: u64 = 1000;
 const LEDGER_LEAF_BYTES: u64 = 64;
 /// The longest registry log bulwark verifies for the ledger routes.
 const MAX_LEDGER: u64 = 1_000_000;
-/// Most verified ledgers kept per upstream (the newest: an older length's
-/// leaves are a prefix of a newer verified ledger's).
-const MAX_LEDGERS: usize = 2;
+/// Verified ledgers kept per upstream: the longest only (an older
+/// length's leaves are a prefix of it), so at most `MAX_LEDGER` leaves.
+const MAX_LEDGERS: usize = 1;
 /// Most validated log records kept in memory per upstream, over all logs.
 const MAX_CACHED_RECORDS: usize = 200_000;
 /// Most verified leaves (registry index → leaf) kept per upstream.
@@ -1154,7 +1154,7 @@ impl WargFront {
         let leaves = Arc::new(leaves);
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
         v.ledgers.insert(len, leaves.clone());
-        // Keep the newest: evict the shortest while over the bound.
+        // Keep the longest: evict the shortest while over the bound.
         while v.ledgers.len() > MAX_LEDGERS {
             v.ledgers.pop_first();
         }
