@@ -654,6 +654,11 @@ impl WargFront {
             packages: std::borrow::Cow::Owned(vec![log_id.clone()]),
         });
         for up in &self.upstreams {
+            // A quarantined upstream is not asked (a name is checked
+            // against its log ID either way).
+            if self.admit(up).await.is_err() {
+                continue;
+            }
             let request = UpstreamRequest::post_json_idempotent("/v1/fetch/names", body.clone());
             let Ok(resp) = self.post_json(up, request).await else {
                 continue;
