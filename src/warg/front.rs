@@ -304,8 +304,9 @@ impl WargFront {
         let trust = self.trust.clone();
         let name = up.name.clone();
         let epoch = tokio::task::spawn_blocking(move || {
-            trust.gate(&name)?;
-            trust.epoch(&name)
+            // Boxed: a trust error is large.
+            trust.gate(&name).map_err(Box::new)?;
+            trust.epoch(&name).map_err(Box::new)
         })
         .await
         .map_err(task_failed)?

@@ -92,11 +92,14 @@ impl WargFront {
         let name = up.name.clone();
         let max_age = up.max_age;
         let v = tokio::task::spawn_blocking(move || {
-            trust.last_verified(&name, SystemTime::now(), max_age)
+            // Boxed: a trust error is large.
+            trust
+                .last_verified(&name, SystemTime::now(), max_age)
+                .map_err(Box::new)
         })
         .await
         .map_err(task_failed)?
-        .map_err(|t| match t {
+        .map_err(|t| match *t {
             TrustError::NoCheckpoint { .. } => upstream_failure(&up.name, e),
             other => trust_refusal(&up.name, &other),
         })?;
@@ -186,7 +189,7 @@ impl WargFront {
             let latest = {
                 let trust = self.trust.clone();
                 let name = up.name.clone();
-                tokio::task::spawn_blocking(move || trust.latest(&name))
+                tokio::task::spawn_blocking(move || trust.latest(&name).map_err(Box::new))
                     .await
                     .map_err(task_failed)?
                     .map_err(|e| trust_refusal(&up.name, &e))?
@@ -202,23 +205,29 @@ impl WargFront {
             let name = up.name.clone();
             let (note, tcp) = (note.clone(), tcp.clone());
             let outcome = tokio::task::spawn_blocking(move || {
-                trust.advance_at(
-                    &name,
-                    &note,
-                    &tcp,
-                    ConsistencyProof {
-                        from_size: from,
-                        hashes: &proof_hashes,
-                    },
-                    Some(signed),
-                    SystemTime::now(),
-                )
+                trust
+                    .advance_at(
+                        &name,
+                        &note,
+                        &tcp,
+                        ConsistencyProof {
+                            from_size: from,
+                            hashes: &proof_hashes,
+                        },
+                        Some(signed),
+                        SystemTime::now(),
+                    )
+                    .map_err(Box::new)
             })
             .await
             .map_err(task_failed)?;
             match outcome {
                 Ok(_) => break,
-                Err(TrustError::StaleBase { .. }) if attempt < ADVANCE_ATTEMPTS => continue,
+                Err(e)
+                    if matches!(*e, TrustError::StaleBase { .. }) && attempt < ADVANCE_ATTEMPTS =>
+                {
+                    continue
+                }
                 Err(e) => return Err(trust_refusal(&up.name, &e)),
             }
         }
@@ -301,10 +310,11 @@ impl WargFront {
         }
         let trust = self.trust.clone();
         let name = up.name.clone();
-        let hist = tokio::task::spawn_blocking(move || trust.history(&name, 1024))
-            .await
-            .map_err(task_failed)?
-            .map_err(|e| trust_refusal(&up.name, &e))?;
+        let hist =
+            tokio::task::spawn_blocking(move || trust.history(&name, 1024).map_err(Box::new))
+                .await
+                .map_err(task_failed)?
+                .map_err(|e| trust_refusal(&up.name, &e))?;
         if let Some(a) = hist.into_iter().find(|a| a.size == len) {
             let cp: SignedCheckpoint =
                 wire::decode_json("stored checkpoint", &a.note, MAX_CHECKPOINT_BYTES)

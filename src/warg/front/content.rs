@@ -198,7 +198,9 @@ impl WargFront {
             let n = up.name.clone();
             let max_age = up.max_age;
             if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || {
-                trust.last_verified(&n, SystemTime::now(), max_age)
+                trust
+                    .last_verified(&n, SystemTime::now(), max_age)
+                    .map_err(Box::new)
             })
             .await
             {
