@@ -1328,3 +1328,31 @@ fn after_a_rebase_nothing_proven_in_the_old_epoch_is_served() {
     assert_ne!(r.status, 200, "{}", body_text(&r));
     assert_ne!(r.body, logs.body);
 }
+
+#[test]
+fn a_client_choosing_old_log_lengths_does_not_make_bulwark_fetch_more_ledgers() {
+    let (acme, proxy, b, _) = mitm_setup(33);
+    let publisher = WargClient::new(&acme.url());
+    let mut lens = Vec::new();
+    for (version, seed) in [("1.0.0", 34), ("1.1.0", 35), ("1.2.0", 36)] {
+        let run = publisher.publish("acme:many", version, &component(500, seed));
+        assert!(run.success, "publish {version}: {run:?}");
+        lens.push(checkpoint_len(&b));
+    }
+    // The log has two or more records (so its non-head records are proven
+    // at their index in the verified ledger) at the last two lengths.
+    let log_id = log_id_of("acme:many");
+    for _ in 0..3 {
+        for len in &lens[1..] {
+            let r = b.post("/v1/fetch/logs", &[], logs_body(*len, &log_id).as_bytes());
+            assert_eq!(r.status, 200, "{len}: {}", body_text(&r));
+        }
+    }
+    // One ledger (the newest verified one) covers every older length.
+    let pages: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/v1/ledger/records/"))
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:?}");
+}
