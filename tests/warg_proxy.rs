@@ -1356,3 +1356,31 @@ fn a_client_choosing_old_log_lengths_does_not_make_bulwark_fetch_more_ledgers() 
         .collect();
     assert_eq!(pages.len(), 1, "{pages:?}");
 }
+
+#[test]
+fn oversized_json_bodies_are_refused_from_their_declared_length_without_reading_them() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    let log_id = log_id_of("acme:big");
+    for (path, declared) in [
+        ("/v1/fetch/logs".to_string(), 9u64 << 20),
+        ("/v1/proof/inclusion".to_string(), 9 << 20),
+        (format!("/v1/package/{log_id}/record"), 2 << 20),
+    ] {
+        // Only the head and a few bytes are sent: the answer must not wait
+        // for (or buffer) the rest.
+        let mut s = TcpStream::connect(b.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{\"logLength\":",
+            b.addr
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)
+            .unwrap_or_else(|e| panic!("{path}: no answer before the body: {e}"));
+        assert_eq!(&head, b"HTTP/1.1 413", "{path}");
+    }
+}
