@@ -396,8 +396,12 @@ impl WargFront {
             (_, None) => Answer::message(StatusCode::NOT_FOUND, "no upstream"),
             (Route::FetchCheckpoint, Some((up, epoch))) => self.fetch_checkpoint(&up, epoch).await,
             (Route::FetchNames, Some((up, _))) => self.fetch_names(&up, req).await,
-            (Route::ProveInclusion, Some((up, _))) => self.prove_inclusion(&up, req).await,
-            (Route::ProveConsistency, Some((up, _))) => self.prove_consistency(&up, req).await,
+            (Route::ProveInclusion, Some((up, epoch))) => {
+                self.prove_inclusion(&up, epoch, req).await
+            }
+            (Route::ProveConsistency, Some((up, epoch))) => {
+                self.prove_consistency(&up, epoch, req).await
+            }
             (Route::ContentSources { digest }, Some((up, epoch))) => {
                 let authority = content::client_authority(&req);
                 self.content_sources(&up, epoch, &digest, authority).await
@@ -409,7 +413,9 @@ impl WargFront {
             (Route::LedgerRecords { start }, Some((up, epoch))) => {
                 self.ledger_records(&up, epoch, start).await
             }
-            (Route::VerifyCheckpoint, Some((up, _))) => self.verify_checkpoint(&up, req).await,
+            (Route::VerifyCheckpoint, Some((up, epoch))) => {
+                self.verify_checkpoint(&up, epoch, req).await
+            }
         }
     }
 
@@ -534,6 +540,7 @@ impl WargFront {
     async fn prove_indexes(
         &self,
         up: &Upstream,
+        epoch: u64,
         vcp: &VerifiedCheckpoint,
         kind: &LogKind,
         log: &ValidatedLog,
@@ -545,7 +552,7 @@ impl WargFront {
             return Ok(());
         }
         let len = vcp.log_length() as u64;
-        let leaves = self.ledger_covering(up, vcp).await?;
+        let leaves = self.ledger_covering(up, epoch, vcp).await?;
         let log_id = kind.log_id();
         for r in rest {
             let i = r.registry_index;
@@ -577,11 +584,16 @@ impl WargFront {
     fn remember_log(
         &self,
         up: &Upstream,
+        epoch: u64,
         kind: LogKind,
         len: u64,
         log: Arc<ValidatedLog>,
     ) -> Result<(), Answer> {
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
+        // Proven in another epoch than the current one: not kept.
+        if v.epoch != Some(epoch) {
+            return Ok(());
+        }
         if v.leaves.len() + log.records.len() > MAX_CACHED_LEAVES {
             v.leaves.clear();
         }
@@ -627,10 +639,10 @@ impl WargFront {
         };
         let log = validate(kind, &records).map_err(|e| verify_refusal(&up.name, &e))?;
         self.prove_head(up, vcp, kind, &log).await?;
-        self.prove_indexes(up, vcp, kind, &log).await?;
+        self.prove_indexes(up, epoch, vcp, kind, &log).await?;
         self.index_releases(up, epoch, kind, len, &log).await?;
         let log = Arc::new(log);
-        self.remember_log(up, kind.clone(), len, log.clone())?;
+        self.remember_log(up, epoch, kind.clone(), len, log.clone())?;
         Ok(Some(log))
     }
 
@@ -762,7 +774,10 @@ impl WargFront {
                 Ok(r) => r,
                 Err(e) => return refuse(&up.name, e),
             };
-        let cp = match self.checkpoint_at(&up, request.log_length as u64).await {
+        let cp = match self
+            .checkpoint_at(&up, epoch, request.log_length as u64)
+            .await
+        {
             Ok(c) => c,
             Err(a) => return a,
         };
@@ -785,7 +800,7 @@ impl WargFront {
                 return a;
             }
         }
-        self.remember_answer(&up, "logs", &body, &resp.body);
+        self.remember_answer(&up, epoch, "logs", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
@@ -872,7 +887,7 @@ impl WargFront {
 
     // ---- proofs ----
 
-    async fn prove_inclusion(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn prove_inclusion(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         let (body, request) =
             match read_json::<InclusionRequest>(req, "inclusion request", MAX_JSON_REQUEST).await {
                 Ok(v) => v,
@@ -892,7 +907,10 @@ impl WargFront {
                 Ok(r) => r,
                 Err(e) => return refuse(&up.name, e),
             };
-        let cp = match self.checkpoint_at(up, request.log_length as u64).await {
+        let cp = match self
+            .checkpoint_at(up, epoch, request.log_length as u64)
+            .await
+        {
             Ok(c) => c,
             Err(a) => return a,
         };
@@ -921,11 +939,11 @@ impl WargFront {
         if let Err(e) = wv::verify_inclusion(&cp, &leafs, &inc) {
             return verify_refusal(&up.name, &e);
         }
-        self.remember_answer(up, "inclusion", &body, &resp.body);
+        self.remember_answer(up, epoch, "inclusion", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
-    async fn prove_consistency(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn prove_consistency(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         let (body, request) = match read_json::<wire::ConsistencyRequest>(
             req,
             "consistency request",
@@ -952,15 +970,15 @@ impl WargFront {
                 Err(e) => return refuse(&up.name, e),
             };
         let (old, new) = match (
-            self.checkpoint_at(up, request.from as u64).await,
-            self.checkpoint_at(up, request.to as u64).await,
+            self.checkpoint_at(up, epoch, request.from as u64).await,
+            self.checkpoint_at(up, epoch, request.to as u64).await,
         ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(a), _) | (_, Err(a)) => return a,
         };
         match wv::verify_consistency(&old, &new, &c.proof) {
             Ok(()) => {
-                self.remember_answer(up, "consistency", &body, &resp.body);
+                self.remember_answer(up, epoch, "consistency", &body, &resp.body);
                 Answer::json(StatusCode::OK, resp.body)
             }
             Err(e) => verify_refusal(&up.name, &e),
@@ -1017,7 +1035,7 @@ impl WargFront {
         };
         let len = cp.as_ref().checkpoint.log_length as u64;
         let leaves = match self
-            .verified_ledger(up, len, &cp.as_ref().checkpoint.log_root)
+            .verified_ledger(up, epoch, len, &cp.as_ref().checkpoint.log_root)
             .await
         {
             Ok(l) => l,
@@ -1050,6 +1068,7 @@ impl WargFront {
     async fn ledger_covering(
         &self,
         up: &Upstream,
+        epoch: u64,
         vcp: &VerifiedCheckpoint,
     ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
         let len = vcp.log_length() as u64;
@@ -1065,10 +1084,10 @@ impl WargFront {
         };
         match newest {
             Some(n) => {
-                self.verified_ledger(up, n.log_length() as u64, n.log_root())
+                self.verified_ledger(up, epoch, n.log_length() as u64, n.log_root())
                     .await
             }
-            None => self.verified_ledger(up, len, vcp.log_root()).await,
+            None => self.verified_ledger(up, epoch, len, vcp.log_root()).await,
         }
     }
 
@@ -1079,6 +1098,7 @@ impl WargFront {
     async fn verified_ledger(
         &self,
         up: &Upstream,
+        epoch: u64,
         len: u64,
         root: &warg_crypto::hash::AnyHash,
     ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
@@ -1159,6 +1179,9 @@ impl WargFront {
         }
         let leaves = Arc::new(leaves);
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
+        if v.epoch != Some(epoch) {
+            return Ok(leaves);
+        }
         v.ledgers.insert(len, leaves.clone());
         // Keep the longest: evict the shortest while over the bound.
         while v.ledgers.len() > MAX_LEDGERS {
@@ -1174,7 +1197,7 @@ impl WargFront {
     /// checkpoint bulwark verified at that length, else `invalid` (as the
     /// reference server answers for a length it has no checkpoint of); the
     /// signature is `verified` if the pinned key signed it, else `invalid`.
-    async fn verify_checkpoint(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn verify_checkpoint(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         use warg_crypto::{Encode as _, Signable as _};
         use wire::VerificationState as V;
         let (_, cp) = match read_json::<wire::SignedCheckpoint>(
@@ -1197,7 +1220,7 @@ impl WargFront {
             V::Invalid
         };
         let len = contents.checkpoint.log_length as u64;
-        let checkpoint = match self.checkpoint_at(up, len).await {
+        let checkpoint = match self.checkpoint_at(up, epoch, len).await {
             Ok(v)
                 if v.log_root() == &contents.checkpoint.log_root
                     && v.map_root() == &contents.checkpoint.map_root =>
@@ -1218,12 +1241,23 @@ impl WargFront {
 
     // ---- offline ----
 
-    fn remember_answer(&self, up: &Upstream, kind: &'static str, request: &[u8], answer: &Bytes) {
+    fn remember_answer(
+        &self,
+        up: &Upstream,
+        epoch: u64,
+        kind: &'static str,
+        request: &[u8],
+        answer: &Bytes,
+    ) {
         if answer.len() > MAX_OFFLINE_BYTES / 4 {
             return;
         }
         let key = (kind, *BlobDigest::of(request).as_bytes());
         if let Ok(mut v) = up.verified.lock() {
+            // Proven in another epoch than the current one: not kept.
+            if v.epoch != Some(epoch) {
+                return;
+            }
             if let Some(old) = v.answers.shift_remove(&key) {
                 v.answer_bytes -= old.len();
             }

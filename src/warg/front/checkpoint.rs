@@ -74,7 +74,7 @@ impl WargFront {
         let cp: SignedCheckpoint =
             wire::decode_json("checkpoint", &resp.body, MAX_CHECKPOINT_BYTES)
                 .map_err(|e| refuse(&up.name, e))?;
-        self.accept_checkpoint(up, &cp).await?;
+        self.accept_checkpoint(up, epoch, &cp).await?;
         *fresh = Some(Fresh {
             at: Instant::now(),
             epoch,
@@ -124,6 +124,7 @@ impl WargFront {
     pub(super) async fn verify_envelope(
         &self,
         up: &Upstream,
+        epoch: u64,
         cp: &SignedCheckpoint,
     ) -> Result<VerifiedCheckpoint, Answer> {
         let len = cp.as_ref().checkpoint.log_length as u64;
@@ -143,13 +144,18 @@ impl WargFront {
         // Served only once every record is proven at its index: a longer
         // operator log is proven by `validated_log` when it is fetched.
         if log.records.len() == 1 {
-            self.remember_log(up, LogKind::Operator, len, Arc::new(log))?;
+            self.remember_log(up, epoch, LogKind::Operator, len, Arc::new(log))?;
         }
         Ok(vcp)
     }
 
     /// The full checks of a checkpoint, then the trust state.
-    async fn accept_checkpoint(&self, up: &Upstream, cp: &SignedCheckpoint) -> Result<(), Answer> {
+    async fn accept_checkpoint(
+        &self,
+        up: &Upstream,
+        epoch: u64,
+        cp: &SignedCheckpoint,
+    ) -> Result<(), Answer> {
         let contents: &TimestampedCheckpoint = cp.as_ref();
         let len = contents.checkpoint.log_length as u64;
         let signed = signed_time(&up.name, contents)?;
@@ -166,7 +172,7 @@ impl WargFront {
                 ),
             ));
         }
-        let vcp = self.verify_envelope(up, cp).await?;
+        let vcp = self.verify_envelope(up, epoch, cp).await?;
         let root = TlogHash(
             checks::hash_bytes(&contents.checkpoint.log_root)
                 .map_err(|e| check_refusal(&up.name, &e))?,
@@ -231,7 +237,7 @@ impl WargFront {
                 Err(e) => return Err(trust_refusal(&up.name, &e)),
             }
         }
-        self.remember_checkpoint(up, vcp)
+        self.remember_checkpoint(up, epoch, vcp)
     }
 
     /// The consistency proof `from → to` from the upstream, checked and
@@ -281,9 +287,14 @@ impl WargFront {
     pub(super) fn remember_checkpoint(
         &self,
         up: &Upstream,
+        epoch: u64,
         vcp: VerifiedCheckpoint,
     ) -> Result<(), Answer> {
         let mut v = up.verified.lock().map_err(|_| super::answer::poisoned())?;
+        // Proven in another epoch than the current one: not kept.
+        if v.epoch != Some(epoch) {
+            return Ok(());
+        }
         v.checkpoints.insert(vcp.log_length() as u64, vcp);
         // Keep memory bounded: the last 64 lengths.
         while v.checkpoints.len() > 64 {
@@ -297,6 +308,7 @@ impl WargFront {
     pub(super) async fn checkpoint_at(
         &self,
         up: &Upstream,
+        epoch: u64,
         len: u64,
     ) -> Result<VerifiedCheckpoint, Answer> {
         if let Some(cp) = up
@@ -319,8 +331,8 @@ impl WargFront {
             let cp: SignedCheckpoint =
                 wire::decode_json("stored checkpoint", &a.note, MAX_CHECKPOINT_BYTES)
                     .map_err(|e| refuse(&up.name, e))?;
-            let vcp = self.verify_envelope(up, &cp).await?;
-            self.remember_checkpoint(up, vcp.clone())?;
+            let vcp = self.verify_envelope(up, epoch, &cp).await?;
+            self.remember_checkpoint(up, epoch, vcp.clone())?;
             return Ok(vcp);
         }
         Err(refuse(
