@@ -376,6 +376,7 @@ impl WargFront {
                 body: Bytes::new(),
                 headers: Vec::new(),
                 content_type: "text/plain",
+                stream: None,
             },
             (Route::FetchLogs, _) => self.fetch_logs(up, req).await,
             (Route::PublishRecord { log_id }, _) => self.publish(up, &log_id, req).await,
@@ -1057,6 +1058,7 @@ impl WargFront {
             body: body.into(),
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_LEDGER,
+            stream: None,
         }
     }
 

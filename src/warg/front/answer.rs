@@ -3,9 +3,8 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError};
 
-use crate::server::{full, ReqBody, ResBody};
+use crate::server::{full, read_body_within, ReqBody, ResBody};
 use crate::upstream::{UpstreamError, UpstreamResponse};
 use crate::verify::trust::TrustError;
 use crate::warg::checks::CheckError;
@@ -18,6 +17,8 @@ pub(super) struct Answer {
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
     pub content_type: &'static str,
+    /// Streamed content (a stored blob) sent instead of `body`.
+    pub stream: Option<ResBody>,
 }
 
 impl Answer {
@@ -27,6 +28,7 @@ impl Answer {
             body: body.into(),
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_JSON,
+            stream: None,
         }
     }
 
@@ -41,7 +43,7 @@ impl Answer {
     }
 
     pub fn into_response(self) -> Response<ResBody> {
-        let mut res = Response::new(full(self.body));
+        let mut res = Response::new(self.stream.unwrap_or_else(|| full(self.body)));
         *res.status_mut() = self.status;
         res.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -208,7 +210,15 @@ pub(super) fn octets(bytes: Bytes) -> Answer {
         body: bytes,
         headers: Vec::new(),
         content_type: "application/octet-stream",
+        stream: None,
     }
+}
+
+/// Stored content, streamed from the store.
+pub(super) fn stored_octets(blob: crate::store::Blob) -> Answer {
+    let mut a = octets(Bytes::new());
+    a.stream = Some(crate::server::stream_body(blob.len(), blob.into_stream()));
+    a
 }
 
 pub(super) fn poisoned() -> Answer {
@@ -225,79 +235,27 @@ pub(super) fn task_failed(e: impl std::fmt::Display) -> Answer {
     )
 }
 
-/// Reads a client's request body, at most `limit` bytes: a declared
-/// `Content-Length` above it is refused before reading, and reading stops
-/// at the limit (413); nothing past it is buffered.
-pub(super) async fn read_limited(
-    declared: Option<u64>,
-    body: ReqBody,
-    what: &str,
-    limit: usize,
-) -> Result<Bytes, Answer> {
-    let too_large = || {
-        Answer::message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{what} is larger than the {limit} bytes this route reads"),
-        )
-    };
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) if is_length_limit(&*e) => return Err(too_large()),
-            Err(e) => {
-                return Err(Answer::message(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read the {what}: {e}"),
-                ))
-            }
-        };
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
+/// The answer for a client body that could not be read: the body reader's
+/// own status (413 over the limit), else 400.
+pub(super) fn body_error(e: crate::server::ApiError) -> Answer {
+    Answer::message(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        e.message,
+    )
 }
 
-/// Whether a body error is a length limit (this route's or the server's).
-fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<LengthLimitError>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// The declared `Content-Length` of a request, if any.
-pub(super) fn content_length<B>(req: &http::Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// Reads a client's JSON request body (at most `limit` bytes, see
-/// [`read_limited`]) and decodes it: 400 for a body that is not the
-/// expected JSON. Returns the raw body too (it is forwarded).
+/// Reads a client's JSON request body (at most `limit` bytes, checked
+/// against the declared length before reading and while reading: see
+/// `server::read_body_within`) and decodes it: 400 for a body that is not
+/// the expected JSON. Returns the raw body too (it is forwarded).
 pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     req: http::Request<ReqBody>,
     what: &'static str,
     limit: usize,
 ) -> Result<(Bytes, T), Answer> {
-    let declared = content_length(&req);
-    let body = read_limited(declared, req.into_body(), what, limit).await?;
+    let body = read_body_within(req.into_body(), limit)
+        .await
+        .map_err(body_error)?;
     let value = wire::decode_json(what, &body, limit)
         .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok((body, value))

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use http::{header, Request, StatusCode};
 use indexmap::IndexMap;
 
-use super::answer::{octets, refuse, task_failed, upstream_failure, Answer};
+use super::answer::{octets, refuse, stored_octets, task_failed, upstream_failure, Answer};
 use super::{Upstream, WargFront, CONTENT_PREFIX};
 use crate::server::ReqBody;
 use crate::store::index::{kinds, Entry};
@@ -146,8 +146,8 @@ impl WargFront {
             Ok(None) => return not_found(digest),
             Err(a) => return a,
         }
-        if let Ok(Some(bytes)) = self.blobs.get(&d).await {
-            return octets(bytes);
+        if let Ok(Some(blob)) = self.blobs.get_stream(&d).await {
+            return stored_octets(blob);
         }
         let path = format!("/content/sha256-{}", d.hex());
         // A verified fetch: the digest is one a proven release names.

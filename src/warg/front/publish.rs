@@ -8,12 +8,10 @@
 
 use http::{header, HeaderValue, Request, StatusCode};
 
-use super::answer::{
-    content_length, expect_ok, expect_status, read_limited, refuse, upstream_failure, Answer,
-};
+use super::answer::{body_error, expect_ok, expect_status, refuse, upstream_failure, Answer};
 use super::{Upstream, WargFront};
 use crate::config::WargPublish;
-use crate::server::ReqBody;
+use crate::server::{drain_body, read_body, read_body_within, ReqBody};
 use crate::upstream::UpstreamRequest;
 use crate::warg::wire::{self, LogId, PackageRecord, PublishRecordRequest};
 
@@ -30,14 +28,13 @@ impl WargFront {
         log_id: &LogId,
         req: Request<ReqBody>,
     ) -> Answer {
-        // Which upstream: the header, else (before reading anything) the
-        // log's known owner; the body's package name only when needed.
-        let declared = content_length(&req);
+        // One signed record: bounded while it is read. The upstream is the
+        // header's, else the owner of the body's package name, else the
+        // log's known owner.
         let (parts, body) = req.into_parts();
-        let body = match read_limited(declared, body, "publish request", MAX_PUBLISH_REQUEST).await
-        {
+        let body = match read_body_within(body, MAX_PUBLISH_REQUEST).await {
             Ok(b) => b,
-            Err(a) => return a,
+            Err(e) => return body_error(e),
         };
         let up = match up {
             Some(u) => u,
@@ -106,14 +103,9 @@ impl WargFront {
             return publish_off(&up.name);
         };
         let (parts, body) = req.into_parts();
-        let body = match crate::server::read_body(body).await {
+        let body = match read_body(body).await {
             Ok(b) => b,
-            Err(e) => {
-                return Answer::message(
-                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-                    e.message,
-                )
-            }
+            Err(e) => return body_error(e),
         };
         let ct = parts
             .headers
@@ -141,7 +133,12 @@ impl WargFront {
         if let Err(a) = self.admit(up).await {
             return a;
         }
-        let request = UpstreamRequest::get(req.uri().path().to_string())
+        let (parts, body) = req.into_parts();
+        // A GET's body is not forwarded: drained, never buffered.
+        if let Err(e) = drain_body(body).await {
+            return body_error(e);
+        }
+        let request = UpstreamRequest::get(parts.uri.path().to_string())
             .max_response_bytes(MAX_RECORD_ANSWER as u64);
         let resp = match up.client.send(request).await {
             Ok(r) => r,
