@@ -111,6 +111,21 @@ impl World {
         file
     }
 
+    /// Rewrites the config (same data dir) with extra `[server]` lines,
+    /// for a fixture that is gone: its URLs are kept from the last config.
+    fn config_with_fixture_url(&self, name: &str, vkey: &str, server: &str) -> PathBuf {
+        let file = self.path("bulwark.toml");
+        let old = std::fs::read_to_string(&file).expect("read config");
+        assert!(old.contains(name) && old.contains(vkey));
+        let (_, upstream) = old.split_once("[[upstream]]").expect("upstream section");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n[[upstream]]{upstream}",
+            self.path("data").display(),
+        );
+        std::fs::write(&file, toml).expect("write config");
+        file
+    }
+
     /// Runs `go args...` in the app directory through bulwark.
     fn go(&self, b: &Bulwark, fx: &GoFixture, home: &str, args: &[&str]) -> Output {
         let home = self.path(home);
@@ -471,7 +486,9 @@ fn tiles_of_a_refused_fork_are_never_kept_or_served() {
     opts.listen = Some(addr);
     opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
     let forked = GoFixture::start(&opts);
-    let refused = b.get(&format!("/sumdb/{name}/latest"));
+    // greet's lookup carries the forked tree (bulwark asks /latest at most
+    // once per a few seconds; lookups carry their own tree).
+    let refused = b.get(GREET_ZIP);
     assert_refused(&refused, 502, "consistency");
     let j = refused.json();
     for field in ["expected", "seen"] {
@@ -493,6 +510,7 @@ fn tiles_of_a_refused_fork_are_never_kept_or_served() {
         "upstream clear",
         &bulwark_cli(&["upstream", "clear", UPSTREAM], &config),
     );
+    assert_eq!(b.get(GREET_ZIP).status, 200);
     assert_eq!(b.get(&format!("/sumdb/{name}/latest")).status, 200);
     let tile = format!("/sumdb/{name}/tile/8/0/000.p/2");
     let (status, want) = honest.get(&tile);
@@ -500,7 +518,6 @@ fn tiles_of_a_refused_fork_are_never_kept_or_served() {
     let got = b.get(&tile);
     assert_eq!(got.status, 200, "{}", text(&got.body));
     assert_eq!(got.body, want, "bulwark served a tile of the refused fork");
-    assert_eq!(b.get(GREET_ZIP).status, 200);
 }
 
 /// Writes `policy` next to the config and points the upstream at it.
@@ -533,9 +550,9 @@ fn a_witness_policy_refuses_trees_without_its_quorum() {
     assert_refused(
         &b.get(&format!("/sumdb/{}/latest", fx.name)),
         502,
-        "witness-policy",
+        "witness",
     );
-    assert_refused(&b.get(GREET_ZIP), 502, "witness-policy");
+    assert_refused(&b.get(GREET_ZIP), 502, "witness");
 }
 
 #[test]
@@ -550,43 +567,76 @@ fn a_witness_policy_with_quorum_none_accepts_the_pinned_log_alone() {
 }
 
 #[test]
-fn refuses_an_older_tree_replayed_also_after_a_restart() {
+fn a_lagging_database_is_proven_a_prefix_and_the_accepted_tree_served() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    // A 1ms freshness bound: every use of a stored module re-checks the
-    // tree with the (answering) upstream first.
-    let config = world.config_with(&fx, "max_checkpoint_age = \"1ms\"");
+    let config = world.config(&fx);
     let b = Bulwark::start(&config);
     assert_eq!(b.get(HELLO_ZIP).status, 200);
     let latest = b.get(&format!("/sumdb/{}/latest", fx.name));
-    assert_eq!(latest.status, 200);
+    assert!(text(&latest.body).starts_with("go.sum database tree\n2\n"));
     let addr = fx.addr;
     drop(fx);
+    drop(b);
 
+    // A replica behind: /latest and lookups carry the tree of size 1.
     let mut opts = world.options();
     opts.listen = Some(addr);
     opts.tree_size = Some(1);
     let old = GoFixture::start(&opts);
-    assert_refused(
-        &b.get(&format!("/sumdb/{}/latest", old.name)),
-        502,
-        "rewind",
-    );
-    assert_refused(&b.get(GREET_ZIP), 502, "rewind");
-    // Verified before, but the tree is stale and the upstream answers with
-    // a tree that cannot be accepted: refused, not served from store.
-    assert_refused(&b.get(HELLO_ZIP), 502, "rewind");
-    drop(b);
     let b = Bulwark::start(&config);
-    assert_refused(
-        &b.get(&format!("/sumdb/{}/latest", old.name)),
-        502,
-        "rewind",
+    // Proven a prefix of the accepted tree from tiles; the accepted tree
+    // is served, not rewound.
+    let latest = b.get(&format!("/sumdb/{}/latest", old.name));
+    assert_eq!(latest.status, 200, "{}", text(&latest.body));
+    assert!(text(&latest.body).starts_with("go.sum database tree\n2\n"));
+    // greet (record 1) is beyond the lagging tree: proven in the accepted one.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    let out = world.go(
+        &b,
+        &old,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
     );
-    // Not a fork: no quarantine.
+    assert_success("go mod download from a lagging database", &out);
+    let out = bulwark_cli(&["upstream", "list"], &config);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("active") && listed.contains("size 2 "),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_lagging_lookup_answer_is_served_and_a_forged_older_tree_quarantines() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.lookup_tree_size = Some(1);
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    let latest = b.get(&format!("/sumdb/{}/latest", fx.name));
+    assert!(text(&latest.body).starts_with("go.sum database tree\n2\n"));
+    // Hello (record 0) is in the lagging tree, greet (record 1) only in
+    // the accepted one: both are proven and served.
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    drop(b);
+    drop(fx);
+
+    // The same key signs an older tree that is no prefix of the log.
+    let world = World::new();
+    let mut opts = world.options();
+    opts.lookup_tree_size = Some(1);
+    opts.lookup_tree_forged = true;
+    let fx = GoFixture::start(&opts);
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(&format!("/sumdb/{}/latest", fx.name)).status, 200);
+    assert_refused(&b.get(GREET_ZIP), 502, "consistency");
+    assert_refused(&b.get(HELLO_ZIP), 502, "quarantine");
     let out = bulwark_cli(&["upstream", "list"], &config);
     assert!(
-        text(&out.stdout).contains("active"),
+        text(&out.stdout).contains("QUARANTINED"),
         "{}",
         text(&out.stdout)
     );
@@ -596,9 +646,7 @@ fn refuses_an_older_tree_replayed_also_after_a_restart() {
 fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
     let world = World::new();
     let fx = GoFixture::start(&world.options());
-    // Every tree is older than 1ms by the time it is used again: with the
-    // upstream answering it is refreshed, without it served with a Warning.
-    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
+    let b = Bulwark::start(&world.config(&fx));
     let out = world.go(
         &b,
         &fx,
@@ -619,6 +667,15 @@ fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
         .output()
         .expect("go");
     assert_success("offline go mod download", &out);
+    drop(b);
+
+    // Restarted with a 1ms bound, every tree is stale: with the upstream
+    // gone, what was verified is served with a Warning saying so.
+    let b = Bulwark::start(&world.config_with_fixture_url(
+        &name,
+        &vkey,
+        "max_checkpoint_age = \"1ms\"",
+    ));
     let zip = b.get(HELLO_ZIP);
     assert_eq!(zip.status, 200);
     let w = zip
@@ -633,6 +690,25 @@ fn upstream_stopped_serves_verified_modules_and_refuses_unverified() {
     let r = b.get(GREET_ZIP);
     assert_ne!(r.status, 200);
     assert!(r.json()["upstream"] == UPSTREAM, "{}", text(&r.body));
+}
+
+#[test]
+fn a_stale_tree_is_refused_while_the_upstream_answers() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    drop(b);
+    // The database answers, but shows nothing newer than a tree accepted
+    // longer ago than the bound: a replay proves nothing about now.
+    let b = Bulwark::start(&world.config_with(&fx, "max_checkpoint_age = \"1ms\""));
+    assert_refused(&b.get(HELLO_ZIP), 502, "freshness");
+    assert_refused(
+        &b.get(&format!("/sumdb/{}/latest", fx.name)),
+        502,
+        "freshness",
+    );
 }
 
 #[test]
@@ -674,11 +750,8 @@ fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles
     opts.listen = Some(addr);
     opts.tamper_tile = Some(TileKind::Hash);
     let tampered = GoFixture::start(&opts);
-    assert_refused(
-        &b.get(&format!("/sumdb/{}/latest", tampered.name)),
-        502,
-        "tiles",
-    );
+    // zzz's lookup carries the grown tree.
+    assert_refused(&b.get("/example.com/zzz/@v/v1.0.0.zip"), 502, "tiles");
     let out = bulwark_cli(&["upstream", "list"], &config);
     let listed = text(&out.stdout);
     assert!(
@@ -691,6 +764,7 @@ fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles
     let mut opts = world.options();
     opts.listen = Some(addr);
     let grown = GoFixture::start(&opts);
+    assert_eq!(b.get("/example.com/zzz/@v/v1.0.0.zip").status, 200);
     let latest = b.get(&format!("/sumdb/{}/latest", grown.name));
     assert_eq!(latest.status, 200, "{}", text(&latest.body));
     assert!(text(&latest.body).starts_with("go.sum database tree\n3\n"));
@@ -700,5 +774,319 @@ fn a_grown_tree_is_accepted_by_a_consistency_proof_from_tiles_and_tampered_tiles
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(b.get("/example.com/zzz/@v/v1.0.0.zip").status, 200);
+}
+
+/// Every Go route bulwark serves for `fx`, with the module greet.
+fn every_route(fx: &GoFixture) -> Vec<String> {
+    let db = format!("/sumdb/{}", fx.name);
+    vec![
+        "/example.com/greet/@v/list".to_string(),
+        "/example.com/greet/@v/v1.0.0.info".to_string(),
+        "/example.com/greet/@latest".to_string(),
+        GREET_MOD.to_string(),
+        GREET_ZIP.to_string(),
+        format!("{db}/latest"),
+        format!("{db}/lookup/example.com/greet@v1.0.0"),
+        format!("{db}/tile/8/0/000.p/2"),
+    ]
+}
+
+#[test]
+fn only_an_exact_200_from_the_upstream_takes_the_verified_path() {
+    // A 203 or 206 with the usual (here even honest) body is refused on
+    // every route: the reference client treats any 2xx as success.
+    for code in [203, 206] {
+        let world = World::new();
+        let mut opts = world.options();
+        opts.proxy_status = Some(code);
+        opts.sumdb_status = Some(code);
+        let fx = GoFixture::start(&opts);
+        let b = Bulwark::start(&world.config(&fx));
+        for route in every_route(&fx) {
+            let r = b.get(&route);
+            assert_eq!(r.status, 502, "{code} on {route}: {}", text(&r.body));
+            let j = r.json();
+            assert_eq!(j["check"], "upstream-status", "{route}: {j}");
+            assert_eq!(j["seen"], format!("status {code}"), "{route}: {j}");
+        }
+    }
+}
+
+#[test]
+fn an_upstream_4xx_or_5xx_keeps_its_status_with_bulwarks_own_body() {
+    for code in [404, 410, 403, 500] {
+        let world = World::new();
+        let mut opts = world.options();
+        opts.proxy_status = Some(code);
+        opts.sumdb_status = Some(code);
+        let fx = GoFixture::start(&opts);
+        let b = Bulwark::start(&world.config(&fx));
+        for route in every_route(&fx) {
+            let r = b.get(&route);
+            assert_eq!(r.status, code, "{route}: {}", text(&r.body));
+            assert!(
+                !text(&r.body).contains("upstream's own body"),
+                "{route}: passed the upstream's body on"
+            );
+            assert_eq!(r.json()["upstream"], UPSTREAM, "{route}");
+        }
+    }
+}
+
+#[test]
+fn refuses_metadata_of_the_wrong_shape_and_reserialises_good_metadata() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let list = b.get("/example.com/greet/@v/list");
+    assert_eq!(list.status, 200);
+    assert_eq!(text(&list.body), "v1.0.0\n");
+    let info = b.get("/example.com/greet/@v/v1.0.0.info");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json()["Version"], "v1.0.0");
+    assert_eq!(info.json()["Time"], "2026-01-02T03:04:05Z");
+    drop(b);
+    drop(fx);
+
+    let world = World::new();
+    let mut opts = world.options();
+    opts.bad_metadata = true;
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    for route in [
+        "/example.com/greet/@v/list",
+        "/example.com/greet/@v/v1.0.0.info",
+        "/example.com/greet/@latest",
+    ] {
+        assert_refused(&b.get(route), 502, "format");
+    }
+    // Verified module files do not depend on the metadata.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn refuses_a_zip_that_readers_from_the_start_and_from_the_end_see_differently() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.serve_prefixed_zip = vec![format!("{GREET}@v1.0.0")];
+    let fx = GoFixture::start(&opts);
+    // The attack is real: the `go` command itself accepts this zip, since
+    // its reader skips the prefix and the files hash as logged.
+    let home = world.path("direct");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let out = go_command(&home, &fx.proxy_url(), &fx.gosumdb())
+        .current_dir(world.path("app"))
+        .args(["mod", "download", &format!("{GREET}@v1.0.0")])
+        .output()
+        .expect("go");
+    assert_success("go mod download straight from the fixture", &out);
+
+    let b = Bulwark::start(&world.config(&fx));
+    let r = b.get(GREET_ZIP);
+    assert_refused(&r, 502, "zip");
+    let j = r.json();
+    assert!(
+        j["seen"].as_str().unwrap_or_default().contains("prefix"),
+        "{j}"
+    );
+    let out = world.go(
+        &b,
+        &fx,
+        "home",
+        &["mod", "download", &format!("{GREET}@v1.0.0")],
+    );
+    assert!(!out.status.success(), "go downloaded a prefixed zip");
+    // Nothing was kept.
+    drop(fx);
+    assert_ne!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn request_paths_are_decoded_once_and_re_encoded_for_the_upstream() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let seen = |path: &str| {
+        let (_, n) = fx.get(&format!("/_stats?path={}", path.replace('%', "%25")));
+        text(&n).trim().to_string()
+    };
+    // An escaped slash would move segment boundaries: refused, not asked.
+    let r = b.get("/example.com%2Fgreet/@v/list");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/list"), "0");
+    // `%2e%2e` is `..`, which no module path or version allows.
+    assert_eq!(b.get("/example.com/%2e%2e/greet/@v/list").status, 404);
+    assert_eq!(b.get("/example.com/greet/@v/%2e%2e.info").status, 404);
+    // A version holding `%` reaches the upstream as the same version:
+    // `%2541` is decoded once to `%41` and sent as `%2541` again.
+    let r = b.get("/example.com/greet/@v/v1.0.0%2541.info");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/v1.0.0%41.info"), "1");
+    assert_eq!(seen("/example.com/greet/@v/v1.0.0A.info"), "0");
+    let r = b.get("/example.com/greet/@v/%252e%252e.info");
+    assert_eq!(r.status, 404, "{}", text(&r.body));
+    assert_eq!(seen("/example.com/greet/@v/%2e%2e.info"), "1");
+}
+
+#[test]
+fn a_quarantined_upstream_gets_nothing_through_on_any_route() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    // Everything answers (and is cached or stored) before the fork.
+    for route in every_route(&fx) {
+        assert_eq!(b.get(&route).status, 200, "{route}");
+    }
+    let addr = fx.addr;
+    drop(fx);
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.log_altered = vec![format!("{HELLO}@v1.1.0")];
+    let forked = GoFixture::start(&opts);
+    // Hello's lookup carries a tree of the accepted size with another root.
+    assert_refused(&b.get(HELLO_ZIP), 502, "fork");
+    let mut routes = every_route(&forked);
+    routes.push(format!("/sumdb/{}/supported", forked.name));
+    routes.push(HELLO_ZIP.to_string());
+    for route in routes {
+        let r = b.get(&route);
+        assert_refused(&r, 502, "quarantine");
+    }
+}
+
+#[test]
+fn client_chosen_requests_that_fail_do_not_open_the_circuit_breaker() {
+    let world = World::new();
+    let mut opts = world.options();
+    opts.unknown_status = Some(502);
+    let fx = GoFixture::start(&opts);
+    let b = Bulwark::start(&world.config(&fx));
+    // More failures in a row than the breaker's threshold (5), each for a
+    // version a client made up.
+    for i in 0..7 {
+        let r = b.get(&format!("/example.com/greet/@v/v0.0.{i}.info"));
+        assert_eq!(r.status, 502, "{}", text(&r.body));
+        assert_eq!(r.json()["check"], "upstream-status");
+    }
+    let r = b.get("/example.com/greet/@v/v1.0.0.info");
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
+
+#[test]
+fn latest_is_fetched_once_for_many_concurrent_and_repeated_requests() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let path = format!("/sumdb/{}/latest", fx.name);
+    let addr = b.addr;
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let p = path.clone();
+            std::thread::spawn(move || get(addr, &p).status)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 200);
+    }
+    for _ in 0..20 {
+        assert_eq!(b.get(&path).status, 200);
+    }
+    let (_, n) = fx.get(&format!("/_stats?path=/sumdb/{}/latest", fx.name));
+    let n: u32 = text(&n).trim().parse().expect("count");
+    assert!(n <= 2, "/latest fetched {n} times for 40 requests");
+}
+
+#[test]
+fn freshness_under_a_witness_policy_is_the_newest_quorum_cosignature_time() {
+    use bulwark::tlog::note::{add_signatures, Signer};
+    let world = World::new();
+    let sigs = world.path("cosignatures");
+    let mut opts = world.options();
+    opts.extra_signatures = Some(sigs.clone());
+    let fx = GoFixture::start(&opts);
+    let (_, note) = fx.get(&format!("/sumdb/{}/latest", fx.name));
+    let witness = Signer::generate("witness.example/w").expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // Two witnesses cosigned two hours ago, one of them again now: with a
+    // quorum of both, the quorum was last met two hours ago.
+    let other = Signer::generate("witness.example/v").expect("key");
+    let old_w = witness.cosigner(now - 7200).expect("cosigner");
+    let new_w = witness.cosigner(now).expect("cosigner");
+    let old_v = other.cosigner(now - 7200).expect("cosigner");
+    let cosigned = add_signatures(&note, &[&old_w, &old_v]).expect("cosign");
+    std::fs::write(&sigs, &cosigned[note.len()..]).expect("write cosignatures");
+    let config = world.config_with(&fx, "max_checkpoint_age = \"1h\"");
+    with_witness_policy(
+        &world,
+        &config,
+        &format!(
+            "log {}\nwitness w {}\nwitness v {}\ngroup both all w v\nquorum both\n",
+            fx.vkey,
+            witness.cosigner(0).expect("key").verifier_key(),
+            other.cosigner(0).expect("key").verifier_key()
+        ),
+    );
+    let b = Bulwark::start(&config);
+    // The upstream answers with a tree its quorum last vouched for 2h ago.
+    assert_refused(&b.get(GREET_ZIP), 502, "freshness");
+    drop(b);
+
+    // w cosigns again now, v does not: the quorum still dates from 2h ago.
+    let cosigned = add_signatures(&note, &[&new_w, &old_v]).expect("cosign");
+    std::fs::write(&sigs, &cosigned[note.len()..]).expect("write cosignatures");
+    let b = Bulwark::start(&config);
+    assert_refused(&b.get(HELLO_ZIP), 502, "freshness");
+    drop(b);
+
+    // Both cosign now: fresh.
+    let new_v = other.cosigner(now).expect("cosigner");
+    let cosigned = add_signatures(&note, &[&new_w, &new_v]).expect("cosign");
+    std::fs::write(&sigs, &cosigned[note.len()..]).expect("write cosignatures");
+    let b = Bulwark::start(&config);
+    let r = b.get(HELLO_ZIP);
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert_eq!(r.header("warning"), None, "{}", r.head);
+}
+
+#[test]
+fn after_a_rebase_nothing_proven_in_the_old_epoch_is_served() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let b = Bulwark::start(&config);
+    let name = fx.name.clone();
+    let tile = format!("/sumdb/{name}/tile/8/0/000.p/2");
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    assert_eq!(b.get(&tile).status, 200);
+    let addr = fx.addr;
+    drop(fx);
+    drop(b);
+
+    // The database was reset with other records; the operator starts a
+    // new epoch for it.
+    let mut opts = world.options();
+    opts.listen = Some(addr);
+    opts.log_altered = vec![format!("{GREET}@v1.0.0")];
+    let reset = GoFixture::start(&opts);
+    assert_success(
+        "upstream clear --rebase",
+        &bulwark_cli(&["upstream", "clear", UPSTREAM, "--rebase"], &config),
+    );
+    let b = Bulwark::start(&config);
+    let (_, want_zip) = reset.get(GREET_ZIP);
+    let got = b.get(GREET_ZIP);
+    assert_eq!(got.status, 200, "{}", text(&got.body));
+    assert!(
+        got.body == want_zip,
+        "served the zip proven in the old epoch"
+    );
+    let (_, want_tile) = reset.get(&tile);
+    let got = b.get(&tile);
+    assert_eq!(got.status, 200, "{}", text(&got.body));
+    assert!(got.body == want_tile, "served a tile of the old epoch");
 }

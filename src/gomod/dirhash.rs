@@ -11,38 +11,19 @@
 //! [`hash_go_mod`] on upstream bytes before serving them, and compares the
 //! result with the checksum database's record.
 //!
-//! Zip archives are untrusted: the total size, the number of files, the
-//! declared and the actually decompressed sizes are all bounded, and names
+//! Zip archives are untrusted: they are read by [`super::zipread`], which
+//! accepts only the layout every zip reader agrees on (so the files hashed
+//! are the files a client unpacks from the bytes served) and bounds the
+//! size, the number of files and the declared and decompressed sizes; names
 //! that Go's module zips never contain (absolute, `..`, backslashes,
 //! duplicates, case-fold collisions, newlines, invalid UTF-8) are refused.
 
 use super::module::ModuleVersion;
+use super::zipread::{self, Source};
+pub use super::zipread::{Limits, ZipError};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::io::Read;
-
-/// Bounds on a module zip. The defaults are Go's own (golang.org/x/mod/zip
-/// `MaxZipFile`: 500 MiB compressed and 500 MiB uncompressed) plus a file
-/// count and a name length that no real module comes near.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_zip_bytes: u64,
-    pub max_uncompressed_bytes: u64,
-    pub max_files: usize,
-    pub max_name_len: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_zip_bytes: 500 << 20,
-            max_uncompressed_bytes: 500 << 20,
-            max_files: 200_000,
-            max_name_len: 4096,
-        }
-    }
-}
 
 /// An `h1:` hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,40 +72,6 @@ impl fmt::Debug for H1 {
     }
 }
 
-/// Why a module zip was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ZipError {
-    #[error("module zip is {size} bytes, more than the {max} allowed")]
-    TooLarge { size: u64, max: u64 },
-    #[error("module zip has {count} files, more than the {max} allowed")]
-    TooManyFiles { count: usize, max: usize },
-    #[error("module zip contents exceed {max} bytes uncompressed")]
-    UncompressedTooLarge { max: u64 },
-    #[error("module zip entry {name:?}: declared {declared} bytes, decompressed to {actual}")]
-    SizeMismatch {
-        name: String,
-        declared: u64,
-        actual: u64,
-    },
-    #[error("module zip has two entries with the same name")]
-    DuplicateNames,
-    #[error("module zip entries {0:?} and {1:?} differ only in case")]
-    CaseCollision(String, String),
-    #[error("module zip entry name {name:?}: {reason}")]
-    BadName { name: String, reason: &'static str },
-    #[error("module zip entry {name:?} is outside {prefix:?}")]
-    OutsideModule { name: String, prefix: String },
-    #[error("module zip entry {0:?} is encrypted")]
-    Encrypted(String),
-    #[error("malformed module zip: {0}")]
-    Malformed(#[from] zip::result::ZipError),
-    #[error("reading module zip entry {name:?}: {source}")]
-    Read {
-        name: String,
-        source: std::io::Error,
-    },
-}
-
 /// The `h1:` hash of a go.mod file's bytes.
 pub fn hash_go_mod(data: &[u8]) -> H1 {
     hash_files(&[("go.mod".to_string(), sha256(data))])
@@ -133,79 +80,54 @@ pub fn hash_go_mod(data: &[u8]) -> H1 {
 /// The `h1:` hash of a module zip, checking that every entry lies under
 /// `<module>@<version>/` as Go's module zips must.
 pub fn hash_module_zip(data: &[u8], m: &ModuleVersion, limits: &Limits) -> Result<H1, ZipError> {
-    hash_zip_inner(data, Some(&format!("{}@{}/", m.path, m.version)), limits)
+    hash_module_zip_source(data, m, limits)
 }
 
 /// The `h1:` hash of a zip, over its entries under the names stored in it,
 /// as golang.org/x/mod/sumdb/dirhash `HashZip` computes it.
 pub fn hash_zip(data: &[u8], limits: &Limits) -> Result<H1, ZipError> {
-    hash_zip_inner(data, None, limits)
+    hash_zip_source(data, None, limits)
 }
 
-fn hash_zip_inner(data: &[u8], prefix: Option<&str>, limits: &Limits) -> Result<H1, ZipError> {
-    let size = data.len() as u64;
-    if size > limits.max_zip_bytes {
-        return Err(ZipError::TooLarge {
-            size,
-            max: limits.max_zip_bytes,
-        });
-    }
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))?;
-    if archive.len() > limits.max_files {
-        return Err(ZipError::TooManyFiles {
-            count: archive.len(),
-            max: limits.max_files,
-        });
-    }
-    // The archive keeps one entry per name, so a duplicate would otherwise
-    // drop out of the hash silently.
-    if archive.has_duplicate_names() {
-        return Err(ZipError::DuplicateNames);
-    }
+/// The `h1:` hash of the module zip in `src` (a byte slice or a file),
+/// read strictly by [`zipread`]: an archive that two zip readers could see
+/// differently is refused, so the files hashed are the files any client
+/// unpacks from these bytes.
+pub fn hash_module_zip_source<S: Source + ?Sized>(
+    src: &S,
+    m: &ModuleVersion,
+    limits: &Limits,
+) -> Result<H1, ZipError> {
+    hash_zip_source(src, Some(&format!("{}@{}/", m.path, m.version)), limits)
+}
 
-    let mut files = Vec::with_capacity(archive.len());
-    let mut folded: std::collections::HashMap<String, String> = Default::default();
-    let mut budget = limits.max_uncompressed_bytes;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i)?;
-        let name = check_name(entry.name_raw(), prefix, limits)?;
-        if entry.encrypted() {
-            return Err(ZipError::Encrypted(name));
+fn hash_zip_source<S: Source + ?Sized>(
+    src: &S,
+    prefix: Option<&str>,
+    limits: &Limits,
+) -> Result<H1, ZipError> {
+    let entries = zipread::read_layout(src, limits)?;
+    // Names are checked (and duplicates refused) before anything is
+    // decompressed.
+    let mut names = Vec::with_capacity(entries.len());
+    let mut exact: std::collections::HashSet<&str> = Default::default();
+    let mut folded: std::collections::HashMap<String, &str> = Default::default();
+    for e in &entries {
+        let name = check_name(&e.name, prefix, limits)?;
+        names.push(name);
+    }
+    for name in &names {
+        if !exact.insert(name.as_str()) {
+            return Err(ZipError::DuplicateNames(name.clone()));
         }
-        if let Some(other) = folded.insert(name.to_lowercase(), name.clone()) {
-            return Err(ZipError::CaseCollision(other, name));
+        if let Some(other) = folded.insert(name.to_lowercase(), name.as_str()) {
+            return Err(ZipError::CaseCollision(other.to_string(), name.clone()));
         }
-        let declared = entry.size();
-        if declared > budget {
-            return Err(ZipError::UncompressedTooLarge {
-                max: limits.max_uncompressed_bytes,
-            });
-        }
-        // Read at most one byte more than declared, so a lying header is
-        // caught without decompressing more than the budget.
+    }
+    let mut files = Vec::with_capacity(entries.len());
+    for (e, name) in entries.iter().zip(names) {
         let mut hasher = Sha256::new();
-        let mut reader = (&mut entry).take(declared + 1);
-        let mut buf = [0u8; 16 * 1024];
-        let mut actual: u64 = 0;
-        loop {
-            let n = reader.read(&mut buf).map_err(|source| ZipError::Read {
-                name: name.clone(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            actual += n as u64;
-            hasher.update(&buf[..n]);
-        }
-        if actual != declared {
-            return Err(ZipError::SizeMismatch {
-                name,
-                declared,
-                actual,
-            });
-        }
-        budget -= declared;
+        zipread::read_entry(src, e, |chunk| hasher.update(chunk))?;
         files.push((name, hasher.finalize().into()));
     }
     Ok(hash_files(&files))
@@ -404,7 +326,7 @@ mod tests {
             i += p + 6;
         }
         let r = hash_zip(&z, &Limits::default());
-        assert!(matches!(&r, Err(ZipError::DuplicateNames)), "{r:?}");
+        assert!(matches!(&r, Err(ZipError::DuplicateNames(_))), "{r:?}");
     }
 
     #[test]
@@ -465,7 +387,7 @@ mod tests {
             assert!(
                 matches!(
                     r,
-                    Err(ZipError::Read { .. } | ZipError::SizeMismatch { .. })
+                    Err(ZipError::Entry { .. } | ZipError::SizeMismatch { .. })
                 ),
                 "declared {declared}: {r:?}"
             );

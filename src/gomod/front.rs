@@ -9,9 +9,18 @@
 //!   from the store afterwards (also with the upstream unreachable, then
 //!   with a `Warning` header if the accepted tree is older than
 //!   `max_checkpoint_age`).
-//! - `@v/list`, `.info` and `@latest` are unsigned metadata: passed through
-//!   with a short cache. They never lead to unverified bytes, since every
-//!   `.mod`/`.zip` is checked on its own.
+//! - `@v/list`, `.info` and `@latest` are unsigned metadata: only an exact
+//!   200 whose body has the route's shape (one canonical version per line;
+//!   JSON with a canonical `Version` and an RFC 3339 `Time`) is passed on,
+//!   re-serialised from what was checked, with a short byte-weighed cache.
+//!   They never lead to unverified bytes, since every `.mod`/`.zip` is
+//!   checked on its own.
+//! - Every upstream answer other than 200 is refused: a 4xx or 5xx keeps
+//!   its status (`go` falls through to the next proxy on 404 and 410) with
+//!   bulwark's own body, anything else (203, 206, 3xx...) is a 502.
+//! - Request paths are percent-decoded once, segment by segment, then
+//!   parsed and validated; every path sent upstream is re-encoded from the
+//!   parsed module path and version.
 //! - `/sumdb/<name>/supported|latest|lookup/...|tile/8/...` answer from the
 //!   verifier: only signed trees bulwark accepted, records it proved, tiles
 //!   it authenticated.
@@ -31,8 +40,11 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use crate::config::{Config, Protocol};
 use crate::federation::Federation;
 use crate::gomod::dirhash::{self, Limits};
-use crate::gomod::module::{unescape_path, unescape_version, ModuleVersion, ProxyRequest};
-use crate::gomod::verifier::{GoIndex, SumdbVerifier, VerifyError};
+use crate::gomod::module::{
+    decode_request_path, parse_list, unescape_path, unescape_version, Info, ModuleVersion,
+    ProxyRequest, MAX_INFO_BYTES, MAX_LIST_BYTES, MAX_MOD_BYTES,
+};
+use crate::gomod::verifier::{expect_200, GoIndex, SumdbVerifier, VerifyError};
 use crate::metrics::Metrics;
 use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
 use crate::store::{Blob, FsBlobStore};
@@ -42,8 +54,20 @@ use crate::verify::trust::TrustState;
 
 /// How long unsigned metadata (`list`, `.info`, `@latest`) is cached.
 const META_TTL: Duration = Duration::from_secs(30);
-/// Largest go.mod fetched.
-const MAX_MOD_BYTES: u64 = 16 * 1024 * 1024;
+/// Byte budget of each metadata cache (the fresh one and the one served
+/// while the upstream is unreachable), per upstream.
+const META_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A metadata cache weighed by the bytes of its keys and values.
+fn meta_cache(ttl: Option<Duration>) -> moka::future::Cache<String, Bytes> {
+    let b = moka::future::Cache::builder()
+        .weigher(|k: &String, v: &Bytes| u32::try_from(k.len() + v.len() + 64).unwrap_or(u32::MAX))
+        .max_capacity(META_CACHE_BYTES);
+    match ttl {
+        Some(t) => b.time_to_live(t).build(),
+        None => b.build(),
+    }
+}
 
 /// One gomod upstream: its GOPROXY client and its checksum-database verifier.
 struct GoUpstream {
@@ -119,11 +143,8 @@ impl GoFront {
                 name: u.name.clone(),
                 proxy,
                 verifier,
-                meta: moka::future::Cache::builder()
-                    .max_capacity(10_000)
-                    .time_to_live(META_TTL)
-                    .build(),
-                meta_stale: moka::future::Cache::builder().max_capacity(10_000).build(),
+                meta: meta_cache(Some(META_TTL)),
+                meta_stale: meta_cache(None),
             });
             by_sumdb.insert(sdb.name.clone(), g.clone());
             by_upstream.insert(u.name.clone(), g);
@@ -162,20 +183,7 @@ impl GoFront {
             return Ok(ok_bytes(Bytes::new(), "text/plain; charset=utf-8", None));
         }
         if rest == "latest" {
-            let (a, warning) = match v.refresh().await {
-                Ok(a) => (a, None),
-                Err(e) if e.is_unreachable() => {
-                    let (a, w) = v.current().await.map_err(|e| api(g, e))?;
-                    let w = w.unwrap_or_else(|| {
-                        format!(
-                            "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
-                            g.name, a.size
-                        )
-                    });
-                    (a, Some(w))
-                }
-                Err(e) => return Err(api(g, e)),
-            };
+            let (a, warning) = v.latest_for_serving().await.map_err(|e| api(g, e))?;
             return Ok(ok_bytes(
                 Bytes::from(a.note),
                 "text/plain; charset=utf-8",
@@ -248,8 +256,9 @@ impl GoFront {
             .proxy
             .send(UpstreamRequest::get(format!("/{}", req.to_path())).max_response_bytes(max))
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| api(g, VerifyError::Upstream(e)))?;
+            .map_err(VerifyError::Upstream)
+            .and_then(expect_200)
+            .map_err(|e| api(g, e))?;
         let body = res.body;
         let (expected, seen) = if kind == "zip" {
             let data = body.clone();
@@ -262,17 +271,13 @@ impl GoFront {
             match h {
                 Ok(h) => (rec.record.zip_hash, h.to_string()),
                 Err(e) => {
-                    self.metrics.verification(&g.name, "h1", false);
-                    return Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        format!("upstream {}: zip of {m}: {e}; not served", g.name),
-                    )
-                    .upstream(&g.name)
-                    .check(
-                        "h1",
-                        rec.record.zip_hash.to_string(),
-                        "an unreadable zip",
-                    ));
+                    self.metrics.verification(&g.name, "zip", false);
+                    let e = VerifyError::Zip {
+                        module: m.to_string(),
+                        detail: e.to_string(),
+                    };
+                    tracing::error!(upstream = %g.name, module = %m, "{e}");
+                    return Err(api(g, e));
                 }
             }
         } else {
@@ -290,37 +295,41 @@ impl GoFront {
             return Err(api(g, e));
         }
         self.metrics.verification(&g.name, "h1", true);
-        v.store_file(kind, m, body.clone())
+        v.store_file(kind, m, rec.epoch, body.clone())
             .await
             .map_err(|e| api(g, e))?;
         Ok(ok_bytes(body, ctype, warning))
     }
 
+    /// `@v/list`, `.info` and `@latest`: unsigned, but only an exact 200
+    /// whose body has the route's shape is passed on (re-serialised from
+    /// what was checked), cached briefly; the last good answer is served
+    /// with a `Warning` while the upstream cannot be reached.
     async fn metadata(
         &self,
         g: &GoUpstream,
         req: &ProxyRequest,
     ) -> Result<Response<ResBody>, ApiError> {
         let path = format!("/{}", req.to_path());
-        let ctype = if matches!(req, ProxyRequest::List { .. }) {
-            "text/plain; charset=utf-8"
-        } else {
-            "application/json"
+        let (ctype, max) = match req {
+            ProxyRequest::List { .. } => ("text/plain; charset=utf-8", MAX_LIST_BYTES),
+            _ => ("application/json", MAX_INFO_BYTES),
         };
         if let Some(b) = g.meta.get(&path).await {
             self.metrics.cache("gomod.meta", true);
             return Ok(ok_bytes(b, ctype, None));
         }
         self.metrics.cache("gomod.meta", false);
-        let res = match g
+        let res = g
             .proxy
-            .send(UpstreamRequest::get(path.clone()).max_response_bytes(MAX_MOD_BYTES))
+            .send(UpstreamRequest::get(path.clone()).max_response_bytes(max))
             .await
-            .and_then(|r| r.error_for_status())
-        {
-            Ok(r) => r,
+            .map_err(VerifyError::Upstream)
+            .and_then(expect_200)
+            .and_then(|r| checked_metadata(req, &r.body));
+        let body = match res {
+            Ok(b) => b,
             Err(e) => {
-                let e = VerifyError::Upstream(e);
                 if e.is_unreachable() {
                     if let Some(b) = g.meta_stale.get(&path).await {
                         let w = format!(
@@ -333,9 +342,41 @@ impl GoFront {
                 return Err(api(g, e));
             }
         };
-        g.meta.insert(path.clone(), res.body.clone()).await;
-        g.meta_stale.insert(path, res.body.clone()).await;
-        Ok(ok_bytes(res.body, ctype, None))
+        g.meta.insert(path.clone(), body.clone()).await;
+        g.meta_stale.insert(path, body.clone()).await;
+        Ok(ok_bytes(body, ctype, None))
+    }
+}
+
+/// The body served for a metadata answer: parsed for the route's shape
+/// and re-serialised from what was checked.
+fn checked_metadata(req: &ProxyRequest, body: &[u8]) -> Result<Bytes, VerifyError> {
+    let format = |what: &'static str| {
+        move |e: crate::gomod::module::ModuleError| VerifyError::Format {
+            what,
+            detail: e.to_string(),
+        }
+    };
+    match req {
+        ProxyRequest::List { .. } => {
+            let versions = parse_list(body).map_err(format("version list"))?;
+            let mut out = String::new();
+            for v in versions {
+                out.push_str(&v);
+                out.push('\n');
+            }
+            Ok(Bytes::from(out))
+        }
+        ProxyRequest::Info { version, .. } => Ok(Bytes::from(
+            Info::parse(body, Some(version))
+                .map_err(format("version info"))?
+                .to_json(),
+        )),
+        _ => Ok(Bytes::from(
+            Info::parse(body, None)
+                .map_err(format("latest version info"))?
+                .to_json(),
+        )),
     }
 }
 
@@ -375,34 +416,12 @@ fn api(g: &GoUpstream, e: VerifyError) -> ApiError {
     err
 }
 
-/// The path with `%XX` escapes decoded (the `go` command writes `!` as
-/// `%21`); `None` if an escape is malformed or the result is not UTF-8.
-fn percent_decode(path: &str) -> Option<String> {
-    if !path.contains('%') {
-        return Some(path.to_string());
-    }
-    let b = path.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 impl Front for GoFront {
     fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
         if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
             return None;
         }
-        let path = percent_decode(req.uri().path())?;
+        let path = decode_request_path(req.uri().path()).ok()?;
         let path = path.as_str();
         if self.sumdb_route(path).is_some() {
             return Some("gomod.sumdb");
@@ -420,17 +439,28 @@ impl Front for GoFront {
         req: Request<ReqBody>,
     ) -> BoxFuture<'a, Response<ResBody>> {
         async move {
-            let Some(path) = percent_decode(req.uri().path()) else {
-                return ApiError::new(StatusCode::NOT_FOUND, "bad path").into_response();
+            let path = match decode_request_path(req.uri().path()) {
+                Ok(p) => p,
+                Err(e) => {
+                    return ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
+                }
             };
+            // One quarantine gate per request, on every route, before
+            // anything (cached or not) of the upstream is served.
             let r = if let Some((g, rest)) = self.sumdb_route(&path) {
-                self.sumdb(&g, rest).await
+                match g.verifier.gate().await {
+                    Ok(()) => self.sumdb(&g, rest).await,
+                    Err(e) => Err(api(&g, e)),
+                }
             } else if let Some((g, preq)) = self.proxy_route(&path) {
-                match preq {
-                    ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
-                        self.module_file(&g, &preq).await
-                    }
-                    _ => self.metadata(&g, &preq).await,
+                match g.verifier.gate().await {
+                    Err(e) => Err(api(&g, e)),
+                    Ok(()) => match preq {
+                        ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
+                            self.module_file(&g, &preq).await
+                        }
+                        _ => self.metadata(&g, &preq).await,
+                    },
                 }
             } else {
                 Err(ApiError::new(StatusCode::NOT_FOUND, "not routed"))
@@ -438,26 +468,5 @@ impl Front for GoFront {
             r.unwrap_or_else(ApiError::into_response)
         }
         .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn percent_decode_turns_go_escapes_back_into_bang() {
-        assert_eq!(
-            percent_decode("/example.com/%21hello/@v/v1.1.0.zip").as_deref(),
-            Some("/example.com/!hello/@v/v1.1.0.zip")
-        );
-        assert_eq!(percent_decode("/plain").as_deref(), Some("/plain"));
-    }
-
-    #[test]
-    fn percent_decode_refuses_malformed_escapes_and_invalid_utf8() {
-        assert_eq!(percent_decode("/a%2"), None);
-        assert_eq!(percent_decode("/a%zz"), None);
-        assert_eq!(percent_decode("/a%ff"), None);
     }
 }

@@ -11,3 +11,4 @@ pub mod front;
 pub mod module;
 pub mod sumdb;
 pub mod verifier;
+pub mod zipread;

@@ -5,21 +5,30 @@
 //! their records included in an accepted tree, and keeps what it verified
 //! (records, tiles, module bytes) so it can be served again, also offline.
 //!
-//! Called by the Go-modules front ([`super::front`]). It talks to the
-//! database only through an [`UpstreamClient`], writes trust decisions only
-//! through [`TrustState::advance`], and keeps bytes in the blob store; its
-//! own index (which tile path, record or module file names which blob) is a
-//! small redb file, `<data_dir>/gomod.redb`, written only after the thing it
-//! names was verified.
+//! Called by the Go-modules front ([`super::front`]), which passes every
+//! request through [`SumdbVerifier::gate`] first. It talks to the database
+//! only through an [`UpstreamClient`] (its own requests, `/latest`, tiles
+//! and lookups, marked [`UpstreamRequest::probe`]), writes trust decisions
+//! only through [`TrustState::advance_at`] and [`TrustState::prove_prefix`],
+//! and keeps bytes in the blob store; its own index (which tile path,
+//! record or module file names which blob, per trust epoch) is a small redb
+//! file, `<data_dir>/gomod.redb`, written only after the thing it names was
+//! verified.
 //!
 //! Every tile is authenticated before use by [`TileHashReader`] against the
 //! signed tree being read: the consistency proof from the accepted tree to a
 //! new one and the leaf hash of a looked-up record are both read from tiles
 //! authenticated against the new (signature-checked) tree, and the proof is
-//! then checked against the accepted root by the trust state.
+//! then checked against the accepted root by the trust state. A tree older
+//! than the accepted one (a lagging replica's `/latest` or lookup) is proven
+//! a prefix of the accepted tree from the accepted tree's tiles, as Go's own
+//! client does. Network reads come first; the trust state then decides in
+//! one transaction, and a lost race with a concurrent advance is retried.
+//! With a witness policy, the tree's signed time is the newest time its
+//! quorum cosigned it (freshness is measured from it).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use redb::{ReadableDatabase, TableDefinition};
@@ -35,17 +44,23 @@ use crate::tlog::tile::{
     parse_tile_path, read_tile_data, Dialect, Tile, TileError, TileHashReader, TilePath, TileReader,
 };
 use crate::tlog::Checkpoint;
-use crate::upstream::UpstreamError;
-use crate::upstream::{UpstreamClient, UpstreamRequest};
+use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
 use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
 
-/// (upstream, key) → blob digest. Keys: `tile/8/...` (a verified tile),
-/// `mod:<module>@<version>` and `zip:<module>@<version>` (verified module
-/// files).
-const BLOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("gomod_blobs");
-/// (upstream, `<module>@<version>`) → `<id>\n<record text>` of a record
-/// proven included in an accepted tree.
-const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("gomod_records");
+/// (upstream, epoch, key) → blob digest. Keys: `tile/8/...` (a verified
+/// tile), `mod:<module>@<version>` and `zip:<module>@<version>` (verified
+/// module files). The epoch is the trust state's epoch the thing was
+/// proven in: after `upstream clear --rebase` nothing of an older epoch is
+/// served.
+const BLOBS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_blobs_e");
+/// (upstream, epoch, `<module>@<version>`) → `<id>\n<record text>` of a
+/// record proven included in a tree accepted in that epoch.
+const RECORDS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_records_e");
+/// How long a tree fetched from `/latest` and accepted is used again
+/// before the database is asked anew: concurrent and repeated requests for
+/// `/sumdb/<name>/latest` (and freshness checks) cost one upstream round
+/// trip per upstream in this time.
+pub const LATEST_TTL: Duration = Duration::from_secs(5);
 
 /// Largest tile fetched (a full hash tile is 8 KiB; a data tile is bounded
 /// by [`sumdb::MAX_TILE_WIDTH`] records).
@@ -68,29 +83,34 @@ impl GoIndex {
         Ok(GoIndex { db: Arc::new(db) })
     }
 
+    /// The value under (`up`, `epoch`, `key`); a read error is an error
+    /// (never taken for "not stored", which would refetch silently).
     fn get(
         &self,
-        table: TableDefinition<(&str, &str), &[u8]>,
+        table: TableDefinition<(&str, u64, &str), &[u8]>,
         up: &str,
+        epoch: u64,
         key: &str,
-    ) -> Option<Vec<u8>> {
-        let txn = self.db.begin_read().ok()?;
-        let t = txn.open_table(table).ok()?;
-        let v = t.get((up, key)).ok()??;
-        Some(v.value().to_vec())
+    ) -> Result<Option<Vec<u8>>, VerifyError> {
+        let txn = self.db.begin_read().map_err(idx)?;
+        let t = txn.open_table(table).map_err(idx)?;
+        Ok(t.get((up, epoch, key))
+            .map_err(idx)?
+            .map(|v| v.value().to_vec()))
     }
 
     fn put(
         &self,
-        table: TableDefinition<(&str, &str), &[u8]>,
+        table: TableDefinition<(&str, u64, &str), &[u8]>,
         up: &str,
+        epoch: u64,
         key: &str,
         value: &[u8],
     ) -> Result<(), VerifyError> {
         let txn = self.db.begin_write().map_err(idx)?;
         {
             let mut t = txn.open_table(table).map_err(idx)?;
-            t.insert((up, key), value).map_err(idx)?;
+            t.insert((up, epoch, key), value).map_err(idx)?;
         }
         txn.commit().map_err(idx)
     }
@@ -107,7 +127,7 @@ pub enum VerifyError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
-    Trust(#[from] TrustError),
+    Trust(Box<TrustError>),
     #[error("signature: the signed tree is not signed by the pinned key {key}: {detail}")]
     Signature { key: String, detail: String },
     #[error("witness policy: {0}")]
@@ -133,27 +153,40 @@ pub enum VerifyError {
         expected: String,
         seen: String,
     },
+    #[error("status: {url} answered {code}; only 200 is accepted")]
+    Status { url: String, code: u16 },
+    #[error("zip: {module}: {detail}")]
+    Zip { module: String, detail: String },
     #[error("offline: {0}")]
     Offline(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("index: {0}")]
     Index(String),
+    /// One outcome shared by the requests that waited for it (the single
+    /// flight of `/latest`).
+    #[error(transparent)]
+    Shared(Arc<VerifyError>),
 }
 
 impl VerifyError {
     /// The check name (metrics label and the JSON error's `check`).
     pub fn check(&self) -> &'static str {
         match self {
+            VerifyError::Shared(e) => e.check(),
+            VerifyError::Upstream(UpstreamError::Status { .. }) => "upstream-status",
+            VerifyError::Upstream(_) if self.is_unreachable() => "unreachable",
             VerifyError::Upstream(_) => "upstream",
             VerifyError::Trust(e) => e.check(),
             VerifyError::Signature { .. } => "signature",
-            VerifyError::Policy(_) => "witness-policy",
+            VerifyError::Policy(_) => "witness",
             VerifyError::Format { .. } => "format",
             VerifyError::Tiles(_) => "tiles",
             VerifyError::Inclusion { .. } => "inclusion",
             VerifyError::WrongRecord { .. } => "lookup",
             VerifyError::Hash { .. } => "h1",
+            VerifyError::Status { .. } => "upstream-status",
+            VerifyError::Zip { .. } => "zip",
             VerifyError::Offline(_) => "offline",
             VerifyError::Store(_) => "store",
             VerifyError::Index(_) => "index",
@@ -163,43 +196,24 @@ impl VerifyError {
     /// (expected, seen) where the check has them.
     pub fn expected_seen(&self) -> Option<(String, String)> {
         match self {
+            VerifyError::Shared(e) => e.expected_seen(),
             VerifyError::Inclusion { expected, seen, .. }
             | VerifyError::WrongRecord { expected, seen }
             | VerifyError::Hash { expected, seen, .. } => Some((expected.clone(), seen.clone())),
-            VerifyError::Trust(TrustError::Fork { expected, seen, .. }) => {
-                Some((expected.to_string(), seen.to_string()))
+            VerifyError::Status { code, .. } => {
+                Some(("status 200".into(), format!("status {code}")))
             }
-            VerifyError::Trust(TrustError::Rewind { expected, seen, .. }) => {
-                Some((format!("size >= {expected}"), format!("size {seen}")))
-            }
-            VerifyError::Trust(TrustError::Inconsistent {
-                old_size,
-                old_root,
-                new_size,
-                new_root,
-                error,
-                ..
-            }) => Some((
-                format!(
-                    "tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"
-                ),
-                format!("consistency proof from tiles: {error}"),
+            VerifyError::Zip { detail, .. } => Some((
+                "a module zip that every zip reader reads the same way".into(),
+                detail.clone(),
             )),
-            VerifyError::Trust(TrustError::OriginChanged { expected, seen, .. }) => {
-                Some((expected.clone(), seen.clone()))
+            VerifyError::Format { what, detail } => {
+                Some((format!("a well-formed {what}"), detail.clone()))
             }
-            VerifyError::Trust(TrustError::Stale {
-                size, age, max_age, ..
-            }) => Some((
-                format!(
-                    "a tree at most {} old",
-                    humantime::format_duration(*max_age)
-                ),
-                format!(
-                    "tree {size} accepted {} ago",
-                    humantime::format_duration(Duration::from_secs(age.as_secs()))
-                ),
-            )),
+            VerifyError::Trust(e) => trust_expected_seen(e),
+            VerifyError::Upstream(UpstreamError::Status { code, .. }) => {
+                Some(("status 200".into(), format!("status {code}")))
+            }
             _ => None,
         }
     }
@@ -207,6 +221,9 @@ impl VerifyError {
     /// Whether the upstream could not be reached (or timed out): the only
     /// errors after which verified state may be served offline.
     pub fn is_unreachable(&self) -> bool {
+        if let VerifyError::Shared(e) = self {
+            return e.is_unreachable();
+        }
         matches!(
             self,
             VerifyError::Upstream(
@@ -221,20 +238,92 @@ impl VerifyError {
 
     /// Whether the upstream said the thing does not exist (404/410).
     pub fn is_not_found(&self) -> bool {
+        if let VerifyError::Shared(e) = self {
+            return e.is_not_found();
+        }
         matches!(self, VerifyError::Upstream(UpstreamError::Status { code, .. }) if *code == 404 || *code == 410)
     }
 
-    /// The HTTP status for a client.
+    /// The HTTP status for a client: an upstream's 4xx or 5xx is kept
+    /// (`go` falls through to the next proxy on 404 and 410), the body
+    /// being bulwark's own; any other failure of the upstream is 502.
     pub fn http_status(&self) -> u16 {
         match self {
+            VerifyError::Shared(e) => e.http_status(),
             VerifyError::Upstream(e) => match e {
-                UpstreamError::Status { code, .. } if *code == 404 || *code == 410 => 404,
+                UpstreamError::Status { code, .. } if (400..=599).contains(code) => *code,
                 e => e.http_status(),
             },
-            VerifyError::Store(_) | VerifyError::Index(_) => 500,
+            // bulwark cannot read or write its own state: it refuses.
+            VerifyError::Store(_) | VerifyError::Index(_) => 503,
+            VerifyError::Trust(e) if matches!(**e, TrustError::Storage { .. }) => 503,
             VerifyError::Offline(_) => 503,
             _ => 502,
         }
+    }
+}
+
+/// The upstream's answer if it is exactly 200; an upstream 4xx or 5xx as
+/// [`UpstreamError::Status`] (its status is kept for the client, never its
+/// body); any other status (203, 206, 3xx...) as [`VerifyError::Status`],
+/// a refusal. Every Go route takes an upstream answer through here.
+pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError> {
+    match res.status.as_u16() {
+        200 => Ok(res),
+        code @ 400..=599 => Err(VerifyError::Upstream(UpstreamError::Status {
+            upstream: res.upstream.to_string(),
+            url: res.url.to_string(),
+            code,
+        })),
+        code => Err(VerifyError::Status {
+            url: res.url.to_string(),
+            code,
+        }),
+    }
+}
+
+impl From<TrustError> for VerifyError {
+    fn from(e: TrustError) -> VerifyError {
+        VerifyError::Trust(Box::new(e))
+    }
+}
+
+/// (expected, seen) of a trust-state refusal, where it has them.
+fn trust_expected_seen(e: &TrustError) -> Option<(String, String)> {
+    match e {
+        TrustError::Fork { expected, seen, .. } => Some((expected.to_string(), seen.to_string())),
+        TrustError::Rewind { expected, seen, .. } => {
+            Some((format!("size >= {expected}"), format!("size {seen}")))
+        }
+        TrustError::Inconsistent {
+            old_size,
+            old_root,
+            new_size,
+            new_root,
+            error,
+            ..
+        } => Some((
+            format!("tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"),
+            format!("consistency proof from tiles: {error}"),
+        )),
+        TrustError::OriginChanged { expected, seen, .. } => Some((expected.clone(), seen.clone())),
+        TrustError::Stale {
+            size, age, max_age, ..
+        } => Some((
+            format!(
+                "a tree at most {} old",
+                humantime::format_duration(*max_age)
+            ),
+            format!(
+                "tree {size} fresh since {} ago",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            ),
+        )),
+        TrustError::Time { detail, .. } => Some((
+            "a signed time at most 5 minutes ahead and not before the accepted one's".into(),
+            detail.clone(),
+        )),
+        _ => None,
     }
 }
 
@@ -242,6 +331,8 @@ impl VerifyError {
 #[derive(Debug, Clone)]
 pub struct VerifiedRecord {
     pub id: u64,
+    /// The trust-state epoch it was proven in.
+    pub epoch: u64,
     pub record: Record,
     /// Served from the index, not looked up now.
     pub cached: bool,
@@ -260,8 +351,17 @@ pub struct SumdbVerifier {
     index: GoIndex,
     metrics: Arc<Metrics>,
     max_age: Duration,
-    /// Serialises tree acceptance (one consistency proof at a time).
-    advance_lock: tokio::sync::Mutex<()>,
+    /// The single flight of `/latest` and its outcome, kept [`LATEST_TTL`].
+    latest: tokio::sync::Mutex<Option<LatestMemo>>,
+}
+
+/// The outcome of the last `/latest` fetch.
+struct LatestMemo {
+    /// When it finished.
+    at: Instant,
+    /// The epoch it was accepted in.
+    epoch: u64,
+    result: Result<Accepted, Arc<VerifyError>>,
 }
 
 impl SumdbVerifier {
@@ -304,7 +404,7 @@ impl SumdbVerifier {
             index,
             metrics,
             max_age,
-            advance_lock: tokio::sync::Mutex::new(()),
+            latest: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -313,33 +413,73 @@ impl SumdbVerifier {
         &self.upstream
     }
 
-    /// Fetches `/latest` and accepts it; returns the accepted checkpoint.
+    /// The one quarantine gate of a request (see [`TrustState::gate`]):
+    /// nothing of a quarantined upstream is served, from any route, and
+    /// nothing is served while the trust state cannot be read.
+    pub async fn gate(&self) -> Result<(), VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        blocking(move || trust.gate(&up).map_err(Box::new)).await
+    }
+
+    /// The trust state's current epoch of this upstream.
+    async fn epoch(&self) -> Result<u64, VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        blocking(move || trust.epoch(&up).map_err(Box::new)).await
+    }
+
+    /// The database's `/latest`, accepted (or proven a prefix of the
+    /// accepted tree); returns the newest accepted tree. One fetch at a
+    /// time per upstream: requests that arrive meanwhile share its
+    /// outcome, and a success is reused for [`LATEST_TTL`].
     pub async fn refresh(&self) -> Result<Accepted, VerifyError> {
+        let asked = Instant::now();
+        let epoch = self.epoch().await?;
+        let mut memo = self.latest.lock().await;
+        if let Some(m) = &*memo {
+            let waited_for_it = m.at >= asked;
+            let recent = m.result.is_ok() && m.at.elapsed() < LATEST_TTL;
+            if m.epoch == epoch && (waited_for_it || recent) {
+                return m.result.clone().map_err(VerifyError::Shared);
+            }
+        }
+        let result = self.refresh_now().await.map_err(Arc::new);
+        *memo = Some(LatestMemo {
+            at: Instant::now(),
+            epoch,
+            result: result.clone(),
+        });
+        result.map_err(VerifyError::Shared)
+    }
+
+    async fn refresh_now(&self) -> Result<Accepted, VerifyError> {
         let res = self
             .client
-            .send(UpstreamRequest::get("/latest").max_response_bytes(sumdb::MAX_NOTE_SIZE as u64))
-            .await?
-            .error_for_status()?;
+            .send(
+                UpstreamRequest::get("/latest")
+                    .max_response_bytes(sumdb::MAX_NOTE_SIZE as u64)
+                    .probe(),
+            )
+            .await?;
+        let res = expect_200(res)?;
         self.accept_note(&res.body).await
     }
 
-    /// The newest verified tree for serving: a fresh one, or (upstream
-    /// unreachable) the last one with a `Warning` value. A tree older than
-    /// `max_checkpoint_age` is refreshed first; if the upstream answers but
-    /// cannot be verified, it is refused.
+    /// The newest verified tree for serving: a fresh one, or the last one
+    /// with a `Warning` value when the upstream cannot be reached. A tree
+    /// older than `max_checkpoint_age` is refreshed first; if the upstream
+    /// answers but cannot be verified, or shows nothing fresh, it is
+    /// refused.
     pub async fn current(&self) -> Result<(Accepted, Option<String>), VerifyError> {
-        let now = SystemTime::now();
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let max = self.max_age;
-        let v = blocking(move || trust.last_verified(&up, now, max)).await;
+        let v = self.last_verified().await;
         match v {
             Ok(v) if !v.stale => {
                 self.gauge_age(&v);
                 Ok((v.checkpoint, None))
             }
             Ok(v) => match self.refresh().await {
-                Ok(a) => Ok((a, None)),
+                Ok(_) => Ok((self.fresh().await?, None)),
                 Err(e) if e.is_unreachable() => {
                     self.gauge_age(&v);
                     let w = v.warning();
@@ -347,9 +487,62 @@ impl SumdbVerifier {
                 }
                 Err(e) => Err(e),
             },
-            Err(TrustError::NoCheckpoint { .. }) => Ok((self.refresh().await?, None)),
-            Err(e) => Err(e.into()),
+            Err(VerifyError::Trust(e)) if matches!(*e, TrustError::NoCheckpoint { .. }) => {
+                Ok((self.refresh().await?, None))
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// What `/sumdb/<name>/latest` serves: the newest accepted tree after
+    /// asking the database (at most once per [`LATEST_TTL`]); refused when
+    /// it is stale and the database answers, served with a `Warning` when
+    /// the database cannot be reached.
+    pub async fn latest_for_serving(&self) -> Result<(Accepted, Option<String>), VerifyError> {
+        match self.refresh().await {
+            Ok(_) => Ok((self.fresh().await?, None)),
+            Err(e) if e.is_unreachable() => {
+                let v = self.last_verified().await?;
+                let w = v.warning().unwrap_or_else(|| {
+                    format!(
+                        "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
+                        self.upstream, v.checkpoint.size
+                    )
+                });
+                Ok((v.checkpoint, Some(w)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The newest accepted tree if it is fresh, after the upstream
+    /// answered: freshness has one definition (the trust state's), and a
+    /// tree the upstream merely shows again stays stale, so a stale tree
+    /// while the upstream answers is refused (check `freshness`).
+    async fn fresh(&self) -> Result<Accepted, VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        let max = self.max_age;
+        let v = blocking(move || {
+            trust
+                .check_fresh(&up, SystemTime::now(), max)
+                .map_err(Box::new)
+        })
+        .await?;
+        self.gauge_age(&v);
+        Ok(v.checkpoint)
+    }
+
+    async fn last_verified(&self) -> Result<Verified, VerifyError> {
+        let trust = self.trust.clone();
+        let up = self.upstream.clone();
+        let max = self.max_age;
+        blocking(move || {
+            trust
+                .last_verified(&up, SystemTime::now(), max)
+                .map_err(Box::new)
+        })
+        .await
     }
 
     fn gauge_age(&self, v: &Verified) {
@@ -359,9 +552,15 @@ impl SumdbVerifier {
 
     /// Accepts a signed tree note: signature (and witness policy), then
     /// consistency with the accepted tree from authenticated tiles, then
-    /// the trust state's rules.
+    /// the trust state's rules. Returns the newest accepted tree.
     pub async fn accept_note(&self, note: &[u8]) -> Result<Accepted, VerifyError> {
-        let r = self.accept_note_inner(note).await;
+        self.accept_tree(note).await.map(|(_, a)| a)
+    }
+
+    /// [`Self::accept_note`], also returning the note's own tree: the
+    /// accepted one, or an older one proven a prefix of it.
+    async fn accept_tree(&self, note: &[u8]) -> Result<(Checkpoint, Accepted), VerifyError> {
+        let r = self.accept_tree_inner(note).await;
         let check = match &r {
             Ok(_) => "checkpoint",
             Err(e) => e.check(),
@@ -372,66 +571,109 @@ impl SumdbVerifier {
         r
     }
 
-    async fn accept_note_inner(&self, note: &[u8]) -> Result<Accepted, VerifyError> {
-        let cp = self.open_note(note)?;
-        let _guard = self.advance_lock.lock().await;
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let latest = blocking(move || trust.latest(&up)).await?;
-        let mut proof = Vec::new();
-        let mut from = 0;
-        // Tiles read here are authenticated against the candidate tree,
-        // which is signed but not yet known to be consistent with what was
-        // accepted: they are kept aside and stored only once the trust
-        // state accepts the tree (a refused fork must leave nothing behind).
-        let mut candidate_tiles = Vec::new();
-        if let Some(old) = &latest {
-            if cp.size > old.size {
-                from = old.size;
+    /// How many times a tree is offered again after another request
+    /// advanced the trust state between our read of it and our offer.
+    const LOST_RACES: usize = 3;
+
+    async fn accept_tree_inner(&self, note: &[u8]) -> Result<(Checkpoint, Accepted), VerifyError> {
+        let (cp, signed_time) = self.open_note(note)?;
+        let epoch = self.epoch().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let trust = self.trust.clone();
+            let up = self.upstream.clone();
+            let latest = blocking(move || trust.latest(&up).map_err(Box::new)).await?;
+            // Everything read from the network is read first; the trust
+            // state then decides in one transaction, and a lost race (the
+            // accepted tree moved meanwhile) is retried.
+            if let Some(old) = latest.as_ref().filter(|old| cp.size < old.size) {
+                // An older tree (a lagging replica): prove it a prefix of
+                // the accepted tree, from tiles authenticated against the
+                // accepted tree, and go on with the accepted tree.
+                let (size, root, small) = (old.size, old.root, cp.size);
+                let proof = self
+                    .with_tiles(epoch, size, root, move |r| prove_tree(size, small, r))
+                    .await?;
+                let trust = self.trust.clone();
+                let up = self.upstream.clone();
+                let (note, c) = (note.to_vec(), cp.clone());
+                let a = blocking(move || {
+                    trust
+                        .prove_prefix(&up, &note, &c, &proof, SystemTime::now())
+                        .map_err(Box::new)
+                })
+                .await?;
+                return Ok((cp, a));
+            }
+            let mut proof = Vec::new();
+            let from = latest.as_ref().map_or(0, |old| old.size);
+            // Tiles read here are authenticated against the candidate tree,
+            // which is signed but not yet known to be consistent with what
+            // was accepted: they are kept aside and stored only once the
+            // trust state accepts the tree (a refused fork must leave
+            // nothing behind).
+            let mut candidate_tiles = Vec::new();
+            if latest.is_some() && cp.size > from {
                 let (size, root) = (cp.size, cp.root);
-                let old_size = old.size;
                 let (p, tiles) = self
-                    .with_unsaved_tiles(size, root, move |r| prove_tree(size, old_size, r))
+                    .with_unsaved_tiles(epoch, size, root, move |r| prove_tree(size, from, r))
                     .await;
                 proof = p?;
                 candidate_tiles = tiles;
             }
+            let trust = self.trust.clone();
+            let up = self.upstream.clone();
+            let (note_bytes, c) = (note.to_vec(), cp.clone());
+            let adv = blocking(move || {
+                trust
+                    .advance_at(
+                        &up,
+                        &note_bytes,
+                        &c,
+                        ConsistencyProof {
+                            from_size: from,
+                            hashes: &proof,
+                        },
+                        signed_time,
+                        SystemTime::now(),
+                    )
+                    .map_err(Box::new)
+            })
+            .await;
+            let adv = match adv {
+                Ok(adv) => adv,
+                Err(VerifyError::Trust(e))
+                    if matches!(*e, TrustError::StaleBase { .. } | TrustError::Rewind { .. })
+                        && attempt < Self::LOST_RACES =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            for (path, data) in candidate_tiles {
+                self.store_tile(epoch, &path, Bytes::from(data)).await?;
+            }
+            let a = adv.accepted().clone();
+            if !matches!(adv, crate::verify::trust::Advance::Unchanged(_)) {
+                self.metrics
+                    .set_checkpoint_time(&self.upstream, a.first_accepted);
+            }
+            return Ok((cp, a));
         }
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let note = note.to_vec();
-        let adv = blocking(move || {
-            trust.advance(
-                &up,
-                &note,
-                &cp,
-                ConsistencyProof {
-                    from_size: from,
-                    hashes: &proof,
-                },
-                SystemTime::now(),
-            )
-        })
-        .await?;
-        for (path, data) in candidate_tiles {
-            self.store_tile(&path, Bytes::from(data)).await?;
-        }
-        let a = adv.accepted().clone();
-        self.metrics.set_checkpoint_age(&self.upstream, 0.0);
-        self.metrics
-            .set_checkpoint_time(&self.upstream, a.first_accepted);
-        Ok(a)
     }
 
     /// Checks a tree note's signature (and policy) and parses the tree.
-    fn open_note(&self, note: &[u8]) -> Result<Checkpoint, VerifyError> {
+    /// With a witness policy, also returns the newest time at which its
+    /// quorum cosigned the tree (freshness is measured from it).
+    fn open_note(&self, note: &[u8]) -> Result<(Checkpoint, Option<SystemTime>), VerifyError> {
         if note.len() > sumdb::MAX_NOTE_SIZE {
             return Err(VerifyError::Format {
                 what: "signed tree",
                 detail: format!("{} bytes, more than {}", note.len(), sumdb::MAX_NOTE_SIZE),
             });
         }
-        let text = if let Some(p) = &self.policy {
+        let (text, signed_time) = if let Some(p) = &self.policy {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -446,7 +688,10 @@ impl SumdbVerifier {
                     detail: e.to_string(),
                 }
             })?;
-            v.text
+            let t = v
+                .quorum_time
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            (v.text, t)
         } else {
             let (_, v) = Checkpoint::open(note, std::slice::from_ref(&self.key)).map_err(|e| {
                 VerifyError::Signature {
@@ -454,26 +699,29 @@ impl SumdbVerifier {
                     detail: e.to_string(),
                 }
             })?;
-            v.text
+            (v.text, None)
         };
-        sumdb::parse_tree(&text).map_err(|e| VerifyError::Format {
+        let cp = sumdb::parse_tree(&text).map_err(|e| VerifyError::Format {
             what: "signed tree",
             detail: e.to_string(),
-        })
+        })?;
+        Ok((cp, signed_time))
     }
 
     /// Runs `f` over a hash reader of the tree (`size`, `root`), which must
-    /// be an accepted tree, reading authenticated tiles (from the index,
-    /// else from the database); tiles authenticated on the way are stored.
+    /// be an accepted tree (or one proven a prefix of it), reading
+    /// authenticated tiles (from the index of `epoch`, else from the
+    /// database); tiles authenticated on the way are stored.
     async fn with_tiles<T: Send + 'static>(
         &self,
+        epoch: u64,
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> Result<T, VerifyError> {
-        let (out, verified) = self.with_unsaved_tiles(size, root, f).await;
+        let (out, verified) = self.with_unsaved_tiles(epoch, size, root, f).await;
         for (path, data) in verified {
-            self.store_tile(&path, Bytes::from(data)).await?;
+            self.store_tile(epoch, &path, Bytes::from(data)).await?;
         }
         out
     }
@@ -483,12 +731,14 @@ impl SumdbVerifier {
     /// store once that tree is accepted.
     async fn with_unsaved_tiles<T: Send + 'static>(
         &self,
+        epoch: u64,
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> (Result<T, VerifyError>, Vec<(String, Vec<u8>)>) {
         let fetcher = Fetcher {
             upstream: self.upstream.clone(),
+            epoch,
             client: self.client.clone(),
             blobs: self.blobs.clone(),
             index: self.index.clone(),
@@ -517,6 +767,7 @@ impl SumdbVerifier {
                 Ok(fe) => match *fe {
                     FetchError::Upstream(u) => VerifyError::Upstream(u),
                     FetchError::Store(s) => VerifyError::Index(s),
+                    FetchError::Status { url, code } => VerifyError::Status { url, code },
                 },
                 Err(other) => VerifyError::Tiles(format!("reading tiles: {other}")),
             },
@@ -527,13 +778,18 @@ impl SumdbVerifier {
         (out, verified)
     }
 
-    async fn store_tile(&self, path: &str, data: Bytes) -> Result<(), VerifyError> {
-        if self.index.get(BLOBS, &self.upstream, path).is_some() {
+    async fn store_tile(&self, epoch: u64, path: &str, data: Bytes) -> Result<(), VerifyError> {
+        if self
+            .index
+            .get(BLOBS, &self.upstream, epoch, path)?
+            .is_some()
+        {
             return Ok(());
         }
         let d = Digest::of(&data);
         self.blobs.put(&d, data).await?;
-        self.index.put(BLOBS, &self.upstream, path, d.as_bytes())
+        self.index
+            .put(BLOBS, &self.upstream, epoch, path, d.as_bytes())
     }
 
     /// A verified tile by its sumdb path (`tile/8/...`), from the store or
@@ -549,9 +805,9 @@ impl SumdbVerifier {
             TilePath::Hashes(t) => t.path(Dialect::SumDb),
             TilePath::Entries(b) => b.path(Dialect::SumDb),
         };
-        // Quarantine refuses even stored tiles.
+        let epoch = self.epoch().await?;
         let (tree, warning) = self.current().await?;
-        if let Some(b) = self.blob_for(&canonical).await? {
+        if let Some(b) = self.blob_for(epoch, &canonical).await? {
             self.metrics.cache("gomod.tile", true);
             return Ok((b, warning));
         }
@@ -570,10 +826,10 @@ impl SumdbVerifier {
                     }));
                 }
                 let data = self
-                    .with_tiles(size, root, move |r| read_tile_data(&t, r))
+                    .with_tiles(epoch, size, root, move |r| read_tile_data(&t, r))
                     .await?;
                 let data = Bytes::from(data);
-                self.store_tile(&canonical, data.clone()).await?;
+                self.store_tile(epoch, &canonical, data.clone()).await?;
                 Ok((data, warning))
             }
             TilePath::Entries(b) => {
@@ -589,10 +845,11 @@ impl SumdbVerifier {
                     .client
                     .send(
                         UpstreamRequest::get(format!("/{canonical}"))
-                            .max_response_bytes(MAX_TILE_BYTES),
+                            .max_response_bytes(MAX_TILE_BYTES)
+                            .probe(),
                     )
-                    .await?
-                    .error_for_status()?;
+                    .await?;
+                let res = expect_200(res)?;
                 let records = sumdb::parse_data_tile_raw(&res.body, start, b.width as usize)
                     .map_err(|e| VerifyError::Format {
                         what: "data tile",
@@ -602,7 +859,7 @@ impl SumdbVerifier {
                     .map(|i| stored_hash_index(0, start + i))
                     .collect();
                 let want = self
-                    .with_tiles(size, root, move |r| r.read_hashes(&indexes))
+                    .with_tiles(epoch, size, root, move |r| r.read_hashes(&indexes))
                     .await?;
                 for ((id, text), w) in records.iter().zip(&want) {
                     let seen = leaf_hash(text.as_bytes());
@@ -616,49 +873,45 @@ impl SumdbVerifier {
                         });
                     }
                 }
-                self.store_tile(&canonical, res.body.clone()).await?;
+                self.store_tile(epoch, &canonical, res.body.clone()).await?;
                 Ok((res.body, warning))
             }
         }
     }
 
-    fn blob_digest(&self, key: &str) -> Option<Digest> {
-        let d = self.index.get(BLOBS, &self.upstream, key)?;
-        let arr = <[u8; 32]>::try_from(d.as_slice()).ok()?;
-        Some(Digest::from_bytes(arr))
+    /// The digest of the blob stored under `key` in `epoch`.
+    fn blob_digest(&self, epoch: u64, key: &str) -> Result<Option<Digest>, VerifyError> {
+        let Some(d) = self.index.get(BLOBS, &self.upstream, epoch, key)? else {
+            return Ok(None);
+        };
+        let arr = <[u8; 32]>::try_from(d.as_slice())
+            .map_err(|_| VerifyError::Index(format!("{key}: malformed digest")))?;
+        Ok(Some(Digest::from_bytes(arr)))
     }
 
-    /// A small stored blob (a tile), read whole.
-    async fn blob_for(&self, key: &str) -> Result<Option<Bytes>, VerifyError> {
-        let Some(d) = self.blob_digest(key) else {
+    /// A small stored blob (a tile) of `epoch`, read whole.
+    async fn blob_for(&self, epoch: u64, key: &str) -> Result<Option<Bytes>, VerifyError> {
+        let Some(d) = self.blob_digest(epoch, key)? else {
             return Ok(None);
         };
         Ok(self.blobs.get(&d).await?)
     }
 
-    /// Looks `m` up: from the index if it was verified before (the upstream
-    /// must not be quarantined), else from the database with its inclusion
-    /// proven from tiles in the tree the lookup names (accepted first).
+    /// Looks `m` up: from the index if it was verified before in the
+    /// current epoch, else from the database with its inclusion proven from
+    /// tiles in the tree the lookup names (accepted first, or proven a
+    /// prefix of the accepted tree). The caller has passed the gate.
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
         let key = format!("{}@{}", m.path, m.version);
-        if let Some(raw) = self.index.get(RECORDS, &self.upstream, &key) {
-            // Refuse a quarantined upstream even for stored records.
-            let trust = self.trust.clone();
-            let up = self.upstream.clone();
-            let status = blocking(move || trust.status(&up)).await?;
-            if let crate::verify::trust::Status::Quarantined(_) = status {
-                let trust = self.trust.clone();
-                let up = self.upstream.clone();
-                let max = self.max_age;
-                blocking(move || trust.last_verified(&up, SystemTime::now(), max)).await?;
-            }
-            if let Some(v) = decode_record(&raw) {
+        let epoch = self.epoch().await?;
+        if let Some(raw) = self.index.get(RECORDS, &self.upstream, epoch, &key)? {
+            if let Some(v) = decode_record(&raw, epoch) {
                 self.metrics.cache("gomod.record", true);
                 return Ok(v);
             }
         }
         self.metrics.cache("gomod.record", false);
-        let r = self.lookup_remote(m, &key).await;
+        let r = self.lookup_remote(m, epoch, &key).await;
         if !matches!(&r, Err(e) if e.is_unreachable() || e.is_not_found()) {
             let check = match &r {
                 Ok(_) => "inclusion",
@@ -672,16 +925,18 @@ impl SumdbVerifier {
     async fn lookup_remote(
         &self,
         m: &ModuleVersion,
+        epoch: u64,
         key: &str,
     ) -> Result<VerifiedRecord, VerifyError> {
         let res = self
             .client
             .send(
                 UpstreamRequest::get(format!("/lookup/{}", m.escaped()))
-                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64),
+                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64)
+                    .probe(),
             )
-            .await?
-            .error_for_status()?;
+            .await?;
+        let res = expect_200(res)?;
         let lookup = sumdb::Lookup::parse(&res.body).map_err(|e| VerifyError::Format {
             what: "lookup response",
             detail: e.to_string(),
@@ -693,19 +948,27 @@ impl SumdbVerifier {
                 seen: got.to_string(),
             });
         }
-        let tree = self.accept_note(lookup.note.as_bytes()).await?;
+        let (tree, latest) = self.accept_tree(lookup.note.as_bytes()).await?;
         let id = lookup.id;
-        if id >= tree.size {
+        // The note's tree is accepted or proven a prefix of the accepted
+        // one; a record beyond it (a lagging note) is proven in the
+        // accepted tree, as Go's own client does.
+        let (size, root) = if id < tree.size {
+            (tree.size, tree.root)
+        } else {
+            (latest.size, latest.root)
+        };
+        if id >= size {
             return Err(VerifyError::Inclusion {
                 module: m.to_string(),
                 id,
-                size: tree.size,
-                expected: format!("record id < {}", tree.size),
+                size,
+                expected: format!("record id < {size}"),
                 seen: format!("record id {id}"),
             });
         }
         let want = self
-            .with_tiles(tree.size, tree.root, move |r| {
+            .with_tiles(epoch, size, root, move |r| {
                 r.read_hashes(&[stored_hash_index(0, id)])
             })
             .await?;
@@ -715,39 +978,44 @@ impl SumdbVerifier {
             return Err(VerifyError::Inclusion {
                 module: m.to_string(),
                 id,
-                size: tree.size,
+                size,
                 expected: expected.to_string(),
                 seen: seen.to_string(),
             });
         }
         let mut raw = format!("{id}\n").into_bytes();
         raw.extend_from_slice(lookup.record.text().as_bytes());
-        self.index.put(RECORDS, &self.upstream, key, &raw)?;
+        self.index.put(RECORDS, &self.upstream, epoch, key, &raw)?;
         Ok(VerifiedRecord {
             id,
+            epoch,
             record: lookup.record,
             cached: false,
         })
     }
 
-    /// A verified module file (`kind` is `mod` or `zip`) from the store,
-    /// opened for streaming.
+    /// A verified module file (`kind` is `mod` or `zip`) stored in the
+    /// current epoch, opened for streaming.
     pub async fn stored_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
     ) -> Result<Option<Blob>, VerifyError> {
-        let Some(d) = self.blob_digest(&format!("{kind}:{}@{}", m.path, m.version)) else {
+        let epoch = self.epoch().await?;
+        let key = format!("{kind}:{}@{}", m.path, m.version);
+        let Some(d) = self.blob_digest(epoch, &key)? else {
             return Ok(None);
         };
         Ok(self.blobs.get_stream(&d).await?)
     }
 
-    /// Stores a module file whose h1 matched the verified record.
+    /// Stores a module file whose h1 matched the record verified in
+    /// `epoch`.
     pub async fn store_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
+        epoch: u64,
         data: Bytes,
     ) -> Result<(), VerifyError> {
         let d = Digest::of(&data);
@@ -755,31 +1023,38 @@ impl SumdbVerifier {
         self.index.put(
             BLOBS,
             &self.upstream,
+            epoch,
             &format!("{kind}:{}@{}", m.path, m.version),
             d.as_bytes(),
         )
     }
 }
 
-fn decode_record(raw: &[u8]) -> Option<VerifiedRecord> {
+fn decode_record(raw: &[u8], epoch: u64) -> Option<VerifiedRecord> {
     let s = std::str::from_utf8(raw).ok()?;
     let (id, text) = s.split_once('\n')?;
     Some(VerifiedRecord {
         id: id.parse().ok()?,
+        epoch,
         record: Record::parse(text).ok()?,
         cached: true,
     })
 }
 
+/// Runs a trust-state call on the blocking pool. (Its error is boxed: the
+/// trust state's errors are large.)
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TrustError> + Send + 'static,
-) -> Result<T, TrustError> {
+    f: impl FnOnce() -> Result<T, Box<TrustError>> + Send + 'static,
+) -> Result<T, VerifyError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| TrustError::Storage {
-            op: "task",
-            detail: e.to_string(),
+        .map_err(|e| {
+            VerifyError::from(TrustError::Storage {
+                op: "task",
+                detail: e.to_string(),
+            })
         })?
+        .map_err(VerifyError::Trust)
 }
 
 /// Reads tiles for a [`TileHashReader`] (on a blocking thread): stored
@@ -787,6 +1062,7 @@ async fn blocking<T: Send + 'static>(
 /// reader authenticated so the caller stores them.
 pub struct Fetcher {
     upstream: String,
+    epoch: u64,
     client: UpstreamClient,
     blobs: FsBlobStore,
     index: GoIndex,
@@ -801,6 +1077,8 @@ pub enum FetchError {
     Upstream(UpstreamError),
     #[error("{0}")]
     Store(String),
+    #[error("{url} answered {code}")]
+    Status { url: String, code: u16 },
 }
 
 impl TileReader for Fetcher {
@@ -811,7 +1089,11 @@ impl TileReader for Fetcher {
             let mut out = Vec::with_capacity(tiles.len());
             for t in tiles {
                 let path = t.path(Dialect::SumDb);
-                if let Some(d) = self.index.get(BLOBS, &self.upstream, &path) {
+                let stored = self
+                    .index
+                    .get(BLOBS, &self.upstream, self.epoch, &path)
+                    .map_err(|e| FetchError::Store(e.to_string()))?;
+                if let Some(d) = stored {
                     if let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) {
                         if let Some(b) = self
                             .blobs
@@ -828,11 +1110,16 @@ impl TileReader for Fetcher {
                     .client
                     .send(
                         UpstreamRequest::get(format!("/{path}"))
-                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64),
+                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64)
+                            .probe(),
                     )
                     .await
-                    .and_then(|r| r.error_for_status())
                     .map_err(FetchError::Upstream)?;
+                let res = expect_200(res).map_err(|e| match e {
+                    VerifyError::Upstream(u) => FetchError::Upstream(u),
+                    VerifyError::Status { url, code } => FetchError::Status { url, code },
+                    e => FetchError::Store(e.to_string()),
+                })?;
                 out.push(res.body.to_vec());
             }
             Ok(out)

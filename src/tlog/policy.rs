@@ -110,6 +110,11 @@ pub struct PolicyVerified {
     pub log: String,
     /// Every listed witness whose cosignature verified, in note order.
     pub cosigners: Vec<Cosigner>,
+    /// The newest time at which the quorum was met: the largest `t` such
+    /// that the cosignatures dated `t` or later satisfy the quorum alone
+    /// (POSIX seconds). `None` for `quorum none`. This is how fresh the
+    /// witnesses vouch the tree is.
+    pub quorum_time: Option<u64>,
 }
 
 /// Why a policy was refused, or a checkpoint did not satisfy it. Line
@@ -318,6 +323,26 @@ impl Policy {
         }
     }
 
+    /// The newest time at which `cosigners` (that met the quorum) met it:
+    /// the largest cosignature time `t` such that the cosignatures dated
+    /// `t` or later satisfy the quorum on their own. `None` for
+    /// `quorum none` (no witness vouches for any time).
+    fn quorum_time(&self, cosigners: &[Cosigner]) -> Option<u64> {
+        self.quorum?;
+        let mut times: Vec<u64> = cosigners.iter().map(|c| c.time).collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.dedup();
+        times.into_iter().find(|&t| {
+            let mut cosigned = vec![false; self.witnesses.len()];
+            for c in cosigners.iter().filter(|c| c.time >= t) {
+                if let Some(i) = self.witnesses.iter().position(|w| w.name == c.witness) {
+                    cosigned[i] = true;
+                }
+            }
+            self.quorum_holds(&cosigned)
+        })
+    }
+
     /// Checks a signed checkpoint note against the policy at time `now`
     /// (POSIX seconds): its text must be a checkpoint, a `log` key must
     /// have signed it, and the quorum must hold over the cosignatures of
@@ -379,11 +404,13 @@ impl Policy {
                 future,
             });
         }
+        let quorum_time = self.quorum_time(&cosigners);
         Ok(PolicyVerified {
             checkpoint,
             log: log.name.clone(),
             text: note.text,
             cosigners,
+            quorum_time,
         })
     }
 }
@@ -836,6 +863,39 @@ U7WM79jrzyhGZ5/GUBTpM7NzwdyfFx61t3RovgcC4Ro=
         assert!(!check(&[0, 1, 2]));
         assert!(!check(&[0, 5, 3, 4]));
         assert!(!check(&[]));
+    }
+
+    #[test]
+    fn quorum_time_is_the_newest_time_the_quorum_was_met() {
+        let log = Signer::from_seed("example.com/log", &[1; 32]).unwrap();
+        let w = keys(3);
+        let mut text = format!("log {}\n", log.verifier_key());
+        for (i, s) in w.iter().enumerate() {
+            text.push_str(&format!("witness x{i} {}\n", s.verifier_key()));
+        }
+        text.push_str("group two 2 x0 x1 x2\nquorum two\n");
+        let p = Policy::parse(&text).unwrap();
+        let msg = sign(
+            "example.com/log\n2\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+            &[&log],
+        )
+        .unwrap();
+        let at = |times: &[(usize, u64)]| {
+            let cos: Vec<Signer> = times
+                .iter()
+                .map(|&(i, t)| w[i].cosigner(t).unwrap())
+                .collect();
+            let refs: Vec<&Signer> = cos.iter().collect();
+            p.verify(&add_signatures(&msg, &refs).unwrap(), 1000)
+                .map(|v| v.quorum_time)
+        };
+        // Two of three: the second-newest cosignature dates the quorum.
+        assert_eq!(at(&[(0, 100), (1, 300), (2, 200)]), Ok(Some(200)));
+        assert_eq!(at(&[(0, 500), (1, 300)]), Ok(Some(300)));
+        assert!(at(&[(0, 500)]).is_err());
+        // quorum none: no witness vouches for a time.
+        let none = Policy::parse(&format!("log {}\nquorum none\n", log.verifier_key())).unwrap();
+        assert_eq!(none.verify(&msg, 0).unwrap().quorum_time, None);
     }
 
     #[test]

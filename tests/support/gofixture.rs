@@ -56,6 +56,26 @@ pub struct FixtureOptions {
     pub serve_altered_mod: Vec<String>,
     /// `module@version`s whose altered content is logged (and served).
     pub log_altered: Vec<String>,
+    /// `module@version`s whose true zip is logged but served behind a
+    /// prefix of other local entries (offsets unchanged).
+    pub serve_prefixed_zip: Vec<String>,
+    /// Answer every GOPROXY route with this status (the usual body for a
+    /// 2xx/3xx, "upstream's own body" for a 4xx/5xx).
+    pub proxy_status: Option<u16>,
+    /// The same for the checksum database's `/latest`, `/lookup`, `/tile`.
+    pub sumdb_status: Option<u16>,
+    /// Serve a `list`, `.info` and `@latest` of the wrong shape.
+    pub bad_metadata: bool,
+    /// `/lookup` answers carry the signed tree of the first N records.
+    pub lookup_tree_size: Option<u64>,
+    /// With `lookup_tree_size`: that tree's hash is forged (same key).
+    pub lookup_tree_forged: bool,
+    /// Answer GOPROXY requests for unknown module versions with this
+    /// status instead of 404.
+    pub unknown_status: Option<u16>,
+    /// A file whose lines (once it exists) are appended to every signed
+    /// tree note: cosignatures a test made.
+    pub extra_signatures: Option<PathBuf>,
 }
 
 /// A running fixture.
@@ -97,10 +117,32 @@ impl GoFixture {
                 TileKind::Data => "data",
             });
         }
+        if let Some(code) = opts.proxy_status {
+            cmd.arg("-proxy-status").arg(code.to_string());
+        }
+        if let Some(code) = opts.sumdb_status {
+            cmd.arg("-sumdb-status").arg(code.to_string());
+        }
+        if opts.bad_metadata {
+            cmd.arg("-bad-metadata");
+        }
+        if let Some(n) = opts.lookup_tree_size {
+            cmd.arg("-lookup-tree-size").arg(n.to_string());
+        }
+        if opts.lookup_tree_forged {
+            cmd.arg("-lookup-tree-forged");
+        }
+        if let Some(code) = opts.unknown_status {
+            cmd.arg("-unknown-status").arg(code.to_string());
+        }
+        if let Some(f) = &opts.extra_signatures {
+            cmd.arg("-extra-signatures").arg(f);
+        }
         for (flag, list) in [
             ("-serve-altered-zip", &opts.serve_altered_zip),
             ("-serve-altered-mod", &opts.serve_altered_mod),
             ("-log-altered", &opts.log_altered),
+            ("-serve-prefixed-zip", &opts.serve_prefixed_zip),
         ] {
             if !list.is_empty() {
                 cmd.arg(flag).arg(list.join(","));

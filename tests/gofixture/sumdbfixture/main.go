@@ -29,6 +29,19 @@
 //	-tree-size N                sign and serve the tree of the first N records (replay)
 //	-other-key                  sign trees with another key of the same name
 //	-tamper-tile hash|data      alter every hash tile or data tile served
+//	-proxy-status CODE          answer every GOPROXY route with this status (the usual
+//	                            body, or "upstream's own body" for 4xx/5xx)
+//	-sumdb-status CODE          the same for /latest, /lookup and /tile
+//	-bad-metadata               serve a list, .info and @latest of the wrong shape
+//	-serve-prefixed-zip m@v,... log the true zip hash, serve the zip behind a prefix of
+//	                            other local entries (what a reader from the start sees)
+//	-lookup-tree-size N         /lookup answers carry the signed tree of the first N
+//	                            records (a lagging database)
+//	-lookup-tree-forged         with -lookup-tree-size: that tree's hash is forged
+//	-unknown-status CODE        answer GOPROXY requests for unknown module versions with
+//	                            this status instead of 404
+//	-extra-signatures FILE      append FILE's lines (if it exists) to every signed tree
+//	                            note: witness cosignatures a test made for the tree
 package main
 
 import (
@@ -71,6 +84,14 @@ var (
 	serveAlteredZip = flag.String("serve-altered-zip", "", "comma-separated module@version: serve an altered zip")
 	serveAlteredMod = flag.String("serve-altered-mod", "", "comma-separated module@version: serve an altered go.mod")
 	logAltered      = flag.String("log-altered", "", "comma-separated module@version: log and serve altered content")
+	proxyStatus     = flag.Int("proxy-status", 0, "answer GOPROXY routes with this status")
+	sumdbStatus     = flag.Int("sumdb-status", 0, "answer /latest, /lookup and /tile with this status")
+	badMetadata     = flag.Bool("bad-metadata", false, "serve list, .info and @latest of the wrong shape")
+	servePrefixZip  = flag.String("serve-prefixed-zip", "", "comma-separated module@version: serve the zip behind a prefix")
+	lookupTreeSize  = flag.Int64("lookup-tree-size", -1, "lookup answers carry the tree of this many records")
+	lookupForged    = flag.Bool("lookup-tree-forged", false, "with -lookup-tree-size: forge that tree's hash")
+	unknownStatus   = flag.Int("unknown-status", 0, "status for GOPROXY requests of unknown module versions")
+	extraSigs       = flag.String("extra-signatures", "", "file of signature lines appended to every tree note")
 )
 
 // modFiles is one module version as served: its zip and go.mod, and the
@@ -124,6 +145,7 @@ func main() {
 			"serve-zip": splitSet(*serveAlteredZip),
 			"serve-mod": splitSet(*serveAlteredMod),
 			"log":       splitSet(*logAltered),
+			"prefix":    splitSet(*servePrefixZip),
 		},
 		mods:   map[string]*modFiles{},
 		lookup: map[string]int64{},
@@ -142,9 +164,9 @@ func main() {
 	mux := http.NewServeMux()
 	db := sumdb.NewServer(f)
 	prefix := "/sumdb/" + name
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, tamper(db)))
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, withStatus(*sumdbStatus, f.lagLookups(tamper(db)))))
 	mux.HandleFunc(prefix+"/supported", func(w http.ResponseWriter, r *http.Request) {})
-	mux.HandleFunc("/", f.serveProxy)
+	mux.Handle("/", withStatus(*proxyStatus, http.HandlerFunc(f.serveProxy)))
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -312,6 +334,9 @@ func (f *fixture) served(m module.Version, mf *modFiles) (zipData, mod []byte) {
 	if f.alter["log"][key] || f.alter["serve-zip"][key] {
 		zipData = mf.altZip
 	}
+	if f.alter["prefix"][key] {
+		zipData = prefixed(mf.zip, key)
+	}
 	if f.alter["log"][key] || f.alter["serve-mod"][key] {
 		mod = mf.altMod
 	}
@@ -362,7 +387,15 @@ func (f *fixture) Signed(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: n, Hash: h}))}, f.signer)
+	signed, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: n, Hash: h}))}, f.signer)
+	if err != nil || *extraSigs == "" {
+		return signed, err
+	}
+	extra, err := os.ReadFile(*extraSigs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return signed, nil
+	}
+	return append(signed, extra...), err
 }
 
 func (f *fixture) readHashes(indexes []int64) ([]tlog.Hash, error) {
@@ -488,6 +521,11 @@ func (f *fixture) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if what == "list" || what == "@latest" || strings.HasSuffix(what, ".info") {
+		if badMeta(w, what) {
+			return
+		}
+	}
 	if what == "list" {
 		for _, v := range versions {
 			fmt.Fprintln(w, v)
@@ -511,6 +549,10 @@ func (f *fixture) serveProxy(w http.ResponseWriter, r *http.Request) {
 	m := module.Version{Path: path, Version: vers}
 	mf, err := f.files(m)
 	if err != nil {
+		if *unknownStatus != 0 {
+			http.Error(w, "unknown version", *unknownStatus)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}
@@ -544,4 +586,113 @@ func (f *fixture) versions(path string) ([]string, error) {
 func writeInfo(w http.ResponseWriter, vers string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"Version": vers, "Time": "2026-01-02T03:04:05Z"})
+}
+
+// prefixed returns z behind the local entries of another zip (one file,
+// "<key>/evil.go"), offsets unchanged: readers that start from the end
+// record (Go's archive/zip, most libraries) skip the prefix and see z,
+// a reader going from the start sees the other file first.
+func prefixed(z []byte, key string) []byte {
+	var other bytes.Buffer
+	w := zip.NewWriter(&other)
+	fw, err := w.Create(key + "/evil.go")
+	if err == nil {
+		io.WriteString(fw, "package evil\n")
+	}
+	w.Close()
+	o := other.Bytes()
+	// Keep only the local entries: cut at the central directory.
+	if i := bytes.Index(o, []byte("PK\x01\x02")); i >= 0 {
+		o = o[:i]
+	}
+	return append(append([]byte(nil), o...), z...)
+}
+
+// withStatus answers with status code instead of 200 when code is set:
+// the usual body for a 2xx or 3xx, an identifiable body of the upstream's
+// own for a 4xx or 5xx (which a proxy in front must not pass on).
+func withStatus(code int, h http.Handler) http.Handler {
+	if code == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/supported") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if code >= 400 {
+			w.WriteHeader(code)
+			io.WriteString(w, "upstream's own body\n")
+			return
+		}
+		rec := &recorder{header: http.Header{}, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(code)
+		w.Write(rec.body.Bytes())
+	})
+}
+
+// lagLookups replaces the signed tree in /lookup answers with the tree of
+// the first -lookup-tree-size records (its hash forged with
+// -lookup-tree-forged).
+func (f *fixture) lagLookups(h http.Handler) http.Handler {
+	if *lookupTreeSize < 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/lookup/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := &recorder{header: http.Header{}, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		body := rec.body.Bytes()
+		// <id>\n<record text>\n\n<note>: the record ends at the first blank line.
+		i := bytes.Index(body, []byte("\n\n"))
+		if rec.code != http.StatusOK || i < 0 {
+			w.WriteHeader(rec.code)
+			w.Write(body)
+			return
+		}
+		f.mu.Lock()
+		n := *lookupTreeSize
+		th, err := tlog.TreeHash(n, tlog.HashReaderFunc(f.readHashes))
+		f.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if *lookupForged {
+			th[0] ^= 1
+		}
+		note, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: n, Hash: th}))}, f.signer)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Write(append(append([]byte(nil), body[:i+2]...), note...))
+	})
+}
+
+// meta writes the answer to a list, .info or @latest request: the true
+// one, or (with -bad-metadata) one of the wrong shape.
+func badMeta(w http.ResponseWriter, what string) bool {
+	if !*badMetadata {
+		return false
+	}
+	switch what {
+	case "list":
+		io.WriteString(w, "v1.0.0\n<script>alert(1)</script>\n")
+	case "@latest":
+		io.WriteString(w, "not json\n")
+	default:
+		io.WriteString(w, `{"Version":"master","Time":"yesterday"}`)
+	}
+	return true
 }
