@@ -65,6 +65,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Warg: what bulwark does with a client's publish (`publish = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WargPublish {
+    /// Refused with 403 (the default: a mirror is read-only unless the
+    /// operator says otherwise).
+    #[default]
+    Off,
+    /// Forwarded to the upstream owning the namespace with the client's own
+    /// `Authorization` header (if any) and never with the upstream `token`,
+    /// which is a read credential.
+    Forward,
+}
+
 /// `[server]`: where and how bulwark listens, and its limits.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -227,6 +241,12 @@ pub struct UpstreamConfig {
     pub token: Option<Secret>,
     /// Per-upstream override of `server.max_checkpoint_age`.
     pub max_checkpoint_age: Option<Duration>,
+    /// Warg: whether client publishes are forwarded (with the client's own
+    /// credential) or refused.
+    pub publish: WargPublish,
+    /// Warg: how long a verified checkpoint answers `fetch/checkpoint`
+    /// before the upstream is asked again (zero: every request asks).
+    pub checkpoint_reuse: Duration,
 }
 
 impl UpstreamConfig {
@@ -304,6 +324,8 @@ struct RawUpstream {
     token: Option<String>,
     token_env: Option<String>,
     max_checkpoint_age: Option<String>,
+    publish: Option<WargPublish>,
+    checkpoint_reuse: Option<String>,
 }
 
 /// Defaults, written once so that the reference in README matches the code.
@@ -338,6 +360,10 @@ pub mod defaults {
     pub const IDLE_TIMEOUT: &str = "30s";
     /// `server.shutdown_grace`
     pub const SHUTDOWN_GRACE: &str = "30s";
+    /// `upstream.checkpoint_reuse` (Warg)
+    pub const CHECKPOINT_REUSE: &str = "2s";
+    /// The longest `upstream.checkpoint_reuse` accepted.
+    pub const MAX_CHECKPOINT_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
 }
 
 /// Smallest head buffer hyper accepts.
@@ -666,6 +692,18 @@ impl Validator<'_> {
                 }
             }
             Protocol::Gomod => {
+                if raw.checkpoint_reuse.is_some() {
+                    return Err(self.err(
+                        at("checkpoint_reuse"),
+                        "only warg upstreams take checkpoint_reuse",
+                    ));
+                }
+                if raw.publish.is_some() {
+                    return Err(self.err(
+                        at("publish"),
+                        "only warg upstreams take publish; bulwark never forwards writes to a GOPROXY",
+                    ));
+                }
                 if raw.operator_key.is_some() {
                     return Err(self.err(
                         at("operator_key"),
@@ -753,6 +791,26 @@ impl Validator<'_> {
             None => None,
             Some(t) => Some(self.duration(&at("max_checkpoint_age"), Some(t), "")?),
         };
+        let reuse_text = raw
+            .checkpoint_reuse
+            .unwrap_or_else(|| defaults::CHECKPOINT_REUSE.to_string());
+        let checkpoint_reuse = humantime::parse_duration(reuse_text.trim()).map_err(|e| {
+            self.err(
+                at("checkpoint_reuse"),
+                format!(
+                    "expected a duration like \"2s\" (\"0s\": no reuse), saw {reuse_text:?} ({e})"
+                ),
+            )
+        })?;
+        if checkpoint_reuse > defaults::MAX_CHECKPOINT_REUSE {
+            return Err(self.err(
+                at("checkpoint_reuse"),
+                format!(
+                    "at most {} (a reused checkpoint is not re-confirmed meanwhile), saw {reuse_text:?}",
+                    humantime::format_duration(defaults::MAX_CHECKPOINT_REUSE)
+                ),
+            ));
+        }
         Ok(UpstreamConfig {
             name: raw.name,
             protocol: raw.protocol,
@@ -765,6 +823,8 @@ impl Validator<'_> {
             ca_file,
             token,
             max_checkpoint_age,
+            publish: raw.publish.unwrap_or_default(),
+            checkpoint_reuse,
         })
     }
 
@@ -1103,6 +1163,37 @@ mod tests {
         let bad = GO_KEY.replace("033de0ae", "033de0af");
         let e = check_note_verifier_key(&bad, "sum.golang.org").unwrap_err();
         assert!(e.contains("does not match"), "{e}");
+    }
+
+    fn warg_upstream(extra: &str) -> String {
+        format!(
+            "[[upstream]]\nname = \"w\"\nprotocol = \"warg\"\nurl = \"https://w.example\"\noperator_key = \"ecdsa-p256:A2sX0fLhLEJH+Lzm5WOkQPJ3A32BLeszoPShOUXYmMKW\"\ndefault = true\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn warg_publish_is_off_unless_forward_and_only_on_warg() {
+        let c = parse(&warg_upstream("")).unwrap();
+        assert_eq!(c.upstreams[0].publish, WargPublish::Off);
+        let c = parse(&warg_upstream("publish = \"forward\"")).unwrap();
+        assert_eq!(c.upstreams[0].publish, WargPublish::Forward);
+        let e = parse(&warg_upstream("publish = \"yes\"")).unwrap_err();
+        assert!(e.message.contains("yes"), "{e}");
+        let go = format!(
+            "[[upstream]]\nname = \"a\"\nprotocol = \"gomod\"\nurl = \"https://x\"\nnamespaces = [\"*\"]\nsumdb = {{ name = \"sum.golang.org\", key = \"{GO_KEY}\" }}\npublish = \"forward\"\n"
+        );
+        let e = parse(&go).unwrap_err();
+        assert_eq!(e.key, "upstream[0].publish", "{e}");
+    }
+
+    #[test]
+    fn warg_checkpoint_reuse_defaults_and_is_bounded() {
+        let c = parse(&warg_upstream("")).unwrap();
+        assert_eq!(c.upstreams[0].checkpoint_reuse, Duration::from_secs(2));
+        let c = parse(&warg_upstream("checkpoint_reuse = \"0s\"")).unwrap();
+        assert_eq!(c.upstreams[0].checkpoint_reuse, Duration::ZERO);
+        let e = parse(&warg_upstream("checkpoint_reuse = \"5m\"")).unwrap_err();
+        assert_eq!(e.key, "upstream[0].checkpoint_reuse", "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use bulwark::federation::Federation;
 use bulwark::gomod::front::GoFront;
 use bulwark::gomod::verifier::GoIndex;
 use bulwark::server::{App, Front, Server};
-use bulwark::store::{FsBlobConfig, FsBlobStore};
+use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;
 use bulwark::warg::front::WargFront;
 use clap::{Parser, Subcommand};
@@ -126,8 +126,9 @@ fn init_logging(format: LogFormat) {
 /// The protocol fronts, in the order they are asked.
 ///
 /// The trust state
-/// (`<data_dir>/state.redb`) and the blob store (`<data_dir>/blobs`) are
-/// opened here, once, and shared by the fronts.
+/// (`<data_dir>/state.redb`), the blob store (`<data_dir>/blobs`) and the
+/// artifact index (`<data_dir>/index.redb`) are opened here, once, and
+/// shared by the fronts.
 async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     let mut fronts: Vec<Arc<dyn Front>> = Vec::new();
     let data_dir = app.data_dir().clone();
@@ -136,11 +137,16 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         tokio::task::spawn_blocking(move || TrustState::open(path)).await??
     };
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    let index = {
+        let path = data_dir.join("index.redb");
+        tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
+    };
     if let Some(warg) = WargFront::new(
         &app.config,
         app.federation.clone(),
         trust.clone(),
         blobs.clone(),
+        index,
     )? {
         fronts.push(Arc::new(warg));
     }

@@ -34,6 +34,8 @@ struct Up<'a> {
     key: &'a str,
     namespace: &'a str,
     default: bool,
+    /// More lines of this `[[upstream]]` table (`publish = ...`, `token = ...`).
+    extra: String,
 }
 
 /// The real bulwark binary, killed on drop.
@@ -42,6 +44,7 @@ struct Bulwark {
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
     dir: tempfile::TempDir,
+    config: PathBuf,
 }
 
 impl Bulwark {
@@ -53,8 +56,8 @@ impl Bulwark {
         );
         for u in ups {
             config.push_str(&format!(
-                "[[upstream]]\nname = {:?}\nprotocol = \"warg\"\nurl = {:?}\noperator_key = {:?}\nnamespaces = [{:?}]\ndefault = {}\n\n",
-                u.name, u.url, u.key, u.namespace, u.default
+                "[[upstream]]\nname = {:?}\nprotocol = \"warg\"\nurl = {:?}\noperator_key = {:?}\nnamespaces = [{:?}]\ndefault = {}\n{}\n\n",
+                u.name, u.url, u.key, u.namespace, u.default, u.extra
             ));
         }
         let path = dir.path().join("bulwark.toml");
@@ -69,7 +72,29 @@ impl Bulwark {
             addr,
             stderr,
             dir,
+            config: path,
         }
+    }
+
+    /// Stops bulwark and starts it again on the same configuration and
+    /// data directory (a new port).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let support::serve::Spawned {
+            child,
+            addr,
+            stderr,
+        } = support::serve::spawn(&bin(), &self.config, "info,bulwark=debug");
+        self.child = child;
+        self.addr = addr;
+        self.stderr = stderr;
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        let mut h = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        http(self.addr, "POST", path, &h, Some(body))
     }
 
     fn url(&self) -> String {
@@ -119,7 +144,18 @@ fn up<'a>(name: &'a str, server: &'a WargServer, ns: &'a str, default: bool) -> 
         key: &server.operator_key.public,
         namespace: ns,
         default,
+        extra: NO_REUSE.to_string(),
     }
+}
+
+/// Most tests look at each checkpoint answer of the upstream as it comes:
+/// no reuse of a verified checkpoint between requests.
+const NO_REUSE: &str = "checkpoint_reuse = \"0s\"\n";
+
+/// `u` with publishing through bulwark on (`publish = "forward"`).
+fn forward(mut u: Up<'_>) -> Up<'_> {
+    u.extra.push_str("publish = \"forward\"\n");
+    u
 }
 
 fn body_text(r: &HttpResponse) -> String {
@@ -143,8 +179,8 @@ fn two_upstreams_download_info_update_and_publish_through_bulwark() {
     publish_direct(&wasi, "wasi:http", &http_pkg);
 
     let b = Bulwark::start(&[
-        up("acme-up", &acme, "acme", true),
-        up("wasi-up", &wasi, "wasi", false),
+        forward(up("acme-up", &acme, "acme", true)),
+        forward(up("wasi-up", &wasi, "wasi", false)),
     ]);
     let client = WargClient::new(&b.url());
     let got = client
@@ -352,14 +388,34 @@ enum Mitm {
     BreakSignature,
     FlipLedgerLeaf,
     RewriteIndex,
+    /// fetch/logs answered with this status and a rewritten record,
+    /// proof/inclusion with it and an emptied bundle.
+    NonOk(u16),
+}
+
+/// One request the proxy saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+/// What the proxy shares with its connection threads.
+#[derive(Default)]
+struct ProxyState {
+    mode: Mutex<Option<Mitm>>,
+    seen: Mutex<Vec<Seen>>,
+    /// path → (status, body) answered instead of asking the upstream.
+    overrides: Mutex<std::collections::HashMap<String, (u16, Vec<u8>)>>,
 }
 
 /// An HTTP/1.1 proxy in front of a warg-server that rewrites answers
-/// according to its mode; it records the first checkpoint body it sees for
-/// replay.
+/// according to its mode (or answers from its overrides); it records the
+/// first checkpoint body it sees for replay, and every request.
 struct Proxy {
     addr: SocketAddr,
-    mode: Arc<Mutex<Mitm>>,
+    state: Arc<ProxyState>,
     first_checkpoint: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
@@ -367,19 +423,20 @@ impl Proxy {
     fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mode = Arc::new(Mutex::new(Mitm::Pass));
+        let state = Arc::new(ProxyState::default());
+        *state.mode.lock().unwrap() = Some(Mitm::Pass);
         let first = Arc::new(Mutex::new(None));
-        let (m, f) = (mode.clone(), first.clone());
+        let (st, f) = (state.clone(), first.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { break };
-                let (m, f) = (m.clone(), f.clone());
-                thread::spawn(move || serve_conn(conn, upstream, m, f));
+                let (st, f) = (st.clone(), f.clone());
+                thread::spawn(move || serve_conn(conn, upstream, st, f));
             }
         });
         Proxy {
             addr,
-            mode,
+            state,
             first_checkpoint: first,
         }
     }
@@ -389,14 +446,37 @@ impl Proxy {
     }
 
     fn set(&self, m: Mitm) {
-        *self.mode.lock().unwrap() = m;
+        *self.state.mode.lock().unwrap() = Some(m);
+    }
+
+    /// Answers `path` with `status` and `body` from now on.
+    fn answer(&self, path: &str, status: u16, body: Vec<u8>) {
+        self.state
+            .overrides
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), (status, body));
+    }
+
+    fn clear_answers(&self) {
+        self.state.overrides.lock().unwrap().clear();
+    }
+
+    /// Every request seen so far.
+    fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests for `path` were seen so far.
+    fn count(&self, path: &str) -> usize {
+        self.seen().iter().filter(|s| s.path == path).count()
     }
 }
 
 fn serve_conn(
     conn: TcpStream,
     upstream: SocketAddr,
-    mode: Arc<Mutex<Mitm>>,
+    state: Arc<ProxyState>,
     first: Arc<Mutex<Option<Vec<u8>>>>,
 ) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -411,6 +491,7 @@ fn serve_conn(
         let path = parts.next().unwrap_or("").to_string();
         let mut len = 0usize;
         let mut headers: Vec<(String, String)> = Vec::new();
+        let mut authorization = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -425,38 +506,58 @@ fn serve_conn(
                 if k == "content-length" {
                     len = v.parse().unwrap_or(0);
                 }
+                if k == "authorization" {
+                    authorization = Some(v.clone());
+                }
                 if k == "content-type" {
                     headers.push((k, v));
                 }
             }
         }
+        state.seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            authorization,
+        });
         let mut body = vec![0u8; len];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let hdrs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let resp = http(
-            upstream,
-            &method,
-            &path,
-            &hdrs,
-            (method == "POST").then_some(body.as_slice()),
-        );
-        let m = *mode.lock().unwrap();
-        let mut out = resp.body.clone();
-        if resp.status == 200 {
-            out = rewrite(m, &path, out, &first);
-        }
-        let ct = resp
-            .header("content-type")
-            .unwrap_or("application/json")
-            .to_string();
+        let forced = state.overrides.lock().unwrap().get(&path).cloned();
+        let (status, out, ct) = match forced {
+            Some((status, out)) => (status, out, "application/json".to_string()),
+            None => {
+                let hdrs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let resp = http(
+                    upstream,
+                    &method,
+                    &path,
+                    &hdrs,
+                    (method == "POST").then_some(body.as_slice()),
+                );
+                let m = state.mode.lock().unwrap().unwrap_or(Mitm::Pass);
+                let mut out = resp.body.clone();
+                let mut status = resp.status;
+                if resp.status == 200 {
+                    out = rewrite(m, &path, out, &first);
+                    if let Mitm::NonOk(s) = m {
+                        if path == "/v1/fetch/logs" || path == "/v1/proof/inclusion" {
+                            status = s;
+                        }
+                    }
+                }
+                let ct = resp
+                    .header("content-type")
+                    .unwrap_or("application/json")
+                    .to_string();
+                (status, out, ct)
+            }
+        };
         let head = format!(
-            "HTTP/1.1 {} X\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
-            resp.status,
+            "HTTP/1.1 {status} X\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
             out.len()
         );
         if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&out).is_err() {
@@ -473,7 +574,7 @@ fn rewrite(m: Mitm, path: &str, body: Vec<u8>, first: &Mutex<Option<Vec<u8>>>) -
         }
     }
     match (m, path) {
-        (Mitm::EmptyInclusion, "/v1/proof/inclusion") => {
+        (Mitm::EmptyInclusion | Mitm::NonOk(_), "/v1/proof/inclusion") => {
             let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             v["log"] = serde_json::Value::String(String::new());
             serde_json::to_vec(&v).unwrap()
@@ -499,7 +600,7 @@ fn rewrite(m: Mitm, path: &str, body: Vec<u8>, first: &Mutex<Option<Vec<u8>>>) -
             v["signature"] = serde_json::Value::String(format!("ecdsa-p256:{}", b64.encode(bytes)));
             serde_json::to_vec(&v).unwrap()
         }
-        (Mitm::RewriteRecord, "/v1/fetch/logs") => {
+        (Mitm::RewriteRecord | Mitm::NonOk(_), "/v1/fetch/logs") => {
             let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             if let Some(pkgs) = v.get_mut("packages").and_then(|p| p.as_object_mut()) {
                 for recs in pkgs.values_mut() {
@@ -551,6 +652,7 @@ fn mitm_setup(seed: u64) -> (WargServer, Proxy, Bulwark, Vec<u8>) {
         key: &acme.operator_key.public,
         namespace: "acme",
         default: true,
+        extra: NO_REUSE.to_string(),
     }]);
     // First checkpoint (length 1) goes through unmodified and is recorded.
     assert_eq!(b.get("/v1/fetch/checkpoint", &[]).status, 200);
@@ -729,4 +831,556 @@ fn mitm_rewritten_registry_index_of_a_non_head_record_is_refused() {
     assert_eq!(recs.as_array().map(Vec::len), Some(2), "{recs}");
     assert_eq!(client.download("acme:two", Some("1.0.0")).unwrap(), one);
     assert_eq!(client.download("acme:two", None).unwrap(), two);
+}
+
+// ---- issue 8: fail-open and exhaustion paths ----
+
+fn log_id_of(name: &str) -> warg_protocol::registry::LogId {
+    let name: warg_protocol::registry::PackageName = name.parse().unwrap();
+    warg_protocol::registry::LogId::package_log::<warg_crypto::hash::Sha256>(&name)
+}
+
+fn logs_body(len: u64, log_id: &warg_protocol::registry::LogId) -> String {
+    format!(r#"{{"logLength":{len},"packages":{{"{log_id}":null}}}}"#)
+}
+
+/// bulwark's current checkpoint length (asserting it answered 200).
+fn checkpoint_len(b: &Bulwark) -> u64 {
+    let cp = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(cp.status, 200, "{}\n{}", body_text(&cp), b.stderr());
+    cp.json()["contents"]["logLength"].as_u64().unwrap()
+}
+
+/// The checkpoint JSON `cp`, changed by `f` and signed again with `key`
+/// (the upstream's own operator key: validly signed).
+fn resign(
+    cp: &[u8],
+    key: &support::warg::WargKey,
+    f: impl FnOnce(&mut warg_protocol::registry::TimestampedCheckpoint),
+) -> Vec<u8> {
+    use warg_protocol::registry::TimestampedCheckpoint;
+    use warg_protocol::SerdeEnvelope;
+    let env: SerdeEnvelope<TimestampedCheckpoint> = serde_json::from_slice(cp).unwrap();
+    let mut contents = env.into_contents();
+    f(&mut contents);
+    let private = warg_crypto::signing::PrivateKey::decode(key.private.clone()).unwrap();
+    serde_json::to_vec(&SerdeEnvelope::signed_contents(&private, contents).unwrap()).unwrap()
+}
+
+#[test]
+fn mitm_203_and_206_answers_with_a_forged_log_and_an_empty_bundle_are_refused() {
+    let (_acme, proxy, b, bytes) = mitm_setup(21);
+    let len = checkpoint_len(&b);
+    let log_id = log_id_of("acme:mitm");
+    for status in [203u16, 206] {
+        proxy.set(Mitm::NonOk(status));
+        let r = b.post("/v1/fetch/logs", &[], logs_body(len, &log_id).as_bytes());
+        assert_eq!(r.status, 502, "fetch/logs {status}: {}", body_text(&r));
+        let text = body_text(&r);
+        assert!(text.contains("status check failed"), "{text}");
+        assert!(text.contains(&status.to_string()), "{text}");
+        let inc = format!(r#"{{"logLength":{len},"leafs":[1]}}"#);
+        let r = b.post("/v1/proof/inclusion", &[], inc.as_bytes());
+        assert_eq!(r.status, 502, "proof/inclusion {status}: {}", body_text(&r));
+        let client = WargClient::new(&b.url());
+        assert!(client.download("acme:mitm", None).is_err());
+        assert!(!b.has_blob(&content_digest(&bytes)));
+    }
+    // An upstream error keeps its status, with bulwark's own body.
+    proxy.set(Mitm::Pass);
+    proxy.answer(
+        "/v1/proof/consistency",
+        500,
+        b"<html>upstream broke: <script>x</script></html>".to_vec(),
+    );
+    let r = b.post("/v1/proof/consistency", &[], br#"{"from":1,"to":2}"#);
+    assert_eq!(r.status, 500, "{}", body_text(&r));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["status"], 500);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("acme-up") && !msg.contains("<script>"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn operator_signed_checkpoint_with_another_map_root_at_an_accepted_length_is_a_fork() {
+    use warg_protocol::registry::{LogId, MapLeaf, RecordId};
+    let (acme, proxy, mut b, _) = mitm_setup(22);
+    let len = checkpoint_len(&b);
+    // The genuine checkpoint at that length, and the operator log's head.
+    let genuine = acme.get("/v1/fetch/checkpoint");
+    assert_eq!(genuine.status, 200);
+    let ops = acme.post_json(
+        "/v1/fetch/logs",
+        &format!(r#"{{"logLength":{len},"operator":null}}"#),
+    );
+    assert_eq!(ops.status, 200);
+    let ops: warg_api::v1::fetch::FetchLogsResponse = serde_json::from_slice(&ops.body).unwrap();
+    let head = ops.operator.into_iter().last().unwrap();
+    let index = head.envelope.registry_index;
+    let env: warg_protocol::PublishedProtoEnvelope<warg_protocol::operator::OperatorRecord> =
+        head.envelope.try_into().unwrap();
+    let record_id = RecordId::operator_record::<warg_crypto::hash::Sha256>(&env.envelope);
+    let inc = acme.post_json(
+        "/v1/proof/inclusion",
+        &format!(r#"{{"logLength":{len},"leafs":[{index}]}}"#),
+    );
+    assert_eq!(inc.status, 200);
+    let inc: warg_api::v1::proof::InclusionResponse = serde_json::from_slice(&inc.body).unwrap();
+    // Another map (the operator head, plus a package head nobody else is
+    // shown), its root signed by the operator key at the same log length
+    // and log root.
+    let operator = LogId::operator_log::<warg_crypto::hash::Sha256>();
+    let hidden = log_id_of("acme:hidden");
+    let map = warg_transparency::map::Map::<warg_crypto::hash::Sha256, LogId, MapLeaf>::default()
+        .insert(
+            operator.clone(),
+            MapLeaf {
+                record_id: record_id.clone(),
+            },
+        )
+        .insert(hidden, MapLeaf { record_id });
+    let proof = map.prove(operator).unwrap();
+    let map_bundle = warg_transparency::map::MapProofBundle::bundle(vec![proof]).encode();
+    let root: warg_crypto::hash::AnyHash = map.root().clone().into();
+    let forged = resign(&genuine.body, &acme.operator_key, |c| {
+        assert_eq!(c.checkpoint.log_length as u64, len);
+        assert_ne!(c.checkpoint.map_root, root);
+        c.checkpoint.map_root = root.clone();
+    });
+    proxy.answer("/v1/fetch/checkpoint", 200, forged);
+    proxy.answer(
+        "/v1/proof/inclusion",
+        200,
+        serde_json::to_vec(&warg_api::v1::proof::InclusionResponse {
+            log: inc.log,
+            map: map_bundle,
+        })
+        .unwrap(),
+    );
+    // A new process: nothing of the accepted checkpoint in memory.
+    b.restart();
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(body_text(&r).contains("fork"), "{}", body_text(&r));
+    proxy.clear_answers();
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(body_text(&r).contains("quarantine"), "{}", body_text(&r));
+}
+
+#[test]
+fn far_future_checkpoint_timestamp_is_refused_and_does_not_block_later_ones() {
+    let (acme, proxy, mut b, _) = mitm_setup(23);
+    let genuine = acme.get("/v1/fetch/checkpoint");
+    assert_eq!(genuine.status, 200);
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 24 * 3600;
+    proxy.answer(
+        "/v1/fetch/checkpoint",
+        200,
+        resign(&genuine.body, &acme.operator_key, |c| c.timestamp = far),
+    );
+    b.restart();
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(body_text(&r).contains("timestamp"), "{}", body_text(&r));
+    // u64::MAX seconds: refused, not a panic (500).
+    proxy.answer(
+        "/v1/fetch/checkpoint",
+        200,
+        resign(&genuine.body, &acme.operator_key, |c| {
+            c.timestamp = u64::MAX
+        }),
+    );
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(body_text(&r).contains("timestamp"), "{}", body_text(&r));
+    // The honest checkpoints before and after it are accepted.
+    proxy.clear_answers();
+    let before = checkpoint_len(&b);
+    publish_direct(&acme, "acme:later", &component(700, 24));
+    assert!(checkpoint_len(&b) > before);
+}
+
+#[test]
+fn a_quarantined_upstream_gets_nothing_through_on_any_route() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let bytes = component(1800, 25);
+    let digest = content_digest(&bytes);
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    let mut b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    // Log length 1 accepted: the restarted server's length-1 checkpoint
+    // then differs from it (a fork, not a rewind).
+    assert_eq!(checkpoint_len(&b), 1);
+    publish_direct(&acme, "acme:q", &bytes);
+    let client = WargClient::new(&b.url());
+    assert_eq!(client.download("acme:q", None).unwrap(), bytes);
+    let cp = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(cp.status, 200);
+    let len = cp.json()["contents"]["logLength"].as_u64().unwrap();
+    // Same key, another history: a fork.
+    let acme = acme.restart_same_key(false);
+    b.restart();
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    assert!(body_text(&r).contains("fork"), "{}", body_text(&r));
+    let log_id = log_id_of("acme:q");
+    let routes: Vec<(&str, String, Option<String>)> = vec![
+        ("GET", "/v1/fetch/checkpoint".into(), None),
+        (
+            "POST",
+            "/v1/fetch/logs".into(),
+            Some(logs_body(len, &log_id)),
+        ),
+        (
+            "POST",
+            "/v1/fetch/names".into(),
+            Some(format!(r#"{{"packages":["{log_id}"]}}"#)),
+        ),
+        (
+            "POST",
+            "/v1/proof/inclusion".into(),
+            Some(format!(r#"{{"logLength":{len},"leafs":[1]}}"#)),
+        ),
+        (
+            "POST",
+            "/v1/proof/consistency".into(),
+            Some(format!(r#"{{"from":1,"to":{len}}}"#)),
+        ),
+        ("GET", format!("/v1/content/{digest}"), None),
+        ("GET", format!("/content/acme-up/sha256-{hex}"), None),
+        ("GET", format!("/content/sha256-{hex}"), None),
+        ("GET", "/v1/ledger".into(), None),
+        ("GET", "/v1/ledger/records/0".into(), None),
+        ("POST", "/v1/verify/checkpoint".into(), Some(body_text(&cp))),
+        (
+            "POST",
+            format!("/v1/package/{log_id}/record"),
+            Some("{}".into()),
+        ),
+        ("GET", format!("/v1/package/{log_id}/record/{digest}"), None),
+        (
+            "POST",
+            format!("/v1/package/{log_id}/record/{digest}/content/{digest}"),
+            Some("x".into()),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let r = http(
+            b.addr,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body.as_ref().map(|b| b.as_bytes()),
+        );
+        let text = body_text(&r);
+        assert_eq!(r.status, 502, "{method} {path}: {text}");
+        assert!(
+            text.contains("quarantine check failed") && text.contains("acme-up"),
+            "{method} {path}: {text}"
+        );
+    }
+    drop(acme);
+}
+
+#[test]
+fn content_is_served_only_under_the_upstream_whose_release_names_it_even_after_a_restart() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let wasi = WargServer::start(&WargServerOptions::owning("wasi"));
+    let bytes = component(2222, 26);
+    let digest = content_digest(&bytes);
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    publish_direct(&acme, "acme:shared", &bytes);
+    let mut b = Bulwark::start(&[
+        up("acme-up", &acme, "acme", true),
+        up("wasi-up", &wasi, "wasi", false),
+    ]);
+    let client = WargClient::new(&b.url());
+    assert_eq!(client.download("acme:shared", None).unwrap(), bytes);
+    assert!(b.has_blob(&digest));
+    let not_under_wasi = |b: &Bulwark| {
+        // Stored, but no release of wasi-up names it.
+        for (path, headers) in [
+            (format!("/content/wasi-up/sha256-{hex}"), vec![]),
+            (
+                format!("/v1/content/{digest}"),
+                vec![("warg-registry", "wasi-up")],
+            ),
+            (
+                format!("/content/sha256-{hex}"),
+                vec![("warg-registry", "wasi-up")],
+            ),
+        ] {
+            let r = b.get(&path, &headers);
+            assert_eq!(r.status, 404, "{path}: {}", body_text(&r));
+            assert_ne!(r.body, bytes);
+        }
+    };
+    not_under_wasi(&b);
+    // Upstream gone, bulwark restarted: what it verified is still served,
+    // from its index, under acme-up only.
+    acme.stop();
+    b.restart();
+    let src = b.get(&format!("/v1/content/{digest}"), &[]);
+    assert_eq!(src.status, 200, "{}\n{}", body_text(&src), b.stderr());
+    let url = src.json()["contentSources"][&digest][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        url,
+        format!("http://{}/content/acme-up/sha256-{hex}", b.addr)
+    );
+    let r = b.get(&format!("/content/acme-up/sha256-{hex}"), &[]);
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    assert_eq!(r.body, bytes);
+    not_under_wasi(&b);
+}
+
+#[test]
+fn publishing_is_off_by_default_and_never_carries_bulwarks_token() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let proxy = Proxy::start(acme.addr);
+    let token = "bulwark-read-token-0123456789";
+    let config = |publish: &str| Up {
+        name: "acme-up",
+        url: proxy.url(),
+        key: &acme.operator_key.public,
+        namespace: "acme",
+        default: true,
+        extra: format!("{NO_REUSE}token = {token:?}\n{publish}"),
+    };
+    let is_write = |s: &Seen| s.method == "POST" && s.path.starts_with("/v1/package/");
+    let log_id = log_id_of("acme:nope");
+    let publish_path = format!("/v1/package/{log_id}/record");
+    let own = [("authorization", "Bearer client-own-credential")];
+
+    // Default: refused with 403 and a reason, nothing written upstream.
+    let off = Bulwark::start(&[config("")]);
+    let run = WargClient::new(&off.url()).publish("acme:nope", "1.0.0", &component(500, 27));
+    assert!(!run.success, "{run:?}");
+    let r = off.post(&publish_path, &own, b"{}");
+    assert_eq!(r.status, 403, "{}", body_text(&r));
+    assert!(
+        body_text(&r).contains("publish = \\\"off\\\""),
+        "{}",
+        body_text(&r)
+    );
+    assert!(!proxy.seen().iter().any(is_write), "{:?}", proxy.seen());
+    // (bulwark's reads do carry its token: the check below can tell.)
+    let bearer = format!("Bearer {token}");
+    assert!(proxy
+        .seen()
+        .iter()
+        .any(|s| s.authorization.as_deref() == Some(bearer.as_str())));
+    drop(off);
+
+    // Forward: the client's own credential, never bulwark's.
+    let fwd = Bulwark::start(&[config("publish = \"forward\"\n")]);
+    let r = fwd.post(&publish_path, &own, b"{}");
+    assert!((400..500).contains(&r.status), "{}", body_text(&r));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let writes: Vec<Seen> = proxy.seen().into_iter().filter(is_write).collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(
+        writes[0].authorization.as_deref(),
+        Some("Bearer client-own-credential")
+    );
+    let bytes = component(600, 28);
+    let run = WargClient::new(&fwd.url()).publish("acme:yes", "1.0.0", &bytes);
+    assert!(run.success, "{run:?}\n{}", fwd.stderr());
+    let writes: Vec<Seen> = proxy.seen().into_iter().filter(is_write).collect();
+    assert!(writes.len() >= 3, "{writes:?}");
+    assert!(
+        writes
+            .iter()
+            .all(|s| s.authorization.as_deref() != Some(bearer.as_str())),
+        "{writes:?}"
+    );
+    assert_eq!(
+        WargClient::new(&acme.url())
+            .download("acme:yes", None)
+            .unwrap(),
+        bytes
+    );
+}
+
+#[test]
+fn bogus_fetch_tokens_from_clients_do_not_open_the_breaker() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    publish_direct(&acme, "acme:one", &component(400, 29));
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    let len = checkpoint_len(&b);
+    publish_direct(&acme, "acme:two", &component(400, 30));
+    // Fetch tokens the upstream never issued (the reference server drops
+    // the connection on them).
+    let log_id = log_id_of("acme:one");
+    for i in 0..12 {
+        let bogus = content_digest(format!("no such record {i}").as_bytes());
+        let body = format!(r#"{{"logLength":{len},"packages":{{"{log_id}":"{bogus}"}}}}"#);
+        let r = b.post("/v1/fetch/logs", &[], body.as_bytes());
+        assert_ne!(r.status, 200, "{}", body_text(&r));
+    }
+    assert!(
+        acme.handler_panicked(),
+        "the bogus tokens reached the server"
+    );
+    // A good client still gets the upstream's fresh state.
+    let cp = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(cp.status, 200, "{}", body_text(&cp));
+    assert!(cp.header("warning").is_none(), "{:?}", cp.headers);
+    assert!(cp.json()["contents"]["logLength"].as_u64().unwrap() > len);
+}
+
+/// Issue 8 item 13: 200 `fetch/checkpoint` requests from 8 clients at once
+/// share the upstream's answers (default `checkpoint_reuse`). Prints the
+/// upstream request counts and the wall time.
+#[test]
+fn checkpoint_requests_share_one_upstream_fetch_and_verification() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    publish_direct(&acme, "acme:load", &component(300, 31));
+    let proxy = Proxy::start(acme.addr);
+    let b = Bulwark::start(&[Up {
+        name: "acme-up",
+        url: proxy.url(),
+        key: &acme.operator_key.public,
+        namespace: "acme",
+        default: true,
+        extra: String::new(),
+    }]);
+    let started = std::time::Instant::now();
+    let addr = b.addr;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..25 {
+                    let r = http(addr, "GET", "/v1/fetch/checkpoint", &[], None);
+                    assert_eq!(r.status, 200, "{}", body_text(&r));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let checkpoints = proxy.count("/v1/fetch/checkpoint");
+    let all = proxy.seen().len();
+    eprintln!(
+        "200 fetch/checkpoint requests in {elapsed:?}: {checkpoints} upstream checkpoint fetches, {all} upstream requests in all"
+    );
+    // One fetch per reuse window (2 s), plus the first.
+    let windows = elapsed.as_secs() as usize / 2 + 2;
+    assert!(
+        checkpoints <= windows,
+        "{checkpoints} fetches in {elapsed:?}"
+    );
+    assert!(all <= 4 * windows, "{all} upstream requests in {elapsed:?}");
+}
+
+#[test]
+fn after_a_rebase_nothing_proven_in_the_old_epoch_is_served() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    assert_eq!(checkpoint_len(&b), 1);
+    let bytes = component(1900, 32);
+    let digest = content_digest(&bytes);
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    publish_direct(&acme, "acme:old", &bytes);
+    let client = WargClient::new(&b.url());
+    assert_eq!(client.download("acme:old", None).unwrap(), bytes);
+    let len = checkpoint_len(&b);
+    let log_id = log_id_of("acme:old");
+    let logs = b.post("/v1/fetch/logs", &[], logs_body(len, &log_id).as_bytes());
+    assert_eq!(logs.status, 200, "{}", body_text(&logs));
+    // Another history under the same key: fork, quarantine; the operator
+    // accepts the new history (a new epoch).
+    let acme = acme.restart_same_key(false);
+    let r = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(r.status, 502, "{}", body_text(&r));
+    let out = std::process::Command::new(bin())
+        .args(["upstream", "clear", "acme-up", "--rebase", "--config"])
+        .arg(&b.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(checkpoint_len(&b), 1, "the new history is accepted");
+    // The old release is named by nothing verified in this epoch: its
+    // stored bytes are not served, not advertised.
+    assert!(b.has_blob(&digest));
+    for path in [
+        format!("/content/acme-up/sha256-{hex}"),
+        format!("/v1/content/{digest}"),
+        format!("/content/sha256-{hex}"),
+    ] {
+        let r = b.get(&path, &[]);
+        assert_eq!(r.status, 404, "{path}: {}", body_text(&r));
+    }
+    // Nor the old log, even with the new upstream gone.
+    acme.stop();
+    let r = b.post("/v1/fetch/logs", &[], logs_body(len, &log_id).as_bytes());
+    assert_ne!(r.status, 200, "{}", body_text(&r));
+    assert_ne!(r.body, logs.body);
+}
+
+#[test]
+fn a_client_choosing_old_log_lengths_does_not_make_bulwark_fetch_more_ledgers() {
+    let (acme, proxy, b, _) = mitm_setup(33);
+    let publisher = WargClient::new(&acme.url());
+    let mut lens = Vec::new();
+    for (version, seed) in [("1.0.0", 34), ("1.1.0", 35), ("1.2.0", 36)] {
+        let run = publisher.publish("acme:many", version, &component(500, seed));
+        assert!(run.success, "publish {version}: {run:?}");
+        lens.push(checkpoint_len(&b));
+    }
+    // The log has two or more records (so its non-head records are proven
+    // at their index in the verified ledger) at the last two lengths.
+    let log_id = log_id_of("acme:many");
+    for _ in 0..3 {
+        for len in &lens[1..] {
+            let r = b.post("/v1/fetch/logs", &[], logs_body(*len, &log_id).as_bytes());
+            assert_eq!(r.status, 200, "{len}: {}", body_text(&r));
+        }
+    }
+    // One ledger (the newest verified one) covers every older length.
+    let pages: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/v1/ledger/records/"))
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:?}");
+}
+
+#[test]
+fn oversized_json_bodies_are_refused_from_their_declared_length_without_reading_them() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    let log_id = log_id_of("acme:big");
+    for (path, declared) in [
+        ("/v1/fetch/logs".to_string(), 9u64 << 20),
+        ("/v1/proof/inclusion".to_string(), 9 << 20),
+        (format!("/v1/package/{log_id}/record"), 2 << 20),
+    ] {
+        // Only the head and a few bytes are sent: the answer must not wait
+        // for (or buffer) the rest.
+        let mut s = TcpStream::connect(b.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{\"logLength\":",
+            b.addr
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)
+            .unwrap_or_else(|e| panic!("{path}: no answer before the body: {e}"));
+        assert_eq!(&head, b"HTTP/1.1 413", "{path}");
+    }
 }

@@ -4,6 +4,9 @@
 //!   filesystem backend [`FsBlobStore`]). Protocol fronts put content here
 //!   only through the verifier, and read it back by digest.
 //! - [`digest`]: the `sha256:<hex>` names of blobs.
+//! - [`index`]: the artifact index ([`ArtifactIndex`], `<data_dir>/index.redb`):
+//!   per (upstream, epoch, kind, key), the digest a verified record names
+//!   and what proved it. A front serves a stored blob only under an entry.
 //!
 //! Trust state (accepted checkpoints, evidence, quarantine) lives in
 //! `verify::trust`, which owns its redb file; nothing here writes it.
@@ -26,11 +29,13 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod index;
 #[cfg(test)]
 pub(crate) mod test_child;
 
 pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport, READ_CHUNK};
 pub use digest::{Digest, DigestError};
+pub use index::{ArtifactIndex, IndexError};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;

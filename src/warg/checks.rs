@@ -227,13 +227,14 @@ impl<L: LogData<Sha256, LogLeaf>> Known<'_, L> {
     }
 }
 
-/// The largest power of two smaller than `n` (n ≥ 2).
+/// The largest power of two smaller than `n` (n ≥ 2; 1 below that).
+/// Constant time, whatever `n` (no doubling loop that can overflow).
 fn split(n: u64) -> u64 {
-    let mut k = 1u64;
-    while k * 2 < n {
-        k *= 2;
+    if n <= 2 {
+        return 1;
     }
-    k
+    // 2^(bits of n-1, minus one): the largest power of two below n.
+    1u64 << (63 - (n - 1).leading_zeros())
 }
 
 /// Rebuilds the RFC 9162 consistency proof `m → n` from the node hashes of
@@ -295,6 +296,18 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{m} -> {n}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn split_is_the_largest_power_of_two_below_n_for_every_n() {
+        for n in 2..=4096u64 {
+            let k = split(n);
+            assert!(k.is_power_of_two() && k < n && k * 2 >= n, "{n}: {k}");
+        }
+        // Past 2^63 the old doubling loop never ended.
+        assert_eq!(split((1 << 63) + 1), 1 << 63);
+        assert_eq!(split(u64::MAX), 1 << 63);
+        assert_eq!(split(1 << 63), 1 << 62);
     }
 
     #[test]

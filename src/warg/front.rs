@@ -3,7 +3,8 @@
 //! it verified.
 //!
 //! `main.rs` builds it with [`WargFront::new`] (sharing the server's trust
-//! state and blob store) and adds it to the server. Per request:
+//! state, blob store and artifact index) and adds it to the server. Per
+//! request:
 //!
 //! - **Routing**: the `Warg-Registry` header names an upstream by its
 //!   configured name; without it, the upstream that owns the package's
@@ -14,157 +15,101 @@
 //!   the reference server answers a missing log, plus
 //!   `warg-registry-hint: <namespace>=<upstream>`. The header is never sent
 //!   upstream (the reference server answers 501 to it).
-//! - **Checkpoints** are checked (pinned key, signature, operator log
-//!   validated and granting `commit`, operator head included) and offered to
-//!   the trust state with a consistency proof from the last accepted one
-//!   (fork → quarantine with evidence; rewind refused); too old → refused.
+//! - **One gate per request** ([`WargFront::admit`]): a quarantined upstream,
+//!   or one whose trust state cannot be read, gets nothing through on any
+//!   route; what bulwark remembers of an upstream belongs to its trust
+//!   epoch and is dropped when the epoch changes.
+//! - **Upstream statuses**: only the exact success status takes the
+//!   verified path (`answer::expect_status`); an upstream 4xx/5xx keeps its
+//!   status with bulwark's own body, anything else is a 502.
+//! - **Checkpoints** (`checkpoint`) are fetched once at a time per
+//!   upstream and reused briefly, checked (timestamp, pinned key,
+//!   signature, operator log validated and granting `commit`, operator head
+//!   included) and offered to the trust state with the map root bound and
+//!   a consistency proof from the last accepted one (fork → quarantine with
+//!   evidence; rewind refused); too old → refused.
 //! - **Logs** returned are validated in full from their first record, and
 //!   each log's head proven included (log and map) in the checkpoint the
 //!   client asked about; the records returned must be records of that
-//!   validated log at their registry index.
+//!   validated log at their registry index (the verified ledger).
 //! - **Proofs** the client asks for are checked before they are returned
 //!   (count and positions, roots of verified checkpoints).
-//! - **Content**: `contentSources` point at bulwark's own
-//!   `/content/<upstream>/sha256-<hex>`; bulwark fetches the bytes, checks
-//!   their SHA-256 against a digest a validated release names, stores them,
-//!   and only then serves them. A digest no verified release names is 404.
+//! - **Content** (`content`): `contentSources` point at bulwark's own
+//!   `/content/<upstream>/sha256-<hex>`, only for a digest the artifact
+//!   index names for that upstream (a proven release of it); bulwark
+//!   fetches the bytes, checks their SHA-256, stores them, and only then
+//!   serves them.
 //! - **Offline**: when an upstream does not answer, its last verified
-//!   checkpoint and stored content are served with a `Warning` header.
-//! - **Publishing** is forwarded to the owning upstream unchanged.
+//!   checkpoint, verified answers and indexed content are served with a
+//!   `Warning` header.
+//! - **Publishing** (`publish`): refused unless the upstream's `publish =
+//!   "forward"`, then forwarded with the client's own credential only.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+mod answer;
+mod checkpoint;
+mod content;
+mod publish;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use indexmap::IndexMap;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Protocol, WargPublish};
 use crate::federation::Federation;
-use crate::server::{full, read_body, read_body_within, Front, ReqBody, ResBody};
-use crate::store::{Digest as BlobDigest, FsBlobStore};
-use crate::tlog::{Checkpoint as TlogCheckpoint, Hash as TlogHash};
+use crate::server::{Front, ReqBody, ResBody};
+use crate::store::{ArtifactIndex, Digest as BlobDigest, FsBlobStore};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
-use crate::verify::trust::{ConsistencyProof, TrustError, TrustState};
-use crate::warg::checks::{self, CheckError, LogKind, PinnedKey, ValidatedLog};
+use crate::verify::trust::TrustState;
+use crate::warg::checks::{CheckError, LogKind, PinnedKey, ValidatedLog};
 use crate::warg::verify::{
     self as wv, LeafRef, OperatorState, PackageState, VerifiedCheckpoint, WargVerifyError,
 };
 use crate::warg::wire::{
-    self, ContentSource, ContentSourcesResponse, FetchLogsRequest, FetchLogsResponse,
-    FetchPackageNamesRequest, FetchPackageNamesResponse, InclusionRequest, InclusionResponse,
-    LogId, LogLeaf, PackageName, PublishRecordRequest, RegistryIndex, Route, SignedCheckpoint,
-    TimestampedCheckpoint,
+    self, FetchLogsRequest, FetchLogsResponse, FetchPackageNamesRequest, FetchPackageNamesResponse,
+    InclusionRequest, InclusionResponse, LogId, LogLeaf, PackageName, RegistryIndex, Route,
 };
 
-/// Largest content blob fetched from an upstream.
-const MAX_CONTENT: u64 = 512 * 1024 * 1024;
+use answer::{
+    check_refusal, expect_ok, poisoned, read_json, refuse, task_failed, trust_refusal, unreachable,
+    upstream_failure, verify_refusal, Answer,
+};
+
+/// Largest JSON answer read from an upstream on the log and proof routes
+/// (the decoders' limit too).
+const MAX_JSON_ANSWER: usize = wire::DEFAULT_JSON_LIMIT;
+/// Largest JSON request read from a client on the fetch and proof routes.
+const MAX_JSON_REQUEST: usize = wire::DEFAULT_JSON_LIMIT;
 /// Most records bulwark reads from one log to validate it.
 const MAX_LOG_RECORDS: usize = 100_000;
 /// Leaves a ledger page holds (the reference server's limit).
 const LEDGER_PAGE: u64 = 1000;
+/// Bytes of one packed ledger leaf (log ID and record ID).
+const LEDGER_LEAF_BYTES: u64 = 64;
 /// The longest registry log bulwark verifies for the ledger routes.
 const MAX_LEDGER: u64 = 1_000_000;
-/// Most verified ledgers (one per checkpoint log length) kept per upstream;
-/// together they also hold at most `MAX_LEDGER` leaves, beyond the newest.
-const MAX_LEDGERS: usize = 4;
-/// Most verified answers kept per upstream for offline serving.
-const MAX_OFFLINE_ANSWERS: usize = 4096;
+/// Verified ledgers kept per upstream: the longest only (an older
+/// length's leaves are a prefix of it), so at most `MAX_LEDGER` leaves.
+const MAX_LEDGERS: usize = 1;
+/// Most validated log records kept in memory per upstream, over all logs.
+const MAX_CACHED_RECORDS: usize = 200_000;
+/// Most verified leaves (registry index → leaf) kept per upstream.
+const MAX_CACHED_LEAVES: usize = 200_000;
+/// Most bytes of verified answers kept per upstream for offline serving.
+const MAX_OFFLINE_BYTES: usize = 32 * 1024 * 1024;
 /// The route prefix of bulwark's own content URLs.
 const CONTENT_PREFIX: &str = "/content/";
 
-/// A refusal or pass-through answer: status, JSON body, extra headers.
-struct Answer {
-    status: StatusCode,
-    body: Bytes,
-    headers: Vec<(&'static str, String)>,
-    content_type: &'static str,
-    /// Streamed content (a stored blob) sent instead of `body`.
-    stream: Option<ResBody>,
-}
-
-impl Answer {
-    fn json(status: StatusCode, body: impl Into<Bytes>) -> Answer {
-        Answer {
-            status,
-            body: body.into(),
-            headers: Vec::new(),
-            content_type: wire::CONTENT_TYPE_JSON,
-            stream: None,
-        }
-    }
-
-    fn message(status: StatusCode, msg: impl AsRef<str>) -> Answer {
-        Answer::json(status, wire::message_body(status.as_u16(), msg.as_ref()))
-    }
-
-    fn header(mut self, name: &'static str, value: String) -> Answer {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn into_response(self) -> Response<ResBody> {
-        let mut res = Response::new(self.stream.unwrap_or_else(|| full(self.body)));
-        *res.status_mut() = self.status;
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(self.content_type),
-        );
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                res.headers_mut().insert(name, v);
-            }
-        }
-        res
-    }
-}
-
-fn refuse(up: &str, e: impl std::fmt::Display) -> Answer {
-    tracing::warn!(upstream = up, "warg: refused: {e}");
-    Answer::message(
-        StatusCode::BAD_GATEWAY,
-        format!("bulwark refused the answer of upstream `{up}`: {e}"),
-    )
-}
-
-fn check_refusal(up: &str, e: &CheckError) -> Answer {
-    refuse(up, format!("{} check failed: {e}", e.check()))
-}
-
-/// A short name of the `warg::verify` check that failed (an adapter: the
-/// verifier's error has no such method).
-fn verify_check(e: &WargVerifyError) -> &'static str {
-    use WargVerifyError as E;
-    match e {
-        E::CheckpointKey { .. } => "operator-key",
-        E::CheckpointSignature { .. } => "checkpoint-signature",
-        E::NotCommitter { .. } => "commit-permission",
-        E::TimestampRewind { .. } | E::Rewind { .. } => "rewind",
-        E::ConsistencyLengths { .. } | E::ConsistencyRoot { .. } => "consistency",
-        E::TooManyRecords { .. }
-        | E::RecordOrder { .. }
-        | E::FetchToken { .. }
-        | E::RecordDecode { .. }
-        | E::RecordInvalid { .. } => "log-validation",
-        E::NothingToProve { .. }
-        | E::ProofCount { .. }
-        | E::ProofKind { .. }
-        | E::ProofLength { .. }
-        | E::IndexPastLog { .. }
-        | E::ProofLeaf { .. }
-        | E::ProofUnusable { .. }
-        | E::MapPeers { .. }
-        | E::RootMismatch { .. }
-        | E::Bundle(_) => "inclusion",
-        _ => "checkpoint",
-    }
-}
-
-fn verify_refusal(up: &str, e: &WargVerifyError) -> Answer {
-    refuse(up, format!("{} check failed: {e}", verify_check(e)))
+/// Marks a request bulwark itself chose (path and body built from verified
+/// state, not from a client's input): only failures of these count toward
+/// the upstream's circuit breaker.
+fn own(request: UpstreamRequest) -> UpstreamRequest {
+    request.probe()
 }
 
 /// Validates a whole log with `warg::verify`, from its first record.
@@ -194,55 +139,50 @@ fn validate(
     Ok(out)
 }
 
-fn trust_refusal(e: &TrustError) -> Answer {
-    tracing::warn!("warg: trust state refused: {e}");
-    Answer::message(StatusCode::BAD_GATEWAY, format!("bulwark refused: {e}"))
-}
-
-fn upstream_failure(up: &str, e: &UpstreamError) -> Answer {
-    Answer::message(
-        StatusCode::BAD_GATEWAY,
-        format!("upstream `{up}` failed: {e}"),
-    )
-}
-
-/// Whether an upstream error means it did not answer (offline mode).
-fn unreachable(e: &UpstreamError) -> bool {
-    !matches!(
-        e,
-        UpstreamError::Status { .. } | UpstreamError::TooLarge { .. }
-    )
-}
-
-/// What bulwark verified about one upstream (memory; the trust state holds
-/// the checkpoints durably).
+/// What bulwark verified about one upstream in one trust epoch (memory;
+/// the trust state holds the checkpoints durably, the artifact index the
+/// content digests). Dropped whole when the epoch changes.
 #[derive(Default)]
 struct Verified {
+    /// The trust epoch all of this was proven in.
+    epoch: Option<u64>,
     /// Verified checkpoints by log length (the newest envelope per length).
     checkpoints: BTreeMap<u64, VerifiedCheckpoint>,
     /// Validated logs by (log, log length).
     logs: HashMap<(LogKind, u64), Arc<ValidatedLog>>,
-    /// Content digests (`sha256:…`) named by validated releases.
-    content: HashSet<String>,
+    /// Records held by `logs`, over all of them (see `MAX_CACHED_RECORDS`).
+    log_records: usize,
     /// Verified leaves by registry index.
     leaves: HashMap<RegistryIndex, LogLeaf>,
-    /// The whole registry log by verified length, its root checked (the
-    /// longest few, see `MAX_LEDGERS`).
+    /// The registry log by verified length, its root checked (the newest
+    /// few, see `MAX_LEDGERS`).
     ledgers: BTreeMap<u64, Arc<Vec<LogLeaf>>>,
     /// Verified answers to fetch-logs and proof requests, by (kind,
-    /// SHA-256 of the request body): served, with a `Warning`, while the
-    /// upstream does not answer.
-    answers: HashMap<(&'static str, [u8; 32]), Bytes>,
+    /// SHA-256 of the request body), oldest first: served, with a
+    /// `Warning`, while the upstream does not answer.
+    answers: IndexMap<(&'static str, [u8; 32]), Bytes>,
+    /// Bytes held by `answers` (see `MAX_OFFLINE_BYTES`).
+    answer_bytes: usize,
 }
 
 struct Upstream {
     name: String,
+    /// Reads (with the upstream's configured `token`).
     client: UpstreamClient,
+    /// Client writes (`publish = "forward"`): no token of bulwark's; the
+    /// client's own `Authorization` is sent.
+    writer: Option<UpstreamClient>,
+    publish: WargPublish,
     key: PinnedKey,
     max_age: Duration,
+    /// How long a verified checkpoint is reused (`checkpoint_reuse`).
+    reuse: Duration,
     verified: Mutex<Verified>,
     /// Held while a ledger is fetched, so each is fetched and hashed once.
     ledger_fetch: tokio::sync::Mutex<()>,
+    /// The last verified checkpoint; held while one is fetched (single
+    /// flight per upstream).
+    fresh: tokio::sync::Mutex<Option<checkpoint::Fresh>>,
     /// Whether the last checkpoint request found the upstream unreachable
     /// (content served meanwhile says so in a `Warning`).
     unreachable: AtomicBool,
@@ -255,19 +195,23 @@ pub struct WargFront {
     default: Option<usize>,
     trust: TrustState,
     blobs: FsBlobStore,
-    /// Log ID → package name, learnt from names seen.
+    index: ArtifactIndex,
+    /// Log ID → package name, learnt from names seen (names are checked to
+    /// hash to their log ID, so they are the same for every upstream).
     names: Mutex<HashMap<LogId, PackageName>>,
     https: bool,
 }
 
 impl WargFront {
     /// The front over `config`'s Warg upstreams, sharing the server's trust
-    /// state and blob store; `None` when no Warg upstream is configured.
+    /// state, blob store and artifact index; `None` when no Warg upstream
+    /// is configured.
     pub fn new(
         config: &Config,
         federation: Arc<Federation>,
         trust: TrustState,
         blobs: FsBlobStore,
+        index: ArtifactIndex,
     ) -> anyhow::Result<Option<WargFront>> {
         let mut upstreams = Vec::new();
         let mut default = None;
@@ -282,24 +226,40 @@ impl WargFront {
             let key = PinnedKey::parse(key_text)
                 .map_err(|e| anyhow::anyhow!("upstream {}: {e}", u.name))?;
             let mut opts = UpstreamOptions::new(u.name.clone(), u.url.clone());
-            opts.bearer_token = u.token.as_ref().map(|t| t.expose().to_string());
             opts.extra_ca_pem = u.ca_file.clone();
-            opts.max_response_bytes = MAX_CONTENT;
+            // Each route asks for less (`max_response_bytes`); this is the
+            // cap of anything that does not.
+            opts.max_response_bytes = MAX_JSON_ANSWER as u64;
             // Warg answers change every few seconds (checkpoints): never
             // remember a 404 (a package may be published a moment later).
             opts.negative_ttl = Duration::ZERO;
             opts.retries = 1;
+            let writer = match u.publish {
+                WargPublish::Forward => {
+                    let mut w = opts.clone();
+                    // Writes are the client's: its failures are its own.
+                    w.breaker_threshold = 0;
+                    w.retries = 0;
+                    Some(UpstreamClient::new(w)?)
+                }
+                WargPublish::Off => None,
+            };
+            opts.bearer_token = u.token.as_ref().map(|t| t.expose().to_string());
             if u.default {
                 default = Some(upstreams.len());
             }
             upstreams.push(Arc::new(Upstream {
                 name: u.name.clone(),
                 client: UpstreamClient::new(opts)?,
+                writer,
+                publish: u.publish,
                 key,
                 max_age: u.checkpoint_age_bound(&config.server),
+                reuse: u.checkpoint_reuse,
                 verified: Mutex::new(Verified::default()),
                 unreachable: AtomicBool::new(false),
                 ledger_fetch: tokio::sync::Mutex::new(()),
+                fresh: tokio::sync::Mutex::new(None),
             }));
         }
         if upstreams.is_empty() {
@@ -314,6 +274,7 @@ impl WargFront {
             default,
             trust,
             blobs,
+            index,
             names: Mutex::new(HashMap::new()),
             https: config.server.tls.is_some(),
         }))
@@ -335,8 +296,29 @@ impl WargFront {
         }
     }
 
-    async fn blobs(&self) -> Result<&FsBlobStore, Answer> {
-        Ok(&self.blobs)
+    /// The one gate of every request for `up`: refused when the upstream
+    /// is quarantined or its trust state cannot be read. Returns the
+    /// upstream's current trust epoch; what bulwark remembers of an older
+    /// epoch is dropped here.
+    async fn admit(&self, up: &Upstream) -> Result<u64, Answer> {
+        let trust = self.trust.clone();
+        let name = up.name.clone();
+        let epoch = tokio::task::spawn_blocking(move || {
+            // Boxed: a trust error is large.
+            trust.gate(&name).map_err(Box::new)?;
+            trust.epoch(&name).map_err(Box::new)
+        })
+        .await
+        .map_err(task_failed)?
+        .map_err(|e| trust_refusal(&up.name, &e))?;
+        let mut v = up.verified.lock().map_err(|_| poisoned())?;
+        if v.epoch != Some(epoch) {
+            *v = Verified {
+                epoch: Some(epoch),
+                ..Verified::default()
+            };
+        }
+        Ok(epoch)
     }
 
     /// The upstream a request is for: its `Warg-Registry` header, else the
@@ -372,61 +354,33 @@ impl WargFront {
             Ok(u) => u,
             Err(a) => return a,
         };
-        match route {
-            Route::WellKnown => Answer {
+        // Routes whose upstream is known now pass the gate here; the others
+        // (the upstream depends on the body or on a lookup) in their handler.
+        let known = match route {
+            Route::WellKnown
+            | Route::FetchLogs
+            | Route::PublishRecord { .. }
+            | Route::GetRecord { .. }
+            | Route::UploadContent { .. } => None,
+            _ => match self.or_default(up.clone()) {
+                Ok(u) => match self.admit(&u).await {
+                    Ok(epoch) => Some((u, epoch)),
+                    Err(a) => return a,
+                },
+                Err(a) => return a,
+            },
+        };
+        match (route, known) {
+            (Route::WellKnown, _) => Answer {
                 status: StatusCode::NOT_FOUND,
                 body: Bytes::new(),
                 headers: Vec::new(),
                 content_type: "text/plain",
                 stream: None,
             },
-            Route::FetchCheckpoint => match self.or_default(up) {
-                Ok(up) => self.fetch_checkpoint(&up).await,
-                Err(a) => a,
-            },
-            Route::FetchLogs => self.fetch_logs(up, req).await,
-            Route::FetchNames => match self.or_default(up) {
-                Ok(up) => self.fetch_names(&up, req).await,
-                Err(a) => a,
-            },
-            Route::ProveInclusion => match self.or_default(up) {
-                Ok(up) => self.prove_inclusion(&up, req).await,
-                Err(a) => a,
-            },
-            Route::ProveConsistency => match self.or_default(up) {
-                Ok(up) => self.prove_consistency(&up, req).await,
-                Err(a) => a,
-            },
-            Route::ContentSources { digest } => match self.or_default(up) {
-                Ok(up) => {
-                    let host = req
-                        .headers()
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("localhost")
-                        .to_string();
-                    self.content_sources(&up, &digest.to_string(), &host).await
-                }
-                Err(a) => a,
-            },
-            Route::ContentFile { digest } => match self.or_default(up) {
-                Ok(up) => self.content(&up, &digest.to_string()).await,
-                Err(a) => a,
-            },
-            Route::Ledger => match self.or_default(up) {
-                Ok(up) => self.ledger_sources(&up).await,
-                Err(a) => a,
-            },
-            Route::LedgerRecords { start } => match self.or_default(up) {
-                Ok(up) => self.ledger_records(&up, start).await,
-                Err(a) => a,
-            },
-            Route::VerifyCheckpoint => match self.or_default(up) {
-                Ok(up) => self.verify_checkpoint(&up, req).await,
-                Err(a) => a,
-            },
-            Route::PublishRecord { log_id } => self.publish(up, &log_id, req).await,
-            Route::GetRecord { log_id, .. } | Route::UploadContent { log_id, .. } => {
+            (Route::FetchLogs, _) => self.fetch_logs(up, req).await,
+            (Route::PublishRecord { log_id }, _) => self.publish(up, &log_id, req).await,
+            (Route::GetRecord { log_id, .. }, _) | (Route::UploadContent { log_id, .. }, _) => {
                 let up = match up {
                     Some(u) => u,
                     None => match self.route_log(&log_id).await {
@@ -434,317 +388,49 @@ impl WargFront {
                         Err(a) => return a,
                     },
                 };
-                self.pass_through(&up, req).await
+                if req.method() == Method::GET {
+                    self.record(&up, req).await
+                } else {
+                    self.upload(&up, req).await
+                }
+            }
+            (_, None) => Answer::message(StatusCode::NOT_FOUND, "no upstream"),
+            (Route::FetchCheckpoint, Some((up, epoch))) => self.fetch_checkpoint(&up, epoch).await,
+            (Route::FetchNames, Some((up, _))) => self.fetch_names(&up, req).await,
+            (Route::ProveInclusion, Some((up, epoch))) => {
+                self.prove_inclusion(&up, epoch, req).await
+            }
+            (Route::ProveConsistency, Some((up, epoch))) => {
+                self.prove_consistency(&up, epoch, req).await
+            }
+            (Route::ContentSources { digest }, Some((up, epoch))) => {
+                let authority = content::client_authority(&req);
+                self.content_sources(&up, epoch, &digest, authority).await
+            }
+            (Route::ContentFile { digest }, Some((up, epoch))) => {
+                self.content(&up, epoch, &digest).await
+            }
+            (Route::Ledger, Some((up, epoch))) => self.ledger_sources(&up, epoch).await,
+            (Route::LedgerRecords { start }, Some((up, epoch))) => {
+                self.ledger_records(&up, epoch, start).await
+            }
+            (Route::VerifyCheckpoint, Some((up, epoch))) => {
+                self.verify_checkpoint(&up, epoch, req).await
             }
         }
     }
 
     // ---- upstream calls ----
 
+    /// A read-only JSON POST with a route's answer cap.
     async fn post_json(
         &self,
         up: &Upstream,
-        path: &str,
-        body: Vec<u8>,
+        request: UpstreamRequest,
     ) -> Result<crate::upstream::UpstreamResponse, UpstreamError> {
         up.client
-            .send(UpstreamRequest::post_json_idempotent(path, body))
+            .send(request.max_response_bytes(MAX_JSON_ANSWER as u64))
             .await
-    }
-
-    /// Forwards a request as is (minus `Warg-Registry`) and passes the
-    /// answer back.
-    async fn pass_through(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
-        let method = req.method().clone();
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default();
-        let ct = req.headers().get(header::CONTENT_TYPE).cloned();
-        // A GET's body is not forwarded: drain it, never buffer it.
-        let body = if method == Method::GET {
-            crate::server::drain_body(req.into_body())
-                .await
-                .map(|()| Bytes::new())
-        } else {
-            read_body(req.into_body()).await
-        };
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return body_error(e),
-        };
-        let request = if method == Method::GET {
-            UpstreamRequest::get(path)
-        } else {
-            UpstreamRequest::post(
-                path,
-                ct.unwrap_or(HeaderValue::from_static("application/json")),
-                body,
-            )
-        };
-        match up.client.send(request).await {
-            Ok(r) => {
-                let ct = r.content_type().unwrap_or("");
-                let content_type = if ct.starts_with(wire::CONTENT_TYPE_LEDGER) {
-                    wire::CONTENT_TYPE_LEDGER
-                } else if ct.starts_with("application/json") || r.body.is_empty() {
-                    wire::CONTENT_TYPE_JSON
-                } else {
-                    "text/plain; charset=utf-8"
-                };
-                Answer {
-                    status: r.status,
-                    body: r.body,
-                    headers: Vec::new(),
-                    content_type,
-                    stream: None,
-                }
-            }
-            Err(e) => upstream_failure(&up.name, &e),
-        }
-    }
-
-    // ---- checkpoints ----
-
-    /// Fetches, checks and accepts the upstream's current checkpoint.
-    /// `Ok((envelope, warning))`: the warning is set when the upstream did
-    /// not answer and the last verified checkpoint stands in.
-    async fn current_checkpoint(
-        &self,
-        up: &Upstream,
-    ) -> Result<(SignedCheckpoint, Option<String>), Answer> {
-        let resp = match up.client.get("/v1/fetch/checkpoint").await {
-            Ok(r) => r,
-            Err(e) if unreachable(&e) => {
-                up.unreachable.store(true, Ordering::Relaxed);
-                return self.offline_checkpoint(up, &e).await;
-            }
-            Err(e) => return Err(upstream_failure(&up.name, &e)),
-        };
-        up.unreachable.store(false, Ordering::Relaxed);
-        if resp.status != StatusCode::OK {
-            return Err(refuse(
-                &up.name,
-                format!("checkpoint request answered {}", resp.status),
-            ));
-        }
-        let cp: SignedCheckpoint = wire::decode_json("checkpoint", &resp.body, 64 * 1024)
-            .map_err(|e| refuse(&up.name, e))?;
-        self.accept_checkpoint(up, &cp).await?;
-        Ok((cp, None))
-    }
-
-    async fn offline_checkpoint(
-        &self,
-        up: &Upstream,
-        e: &UpstreamError,
-    ) -> Result<(SignedCheckpoint, Option<String>), Answer> {
-        let trust = self.trust.clone();
-        let name = up.name.clone();
-        let max_age = up.max_age;
-        let v = tokio::task::spawn_blocking(move || {
-            trust.last_verified(&name, SystemTime::now(), max_age)
-        })
-        .await
-        .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
-        .map_err(|t| match t {
-            TrustError::NoCheckpoint { .. } => upstream_failure(&up.name, e),
-            other => trust_refusal(&other),
-        })?;
-        let cp: SignedCheckpoint =
-            wire::decode_json("stored checkpoint", &v.checkpoint.note, 64 * 1024)
-                .map_err(|e| refuse(&up.name, e))?;
-        let warning = v.warning().unwrap_or_else(|| {
-            format!(
-                "110 bulwark \"Response is Stale: upstream {} is unreachable; last verified checkpoint of size {}\"",
-                up.name, v.checkpoint.size
-            )
-        });
-        Ok((cp, Some(warning)))
-    }
-
-    /// Verifies a checkpoint envelope with `warg::verify`: the operator log
-    /// at its length fetched and validated, the pinned key's signature and
-    /// `commit` permission, the operator head included.
-    async fn verify_envelope(
-        &self,
-        up: &Upstream,
-        cp: &SignedCheckpoint,
-    ) -> Result<VerifiedCheckpoint, Answer> {
-        let len = cp.as_ref().checkpoint.log_length as u64;
-        let records = self
-            .fetch_records(up, &LogKind::Operator, len)
-            .await?
-            .ok_or_else(|| refuse(&up.name, "the upstream has no operator log"))?;
-        let log =
-            validate(&LogKind::Operator, &records).map_err(|e| verify_refusal(&up.name, &e))?;
-        let opstate = log
-            .operator
-            .as_ref()
-            .ok_or_else(|| refuse(&up.name, "no operator state"))?;
-        let vcp = wv::verify_checkpoint(cp, &up.key.key, opstate)
-            .map_err(|e| verify_refusal(&up.name, &e))?;
-        self.prove_head(up, &vcp, &LogKind::Operator, &log).await?;
-        // Served only once every record is proven at its index: a longer
-        // operator log is proven by `validated_log` when it is fetched.
-        if log.records.len() == 1 {
-            self.remember_log(up, LogKind::Operator, len, Arc::new(log))?;
-        }
-        Ok(vcp)
-    }
-
-    /// The full checks of a checkpoint, then the trust state.
-    async fn accept_checkpoint(&self, up: &Upstream, cp: &SignedCheckpoint) -> Result<(), Answer> {
-        let contents: &TimestampedCheckpoint = cp.as_ref();
-        let len = contents.checkpoint.log_length as u64;
-        // Freshness while the upstream answers.
-        let ts = SystemTime::UNIX_EPOCH + Duration::from_secs(contents.timestamp);
-        let age = SystemTime::now().duration_since(ts).unwrap_or_default();
-        if age > up.max_age {
-            return Err(refuse(
-                &up.name,
-                format!(
-                    "freshness check failed: checkpoint of length {len} was signed {}s ago, more than the {}s allowed",
-                    age.as_secs(),
-                    up.max_age.as_secs()
-                ),
-            ));
-        }
-        let vcp = self.verify_envelope(up, cp).await?;
-        // Trust state: consistency from the last accepted checkpoint.
-        let root = TlogHash(
-            checks::hash_bytes(&contents.checkpoint.log_root)
-                .map_err(|e| check_refusal(&up.name, &e))?,
-        );
-        let tcp = TlogCheckpoint {
-            origin: format!("warg:{}", up.key.key_id),
-            size: len,
-            root,
-            extensions: Vec::new(),
-        };
-        let latest = {
-            let trust = self.trust.clone();
-            let name = up.name.clone();
-            tokio::task::spawn_blocking(move || trust.latest(&name))
-                .await
-                .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
-                .map_err(|e| trust_refusal(&e))?
-        };
-        let mut proof_hashes = Vec::new();
-        let mut from = 0;
-        if let Some(l) = latest.filter(|l| l.size < len && l.size > 0) {
-            let body = wire::encode_json(&wire::ConsistencyRequest {
-                from: to_len(l.size),
-                to: to_len(len),
-            });
-            let resp = self
-                .post_json(up, "/v1/proof/consistency", body)
-                .await
-                .map_err(|e| upstream_failure(&up.name, &e))?;
-            if resp.status != StatusCode::OK {
-                return Err(refuse(
-                    &up.name,
-                    format!(
-                        "consistency proof {} → {len} answered {}",
-                        l.size, resp.status
-                    ),
-                ));
-            }
-            let c: wire::ConsistencyResponse =
-                wire::decode_json("consistency response", &resp.body, wire::DEFAULT_JSON_LIMIT)
-                    .map_err(|e| refuse(&up.name, e))?;
-            // A malformed bundle is a refusal, not evidence: the bundle is
-            // checked (counts, lengths) and converted for the trust state,
-            // which judges whether it links the accepted root to this one
-            // (and quarantines with evidence if it does not).
-            let converted = checks::check_consistency(&c.proof, l.size, len)
-                .map_err(|e| check_refusal(&up.name, &e))?;
-            if converted.new_root != root.0 {
-                return Err(check_refusal(
-                    &up.name,
-                    &CheckError::Consistency(format!(
-                        "the proof {} → {len} does not end at the checkpoint's log root",
-                        l.size
-                    )),
-                ));
-            }
-            proof_hashes = converted.rfc;
-            from = l.size;
-        }
-        let note = wire::encode_json(cp);
-        let trust = self.trust.clone();
-        let name = up.name.clone();
-        tokio::task::spawn_blocking(move || {
-            trust.advance(
-                &name,
-                &note,
-                &tcp,
-                ConsistencyProof {
-                    from_size: from,
-                    hashes: &proof_hashes,
-                },
-                SystemTime::now(),
-            )
-        })
-        .await
-        .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
-        .map_err(|e| trust_refusal(&e))?;
-        self.remember_checkpoint(up, vcp)
-    }
-
-    fn remember_checkpoint(&self, up: &Upstream, vcp: VerifiedCheckpoint) -> Result<(), Answer> {
-        let mut v = up.verified.lock().map_err(|_| poisoned())?;
-        v.checkpoints.insert(vcp.log_length() as u64, vcp);
-        // Keep memory bounded: the last 64 lengths.
-        while v.checkpoints.len() > 64 {
-            v.checkpoints.pop_first();
-        }
-        Ok(())
-    }
-
-    /// A verified checkpoint of length `len`: memory, else one the trust
-    /// state accepted at that length, verified again.
-    async fn checkpoint_at(&self, up: &Upstream, len: u64) -> Result<VerifiedCheckpoint, Answer> {
-        if let Some(cp) = up
-            .verified
-            .lock()
-            .map_err(|_| poisoned())?
-            .checkpoints
-            .get(&len)
-        {
-            return Ok(cp.clone());
-        }
-        let trust = self.trust.clone();
-        let name = up.name.clone();
-        let hist = tokio::task::spawn_blocking(move || trust.history(&name, 1024))
-            .await
-            .map_err(|j| Answer::message(StatusCode::INTERNAL_SERVER_ERROR, j.to_string()))?
-            .map_err(|e| trust_refusal(&e))?;
-        if let Some(a) = hist.into_iter().find(|a| a.size == len) {
-            let cp: SignedCheckpoint = wire::decode_json("stored checkpoint", &a.note, 64 * 1024)
-                .map_err(|e| refuse(&up.name, e))?;
-            let vcp = self.verify_envelope(up, &cp).await?;
-            self.remember_checkpoint(up, vcp.clone())?;
-            return Ok(vcp);
-        }
-        Err(refuse(
-            &up.name,
-            format!("log length {len} is not a checkpoint bulwark has verified"),
-        ))
-    }
-
-    async fn fetch_checkpoint(&self, up: &Upstream) -> Answer {
-        match self.current_checkpoint(up).await {
-            Ok((cp, warning)) => {
-                let a = Answer::json(StatusCode::OK, wire::encode_json(&cp));
-                match warning {
-                    Some(w) => a.header("warning", w),
-                    None => a,
-                }
-            }
-            Err(a) => a,
-        }
     }
 
     // ---- logs ----
@@ -774,27 +460,24 @@ impl WargFront {
                 operator,
                 packages: std::borrow::Cow::Owned(packages),
             };
+            let mut request =
+                UpstreamRequest::post_json_idempotent("/v1/fetch/logs", wire::encode_json(&req));
+            // The operator log is bulwark's own business; a package log is
+            // one a client named.
+            if *kind == LogKind::Operator {
+                request = own(request);
+            }
             let resp = self
-                .post_json(up, "/v1/fetch/logs", wire::encode_json(&req))
+                .post_json(up, request)
                 .await
                 .map_err(|e| upstream_failure(&up.name, &e))?;
-            if resp.status == StatusCode::NOT_FOUND {
-                if let LogKind::Package(_) = kind {
-                    return Ok(None);
-                }
+            if resp.status == StatusCode::NOT_FOUND && matches!(kind, LogKind::Package(_)) {
+                return Ok(None);
             }
-            if resp.status != StatusCode::OK {
-                return Err(refuse(
-                    &up.name,
-                    format!(
-                        "fetching the log {} answered {}",
-                        kind.log_id(),
-                        resp.status
-                    ),
-                ));
-            }
+            let what = format!("fetching the log {}", kind.log_id());
+            let resp = expect_ok(&up.name, &what, resp)?;
             let mut body: FetchLogsResponse =
-                wire::decode_json("fetch logs response", &resp.body, wire::DEFAULT_JSON_LIMIT)
+                wire::decode_json("fetch logs response", &resp.body, MAX_JSON_ANSWER)
                     .map_err(|e| refuse(&up.name, e))?;
             let page = match kind {
                 LogKind::Operator => std::mem::take(&mut body.operator),
@@ -834,29 +517,31 @@ impl WargFront {
             log_length: vcp.log_length(),
             leafs: vec![head.registry_index],
         });
+        let mut request = UpstreamRequest::post_json_idempotent("/v1/proof/inclusion", body);
+        if *kind == LogKind::Operator {
+            request = own(request);
+        }
         let resp = self
-            .post_json(up, "/v1/proof/inclusion", body)
+            .post_json(up, request)
             .await
             .map_err(|e| upstream_failure(&up.name, &e))?;
-        if resp.status != StatusCode::OK {
-            return Err(refuse(
-                &up.name,
-                format!("inclusion proof answered {}", resp.status),
-            ));
-        }
+        let resp = expect_ok(&up.name, "the inclusion proof", resp)?;
         let inc: InclusionResponse =
-            wire::decode_json("inclusion response", &resp.body, wire::DEFAULT_JSON_LIMIT)
+            wire::decode_json("inclusion response", &resp.body, MAX_JSON_ANSWER)
                 .map_err(|e| refuse(&up.name, e))?;
         wv::verify_inclusion(vcp, &[leaf], &inc).map_err(|e| verify_refusal(&up.name, &e))
     }
 
     /// Proves every record of a validated log but its head (see
-    /// `prove_head`) included in `vcp` at its registry index: leaf `i` of
-    /// the verified ledger at `vcp`'s length must be the log ID and record
-    /// ID of the record claiming registry index `i`.
+    /// `prove_head`) included in `vcp` at its registry index: leaf `i` of a
+    /// verified ledger at least as long as `vcp`'s log must be the log ID
+    /// and record ID of the record claiming registry index `i` (every
+    /// accepted checkpoint extends the earlier ones, so an older length's
+    /// leaves are a prefix of a newer verified ledger's).
     async fn prove_indexes(
         &self,
         up: &Upstream,
+        epoch: u64,
         vcp: &VerifiedCheckpoint,
         kind: &LogKind,
         log: &ValidatedLog,
@@ -868,11 +553,15 @@ impl WargFront {
             return Ok(());
         }
         let len = vcp.log_length() as u64;
-        let leaves = self.verified_ledger(up, len, vcp.log_root()).await?;
+        let leaves = self.ledger_covering(up, epoch, vcp).await?;
         let log_id = kind.log_id();
         for r in rest {
             let i = r.registry_index;
-            let seen = leaves.get(i);
+            let seen = if (i as u64) < len {
+                leaves.get(i)
+            } else {
+                None
+            };
             if seen.is_some_and(|l| l.log_id == log_id && l.record_id == r.record_id) {
                 continue;
             }
@@ -896,12 +585,19 @@ impl WargFront {
     fn remember_log(
         &self,
         up: &Upstream,
+        epoch: u64,
         kind: LogKind,
         len: u64,
         log: Arc<ValidatedLog>,
     ) -> Result<(), Answer> {
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
-        v.content.extend(log.releases.iter().cloned());
+        // Proven in another epoch than the current one: not kept.
+        if v.epoch != Some(epoch) {
+            return Ok(());
+        }
+        if v.leaves.len() + log.records.len() > MAX_CACHED_LEAVES {
+            v.leaves.clear();
+        }
         let log_id = kind.log_id();
         for r in &log.records {
             v.leaves.insert(
@@ -912,18 +608,25 @@ impl WargFront {
                 },
             );
         }
-        if v.logs.len() > 4096 {
+        if v.log_records + log.records.len() > MAX_CACHED_RECORDS {
             v.logs.clear();
+            v.log_records = 0;
         }
-        v.logs.insert((kind, len), log);
+        v.log_records += log.records.len();
+        if let Some(old) = v.logs.insert((kind, len), log) {
+            v.log_records -= old.records.len();
+        }
         Ok(())
     }
 
-    /// A whole log at `vcp`'s length, validated, its head proven included.
-    /// `None`: the upstream has no such log.
+    /// A whole log at `vcp`'s length, validated, its head proven included
+    /// and every other record proven at its index; a package log's release
+    /// digests recorded in the artifact index. `None`: the upstream has no
+    /// such log.
     async fn validated_log(
         &self,
         up: &Upstream,
+        epoch: u64,
         kind: &LogKind,
         vcp: &VerifiedCheckpoint,
     ) -> Result<Option<Arc<ValidatedLog>>, Answer> {
@@ -937,9 +640,10 @@ impl WargFront {
         };
         let log = validate(kind, &records).map_err(|e| verify_refusal(&up.name, &e))?;
         self.prove_head(up, vcp, kind, &log).await?;
-        self.prove_indexes(up, vcp, kind, &log).await?;
+        self.prove_indexes(up, epoch, vcp, kind, &log).await?;
+        self.index_releases(up, epoch, kind, len, &log).await?;
         let log = Arc::new(log);
-        self.remember_log(up, kind.clone(), len, log.clone())?;
+        self.remember_log(up, epoch, kind.clone(), len, log.clone())?;
         Ok(Some(log))
     }
 
@@ -947,6 +651,9 @@ impl WargFront {
     fn learn(&self, names: impl IntoIterator<Item = (LogId, PackageName)>) {
         if let Ok(mut m) = self.names.lock() {
             for (id, name) in names {
+                if m.len() >= MAX_CACHED_LEAVES {
+                    m.clear();
+                }
                 m.insert(id, name);
             }
         }
@@ -961,7 +668,13 @@ impl WargFront {
             packages: std::borrow::Cow::Owned(vec![log_id.clone()]),
         });
         for up in &self.upstreams {
-            let Ok(resp) = self.post_json(up, "/v1/fetch/names", body.clone()).await else {
+            // A quarantined upstream is not asked (a name is checked
+            // against its log ID either way).
+            if self.admit(up).await.is_err() {
+                continue;
+            }
+            let request = UpstreamRequest::post_json_idempotent("/v1/fetch/names", body.clone());
+            let Ok(resp) = self.post_json(up, request).await else {
                 continue;
             };
             if resp.status != StatusCode::OK {
@@ -970,7 +683,7 @@ impl WargFront {
             let Ok(r) = wire::decode_json::<FetchPackageNamesResponse>(
                 "fetch names response",
                 &resp.body,
-                wire::DEFAULT_JSON_LIMIT,
+                MAX_JSON_ANSWER,
             ) else {
                 continue;
             };
@@ -999,7 +712,7 @@ impl WargFront {
         let (body, request) = match read_json::<FetchLogsRequest>(
             req,
             "fetch logs request",
-            wire::DEFAULT_JSON_LIMIT,
+            MAX_JSON_REQUEST,
         )
         .await
         {
@@ -1019,11 +732,7 @@ impl WargFront {
                     if let Some(name) = self.name_of(log_id).await {
                         if let Some(owner) = self.owner(name.namespace()) {
                             if owner.name != home.name {
-                                let (status, body) = wire::log_not_found(log_id);
-                                let mut a = Answer::json(
-                                    StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
-                                    body,
-                                );
+                                let mut a = missing_log(log_id);
                                 if let Ok(h) = wire::registry_hint(name.namespace(), &owner.name) {
                                     a = a.header(wire::REGISTRY_HINT_HEADER_NAME, h);
                                 }
@@ -1035,25 +744,47 @@ impl WargFront {
                 home
             }
         };
-        let resp = match self.post_json(&up, "/v1/fetch/logs", body.to_vec()).await {
+        let epoch = match self.admit(&up).await {
+            Ok(e) => e,
+            Err(a) => return a,
+        };
+        // The client chose this body: not a probe.
+        let forwarded = UpstreamRequest::post_json_idempotent("/v1/fetch/logs", body.clone());
+        let resp = match self.post_json(&up, forwarded).await {
             Ok(r) => r,
             Err(e) => return self.offline_answer(&up, "logs", &body, &e),
         };
-        if resp.status != StatusCode::OK {
-            return Answer::json(resp.status, resp.body);
+        if resp.status == StatusCode::NOT_FOUND {
+            // The one upstream error body the client needs as is (a new
+            // package is initialised on it): re-encoded by bulwark, and only
+            // for a log the client asked about.
+            if let Ok(wire::FetchError::LogNotFound(id)) =
+                wire::decode_json("fetch logs error", &resp.body, 64 * 1024)
+            {
+                if request.packages.contains_key(&id) {
+                    return missing_log(&id);
+                }
+            }
         }
+        let resp = match expect_ok(&up.name, "the fetch-logs request", resp) {
+            Ok(r) => r,
+            Err(a) => return a,
+        };
         let answer: FetchLogsResponse =
-            match wire::decode_json("fetch logs response", &resp.body, wire::DEFAULT_JSON_LIMIT) {
+            match wire::decode_json("fetch logs response", &resp.body, MAX_JSON_ANSWER) {
                 Ok(r) => r,
                 Err(e) => return refuse(&up.name, e),
             };
-        let cp = match self.checkpoint_at(&up, request.log_length as u64).await {
+        let cp = match self
+            .checkpoint_at(&up, epoch, request.log_length as u64)
+            .await
+        {
             Ok(c) => c,
             Err(a) => return a,
         };
         if !answer.operator.is_empty() {
             if let Err(a) = self
-                .check_returned(&up, &LogKind::Operator, &answer.operator, &cp)
+                .check_returned(&up, epoch, &LogKind::Operator, &answer.operator, &cp)
                 .await
             {
                 return a;
@@ -1064,13 +795,13 @@ impl WargFront {
                 continue;
             }
             if let Err(a) = self
-                .check_returned(&up, &LogKind::Package(log_id.clone()), records, &cp)
+                .check_returned(&up, epoch, &LogKind::Package(log_id.clone()), records, &cp)
                 .await
             {
                 return a;
             }
         }
-        self.remember_answer(&up, "logs", &body, &resp.body);
+        self.remember_answer(&up, epoch, "logs", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
@@ -1079,12 +810,13 @@ impl WargFront {
     async fn check_returned(
         &self,
         up: &Upstream,
+        epoch: u64,
         kind: &LogKind,
         records: &[wire::PublishedRecord],
         cp: &VerifiedCheckpoint,
     ) -> Result<(), Answer> {
         let log = self
-            .validated_log(up, kind, cp)
+            .validated_log(up, epoch, kind, cp)
             .await?
             .ok_or_else(|| refuse(&up.name, format!("log {} vanished", kind.log_id())))?;
         let ids: HashMap<RegistryIndex, &wire::RecordId> = log
@@ -1108,62 +840,78 @@ impl WargFront {
         Ok(())
     }
 
+    /// `POST /v1/fetch/names`: a name is passed on only if it hashes to the
+    /// log ID it answers; the answer is re-encoded.
     async fn fetch_names(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
-        let a = self.pass_through(up, req).await;
-        if a.status != StatusCode::OK {
-            return a;
-        }
+        let (body, _) = match read_json::<FetchPackageNamesRequest>(
+            req,
+            "fetch names request",
+            MAX_JSON_REQUEST,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(a) => return a,
+        };
+        let request = UpstreamRequest::post_json_idempotent("/v1/fetch/names", body);
+        let resp = match self.post_json(up, request).await {
+            Ok(r) => r,
+            Err(e) => return upstream_failure(&up.name, &e),
+        };
+        let resp = match expect_ok(&up.name, "the fetch-names request", resp) {
+            Ok(r) => r,
+            Err(a) => return a,
+        };
         let r = match wire::decode_json::<FetchPackageNamesResponse>(
             "fetch names response",
-            &a.body,
-            wire::DEFAULT_JSON_LIMIT,
+            &resp.body,
+            MAX_JSON_ANSWER,
         ) {
             Ok(r) => r,
             Err(e) => return refuse(&up.name, e),
         };
-        // A name is only passed on if it hashes to the log ID it answers.
         let mut names = Vec::new();
-        for (id, n) in r.packages {
+        for (id, n) in &r.packages {
             if let Some(n) = n {
-                if wire::package_log_id(&n) != id {
+                if &wire::package_log_id(n) != id {
                     return refuse(
                         &up.name,
                         format!("name check failed: package name {n} does not hash to log {id}"),
                     );
                 }
-                names.push((id, n));
+                names.push((id.clone(), n.clone()));
             }
         }
         self.learn(names);
-        a
+        Answer::json(StatusCode::OK, wire::encode_json(&r))
     }
 
     // ---- proofs ----
 
-    async fn prove_inclusion(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn prove_inclusion(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         let (body, request) =
-            match read_json::<InclusionRequest>(req, "inclusion request", wire::DEFAULT_JSON_LIMIT)
-                .await
-            {
+            match read_json::<InclusionRequest>(req, "inclusion request", MAX_JSON_REQUEST).await {
                 Ok(v) => v,
                 Err(a) => return a,
             };
-        let resp = match self
-            .post_json(up, "/v1/proof/inclusion", body.to_vec())
-            .await
-        {
+        let forwarded = UpstreamRequest::post_json_idempotent("/v1/proof/inclusion", body.clone());
+        let resp = match self.post_json(up, forwarded).await {
             Ok(r) => r,
             Err(e) => return self.offline_answer(up, "inclusion", &body, &e),
         };
-        if resp.status != StatusCode::OK {
-            return Answer::json(resp.status, resp.body);
-        }
+        let resp = match expect_ok(&up.name, "the inclusion proof", resp) {
+            Ok(r) => r,
+            Err(a) => return a,
+        };
         let inc: InclusionResponse =
-            match wire::decode_json("inclusion response", &resp.body, wire::DEFAULT_JSON_LIMIT) {
+            match wire::decode_json("inclusion response", &resp.body, MAX_JSON_ANSWER) {
                 Ok(r) => r,
                 Err(e) => return refuse(&up.name, e),
             };
-        let cp = match self.checkpoint_at(up, request.log_length as u64).await {
+        let cp = match self
+            .checkpoint_at(up, epoch, request.log_length as u64)
+            .await
+        {
             Ok(c) => c,
             Err(a) => return a,
         };
@@ -1192,46 +940,46 @@ impl WargFront {
         if let Err(e) = wv::verify_inclusion(&cp, &leafs, &inc) {
             return verify_refusal(&up.name, &e);
         }
-        self.remember_answer(up, "inclusion", &body, &resp.body);
+        self.remember_answer(up, epoch, "inclusion", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
     }
 
-    async fn prove_consistency(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn prove_consistency(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         let (body, request) = match read_json::<wire::ConsistencyRequest>(
             req,
             "consistency request",
-            wire::DEFAULT_JSON_LIMIT,
+            MAX_JSON_REQUEST,
         )
         .await
         {
             Ok(v) => v,
             Err(a) => return a,
         };
-        let resp = match self
-            .post_json(up, "/v1/proof/consistency", body.to_vec())
-            .await
-        {
+        let forwarded =
+            UpstreamRequest::post_json_idempotent("/v1/proof/consistency", body.clone());
+        let resp = match self.post_json(up, forwarded).await {
             Ok(r) => r,
             Err(e) => return self.offline_answer(up, "consistency", &body, &e),
         };
-        if resp.status != StatusCode::OK {
-            return Answer::json(resp.status, resp.body);
-        }
+        let resp = match expect_ok(&up.name, "the consistency proof", resp) {
+            Ok(r) => r,
+            Err(a) => return a,
+        };
         let c: wire::ConsistencyResponse =
-            match wire::decode_json("consistency response", &resp.body, wire::DEFAULT_JSON_LIMIT) {
+            match wire::decode_json("consistency response", &resp.body, MAX_JSON_ANSWER) {
                 Ok(r) => r,
                 Err(e) => return refuse(&up.name, e),
             };
         let (old, new) = match (
-            self.checkpoint_at(up, request.from as u64).await,
-            self.checkpoint_at(up, request.to as u64).await,
+            self.checkpoint_at(up, epoch, request.from as u64).await,
+            self.checkpoint_at(up, epoch, request.to as u64).await,
         ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(a), _) | (_, Err(a)) => return a,
         };
         match wv::verify_consistency(&old, &new, &c.proof) {
             Ok(()) => {
-                self.remember_answer(up, "consistency", &body, &resp.body);
+                self.remember_answer(up, epoch, "consistency", &body, &resp.body);
                 Answer::json(StatusCode::OK, resp.body)
             }
             Err(e) => verify_refusal(&up.name, &e),
@@ -1242,18 +990,24 @@ impl WargFront {
 
     /// `GET /v1/ledger` for the current verified checkpoint, in the
     /// reference server's shape (relative URLs, 1000 leaves a source).
-    async fn ledger_sources(&self, up: &Upstream) -> Answer {
-        let (cp, warning) = match self.current_checkpoint(up).await {
+    async fn ledger_sources(&self, up: &Upstream, epoch: u64) -> Answer {
+        let (cp, warning) = match self.current_checkpoint(up, epoch).await {
             Ok(c) => c,
             Err(a) => return a,
         };
         let len = cp.as_ref().checkpoint.log_length;
+        if len as u64 > MAX_LEDGER {
+            return refuse(
+                &up.name,
+                format!("the log of {len} leaves is longer than bulwark verifies"),
+            );
+        }
         let step = LEDGER_PAGE as usize;
         let sources = (0..len)
             .step_by(step)
             .map(|first| wire::LedgerSource {
                 first_registry_index: first,
-                last_registry_index: (first + step).min(len) - 1,
+                last_registry_index: first.saturating_add(step).min(len) - 1,
                 url: format!("v1/ledger/records/{first}"),
                 content_type: wire::LedgerSourceContentType::Packed,
                 accept_ranges: false,
@@ -1275,22 +1029,22 @@ impl WargFront {
     /// `GET /v1/ledger/records/{start}`: leaves of the registry log up to
     /// the current verified checkpoint, served only once the whole log up
     /// to that length hashes to its verified root.
-    async fn ledger_records(&self, up: &Upstream, start: RegistryIndex) -> Answer {
-        let (cp, _) = match self.current_checkpoint(up).await {
+    async fn ledger_records(&self, up: &Upstream, epoch: u64, start: RegistryIndex) -> Answer {
+        let (cp, _) = match self.current_checkpoint(up, epoch).await {
             Ok(c) => c,
             Err(a) => return a,
         };
         let len = cp.as_ref().checkpoint.log_length as u64;
         let leaves = match self
-            .verified_ledger(up, len, &cp.as_ref().checkpoint.log_root)
+            .verified_ledger(up, epoch, len, &cp.as_ref().checkpoint.log_root)
             .await
         {
             Ok(l) => l,
             Err(a) => return a,
         };
         let from = (start as u64).min(len);
-        let to = (from + LEDGER_PAGE).min(len);
-        let mut body = Vec::with_capacity(((to - from) * 64) as usize);
+        let to = from.saturating_add(LEDGER_PAGE).min(len);
+        let mut body = Vec::with_capacity(((to - from) * LEDGER_LEAF_BYTES) as usize);
         for leaf in leaves
             .iter()
             .skip(usize::try_from(from).unwrap_or(usize::MAX))
@@ -1308,9 +1062,45 @@ impl WargFront {
         }
     }
 
+    /// A verified ledger whose first `vcp.log_length()` leaves are the
+    /// registry log at `vcp`: a cached one at least that long (the trust
+    /// state proved every accepted checkpoint extends the earlier ones),
+    /// else the one at the newest verified checkpoint. A client choosing
+    /// old log lengths therefore never makes bulwark fetch another ledger.
+    async fn ledger_covering(
+        &self,
+        up: &Upstream,
+        epoch: u64,
+        vcp: &VerifiedCheckpoint,
+    ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
+        let len = vcp.log_length() as u64;
+        let newest = {
+            let v = up.verified.lock().map_err(|_| poisoned())?;
+            if let Some((_, l)) = v.ledgers.range(len..).next_back() {
+                return Ok(l.clone());
+            }
+            v.checkpoints
+                .last_key_value()
+                .filter(|(l, _)| **l > len)
+                .map(|(_, c)| c.clone())
+        };
+        match newest {
+            Some(n) => {
+                self.verified_ledger(up, epoch, n.log_length() as u64, n.log_root())
+                    .await
+            }
+            None => self.verified_ledger(up, epoch, len, vcp.log_root()).await,
+        }
+    }
+
+    /// The registry log at length `len`, every leaf fetched and the whole
+    /// hashed to `root` before any of it is used. Extends the longest
+    /// verified ledger shorter than `len` (its leaves are a prefix) rather
+    /// than fetching from the start.
     async fn verified_ledger(
         &self,
         up: &Upstream,
+        epoch: u64,
         len: u64,
         root: &warg_crypto::hash::AnyHash,
     ) -> Result<Arc<Vec<LogLeaf>>, Answer> {
@@ -1331,27 +1121,37 @@ impl WargFront {
                 format!("the log of {len} leaves is longer than bulwark verifies"),
             ));
         }
+        let prefix = {
+            let v = up.verified.lock().map_err(|_| poisoned())?;
+            v.ledgers.range(..len).next_back().map(|(_, l)| l.clone())
+        };
         use warg_transparency::log::{LogBuilder, VecLog};
         let mut log: VecLog<warg_crypto::hash::Sha256, LogLeaf> = VecLog::default();
-        let mut leaves = Vec::new();
+        let mut leaves = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        for leaf in prefix.iter().flat_map(|p| p.iter()) {
+            log.push(leaf);
+            leaves.push(leaf.clone());
+        }
         while (leaves.len() as u64) < len {
             let path = format!("/v1/ledger/records/{}", leaves.len());
+            let request = own(UpstreamRequest::get(path.clone()))
+                .max_response_bytes(LEDGER_PAGE * LEDGER_LEAF_BYTES);
             let resp = up
                 .client
-                .get(&path)
+                .send(request)
                 .await
                 .map_err(|e| upstream_failure(&up.name, &e))?;
-            if resp.status != StatusCode::OK || resp.body.is_empty() || resp.body.len() % 64 != 0 {
+            let resp = expect_ok(&up.name, &format!("ledger page {path}"), resp)?;
+            if resp.body.is_empty() || !(resp.body.len() as u64).is_multiple_of(LEDGER_LEAF_BYTES) {
                 return Err(refuse(
                     &up.name,
                     format!(
-                        "ledger page {path} answered {} with {} bytes (expected a non-empty multiple of 64)",
-                        resp.status,
+                        "ledger page {path} answered {} bytes (expected a non-empty multiple of 64)",
                         resp.body.len()
                     ),
                 ));
             }
-            for chunk in resp.body.chunks_exact(64) {
+            for chunk in resp.body.chunks_exact(LEDGER_LEAF_BYTES as usize) {
                 if leaves.len() as u64 == len {
                     break;
                 }
@@ -1381,11 +1181,12 @@ impl WargFront {
         }
         let leaves = Arc::new(leaves);
         let mut v = up.verified.lock().map_err(|_| poisoned())?;
+        if v.epoch != Some(epoch) {
+            return Ok(leaves);
+        }
         v.ledgers.insert(len, leaves.clone());
-        // Keep the longest: evict the shortest while over either bound.
-        while v.ledgers.len() > 1
-            && (v.ledgers.len() > MAX_LEDGERS || v.ledgers.keys().sum::<u64>() > MAX_LEDGER)
-        {
+        // Keep the longest: evict the shortest while over the bound.
+        while v.ledgers.len() > MAX_LEDGERS {
             v.ledgers.pop_first();
         }
         Ok(leaves)
@@ -1398,16 +1199,22 @@ impl WargFront {
     /// checkpoint bulwark verified at that length, else `invalid` (as the
     /// reference server answers for a length it has no checkpoint of); the
     /// signature is `verified` if the pinned key signed it, else `invalid`.
-    async fn verify_checkpoint(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    async fn verify_checkpoint(&self, up: &Upstream, epoch: u64, req: Request<ReqBody>) -> Answer {
         use warg_crypto::{Encode as _, Signable as _};
         use wire::VerificationState as V;
-        let (_, cp) = match read_json::<SignedCheckpoint>(req, "checkpoint", 64 * 1024).await {
+        let (_, cp) = match read_json::<wire::SignedCheckpoint>(
+            req,
+            "checkpoint",
+            checkpoint::MAX_CHECKPOINT_BYTES,
+        )
+        .await
+        {
             Ok(v) => v,
             Err(a) => return a,
         };
-        let contents: &TimestampedCheckpoint = cp.as_ref();
+        let contents: &wire::TimestampedCheckpoint = cp.as_ref();
         let signature = if cp.key_id() == &up.key.key_id
-            && TimestampedCheckpoint::verify(&up.key.key, &contents.encode(), cp.signature())
+            && wire::TimestampedCheckpoint::verify(&up.key.key, &contents.encode(), cp.signature())
                 .is_ok()
         {
             V::Verified
@@ -1415,7 +1222,7 @@ impl WargFront {
             V::Invalid
         };
         let len = contents.checkpoint.log_length as u64;
-        let checkpoint = match self.checkpoint_at(up, len).await {
+        let checkpoint = match self.checkpoint_at(up, epoch, len).await {
             Ok(v)
                 if v.log_root() == &contents.checkpoint.log_root
                     && v.map_root() == &contents.checkpoint.map_root =>
@@ -1436,19 +1243,40 @@ impl WargFront {
 
     // ---- offline ----
 
-    fn remember_answer(&self, up: &Upstream, kind: &'static str, request: &[u8], answer: &Bytes) {
+    fn remember_answer(
+        &self,
+        up: &Upstream,
+        epoch: u64,
+        kind: &'static str,
+        request: &[u8],
+        answer: &Bytes,
+    ) {
+        if answer.len() > MAX_OFFLINE_BYTES / 4 {
+            return;
+        }
         let key = (kind, *BlobDigest::of(request).as_bytes());
         if let Ok(mut v) = up.verified.lock() {
-            if v.answers.len() >= MAX_OFFLINE_ANSWERS {
-                v.answers.clear();
+            // Proven in another epoch than the current one: not kept.
+            if v.epoch != Some(epoch) {
+                return;
             }
+            if let Some(old) = v.answers.shift_remove(&key) {
+                v.answer_bytes -= old.len();
+            }
+            while v.answer_bytes + answer.len() > MAX_OFFLINE_BYTES {
+                match v.answers.shift_remove_index(0) {
+                    Some((_, old)) => v.answer_bytes -= old.len(),
+                    None => break,
+                }
+            }
+            v.answer_bytes += answer.len();
             v.answers.insert(key, answer.clone());
         }
     }
 
-    /// The upstream failed: a verified answer to the same request, with a
-    /// `Warning`, if it did not answer at all and bulwark has one (and the
-    /// upstream is not quarantined); else the failure.
+    /// The upstream failed: a verified answer to the same request (in the
+    /// current epoch; the request passed the gate), with a `Warning`, if
+    /// it did not answer at all and bulwark has one; else the failure.
     fn offline_answer(
         &self,
         up: &Upstream,
@@ -1457,9 +1285,6 @@ impl WargFront {
         e: &UpstreamError,
     ) -> Answer {
         if !unreachable(e) {
-            return upstream_failure(&up.name, e);
-        }
-        if let Ok(crate::verify::trust::Status::Quarantined(_)) = self.trust.status(&up.name) {
             return upstream_failure(&up.name, e);
         }
         let key = (kind, *BlobDigest::of(request).as_bytes());
@@ -1479,220 +1304,16 @@ impl WargFront {
             None => upstream_failure(&up.name, e),
         }
     }
+}
 
-    // ---- content ----
-
-    fn is_verified_content(&self, up: &Upstream, digest: &str) -> bool {
-        up.verified
-            .lock()
-            .map(|v| v.content.contains(digest))
-            .unwrap_or(false)
-    }
-
-    async fn content_sources(&self, up: &Upstream, digest: &str, host: &str) -> Answer {
-        let known = self.is_verified_content(up, digest) || self.stored(digest).await;
-        if !known {
-            let parsed = match wire::parse_digest("content digest", digest) {
-                Ok(d) => d,
-                Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-            };
-            let err = wire::ContentError::ContentDigestNotFound(parsed);
-            return Answer::json(StatusCode::NOT_FOUND, wire::encode_json(&err));
-        }
-        let scheme = if self.https { "https" } else { "http" };
-        // The client's own Host (bulwark's address as the client reaches
-        // it); anything but a host[:port] is not echoed into a URL.
-        let sane = !host.is_empty()
-            && host.len() <= 255
-            && host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-            });
-        if !sane {
-            return Answer::message(
-                StatusCode::BAD_REQUEST,
-                "the Host header is not a host[:port]",
-            );
-        }
-        let hex = digest.trim_start_matches("sha256:");
-        let url = format!("{scheme}://{host}{CONTENT_PREFIX}{}/sha256-{hex}", up.name);
-        let Ok(parsed) = wire::parse_digest("content digest", digest) else {
-            return Answer::message(StatusCode::BAD_REQUEST, "bad digest");
-        };
-        let mut sources = IndexMap::new();
-        sources.insert(
-            parsed,
-            vec![ContentSource::HttpGet {
-                url,
-                accept_ranges: false,
-                size: None,
-            }],
-        );
-        Answer::json(
-            StatusCode::OK,
-            wire::encode_json(&ContentSourcesResponse {
-                content_sources: sources,
-            }),
-        )
-    }
-
-    async fn stored(&self, digest: &str) -> bool {
-        let Ok(d) = BlobDigest::parse(digest) else {
-            return false;
-        };
-        match self.blobs().await {
-            Ok(b) => b.contains(&d).await.unwrap_or(false),
-            Err(_) => false,
-        }
-    }
-
-    /// The content bytes: from the store, else fetched, checked, stored.
-    async fn content(&self, up: &Upstream, digest: &str) -> Answer {
-        let d = match BlobDigest::parse(digest) {
-            Ok(d) => d,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        let blobs = match self.blobs().await {
-            Ok(b) => b,
-            Err(a) => return a,
-        };
-        let quarantine = {
-            let trust = self.trust.clone();
-            let name = up.name.clone();
-            tokio::task::spawn_blocking(move || trust.status(&name)).await
-        };
-        if let Ok(Ok(crate::verify::trust::Status::Quarantined(q))) = quarantine {
-            return Answer::message(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "upstream `{}` is quarantined (evidence #{}): {}",
-                    up.name, q.evidence, q.reason
-                ),
-            );
-        }
-        if let Ok(Some(blob)) = blobs.get_stream(&d).await {
-            return stored_octets(blob);
-        }
-        if !self.is_verified_content(up, digest) {
-            let err = wire::ContentError::ContentDigestNotFound(
-                match wire::parse_digest("content digest", digest) {
-                    Ok(p) => p,
-                    Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-                },
-            );
-            return Answer::json(StatusCode::NOT_FOUND, wire::encode_json(&err));
-        }
-        let path = format!("/content/sha256-{}", digest.trim_start_matches("sha256:"));
-        let resp = match up
-            .client
-            .send(
-                UpstreamRequest::get(path)
-                    .max_response_bytes(MAX_CONTENT)
-                    .timeout(Duration::from_secs(600)),
-            )
-            .await
-        {
-            Ok(r) if r.status == StatusCode::OK => r,
-            Ok(r) => return refuse(&up.name, format!("content {digest} answered {}", r.status)),
-            Err(e) => return upstream_failure(&up.name, &e),
-        };
-        let got = BlobDigest::of(&resp.body);
-        if got != d {
-            return refuse(
-                &up.name,
-                format!(
-                    "content digest check failed: the verified release names {digest}, the upstream sent bytes hashing to sha256:{}; nothing stored",
-                    got.hex()
-                ),
-            );
-        }
-        if let Err(e) = blobs.put(&d, resp.body.clone()).await {
-            return Answer::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-        octets(resp.body)
-    }
-
-    async fn content_route(&self, path: &str) -> Option<Answer> {
-        let rest = path.strip_prefix(CONTENT_PREFIX)?;
-        let (name, file) = rest.split_once('/')?;
-        let up = self.upstream(name)?.clone();
-        let hex = file.strip_prefix("sha256-")?;
-        let digest = format!("sha256:{hex}");
-        wire::parse_digest("content digest", &digest).ok()?;
-        let mut a = self.content(&up, &digest).await;
-        if a.status == StatusCode::OK {
-            // Offline: say so when the upstream's checkpoint cannot be
-            // confirmed right now.
-            let trust = self.trust.clone();
-            let n = up.name.clone();
-            let max_age = up.max_age;
-            if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || {
-                trust.last_verified(&n, SystemTime::now(), max_age)
-            })
-            .await
-            {
-                let warning = v.warning().or_else(|| {
-                    up.unreachable.load(Ordering::Relaxed).then(|| {
-                        format!(
-                            "110 bulwark \"Response is Stale: upstream {} is unreachable; content verified against its last verified checkpoint of size {}\"",
-                            up.name, v.checkpoint.size
-                        )
-                    })
-                });
-                if let Some(w) = warning {
-                    a = a.header("warning", w);
-                }
-            }
-        }
-        Some(a)
-    }
-
-    // ---- publishing ----
-
-    async fn publish(
-        &self,
-        up: Option<Arc<Upstream>>,
-        log_id: &LogId,
-        req: Request<ReqBody>,
-    ) -> Answer {
-        let (parts, body) = req.into_parts();
-        // A publish request is a JSON document: bounded while it is read.
-        let body = match read_body_within(body, wire::DEFAULT_JSON_LIMIT).await {
-            Ok(b) => b,
-            Err(e) => return body_error(e),
-        };
-        let up = match up {
-            Some(u) => u,
-            None => {
-                let name = wire::decode_json::<PublishRecordRequest>(
-                    "publish request",
-                    &body,
-                    wire::DEFAULT_JSON_LIMIT,
-                )
-                .ok()
-                .map(|r| r.package_name.into_owned());
-                match name {
-                    Some(n) if &wire::package_log_id(&n) == log_id => {
-                        self.learn([(log_id.clone(), n.clone())]);
-                        match self.owner(n.namespace()) {
-                            Some(u) => u.clone(),
-                            None => {
-                                return Answer::message(
-                                    StatusCode::NOT_FOUND,
-                                    "no upstream owns this namespace",
-                                )
-                            }
-                        }
-                    }
-                    _ => match self.route_log(log_id).await {
-                        Ok(u) => u,
-                        Err(a) => return a,
-                    },
-                }
-            }
-        };
-        let req = Request::from_parts(parts, crate::server::full(body));
-        self.pass_through(&up, req).await
-    }
+/// The reference server's missing-log answer (the client initialises a
+/// new package on it), in bulwark's own bytes.
+fn missing_log(log_id: &LogId) -> Answer {
+    let (status, body) = wire::log_not_found(log_id);
+    Answer::json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+        body,
+    )
 }
 
 fn record_id(kind: &LogKind, r: &wire::PublishedRecord) -> Result<wire::RecordId, CheckError> {
@@ -1718,55 +1339,6 @@ fn record_id(kind: &LogKind, r: &wire::PublishedRecord) -> Result<wire::RecordId
 /// that were `usize` on the wire, so this never saturates in practice).
 fn to_len(n: u64) -> wire::RegistryLen {
     wire::RegistryLen::try_from(n).unwrap_or(wire::RegistryLen::MAX)
-}
-
-fn octets(bytes: Bytes) -> Answer {
-    Answer {
-        status: StatusCode::OK,
-        body: bytes,
-        headers: Vec::new(),
-        content_type: "application/octet-stream",
-        stream: None,
-    }
-}
-
-/// Stored content, streamed from the store.
-fn stored_octets(blob: crate::store::Blob) -> Answer {
-    let mut a = octets(Bytes::new());
-    a.stream = Some(crate::server::stream_body(blob.len(), blob.into_stream()));
-    a
-}
-
-/// The answer for a client body that could not be read: the body reader's
-/// own status (413 over the limit), else 400.
-fn body_error(e: crate::server::ApiError) -> Answer {
-    Answer::message(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-        e.message,
-    )
-}
-
-/// Reads a client's JSON request body and decodes it (at most `limit`
-/// bytes): [`body_error`] for a body that cannot be read, 400 for one that
-/// is not the expected JSON. Returns the raw body too (it is forwarded).
-async fn read_json<T: serde::de::DeserializeOwned>(
-    req: Request<ReqBody>,
-    what: &'static str,
-    limit: usize,
-) -> Result<(Bytes, T), Answer> {
-    let body = read_body_within(req.into_body(), limit)
-        .await
-        .map_err(body_error)?;
-    let value = wire::decode_json(what, &body, limit)
-        .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok((body, value))
-}
-
-fn poisoned() -> Answer {
-    Answer::message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal state lock poisoned",
-    )
 }
 
 impl Front for WargFront {

@@ -1,0 +1,384 @@
+//! The artifact index: which content digest each upstream's verified
+//! records name, and what proved it. Owned by the store layer, one redb
+//! file, `<data_dir>/index.redb`.
+//!
+//! A key is `(upstream, epoch, kind, key)`:
+//!
+//! - `upstream`: the configured upstream name. An entry of one upstream is
+//!   never an answer for another: the blob store is shared by digest, the
+//!   right to serve a digest is not.
+//! - `epoch`: the upstream's trust-state epoch the proof was made in
+//!   ([`crate::verify::trust::TrustState::epoch`]). Lookups name the
+//!   current epoch, so after `bulwark upstream clear --rebase` nothing
+//!   proven in an older epoch is found (and [`ArtifactIndex::remove_before`]
+//!   can delete it).
+//! - `kind`: what the key names, one constant per ecosystem use (see
+//!   [`kinds`]), e.g. Warg content by digest, later Go `.zip`/`.mod` by
+//!   module version.
+//! - `key`: the artifact's name within that kind.
+//!
+//! The value is the [`Entry`]: the digest and a short text saying what
+//! proved it (which record of which log, at which checkpoint). Writes are
+//! committed with immediate durability before they return, so everything
+//! verified is still served after a crash or restart; a write of entries
+//! that are all present already writes nothing (no fsync).
+//!
+//! The API is synchronous (redb); async callers use `spawn_blocking`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::Digest;
+
+/// The kinds of keys, one definition each.
+pub mod kinds {
+    /// Warg content: key `sha256:<hex>`, named by a release record of a
+    /// package log proven included in a verified checkpoint.
+    pub const WARG_CONTENT: &str = "warg.content";
+}
+
+const SCHEMA_VERSION: u64 = 1;
+/// "schema_version" → version.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (upstream, epoch, kind, key) → encoded [`Entry`].
+const ENTRIES: TableDefinition<(&str, u64, &str, &str), &[u8]> = TableDefinition::new("entries");
+
+/// Longest proof text kept per entry.
+pub const MAX_PROOF_TEXT: usize = 1024;
+/// Longest upstream, kind or key.
+pub const MAX_KEY_PART: usize = 1024;
+
+/// What the index holds for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The content digest the verified record names.
+    pub digest: Digest,
+    /// What proved it (for operators: which record, which checkpoint).
+    pub proof: String,
+    /// When bulwark recorded it.
+    pub at: SystemTime,
+}
+
+impl Entry {
+    /// An entry recorded now.
+    pub fn new(digest: Digest, proof: impl Into<String>) -> Entry {
+        let mut proof = proof.into();
+        if proof.len() > MAX_PROOF_TEXT {
+            let mut end = MAX_PROOF_TEXT;
+            while !proof.is_char_boundary(end) {
+                end -= 1;
+            }
+            proof.truncate(end);
+        }
+        Entry {
+            digest,
+            proof,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// 32 digest bytes, 8 bytes of milliseconds since the epoch (big
+    /// endian), then the proof text.
+    fn encode(&self) -> Vec<u8> {
+        let ms = self
+            .at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(40 + self.proof.len());
+        out.extend_from_slice(self.digest.as_bytes());
+        out.extend_from_slice(&ms.to_be_bytes());
+        out.extend_from_slice(self.proof.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Entry, IndexError> {
+        let bad = || IndexError::Corrupt(format!("an entry of {} bytes", bytes.len()));
+        let (digest, rest) = bytes.split_at_checked(32).ok_or_else(bad)?;
+        let (ms, proof) = rest.split_at_checked(8).ok_or_else(bad)?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| bad())?;
+        let ms = u64::from_be_bytes(ms.try_into().map_err(|_| bad())?);
+        Ok(Entry {
+            digest: Digest::from_bytes(digest),
+            proof: String::from_utf8_lossy(proof).into_owned(),
+            at: SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_millis(ms))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        })
+    }
+}
+
+/// Why the index could not answer. A caller refuses to serve on any of
+/// these (never "not found").
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("artifact index: {op}: {detail}")]
+    Storage { op: &'static str, detail: String },
+    #[error("artifact index: corrupt: {0}")]
+    Corrupt(String),
+    #[error("artifact index: {what} of {len} bytes is longer than the {MAX_KEY_PART} allowed")]
+    Input { what: &'static str, len: usize },
+}
+
+fn storage<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> IndexError {
+    move |e| IndexError::Storage {
+        op,
+        detail: e.to_string(),
+    }
+}
+
+fn check_part(what: &'static str, s: &str) -> Result<(), IndexError> {
+    if s.len() > MAX_KEY_PART {
+        return Err(IndexError::Input { what, len: s.len() });
+    }
+    Ok(())
+}
+
+/// The artifact index. Cheap to clone (shared database).
+#[derive(Clone)]
+pub struct ArtifactIndex {
+    db: Arc<redb::Database>,
+}
+
+impl std::fmt::Debug for ArtifactIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArtifactIndex")
+    }
+}
+
+impl ArtifactIndex {
+    /// Opens (creating if needed) the index file, usually
+    /// `<data_dir>/index.redb`.
+    pub fn open(path: impl AsRef<Path>) -> Result<ArtifactIndex, IndexError> {
+        let path = path.as_ref();
+        let mut builder = redb::Builder::new();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+        let db = builder.create(path).map_err(|e| IndexError::Storage {
+            op: "open",
+            detail: format!("{}: {e}", path.display()),
+        })?;
+        let txn = db.begin_write().map_err(storage("begin write"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(storage("open table"))?;
+            let version = meta
+                .get("schema_version")
+                .map_err(storage("read schema version"))?
+                .map(|v| v.value());
+            match version {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)
+                        .map_err(storage("write schema version"))?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(v) => {
+                    return Err(IndexError::Storage {
+                        op: "open",
+                        detail: format!(
+                            "{}: schema version {v}, this bulwark reads {SCHEMA_VERSION}",
+                            path.display()
+                        ),
+                    })
+                }
+            }
+            txn.open_table(ENTRIES).map_err(storage("open table"))?;
+        }
+        txn.commit().map_err(storage("commit"))?;
+        Ok(ArtifactIndex { db: Arc::new(db) })
+    }
+
+    /// The entry for `(upstream, epoch, kind, key)`, if one was recorded.
+    pub fn get(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Entry>, IndexError> {
+        check_part("upstream", upstream)?;
+        check_part("kind", kind)?;
+        check_part("key", key)?;
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+        match t
+            .get((upstream, epoch, kind, key))
+            .map_err(storage("read"))?
+        {
+            Some(v) => Entry::decode(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records every `(key, entry)` of one `(upstream, epoch, kind)` in one
+    /// durable transaction. Keys already present keep their first entry
+    /// (what first proved them); when every key is present nothing is
+    /// written. Returns how many entries were new.
+    pub fn put_all(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+        entries: &[(String, Entry)],
+    ) -> Result<usize, IndexError> {
+        check_part("upstream", upstream)?;
+        check_part("kind", kind)?;
+        for (key, _) in entries {
+            check_part("key", key)?;
+        }
+        let missing: Vec<&(String, Entry)> = {
+            let txn = self.db.begin_read().map_err(storage("begin read"))?;
+            let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            let mut missing = Vec::new();
+            for e in entries {
+                if t.get((upstream, epoch, kind, e.0.as_str()))
+                    .map_err(storage("read"))?
+                    .is_none()
+                {
+                    missing.push(e);
+                }
+            }
+            missing
+        };
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(storage("begin write"))?;
+        let mut new = 0;
+        {
+            let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            for (key, entry) in missing {
+                let present = t
+                    .get((upstream, epoch, kind, key.as_str()))
+                    .map_err(storage("read"))?
+                    .is_some();
+                if !present {
+                    t.insert(
+                        (upstream, epoch, kind, key.as_str()),
+                        entry.encode().as_slice(),
+                    )
+                    .map_err(storage("write"))?;
+                    new += 1;
+                }
+            }
+        }
+        txn.commit().map_err(storage("commit"))?;
+        Ok(new)
+    }
+
+    /// Deletes every entry of `upstream` from epochs before `epoch`.
+    /// Returns how many were deleted.
+    pub fn remove_before(&self, upstream: &str, epoch: u64) -> Result<u64, IndexError> {
+        check_part("upstream", upstream)?;
+        if epoch == 0 {
+            return Ok(0);
+        }
+        let keys: Vec<(u64, String, String)> = {
+            let txn = self.db.begin_read().map_err(storage("begin read"))?;
+            let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            let range = t
+                .range((upstream, 0u64, "", "")..(upstream, epoch, "", ""))
+                .map_err(storage("read"))?;
+            let mut keys = Vec::new();
+            for item in range {
+                let (k, _) = item.map_err(storage("read"))?;
+                let (_, e, kind, key) = k.value();
+                keys.push((e, kind.to_string(), key.to_string()));
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(storage("begin write"))?;
+        {
+            let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            for (e, kind, key) in &keys {
+                t.remove((upstream, *e, kind.as_str(), key.as_str()))
+                    .map_err(storage("delete"))?;
+            }
+        }
+        txn.commit().map_err(storage("commit"))?;
+        Ok(keys.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(b: &[u8]) -> Entry {
+        Entry::new(Digest::of(b), format!("release naming {} bytes", b.len()))
+    }
+
+    #[test]
+    fn entries_are_per_upstream_epoch_and_kind_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let d = Digest::of(b"x");
+        {
+            let idx = ArtifactIndex::open(&path).unwrap();
+            let n = idx
+                .put_all("a", 1, kinds::WARG_CONTENT, &[(d.to_string(), entry(b"x"))])
+                .unwrap();
+            assert_eq!(n, 1);
+            // Present already: nothing new.
+            let n = idx
+                .put_all("a", 1, kinds::WARG_CONTENT, &[(d.to_string(), entry(b"x"))])
+                .unwrap();
+            assert_eq!(n, 0);
+        }
+        let idx = ArtifactIndex::open(&path).unwrap();
+        let got = idx
+            .get("a", 1, kinds::WARG_CONTENT, &d.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.digest, d);
+        assert_eq!(got.proof, "release naming 1 bytes");
+        assert!(idx
+            .get("b", 1, kinds::WARG_CONTENT, &d.to_string())
+            .unwrap()
+            .is_none());
+        assert!(idx
+            .get("a", 2, kinds::WARG_CONTENT, &d.to_string())
+            .unwrap()
+            .is_none());
+        assert!(idx.get("a", 1, "go.zip", &d.to_string()).unwrap().is_none());
+    }
+
+    #[test]
+    fn remove_before_drops_only_older_epochs_of_that_upstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
+        for (up, epoch, b) in [
+            ("a", 0, b"0"),
+            ("a", 1, b"1"),
+            ("a", 2, b"2"),
+            ("b", 0, b"3"),
+        ] {
+            let d = Digest::of(b);
+            idx.put_all(up, epoch, kinds::WARG_CONTENT, &[(d.to_string(), entry(b))])
+                .unwrap();
+        }
+        assert_eq!(idx.remove_before("a", 2).unwrap(), 2);
+        let has = |up: &str, epoch: u64, b: &[u8]| {
+            idx.get(up, epoch, kinds::WARG_CONTENT, &Digest::of(b).to_string())
+                .unwrap()
+                .is_some()
+        };
+        assert!(!has("a", 0, b"0"));
+        assert!(!has("a", 1, b"1"));
+        assert!(has("a", 2, b"2"));
+        assert!(has("b", 0, b"3"));
+    }
+
+    #[test]
+    fn corrupt_entries_are_errors_not_misses() {
+        assert!(Entry::decode(&[0u8; 39]).is_err());
+        let e = entry(b"y");
+        let back = Entry::decode(&e.encode()).unwrap();
+        assert_eq!(back.digest, e.digest);
+        assert_eq!(back.proof, e.proof);
+    }
+}
