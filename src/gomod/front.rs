@@ -290,7 +290,8 @@ impl GoFront {
                     return Err(api(g, e));
                 }
             };
-            self.check_h1(g, m, "zip", rec.record.zip_hash.to_string(), seen)?;
+            self.check_h1(g, m, "zip", rec.record.zip_hash.to_string(), seen)
+                .map_err(|e| api(g, e))?;
             let blob = v
                 .store_spooled(kind, m, rec.epoch, spooled)
                 .await
@@ -306,7 +307,8 @@ impl GoFront {
             .map_err(|e| api(g, e))?;
         let body = res.body;
         let seen = dirhash::hash_go_mod(&body).to_string();
-        self.check_h1(g, m, "go.mod", rec.record.mod_hash.to_string(), seen)?;
+        self.check_h1(g, m, "go.mod", rec.record.mod_hash.to_string(), seen)
+            .map_err(|e| api(g, e))?;
         v.store_file(kind, m, rec.epoch, body.clone())
             .await
             .map_err(|e| api(g, e))?;
@@ -322,7 +324,7 @@ impl GoFront {
         what: &'static str,
         expected: String,
         seen: String,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VerifyError> {
         if expected != seen {
             self.metrics.verification(&g.name, "h1", false);
             let e = VerifyError::Hash {
@@ -332,7 +334,7 @@ impl GoFront {
                 seen,
             };
             tracing::error!(upstream = %g.name, module = %m, "{e}");
-            return Err(api(g, e));
+            return Err(e);
         }
         self.metrics.verification(&g.name, "h1", true);
         Ok(())

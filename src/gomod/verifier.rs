@@ -44,7 +44,9 @@ use crate::tlog::tile::{
     parse_tile_path, read_tile_data, Dialect, Tile, TileError, TileHashReader, TilePath, TileReader,
 };
 use crate::tlog::Checkpoint;
-use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
+use crate::upstream::{
+    StatusClass, UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
 use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
 
 /// (upstream, epoch, key) → blob digest. Keys: `tile/8/...` (a verified
@@ -274,16 +276,16 @@ pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError
 
 /// The rule of [`expect_200`] on a status alone (for streamed answers).
 pub fn status_200(upstream: &str, url: &str, status: http::StatusCode) -> Result<(), VerifyError> {
-    match status.as_u16() {
-        200 => Ok(()),
-        code @ 400..=599 => Err(VerifyError::Upstream(UpstreamError::Status {
+    match StatusClass::of(status, http::StatusCode::OK) {
+        StatusClass::Success => Ok(()),
+        StatusClass::Failure(code) => Err(VerifyError::Upstream(UpstreamError::Status {
             upstream: upstream.to_string(),
             url: url.to_string(),
-            code,
+            code: code.as_u16(),
         })),
-        code => Err(VerifyError::Status {
+        StatusClass::Unexpected(code) => Err(VerifyError::Status {
             url: url.to_string(),
-            code,
+            code: code.as_u16(),
         }),
     }
 }

@@ -311,6 +311,35 @@ impl UpstreamResponse {
     }
 }
 
+/// How an upstream's status is taken, the same on every route of every
+/// front: only the exact success answer of the route (`200` almost
+/// everywhere) may take the verified path; an upstream `4xx`/`5xx` is the
+/// upstream's failure, whose status the client may be told (never its
+/// body); anything else (`203`, `206`, `3xx`, another `2xx`) is a
+/// misbehaving upstream, refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// The route's success answer.
+    Success,
+    /// An upstream 4xx or 5xx.
+    Failure(StatusCode),
+    /// Any other status: refused as unexpected.
+    Unexpected(StatusCode),
+}
+
+impl StatusClass {
+    /// Classifies `status` for a route whose success answer is `expected`.
+    pub fn of(status: StatusCode, expected: StatusCode) -> StatusClass {
+        if status == expected {
+            StatusClass::Success
+        } else if status.is_client_error() || status.is_server_error() {
+            StatusClass::Failure(status)
+        } else {
+            StatusClass::Unexpected(status)
+        }
+    }
+}
+
 /// A response whose body is still on the wire: for large downloads that
 /// must never be held whole in memory (module zips, Warg content). See
 /// [`UpstreamClient::send_streaming`].

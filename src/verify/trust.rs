@@ -1205,7 +1205,10 @@ fn same_tree_differs(accepted: &Accepted, cp: &Checkpoint) -> Option<String> {
             cp.size, accepted.root, cp.root
         ));
     }
-    if accepted.extensions != cp.extensions {
+    // A checkpoint accepted before its protocol bound extension lines
+    // (state written by an older bulwark) has none: its lines are bound by
+    // the first checkpoint of its size seen since (see `decide`).
+    if accepted.extensions != cp.extensions && !accepted.extensions.is_empty() {
         return Some(format!(
             "two checkpoints of size {} with root {}: accepted extension lines {:?}, new {:?}",
             cp.size, cp.root, accepted.extensions, cp.extensions
@@ -1261,6 +1264,10 @@ fn decide(
     if cp.size == latest.size {
         if let Some(detail) = same_tree_differs(&latest, cp) {
             return Ok(Err(evidence(EvidenceKind::Fork, &latest, &[], detail)));
+        }
+        if latest.extensions.is_empty() && !cp.extensions.is_empty() {
+            latest.extensions = cp.extensions.clone();
+            latest.last_confirmed = now.max(latest.last_confirmed);
         }
         if let Some(t) = offer.signed_time {
             if latest.signed_time.is_none_or(|l| t > l) {
@@ -1643,6 +1650,27 @@ mod tests {
         offer_at(&s, &l, 4, 0, &["map aaaa"], None, t(0)).unwrap();
         offer_at(&s, &l, 8, 4, &["map bbbb"], None, t(1)).unwrap();
         let err = offer_at(&s, &l, 4, 0, &["map dddd"], None, t(2)).unwrap_err();
+        assert!(matches!(err, TrustError::Fork { size: 4, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_accepted_before_extensions_were_bound_binds_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(4, "a");
+        // State of an older bulwark: no extension line at size 4.
+        offer_at(&s, &l, 4, 0, &[], None, t(0)).unwrap();
+        // The first map root seen since is bound, not called a fork...
+        assert!(matches!(
+            offer_at(&s, &l, 4, 0, &["map aaaa"], None, t(1)),
+            Ok(Advance::Unchanged(_))
+        ));
+        assert_eq!(
+            s.latest("up").unwrap().unwrap().extensions,
+            vec!["map aaaa".to_string()]
+        );
+        // ...and another one after it is.
+        let err = offer_at(&s, &l, 4, 0, &["map bbbb"], None, t(2)).unwrap_err();
         assert!(matches!(err, TrustError::Fork { size: 4, .. }), "{err}");
     }
 

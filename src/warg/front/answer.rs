@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::server::{full, read_body_within, ReqBody, ResBody};
-use crate::upstream::{UpstreamError, UpstreamResponse};
+use crate::upstream::{StatusClass, UpstreamError, UpstreamResponse};
 use crate::verify::trust::TrustError;
 use crate::warg::checks::CheckError;
 use crate::warg::verify::WargVerifyError;
@@ -155,22 +155,35 @@ pub(super) fn expect_status(
     resp: UpstreamResponse,
 ) -> Result<UpstreamResponse, Answer> {
     let s = resp.status;
-    if s == expected {
-        return Ok(resp);
-    }
-    if s.is_client_error() || s.is_server_error() {
-        let quoted = upstream_message(&resp.body)
-            .map(|m| format!(" (the upstream said: {m:?})"))
-            .unwrap_or_default();
-        tracing::info!(
-            upstream = up,
-            status = s.as_u16(),
-            "warg: {what} answered {s}"
-        );
-        return Err(Answer::message(
-            s,
-            format!("upstream `{up}` answered {s} to {what}{quoted}"),
-        ));
+    let quoted = upstream_message(&resp.body)
+        .map(|m| format!(" (the upstream said: {m:?})"))
+        .unwrap_or_default();
+    status_rule(up, what, expected, s, &quoted).map(|()| resp)
+}
+
+/// [`expect_status`] on a status alone (a streamed answer), `quoted` being
+/// what the upstream said, if anything.
+pub(super) fn status_rule(
+    up: &str,
+    what: &str,
+    expected: StatusCode,
+    s: StatusCode,
+    quoted: &str,
+) -> Result<(), Answer> {
+    match StatusClass::of(s, expected) {
+        StatusClass::Success => return Ok(()),
+        StatusClass::Failure(_) => {
+            tracing::info!(
+                upstream = up,
+                status = s.as_u16(),
+                "warg: {what} answered {s}"
+            );
+            return Err(Answer::message(
+                s,
+                format!("upstream `{up}` answered {s} to {what}{quoted}"),
+            ));
+        }
+        StatusClass::Unexpected(_) => {}
     }
     Err(refuse(
         up,

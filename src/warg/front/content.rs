@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use http::{header, Request, StatusCode};
 use indexmap::IndexMap;
 
-use super::answer::{octets, refuse, stored_octets, task_failed, upstream_failure, Answer};
+use super::answer::{refuse, status_rule, stored_octets, task_failed, upstream_failure, Answer};
 use super::{Upstream, WargFront, CONTENT_PREFIX};
 use crate::server::ReqBody;
 use crate::store::index::{kinds, Entry};
-use crate::store::Digest as BlobDigest;
+use crate::store::{Digest as BlobDigest, StoreError};
 use crate::upstream::UpstreamRequest;
 use crate::warg::checks::{LogKind, ValidatedLog};
 use crate::warg::wire::{self, ContentSource, ContentSourcesResponse};
@@ -154,27 +154,39 @@ impl WargFront {
         let request = UpstreamRequest::get(path)
             .max_response_bytes(MAX_CONTENT)
             .timeout(Duration::from_secs(600));
-        let resp = match up.client.send(super::own(request)).await {
+        // Streamed into the store, hashed while written, and published
+        // only if it hashes to the digest: never whole in memory.
+        let resp = match up.client.send_streaming(super::own(request)).await {
             Ok(r) => r,
             Err(e) => return upstream_failure(&up.name, &e),
         };
-        let resp = match super::answer::expect_ok(&up.name, &format!("content {d}"), resp) {
-            Ok(r) => r,
-            Err(a) => return a,
-        };
-        let got = BlobDigest::of(&resp.body);
-        if got != d {
-            return refuse(
-                &up.name,
-                format!(
-                    "content digest check failed: the verified release names {d}, the upstream sent bytes hashing to {got}; nothing stored"
-                ),
-            );
+        let what = format!("content {d}");
+        if let Err(a) = status_rule(&up.name, &what, StatusCode::OK, resp.status, "") {
+            return a;
         }
-        if let Err(e) = self.blobs.put(&d, resp.body.clone()).await {
-            return Answer::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        match self.blobs.put_stream(&d, resp.body).await {
+            Ok(_) => {}
+            Err(StoreError::DigestMismatch { expected, seen }) => {
+                return refuse(
+                    &up.name,
+                    format!(
+                        "content digest check failed: the verified release names {expected}, the upstream sent bytes hashing to {seen}; nothing stored"
+                    ),
+                );
+            }
+            Err(StoreError::Body { source, .. }) => {
+                return Answer::message(StatusCode::BAD_GATEWAY, source.to_string());
+            }
+            Err(e) => return Answer::message(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
-        octets(resp.body)
+        match self.blobs.get_stream(&d).await {
+            Ok(Some(blob)) => stored_octets(blob),
+            Ok(None) => Answer::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("content {d} vanished from the store after it was written"),
+            ),
+            Err(e) => Answer::message(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
     }
 
     /// `GET /content/<upstream>/sha256-<hex>` (the URLs `contentSources`
