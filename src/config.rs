@@ -22,6 +22,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::federation::{Federation, FederationError};
+use crate::tlog::note::VerifierKey;
+use crate::tlog::policy::Policy;
 
 /// The default configuration, compiled into the binary so that `bulwark
 /// serve` runs without any file.
@@ -155,6 +157,14 @@ pub struct SumdbConfig {
     pub key: String,
 }
 
+/// A witness policy as configured: the file (resolved against the config
+/// file's directory) and the policy it holds, parsed once, at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessPolicy {
+    pub path: PathBuf,
+    pub policy: Policy,
+}
+
 /// One `[[upstream]]` entry, validated.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -172,8 +182,9 @@ pub struct UpstreamConfig {
     pub namespaces: Vec<String>,
     /// Warg: route namespaces nobody claims here.
     pub default: bool,
-    /// c2sp.org/tlog-policy file, resolved against the config file's directory.
-    pub witness_policy: Option<PathBuf>,
+    /// Go: the c2sp.org/tlog-policy, parsed and checked when the
+    /// configuration is loaded.
+    pub witness_policy: Option<WitnessPolicy>,
     /// Extra CA certificate (PEM) to trust for this upstream's TLS.
     pub ca_file: Option<PathBuf>,
     /// Credential sent upstream as a bearer token.
@@ -626,14 +637,7 @@ impl Validator<'_> {
         let witness_policy = match raw.witness_policy {
             None => None,
             Some(p) => {
-                let p = self.resolve(p);
-                if !p.is_file() {
-                    return Err(self.err(
-                        at("witness_policy"),
-                        format!("no such file: {}", p.display()),
-                    ));
-                }
-                Some(p)
+                Some(self.witness_policy(&at("witness_policy"), p, &raw.protocol, &sumdb)?)
             }
         };
         let ca_file = match raw.ca_file {
@@ -679,6 +683,53 @@ impl Validator<'_> {
             token,
             max_checkpoint_age,
         })
+    }
+
+    /// Reads and checks a `witness_policy`: only protocols whose checkpoints
+    /// are signed notes can be cosigned by witnesses (a policy bulwark
+    /// cannot enforce is an error, never ignored); the file must parse; and
+    /// its `log` lines must include the key pinned for the log, so that
+    /// the pinned key signs every tree the policy admits.
+    fn witness_policy(
+        &self,
+        key: &str,
+        path: PathBuf,
+        protocol: &Protocol,
+        sumdb: &Option<SumdbConfig>,
+    ) -> Result<WitnessPolicy, ConfigError> {
+        let pinned = match (protocol, sumdb) {
+            (Protocol::Gomod, Some(s)) => &s.key,
+            (Protocol::Gomod, None) => {
+                return Err(self.err(key, "a witness policy needs the sumdb it applies to"));
+            }
+            (Protocol::Warg, _) => {
+                return Err(self.err(
+                    key,
+                    "warg checkpoints are not signed notes, so no witness can cosign them and \
+                     bulwark cannot enforce a witness policy for a warg upstream; remove the key",
+                ));
+            }
+        };
+        let path = self.resolve(path);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| self.err(key, format!("cannot read {}: {e}", path.display())))?;
+        let policy =
+            Policy::parse(&text).map_err(|e| self.err(key, format!("{}: {e}", path.display())))?;
+        let pinned: VerifierKey = pinned
+            .parse()
+            .map_err(|e| self.err(key, format!("sumdb.key: {e}")))?;
+        if !policy.log_keys().contains(&pinned) {
+            return Err(self.err(
+                key,
+                format!(
+                    "{}: no `log` line names the pinned sumdb.key {}; the pinned key must sign \
+                     every tree the policy admits",
+                    path.display(),
+                    pinned.name()
+                ),
+            ));
+        }
+        Ok(WitnessPolicy { path, policy })
     }
 
     fn unique_names(&self, ups: &[UpstreamConfig]) -> Result<(), ConfigError> {

@@ -271,11 +271,23 @@ async fn the_breaker_stops_asking_an_upstream_that_keeps_failing() {
     o.breaker_cooldown = Duration::from_secs(3600);
     let client = UpstreamClient::new(o).unwrap();
 
-    for _ in 0..2 {
-        let response = guarded(client.get("/x")).await.unwrap();
+    // Requests a client chose (not marked as probes) that fail say nothing
+    // about the upstream's health: they never open the breaker.
+    for i in 0..5 {
+        let response = guarded(client.get(&format!("/client-{i}"))).await.unwrap();
         assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert_eq!(upstream.hits(), 4, "two requests, each retried once");
+    assert!(!client.stats().breaker_open);
+    assert_eq!(upstream.hits(), 10);
+
+    // bulwark's own requests do.
+    for _ in 0..2 {
+        let response = guarded(client.send(UpstreamRequest::get("/x").probe()))
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(upstream.hits(), 14, "two probes, each retried once");
     assert!(client.stats().breaker_open);
 
     // Any request, even a publish, is now refused without reaching it.
@@ -289,7 +301,7 @@ async fn the_breaker_stops_asking_an_upstream_that_keeps_failing() {
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::CircuitOpen { .. }), "{err:?}");
-    assert_eq!(upstream.hits(), 4);
+    assert_eq!(upstream.hits(), 14);
     assert_eq!(client.stats().breaker_rejections, 2);
 }
 

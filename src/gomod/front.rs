@@ -37,7 +37,6 @@ use crate::metrics::Metrics;
 use crate::server::{full, ApiError, Front, ReqBody, ResBody};
 use crate::store::FsBlobStore;
 use crate::tlog::note::VerifierKey;
-use crate::tlog::policy::Policy;
 use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::TrustState;
 
@@ -90,17 +89,7 @@ impl GoFront {
                 .key
                 .parse()
                 .map_err(|e| anyhow::anyhow!("upstream {}: sumdb.key: {e}", u.name))?;
-            let policy = match &u.witness_policy {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p).map_err(|e| {
-                        anyhow::anyhow!("upstream {}: witness_policy {}: {e}", u.name, p.display())
-                    })?;
-                    Some(Policy::parse(&text).map_err(|e| {
-                        anyhow::anyhow!("upstream {}: witness_policy {}: {e}", u.name, p.display())
-                    })?)
-                }
-                None => None,
-            };
+            let policy = u.witness_policy.as_ref().map(|w| w.policy.clone());
             let options = |url: &str| {
                 let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
                 o.bearer_token = u.token.as_ref().map(|t| t.0.clone());

@@ -27,11 +27,12 @@
 //!   object reaches the upstream once per TTL.
 //! - **Other requests** (publishing) are sent exactly once.
 //! - **A circuit breaker** stops sending to an upstream after
-//!   `breaker_threshold` requests in a row failed (connect/DNS/TLS errors,
-//!   timeouts, broken exchanges, 502/503/504 after retries): for
-//!   `breaker_cooldown` requests fail at once with
-//!   [`UpstreamError::CircuitOpen`]; then one request probes, and its outcome
-//!   closes the breaker or opens it again.
+//!   `breaker_threshold` of bulwark's own requests ([`UpstreamRequest::probe`])
+//!   in a row failed (connect/DNS/TLS errors, timeouts, broken exchanges,
+//!   502/503/504 after retries): for `breaker_cooldown` requests fail at once
+//!   with [`UpstreamError::CircuitOpen`]; then one of bulwark's own requests
+//!   probes, and its outcome closes the breaker or opens it again. Requests
+//!   a client chose never count, so a client cannot open the breaker.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), bulwark::upstream::UpstreamError> {
@@ -186,6 +187,7 @@ pub struct UpstreamRequest {
     idempotent: bool,
     max_response_bytes: Option<u64>,
     timeout: Option<Duration>,
+    probe: bool,
 }
 
 impl UpstreamRequest {
@@ -199,6 +201,7 @@ impl UpstreamRequest {
             idempotent: true,
             max_response_bytes: None,
             timeout: None,
+            probe: false,
         }
     }
 
@@ -219,6 +222,7 @@ impl UpstreamRequest {
             idempotent: false,
             max_response_bytes: None,
             timeout: None,
+            probe: false,
         }
     }
 
@@ -254,6 +258,15 @@ impl UpstreamRequest {
     /// request (a large download may need longer than a JSON document).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Marks the request as bulwark's own (a checkpoint, `/latest` or tile
+    /// fetch, the lookup of a record it verifies): only such requests count
+    /// toward the circuit breaker. Never mark a request whose path or body
+    /// a client chose.
+    pub fn probe(mut self) -> Self {
+        self.probe = true;
         self
     }
 
@@ -371,6 +384,8 @@ struct Prepared {
     body: Bytes,
     max_response_bytes: u64,
     timeout: Duration,
+    /// Counts toward the circuit breaker (see [`UpstreamRequest::probe`]).
+    probe: bool,
 }
 
 impl UpstreamClient {
@@ -667,6 +682,7 @@ impl Inner {
                 .max_response_bytes
                 .unwrap_or(self.max_response_bytes),
             timeout: request.timeout.unwrap_or(self.request_timeout),
+            probe: request.probe,
         })
     }
 
@@ -734,7 +750,7 @@ impl Inner {
                 self.attempt(prepared).await
             };
         };
-        let permit = match breaker.admit() {
+        let permit = match breaker.admit(prepared.probe) {
             Ok(permit) => permit,
             Err(open) => {
                 return Err(UpstreamError::CircuitOpen {

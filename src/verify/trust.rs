@@ -23,13 +23,18 @@
 //! 2. No accepted checkpoint (in the current epoch): accept it as the first.
 //!    The caller has checked it is signed by the pinned key.
 //! 3. Origin differs from the accepted one: evidence, quarantine.
-//! 4. Same size as the latest: same root confirms it ([`Advance::Unchanged`],
-//!    the last-confirmed time moves on); a different root is a fork:
-//!    evidence, quarantine.
+//! 4. Same size as the latest: the same root and extension lines confirm it
+//!    ([`Advance::Unchanged`]; nothing is written unless the signed time is
+//!    newer, so a replay costs no fsync and does not make the log fresh); a
+//!    different root or different extension lines is a fork: evidence,
+//!    quarantine.
 //! 5. Smaller than the latest: if the history has a checkpoint of that size
-//!    with another root, that is a fork (evidence, quarantine); otherwise it
-//!    is refused as a rewind ([`TrustError::Rewind`]) without quarantine: an
-//!    old tree from a stale cache is not accepted, nor is it proof of a fork.
+//!    with another root or other extension lines, that is a fork (evidence,
+//!    quarantine); otherwise it is refused as a rewind
+//!    ([`TrustError::Rewind`]) without quarantine: an old tree from a stale
+//!    cache is not accepted, nor is it proof of a fork. A caller that wants
+//!    to use such an older tree (a lagging mirror) proves it a prefix of the
+//!    latest with [`TrustState::prove_prefix`].
 //! 6. Larger: the caller passes a consistency proof and the size it is from.
 //!    If that size is not our latest, [`TrustError::StaleBase`] asks the
 //!    caller to fetch a proof from our latest (no evidence: the proof says
@@ -40,6 +45,24 @@
 //! Consistency with the latest implies consistency with every earlier
 //! accepted checkpoint, because each was proven consistent with the one
 //! before it.
+//!
+//! # Extension lines are bound
+//!
+//! Every extension line of the checkpoint handed to `advance` is part of what
+//! is accepted: at an accepted size, other extension lines are a fork just as
+//! another root is. Warg binds its map root this way. Callers strip the lines
+//! they do not bind (a log that re-signs one tree with a new timestamp line).
+//!
+//! # Signed time and freshness
+//!
+//! Where the protocol signs a time (a Warg checkpoint's timestamp, the time a
+//! witness quorum cosigned a tree), the caller passes it to
+//! [`TrustState::advance_at`]. It may be at most [`MAX_CLOCK_SKEW`] ahead of
+//! bulwark's clock and must not go back from the latest accepted checkpoint's
+//! ([`TrustError::Time`], no quarantine). Freshness ([`Accepted::fresh_since`])
+//! is measured from the newest signed time, else from when bulwark first
+//! accepted the latest checkpoint: an upstream that replays the same old
+//! checkpoint forever goes stale, because a replay proves nothing about now.
 //!
 //! # Epochs and clearing
 //!
@@ -69,6 +92,9 @@ pub const MAX_UPSTREAM_NAME: usize = 256;
 /// At most this many proof hashes are kept as evidence (a valid RFC 9162
 /// consistency proof between 64-bit sizes has fewer).
 pub const MAX_EVIDENCE_PROOF: usize = 128;
+
+/// How far ahead of bulwark's clock a log's signed time may be.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 const SCHEMA_VERSION: u64 = 1;
 
@@ -107,10 +133,14 @@ pub struct Accepted {
     /// When bulwark first accepted it.
     #[serde(with = "unix_ms")]
     pub first_accepted: SystemTime,
-    /// When the upstream last presented it or a checkpoint proven to extend
-    /// it (for the latest checkpoint: the basis of freshness).
+    /// When bulwark last recorded a confirmation of it: its acceptance, or
+    /// a newer signed time for the same tree.
     #[serde(with = "unix_ms")]
     pub last_confirmed: SystemTime,
+    /// The newest time the log (or its witness quorum) signed for this
+    /// tree, where the protocol signs one.
+    #[serde(default, with = "opt_unix_ms", skip_serializing_if = "Option::is_none")]
+    pub signed_time: Option<SystemTime>,
 }
 
 impl Accepted {
@@ -122,6 +152,13 @@ impl Accepted {
             root: self.root,
             extensions: self.extensions.clone(),
         }
+    }
+
+    /// What freshness is measured from: the signed time where the protocol
+    /// has one, else when bulwark first accepted this checkpoint. Never a
+    /// replay of it.
+    pub fn fresh_since(&self) -> SystemTime {
+        self.signed_time.unwrap_or(self.first_accepted)
     }
 }
 
@@ -278,7 +315,7 @@ pub struct UpstreamSummary {
 pub struct Verified {
     pub upstream: String,
     pub checkpoint: Accepted,
-    /// Time since the upstream last confirmed it.
+    /// Time since [`Accepted::fresh_since`].
     pub age: Duration,
     /// Older than the allowed maximum (only from
     /// [`TrustState::last_verified`]).
@@ -318,15 +355,15 @@ pub enum TrustError {
         evidence: u64,
     },
     #[error(
-        "upstream {upstream}: fork: checkpoint of size {size} has root {seen}, but the \
-         accepted checkpoint of that size has root {expected}; evidence #{evidence} kept, \
-         upstream quarantined"
+        "upstream {upstream}: fork: {detail}; evidence #{evidence} kept, upstream quarantined"
     )]
     Fork {
         upstream: String,
         size: u64,
         expected: Hash,
         seen: Hash,
+        /// What differs, in words (the roots, or the bound extension lines).
+        detail: String,
         evidence: u64,
     },
     #[error(
@@ -371,9 +408,11 @@ pub enum TrustError {
         expected: u64,
         seen: u64,
     },
+    #[error("upstream {upstream}: timestamp: {detail}; refused")]
+    Time { upstream: String, detail: String },
     #[error(
-        "upstream {upstream}: freshness: newest verified checkpoint (size {size}) was last \
-         confirmed {} ago, more than the {} allowed",
+        "upstream {upstream}: freshness: newest verified checkpoint (size {size}) is {} old, \
+         more than the {} allowed",
         humantime::format_duration(round_secs(*age)),
         humantime::format_duration(*max_age)
     )]
@@ -404,6 +443,7 @@ impl TrustError {
             TrustError::Rewind { .. } => "rewind",
             TrustError::StaleBase { .. } => "stale-base",
             TrustError::Stale { .. } => "freshness",
+            TrustError::Time { .. } => "timestamp",
             TrustError::NoCheckpoint { .. } => "no-checkpoint",
             TrustError::UnknownUpstream { .. } => "unknown-upstream",
             TrustError::Input { .. } => "input",
@@ -595,6 +635,149 @@ impl TrustState {
         Ok(read_upstream(&ups, upstream)?.map_or(Status::Active, |r| r.status))
     }
 
+    /// The one quarantine gate every request passes before anything of an
+    /// upstream is served: a quarantined upstream is refused, and so is any
+    /// request while the state cannot be read (never serve on a read
+    /// error). An upstream with no state yet passes.
+    pub fn gate(&self, upstream: &str) -> Result<(), TrustError> {
+        match self.status(upstream)? {
+            Status::Active => Ok(()),
+            Status::Quarantined(q) => Err(quarantined(upstream, q)),
+        }
+    }
+
+    /// The current epoch of an upstream (1 for one never seen). It grows
+    /// with every `clear --rebase`; what was proven in an older epoch must
+    /// not be served.
+    pub fn epoch(&self, upstream: &str) -> Result<u64, TrustError> {
+        let txn = self.read_txn()?;
+        let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
+        Ok(read_upstream(&ups, upstream)?.map_or(UpstreamRecord::new().epoch, |r| r.epoch))
+    }
+
+    /// Checks a signed checkpoint *older* than the latest accepted one (a
+    /// lagging mirror, a lookup answer from a replica behind): an accepted
+    /// checkpoint of its size must have its root and extension lines (else
+    /// fork: evidence, quarantine); otherwise `proof` must be an RFC 9162
+    /// consistency proof from it to the latest accepted checkpoint (a proof
+    /// that does not verify is evidence: quarantine). Returns the latest
+    /// accepted checkpoint; writes nothing unless it stores evidence. The
+    /// caller has verified the note's signature with the pinned key.
+    pub fn prove_prefix(
+        &self,
+        upstream: &str,
+        note: &[u8],
+        checkpoint: &Checkpoint,
+        proof: &[Hash],
+        now: SystemTime,
+    ) -> Result<Accepted, TrustError> {
+        check_name(upstream)?;
+        let txn = self.db.begin_write().map_err(storage("begin write"))?;
+        let outcome = {
+            let mut ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
+            let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
+            let Some(mut rec) = read_upstream(&ups, upstream)? else {
+                return Err(TrustError::NoCheckpoint {
+                    upstream: upstream.to_string(),
+                });
+            };
+            if let Status::Quarantined(q) = rec.status {
+                return Err(quarantined(upstream, q));
+            }
+            let Some(latest) = read_latest(&cps, upstream, rec.epoch)? else {
+                return Err(TrustError::NoCheckpoint {
+                    upstream: upstream.to_string(),
+                });
+            };
+            if checkpoint.size >= latest.size {
+                return Err(TrustError::Input {
+                    upstream: upstream.to_string(),
+                    detail: format!(
+                        "prove_prefix needs a checkpoint older than the accepted size {}, got size {}",
+                        latest.size, checkpoint.size
+                    ),
+                });
+            }
+            let candidate = EvidenceNote {
+                origin: checkpoint.origin.clone(),
+                size: checkpoint.size,
+                root: checkpoint.root,
+                note: note.to_vec(),
+            };
+            let same_size = cps
+                .get((upstream, rec.epoch, checkpoint.size))
+                .map_err(storage("read checkpoints"))?
+                .map(|v| decode::<Accepted>(v.value()))
+                .transpose()?;
+            let found = if checkpoint.origin != latest.origin {
+                Some((
+                    EvidenceKind::Origin,
+                    &latest,
+                    format!(
+                        "checkpoint origin {:?} differs from the accepted {:?}",
+                        checkpoint.origin, latest.origin
+                    ),
+                ))
+            } else if let Some(old) = &same_size {
+                same_tree_differs(old, checkpoint).map(|d| (EvidenceKind::Fork, old, d))
+            } else {
+                verify_consistency(
+                    checkpoint.size,
+                    latest.size,
+                    &checkpoint.root,
+                    &latest.root,
+                    proof,
+                )
+                .err()
+                .map(|e| {
+                    (
+                        EvidenceKind::Consistency,
+                        &latest,
+                        format!(
+                            "older checkpoint of size {} is not proven a prefix of the accepted \
+                             size {}: {e}",
+                            checkpoint.size, latest.size
+                        ),
+                    )
+                })
+            };
+            match found {
+                None => Ok(latest),
+                Some((kind, against, detail)) => {
+                    let ev = Evidence {
+                        id: 0,
+                        kind,
+                        at: now,
+                        epoch: rec.epoch,
+                        accepted: note_of(against),
+                        candidate,
+                        proof: proof.iter().take(MAX_EVIDENCE_PROOF).copied().collect(),
+                        proof_len: proof.len() as u64,
+                        detail,
+                    };
+                    Err(keep_evidence(&txn, &mut ups, upstream, &mut rec, ev, now)?)
+                }
+            }
+        };
+        match outcome {
+            Ok(latest) => {
+                txn.abort().map_err(storage("abort"))?;
+                Ok(latest)
+            }
+            Err(ev) => {
+                txn.commit().map_err(storage("commit"))?;
+                let err = evidence_error(upstream, &ev);
+                tracing::error!(
+                    upstream,
+                    check = ev.kind.as_str(),
+                    evidence = ev.id,
+                    "upstream quarantined: {err}"
+                );
+                Err(err)
+            }
+        }
+    }
+
     /// Every upstream in the state, by name.
     pub fn list(&self) -> Result<Vec<UpstreamSummary>, TrustError> {
         let txn = self.read_txn()?;
@@ -697,7 +880,7 @@ impl TrustState {
             });
         };
         let age = now
-            .duration_since(latest.last_confirmed)
+            .duration_since(latest.fresh_since())
             .unwrap_or(Duration::ZERO);
         Ok(Verified {
             upstream: upstream.to_string(),
@@ -708,10 +891,8 @@ impl TrustState {
     }
 
     /// Offers a checkpoint whose signature the caller has verified against
-    /// the upstream's pinned key. See the module documentation for the
-    /// rules. `proof` must be a consistency proof from the latest accepted
-    /// size (see [`TrustState::latest`]) when the checkpoint is larger; it
-    /// is ignored otherwise.
+    /// the upstream's pinned key, for a protocol that signs no time: see
+    /// [`TrustState::advance_at`].
     pub fn advance(
         &self,
         upstream: &str,
@@ -720,7 +901,60 @@ impl TrustState {
         proof: ConsistencyProof<'_>,
         now: SystemTime,
     ) -> Result<Advance, TrustError> {
+        self.advance_at(upstream, note, checkpoint, proof, None, now)
+    }
+
+    /// Offers a checkpoint whose signature the caller has verified against
+    /// the upstream's pinned key, with the time the log (or its witness
+    /// quorum) signed for it, if the protocol has one. See the module
+    /// documentation for the rules. `proof` must be a consistency proof
+    /// from the latest accepted size (see [`TrustState::latest`]) when the
+    /// checkpoint is larger; it is ignored otherwise.
+    ///
+    /// Only a new checkpoint, a newer signed time or evidence is written
+    /// (one fsynced transaction); an unchanged checkpoint is a read.
+    pub fn advance_at(
+        &self,
+        upstream: &str,
+        note: &[u8],
+        checkpoint: &Checkpoint,
+        proof: ConsistencyProof<'_>,
+        signed_time: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Advance, TrustError> {
         check_name(upstream)?;
+        if let Some(t) = signed_time {
+            if t > now + MAX_CLOCK_SKEW {
+                return Err(TrustError::Time {
+                    upstream: upstream.to_string(),
+                    detail: format!(
+                        "checkpoint of size {} is signed for {}, more than {} ahead of this \
+                         clock ({})",
+                        checkpoint.size,
+                        fmt_time(t),
+                        humantime::format_duration(MAX_CLOCK_SKEW),
+                        fmt_time(now)
+                    ),
+                });
+            }
+        }
+        // An unchanged checkpoint (the common case: every client request
+        // re-reads the upstream's latest) is decided in a read transaction.
+        {
+            let txn = self.read_txn()?;
+            let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
+            let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
+            if let Some(rec) = read_upstream(&ups, upstream)? {
+                if let Status::Quarantined(q) = rec.status {
+                    return Err(quarantined(upstream, q));
+                }
+                if let Some(latest) = read_latest(&cps, upstream, rec.epoch)? {
+                    if confirms(&latest, checkpoint, signed_time) {
+                        return Ok(Advance::Unchanged(latest));
+                    }
+                }
+            }
+        }
         if note.len() > MAX_NOTE_SIZE {
             return Err(TrustError::Input {
                 upstream: upstream.to_string(),
@@ -739,7 +973,13 @@ impl TrustState {
                 return Err(quarantined(upstream, q));
             }
             let latest = read_latest(&cps, upstream, rec.epoch)?;
-            let decision = decide(&cps, upstream, &rec, latest, note, checkpoint, proof, now)?;
+            let offer = Offer {
+                note,
+                cp: checkpoint,
+                proof,
+                signed_time,
+            };
+            let decision = decide(&cps, upstream, &rec, latest, &offer, now)?;
             match decision {
                 Ok(adv) => {
                     let a = adv.accepted();
@@ -753,22 +993,8 @@ impl TrustState {
                     Ok(adv)
                 }
                 Err(Refusal::Plain(e)) => return Err(e),
-                Err(Refusal::Evidence(mut ev)) => {
-                    rec.evidence += 1;
-                    ev.id = rec.evidence;
-                    let q = Quarantine {
-                        reason: ev.detail.clone(),
-                        check: ev.kind,
-                        since: now,
-                        evidence: ev.id,
-                    };
-                    rec.status = Status::Quarantined(q);
-                    ups.insert(upstream, encode(&rec)?.as_slice())
-                        .map_err(storage("write upstream"))?;
-                    let mut evt = txn.open_table(EVIDENCE).map_err(storage("open table"))?;
-                    evt.insert((upstream, ev.id), encode(&ev)?.as_slice())
-                        .map_err(storage("write evidence"))?;
-                    Err(ev)
+                Err(Refusal::Evidence(ev)) => {
+                    Err(keep_evidence(&txn, &mut ups, upstream, &mut rec, ev, now)?)
                 }
             }
         };
@@ -857,6 +1083,32 @@ impl TrustState {
     }
 }
 
+/// Stores evidence under the upstream's next id and quarantines it, inside
+/// the caller's write transaction; returns the evidence as stored.
+fn keep_evidence(
+    txn: &redb::WriteTransaction,
+    ups: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    upstream: &str,
+    rec: &mut UpstreamRecord,
+    mut ev: Evidence,
+    now: SystemTime,
+) -> Result<Evidence, TrustError> {
+    rec.evidence += 1;
+    ev.id = rec.evidence;
+    rec.status = Status::Quarantined(Quarantine {
+        reason: ev.detail.clone(),
+        check: ev.kind,
+        since: now,
+        evidence: ev.id,
+    });
+    ups.insert(upstream, encode(&*rec)?.as_slice())
+        .map_err(storage("write upstream"))?;
+    let mut evt = txn.open_table(EVIDENCE).map_err(storage("open table"))?;
+    evt.insert((upstream, ev.id), encode(&ev)?.as_slice())
+        .map_err(storage("write evidence"))?;
+    Ok(ev)
+}
+
 fn quarantined(upstream: &str, q: Quarantine) -> TrustError {
     TrustError::Quarantined {
         upstream: upstream.to_string(),
@@ -884,6 +1136,7 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
             size: ev.candidate.size,
             expected: ev.accepted.root,
             seen: ev.candidate.root,
+            detail: ev.detail.clone(),
             evidence: ev.id,
         },
         EvidenceKind::Origin => TrustError::OriginChanged {
@@ -893,24 +1146,26 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
             evidence: ev.id,
         },
         EvidenceKind::Consistency => {
-            let error = verify_consistency(
-                ev.accepted.size,
-                ev.candidate.size,
-                &ev.accepted.root,
-                &ev.candidate.root,
-                &ev.proof,
-            )
-            .err()
-            .unwrap_or(ProofError::WrongLength {
-                want: 0,
-                seen: ev.proof_len as usize,
-            });
+            // The proof runs from the smaller tree to the larger: from the
+            // accepted one to a newer candidate, or from an older candidate
+            // (see `prove_prefix`) to the accepted one.
+            let (old, new) = if ev.candidate.size < ev.accepted.size {
+                (&ev.candidate, &ev.accepted)
+            } else {
+                (&ev.accepted, &ev.candidate)
+            };
+            let error = verify_consistency(old.size, new.size, &old.root, &new.root, &ev.proof)
+                .err()
+                .unwrap_or(ProofError::WrongLength {
+                    want: 0,
+                    seen: ev.proof_len as usize,
+                });
             TrustError::Inconsistent {
                 upstream,
-                old_size: ev.accepted.size,
-                old_root: ev.accepted.root,
-                new_size: ev.candidate.size,
-                new_root: ev.candidate.root,
+                old_size: old.size,
+                old_root: old.root,
+                new_size: new.size,
+                new_root: new.root,
                 error: Box::new(error),
                 evidence: ev.id,
             }
@@ -918,27 +1173,66 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
     }
 }
 
+/// Whether `cp` is the latest accepted checkpoint again, with nothing new to
+/// record (no newer signed time).
+fn confirms(latest: &Accepted, cp: &Checkpoint, signed_time: Option<SystemTime>) -> bool {
+    latest.origin == cp.origin
+        && latest.size == cp.size
+        && latest.root == cp.root
+        && latest.extensions == cp.extensions
+        && match (signed_time, latest.signed_time) {
+            (Some(t), Some(l)) => t <= l,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+}
+
+/// What a caller offers to `advance_at`.
+struct Offer<'a> {
+    note: &'a [u8],
+    cp: &'a Checkpoint,
+    proof: ConsistencyProof<'a>,
+    signed_time: Option<SystemTime>,
+}
+
+/// Says how two checkpoints of one size differ, if they do: the root, or
+/// the bound extension lines.
+fn same_tree_differs(accepted: &Accepted, cp: &Checkpoint) -> Option<String> {
+    if accepted.root != cp.root {
+        return Some(format!(
+            "two checkpoints of size {}: accepted root {}, new root {}",
+            cp.size, accepted.root, cp.root
+        ));
+    }
+    if accepted.extensions != cp.extensions {
+        return Some(format!(
+            "two checkpoints of size {} with root {}: accepted extension lines {:?}, new {:?}",
+            cp.size, cp.root, accepted.extensions, cp.extensions
+        ));
+    }
+    None
+}
+
 /// The pure decision of `advance` (rules 2 to 6), given the current state.
-#[allow(clippy::too_many_arguments)]
 fn decide(
     cps: &impl ReadableTable<(&'static str, u64, u64), &'static [u8]>,
     upstream: &str,
     rec: &UpstreamRecord,
     latest: Option<Accepted>,
-    note: &[u8],
-    cp: &Checkpoint,
-    proof: ConsistencyProof<'_>,
+    offer: &Offer<'_>,
     now: SystemTime,
 ) -> Result<Result<Advance, Refusal>, TrustError> {
+    let (cp, proof) = (offer.cp, offer.proof);
     let candidate = Accepted {
         epoch: rec.epoch,
         origin: cp.origin.clone(),
         size: cp.size,
         root: cp.root,
         extensions: cp.extensions.clone(),
-        note: note.to_vec(),
+        note: offer.note.to_vec(),
         first_accepted: now,
         last_confirmed: now,
+        signed_time: offer.signed_time,
     };
     let Some(mut latest) = latest else {
         return Ok(Ok(Advance::First(candidate)));
@@ -964,14 +1258,15 @@ fn decide(
         return Ok(Err(evidence(EvidenceKind::Origin, &latest, &[], detail)));
     }
     if cp.size == latest.size {
-        if cp.root != latest.root {
-            let detail = format!(
-                "two checkpoints of size {}: accepted root {}, new root {}",
-                cp.size, latest.root, cp.root
-            );
+        if let Some(detail) = same_tree_differs(&latest, cp) {
             return Ok(Err(evidence(EvidenceKind::Fork, &latest, &[], detail)));
         }
-        latest.last_confirmed = now.max(latest.last_confirmed);
+        if let Some(t) = offer.signed_time {
+            if latest.signed_time.is_none_or(|l| t > l) {
+                latest.signed_time = Some(t);
+                latest.last_confirmed = now.max(latest.last_confirmed);
+            }
+        }
         return Ok(Ok(Advance::Unchanged(latest)));
     }
     if cp.size < latest.size {
@@ -981,11 +1276,7 @@ fn decide(
             .map(|v| decode::<Accepted>(v.value()))
             .transpose()?;
         if let Some(old) = same_size {
-            if old.root != cp.root {
-                let detail = format!(
-                    "two checkpoints of size {}: accepted root {}, new root {}",
-                    cp.size, old.root, cp.root
-                );
+            if let Some(detail) = same_tree_differs(&old, cp) {
                 return Ok(Err(evidence(EvidenceKind::Fork, &old, &[], detail)));
             }
         }
@@ -994,6 +1285,21 @@ fn decide(
             expected: latest.size,
             seen: cp.size,
         })));
+    }
+    if let (Some(t), Some(l)) = (offer.signed_time, latest.signed_time) {
+        if t < l {
+            return Ok(Err(Refusal::Plain(TrustError::Time {
+                upstream: upstream.to_string(),
+                detail: format!(
+                    "checkpoint of size {} is signed for {}, before the accepted checkpoint of \
+                     size {} ({})",
+                    cp.size,
+                    fmt_time(t),
+                    latest.size,
+                    fmt_time(l)
+                ),
+            })));
+        }
     }
     if proof.from_size != latest.size {
         return Ok(Err(Refusal::Plain(TrustError::StaleBase {
@@ -1018,6 +1324,24 @@ fn decide(
         from: latest.size,
         accepted: candidate,
     }))
+}
+
+mod opt_unix_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::unix_ms::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::unix_ms")] SystemTime);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(t)| t))
+    }
 }
 
 mod unix_ms {
@@ -1251,7 +1575,7 @@ mod tests {
     }
 
     #[test]
-    fn same_checkpoint_again_is_unchanged_and_confirms_it() {
+    fn same_checkpoint_again_is_unchanged_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
         let l = leaves(4, "a");
@@ -1260,12 +1584,180 @@ mod tests {
         match again {
             Advance::Unchanged(a) => {
                 assert_eq!(a.first_accepted, t(0));
-                assert_eq!(a.last_confirmed, t(50));
+                assert_eq!(a.last_confirmed, t(0));
             }
             other => panic!("want Unchanged, got {other:?}"),
         }
-        assert_eq!(s.latest("up").unwrap().unwrap().last_confirmed, t(50));
+        // A replay is not a confirmation of anything new: nothing written.
+        assert_eq!(s.latest("up").unwrap().unwrap().last_confirmed, t(0));
         assert_eq!(s.list().unwrap()[0].checkpoints, 1);
+    }
+
+    /// Offers the first `n` leaves with extension lines and a signed time.
+    #[allow(clippy::too_many_arguments)]
+    fn offer_at(
+        s: &TrustState,
+        l: &[Hash],
+        n: u64,
+        from: u64,
+        ext: &[&str],
+        signed: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Advance, TrustError> {
+        let tree = &l[..n as usize];
+        let mut c = cp(ORIGIN, tree);
+        c.extensions = ext.iter().map(|e| e.to_string()).collect();
+        let p = if from <= n { proof(from, tree) } else { vec![] };
+        let proof = ConsistencyProof {
+            from_size: from,
+            hashes: &p,
+        };
+        s.advance_at("up", &note(&c), &c, proof, signed, now)
+    }
+
+    #[test]
+    fn other_extension_lines_at_an_accepted_size_are_a_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(8, "a");
+        offer_at(&s, &l, 4, 0, &["map aaaa"], None, t(0)).unwrap();
+        offer_at(&s, &l, 8, 4, &["map bbbb"], None, t(1)).unwrap();
+        // Same tree, same extension: unchanged.
+        assert!(matches!(
+            offer_at(&s, &l, 8, 0, &["map bbbb"], None, t(2)),
+            Ok(Advance::Unchanged(_))
+        ));
+        // Same log, another map root at the latest size: a fork.
+        let err = offer_at(&s, &l, 8, 0, &["map cccc"], None, t(3)).unwrap_err();
+        assert!(matches!(err, TrustError::Fork { size: 8, .. }), "{err}");
+        assert!(err.to_string().contains("extension lines"), "{err}");
+        assert!(matches!(s.status("up").unwrap(), Status::Quarantined(_)));
+        let ev = s.evidence("up").unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, EvidenceKind::Fork);
+        // And at an older accepted size too.
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        offer_at(&s, &l, 4, 0, &["map aaaa"], None, t(0)).unwrap();
+        offer_at(&s, &l, 8, 4, &["map bbbb"], None, t(1)).unwrap();
+        let err = offer_at(&s, &l, 4, 0, &["map dddd"], None, t(2)).unwrap_err();
+        assert!(matches!(err, TrustError::Fork { size: 4, .. }), "{err}");
+    }
+
+    #[test]
+    fn signed_times_are_bounded_by_the_clock_and_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(8, "a");
+        // Far in the future: refused, nothing stored, no quarantine.
+        let err = offer_at(&s, &l, 4, 0, &[], Some(t(100_000)), t(0)).unwrap_err();
+        assert_eq!(err.check(), "timestamp");
+        assert!(s.latest("up").unwrap().is_none());
+        // Within the skew: accepted.
+        offer_at(&s, &l, 4, 0, &[], Some(t(200)), t(0)).unwrap();
+        // A later tree signed before the accepted one: refused.
+        let err = offer_at(&s, &l, 8, 4, &[], Some(t(100)), t(300)).unwrap_err();
+        assert_eq!(err.check(), "timestamp");
+        assert!(matches!(s.status("up").unwrap(), Status::Active));
+        // The honest next one goes through.
+        offer_at(&s, &l, 8, 4, &[], Some(t(250)), t(300)).unwrap();
+        assert_eq!(s.latest("up").unwrap().unwrap().signed_time, Some(t(250)));
+    }
+
+    #[test]
+    fn freshness_follows_the_signed_time_not_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(4, "a");
+        let max = Duration::from_secs(60);
+        offer_at(&s, &l, 4, 0, &[], Some(t(0)), t(0)).unwrap();
+        // Replayed an hour later: still stale.
+        offer_at(&s, &l, 4, 0, &[], Some(t(0)), t(3600)).unwrap();
+        assert_eq!(
+            s.check_fresh("up", t(3600), max).unwrap_err().check(),
+            "freshness"
+        );
+        // A newer signature on the same tree (a witness cosigned it again):
+        // recorded, fresh.
+        offer_at(&s, &l, 4, 0, &[], Some(t(3590)), t(3600)).unwrap();
+        let v = s.check_fresh("up", t(3600), max).unwrap();
+        assert_eq!(v.age, Duration::from_secs(10));
+        assert_eq!(v.checkpoint.signed_time, Some(t(3590)));
+        // Survives a reopen (the field is persisted).
+        drop(s);
+        let s = open(&dir);
+        assert_eq!(s.latest("up").unwrap().unwrap().signed_time, Some(t(3590)));
+    }
+
+    #[test]
+    fn an_older_tree_proven_a_prefix_is_usable_and_a_bad_one_is_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(12, "a");
+        offer(&s, "up", &l, 12, 0, t(0)).unwrap();
+        let old = cp(ORIGIN, &l[..5]);
+        // proof(5, tree of 12): from the older tree to the accepted one.
+        let p = proof(5, &l[..12]);
+        let latest = s.prove_prefix("up", &note(&old), &old, &p, t(1)).unwrap();
+        assert_eq!(latest.size, 12);
+        assert!(matches!(s.status("up").unwrap(), Status::Active));
+        // Nothing was accepted at size 5.
+        assert_eq!(s.history("up", 10).unwrap().len(), 1);
+        // Not older: an input error, no evidence.
+        let same = cp(ORIGIN, &l[..12]);
+        assert_eq!(
+            s.prove_prefix("up", &note(&same), &same, &[], t(1))
+                .unwrap_err()
+                .check(),
+            "input"
+        );
+        // A forged older tree whose proof does not verify: evidence.
+        let evil = cp(ORIGIN, &leaves(5, "evil"));
+        let err = s
+            .prove_prefix("up", &note(&evil), &evil, &p, t(2))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrustError::Inconsistent {
+                    old_size: 5,
+                    new_size: 12,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(s.status("up").unwrap(), Status::Quarantined(_)));
+        assert_eq!(s.evidence("up").unwrap()[0].kind, EvidenceKind::Consistency);
+        // Quarantined: refused at the gate.
+        assert_eq!(s.gate("up").unwrap_err().check(), "quarantine");
+        assert!(s.gate("other").is_ok());
+    }
+
+    #[test]
+    fn an_older_tree_differing_from_an_accepted_one_is_a_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let l = leaves(12, "a");
+        offer(&s, "up", &l, 5, 0, t(0)).unwrap();
+        offer(&s, "up", &l, 12, 5, t(0)).unwrap();
+        let evil = cp(ORIGIN, &leaves(5, "evil"));
+        let err = s
+            .prove_prefix("up", &note(&evil), &evil, &[], t(2))
+            .unwrap_err();
+        assert!(matches!(err, TrustError::Fork { size: 5, .. }), "{err}");
+    }
+
+    #[test]
+    fn epochs_start_at_one_and_grow_with_a_rebase() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        assert_eq!(s.epoch("up").unwrap(), 1);
+        let l = leaves(4, "a");
+        offer(&s, "up", &l, 4, 0, t(0)).unwrap();
+        assert_eq!(s.epoch("up").unwrap(), 1);
+        s.clear("up", ClearMode::Rebase, t(1)).unwrap();
+        assert_eq!(s.epoch("up").unwrap(), 2);
     }
 
     #[test]
@@ -1283,6 +1775,7 @@ mod tests {
                 expected,
                 seen,
                 evidence,
+                ..
             } => {
                 assert_eq!(upstream, "up");
                 assert_eq!(*size, 8);
@@ -1466,7 +1959,7 @@ mod tests {
     }
 
     #[test]
-    fn freshness_uses_the_last_confirmation_and_offline_mode_warns() {
+    fn freshness_uses_the_first_acceptance_and_offline_mode_warns() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
         let l = leaves(4, "a");
@@ -1489,8 +1982,13 @@ mod tests {
         let w = v.warning().unwrap();
         assert!(w.starts_with("110 bulwark \""), "{w}");
         assert!(w.contains("upstream up") && w.contains("1h"), "{w}");
-        // The upstream confirms the same checkpoint: fresh again.
+        // The upstream replays the same checkpoint: still stale (a replay
+        // says nothing about now).
         offer(&s, "up", &l, 4, 0, t(3600)).unwrap();
+        assert!(s.check_fresh("up", t(3601), max).is_err());
+        // A grown tree is fresh.
+        let l = leaves(5, "a");
+        offer(&s, "up", &l, 5, 4, t(3600)).unwrap();
         assert!(s.check_fresh("up", t(3601), max).is_ok());
     }
 
