@@ -54,8 +54,11 @@ pub fn rekor_v1_tree_id(origin: &str) -> Option<u64> {
 /// against Rekor, a mirror, a test log).
 pub trait ProofSource {
     /// An RFC 9162 consistency proof from tree size `first` to tree size
-    /// `second` of the log that `entry` is in (`second` is the larger).
-    fn consistency(&mut self, entry: &LogEntry, first: u64, second: u64) -> Result<Vec<Hash>, String>;
+    /// `second` (the larger, whose verified root is `second_root`) of the
+    /// log that `entry` is in. The trust state checks it; the root lets a
+    /// source authenticate tiles ([`tile_consistency_proof`]) or check
+    /// the answer is about the right tree ([`parse_rekor_v1_proof`]).
+    fn consistency(&mut self, entry: &LogEntry, first: u64, second: u64, second_root: &Hash) -> Result<Vec<Hash>, String>;
 }
 
 /// The request path of a Rekor v1 consistency proof.
@@ -134,7 +137,9 @@ fn trust_refusal(e: TrustError) -> Refusal {
     Refusal::new(e.check(), "a checkpoint consistent with the trust state", e.to_string())
 }
 
-/// Offers the checkpoint of a verified entry to the trust state.
+/// Offers the checkpoint of a verified entry to the trust state. Rekor
+/// checkpoints carry no signed time of their own, so freshness counts from
+/// when bulwark accepted them.
 pub fn record(
     state: &TrustState,
     entry: &LogEntry,
@@ -143,9 +148,10 @@ pub fn record(
 ) -> Result<Recorded, Refusal> {
     let upstream = upstream_name(&entry.checkpoint.origin);
     let checkpoint = bound(entry);
+    state.gate(&upstream).map_err(trust_refusal)?;
     let latest = state.latest(&upstream).map_err(trust_refusal)?;
-    let fetch = |source: &mut dyn ProofSource, first: u64, second: u64| {
-        let hashes = source.consistency(entry, first, second).map_err(|e| {
+    let fetch = |source: &mut dyn ProofSource, first: u64, second: u64, root: &Hash| {
+        let hashes = source.consistency(entry, first, second, root).map_err(|e| {
             Refusal::new(
                 "consistency proof",
                 format!("a proof from size {first} to {second} of {}", entry.checkpoint.origin),
@@ -163,15 +169,15 @@ pub fn record(
     };
     match latest {
         Some(l) if checkpoint.size < l.size => {
-            let hashes = fetch(source, checkpoint.size, l.size)?;
-            // PRE-MERGE: replaced by TrustState::prove_prefix once main has it.
-            merkle::verify_consistency(checkpoint.size, l.size, &checkpoint.root, &l.root, &hashes)
-                .map_err(|e| Refusal::new("consistency", "a prefix of the accepted checkpoint", e.to_string()))?;
-            Ok(Recorded::Prefix { latest: l })
+            let hashes = fetch(source, checkpoint.size, l.size, &l.root)?;
+            let latest = state
+                .prove_prefix(&upstream, &entry.note, &checkpoint, &hashes, now)
+                .map_err(trust_refusal)?;
+            Ok(Recorded::Prefix { latest })
         }
         Some(l) => {
             let hashes = if checkpoint.size > l.size {
-                fetch(source, l.size, checkpoint.size)?
+                fetch(source, l.size, checkpoint.size, &checkpoint.root)?
             } else {
                 Vec::new()
             };
@@ -180,7 +186,7 @@ pub fn record(
                 hashes: &hashes,
             };
             let adv = state
-                .advance(&upstream, &entry.note, &checkpoint, proof, now)
+                .advance_at(&upstream, &entry.note, &checkpoint, proof, None, now)
                 .map_err(trust_refusal)?;
             Ok(match adv {
                 Advance::First(a) => Recorded::First(a),
@@ -190,7 +196,7 @@ pub fn record(
         }
         None => {
             let adv = state
-                .advance(&upstream, &entry.note, &checkpoint, ConsistencyProof::NONE, now)
+                .advance_at(&upstream, &entry.note, &checkpoint, ConsistencyProof::NONE, None, now)
                 .map_err(trust_refusal)?;
             Ok(Recorded::First(adv.accepted().clone()))
         }
