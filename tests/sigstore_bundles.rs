@@ -20,7 +20,7 @@ fn data(rel: &str) -> Vec<u8> {
 }
 
 fn staging() -> TrustRoot {
-    TrustRoot::from_json(std::str::from_utf8(&data("trusted_root.staging.json")).unwrap()).unwrap()
+    TrustRoot::from_json(std::str::from_utf8(&data("trust/trusted_root.staging.json")).unwrap()).unwrap()
 }
 
 /// The Rekor v2 DSSE bundle attests sigstore-python's `a.txt` (its subject
@@ -377,4 +377,27 @@ fn unknown_and_empty_inputs_are_refused() {
         let e = refused(run(&root, &IdentityPolicy::Report, None, input, &a));
         assert_eq!(e.check, check, "{}: {e}", String::from_utf8_lossy(input));
     }
+}
+
+#[test]
+fn dsse_subject_must_be_the_artifact() {
+    // The file beside the Rekor v2 bundle is not its subject (see the README).
+    let e = refused(run(
+        &staging(),
+        &IdentityPolicy::Report,
+        None,
+        &data("bundles/a.dsse.staging-rekor-v2.txt.sigstore.json"),
+        &data("bundles/a.dsse.staging-rekor-v2.txt"),
+    ));
+    assert_eq!(e.check, "artifact digest", "{e}");
+    let mut digest: [u8; 32] = hex::decode(A_TXT_SHA256).unwrap().try_into().unwrap();
+    digest[31] ^= 1;
+    let e = refused(run(
+        &staging(),
+        &IdentityPolicy::Report,
+        None,
+        &data("bundles/a.dsse.staging-rekor-v2.txt.sigstore.json"),
+        ArtifactInput::Sha256(digest),
+    ));
+    assert_eq!(e.check, "artifact digest", "{e}");
 }
