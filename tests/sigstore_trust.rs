@@ -58,9 +58,16 @@ impl TestLog {
 
     fn spki(&self) -> Vec<u8> {
         if self.v1 {
-            self.ecdsa.verifying_key().to_public_key_der().unwrap().as_bytes().to_vec()
+            self.ecdsa
+                .verifying_key()
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes()
+                .to_vec()
         } else {
-            let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+            let mut der = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
             der.extend_from_slice(self.ed25519.verifier_key().public_key());
             der
         }
@@ -79,7 +86,10 @@ impl TestLog {
     }
 
     fn body(i: usize, tag: &str) -> Vec<u8> {
-        format!(r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"entry":{i},"tag":"{tag}"}}}}"#).into_bytes()
+        format!(
+            r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"entry":{i},"tag":"{tag}"}}}}"#
+        )
+        .into_bytes()
     }
 
     fn append(&mut self, n: usize, tag: &str) {
@@ -107,7 +117,12 @@ impl TestLog {
 
     /// The signed checkpoint of the current tree.
     fn checkpoint(&self) -> Vec<u8> {
-        let text = format!("{}\n{}\n{}\n", self.origin(), self.size(), self.root_at(self.size()));
+        let text = format!(
+            "{}\n{}\n{}\n",
+            self.origin(),
+            self.size(),
+            self.root_at(self.size())
+        );
         if self.v1 {
             let sig: p256::ecdsa::Signature = self.ecdsa.sign(text.as_bytes());
             let mut raw = self.log_id()[..4].to_vec();
@@ -146,7 +161,11 @@ impl TestLog {
                 args.insert(k, v.parse::<u64>().unwrap_or(u64::MAX));
             }
         }
-        let (Some(&first), Some(&last), Some(&tree)) = (args.get("firstSize"), args.get("lastSize"), args.get("treeID")) else {
+        let (Some(&first), Some(&last), Some(&tree)) = (
+            args.get("firstSize"),
+            args.get("lastSize"),
+            args.get("treeID"),
+        ) else {
             return (400, b"{\"code\":400,\"message\":\"bad query\"}".to_vec());
         };
         if tree != V1_TREE || last > self.size() || first > last {
@@ -204,7 +223,13 @@ impl TileReader for ServedTiles<'_> {
 struct Source<'a>(&'a TestLog);
 
 impl ProofSource for Source<'_> {
-    fn consistency(&mut self, entry: &LogEntry, first: u64, second: u64, root: &Hash) -> Result<Vec<Hash>, String> {
+    fn consistency(
+        &mut self,
+        entry: &LogEntry,
+        first: u64,
+        second: u64,
+        root: &Hash,
+    ) -> Result<Vec<Hash>, String> {
         if self.0.v1 {
             let path = log::rekor_v1_proof_path(entry, first, second).map_err(|r| r.to_string())?;
             let (status, body) = self.0.v1_proof_answer(&path);
@@ -278,7 +303,10 @@ fn scenario(v1: bool) {
         other => panic!("{other:?}"),
     }
     // The same checkpoint again changes nothing.
-    assert!(matches!(record(&state, &new, &log).unwrap(), Recorded::Unchanged(_)));
+    assert!(matches!(
+        record(&state, &new, &log).unwrap(),
+        Recorded::Unchanged(_)
+    ));
     // An older bundle (made at size 300) is proven a prefix of the accepted tree.
     match record(&state, &old, &log).unwrap() {
         Recorded::Prefix { latest } => assert_eq!(latest.size, 1000),
@@ -289,14 +317,23 @@ fn scenario(v1: bool) {
     // Restart: the accepted checkpoint persisted.
     let state = TrustState::open(&path).unwrap();
     assert_eq!(state.latest(&upstream).unwrap().unwrap().size, 1000);
-    assert!(matches!(record(&state, &new, &log).unwrap(), Recorded::Unchanged(_)));
+    assert!(matches!(
+        record(&state, &new, &log).unwrap(),
+        Recorded::Unchanged(_)
+    ));
 
     // A proof source that cannot answer: refused, nothing changes.
     log.append(24, "a");
     let next = entry(&log, &root, 1010).unwrap();
     struct Down;
     impl ProofSource for Down {
-        fn consistency(&mut self, _: &LogEntry, _: u64, _: u64, _: &Hash) -> Result<Vec<Hash>, String> {
+        fn consistency(
+            &mut self,
+            _: &LogEntry,
+            _: u64,
+            _: u64,
+            _: &Hash,
+        ) -> Result<Vec<Hash>, String> {
             Err("connection refused".into())
         }
     }
@@ -304,7 +341,10 @@ fn scenario(v1: bool) {
     assert_eq!(e.check, "consistency proof", "{e}");
     assert_eq!(state.latest(&upstream).unwrap().unwrap().size, 1000);
     assert!(state.gate(&upstream).is_ok());
-    assert!(matches!(record(&state, &next, &log).unwrap(), Recorded::Extended { from: 1000, .. }));
+    assert!(matches!(
+        record(&state, &next, &log).unwrap(),
+        Recorded::Extended { from: 1000, .. }
+    ));
 
     // A fork: the same key signs a different history (entries 500.. differ).
     let mut fork = TestLog::new(v1, 7);
@@ -320,7 +360,10 @@ fn scenario(v1: bool) {
     assert_eq!(e.check, "quarantine", "{e}");
     drop(state);
     let state = TrustState::open(&path).unwrap();
-    assert!(state.gate(&upstream).is_err(), "quarantine survives a restart");
+    assert!(
+        state.gate(&upstream).is_err(),
+        "quarantine survives a restart"
+    );
 }
 
 #[test]
@@ -394,10 +437,15 @@ fn entry_checks_before_the_trust_state() {
     let mut stranger = TestLog::new(true, 4);
     stranger.append(20, "a");
     let mut j = log.entry_json(4);
-    j["inclusionProof"]["checkpoint"]["envelope"] = json!(String::from_utf8(stranger.checkpoint()).unwrap());
+    j["inclusionProof"]["checkpoint"]["envelope"] =
+        json!(String::from_utf8(stranger.checkpoint()).unwrap());
     let e = verify_log_entry(&serde_json::from_value(j).unwrap(), &opts).unwrap_err();
     assert_eq!(e.check, "checkpoint signature", "{e}");
     // An unknown log.
-    let e = verify_log_entry(&serde_json::from_value(stranger.entry_json(1)).unwrap(), &opts).unwrap_err();
+    let e = verify_log_entry(
+        &serde_json::from_value(stranger.entry_json(1)).unwrap(),
+        &opts,
+    )
+    .unwrap_err();
     assert_eq!(e.check, "log", "{e}");
 }

@@ -397,7 +397,9 @@ fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
     use bulwark::sigstore::{input, verify_attestation, IdentityPolicy, Options, TrustRoot};
 
     let identity = match (&a.issuer, &a.identity, &a.publisher) {
-        (Some(issuer), Some(pattern), None) => IdentityPolicy::certificate(issuer, pattern).map_err(Failure::Usage)?,
+        (Some(issuer), Some(pattern), None) => {
+            IdentityPolicy::certificate(issuer, pattern).map_err(Failure::Usage)?
+        }
         (None, None, Some(p)) => IdentityPolicy::publisher(p).map_err(Failure::Usage)?,
         (None, None, None) => IdentityPolicy::Report,
         _ => {
@@ -437,32 +439,52 @@ fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
                 bulwark::sigstore::RekorVersion::V1 => "Rekor v1",
                 bulwark::sigstore::RekorVersion::V2 => "Rekor v2",
             };
-            out.push_str(&format!("  log: {} ({version}), {} entry, log index {}\n", e.log_url, e.kind, e.log_index));
+            out.push_str(&format!(
+                "  log: {} ({version}), {} entry, log index {}\n",
+                e.log_url, e.kind, e.log_index
+            ));
             out.push_str(&format!("  log origin: {}\n", e.checkpoint.origin));
             out.push_str(&format!("  proof index: {}\n", e.proof_index));
             out.push_str(&format!("  checkpoint size: {}\n", e.checkpoint.size));
             out.push_str(&format!("  checkpoint root: {}\n", e.checkpoint.root));
             for c in &e.cosigners {
-                out.push_str(&format!("  cosigned: {} ({}) at {}\n", c.witness, c.key_name, format_time(c.time)));
+                out.push_str(&format!(
+                    "  cosigned: {} ({}) at {}\n",
+                    c.witness,
+                    c.key_name,
+                    format_time(c.time)
+                ));
             }
         }
-        let time = v
-            .signing_time
-            .map_or_else(|| "none".to_string(), |t| humantime::format_rfc3339_seconds(t).to_string());
+        let time = v.signing_time.map_or_else(
+            || "none".to_string(),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        );
         out.push_str(&format!("  signing time: {time}\n"));
         out.push_str(&format!("  identity: {}\n", v.identity));
         if let Some(issuer) = &v.issuer {
             out.push_str(&format!("  issuer: {issuer}\n"));
         }
         if let Some(p) = &v.publisher {
-            let workflow = p.workflow.as_deref().or(p.workflow_filepath.as_deref()).unwrap_or("-");
-            out.push_str(&format!("  publisher: {} {} {workflow}\n", p.kind, p.repository));
+            let workflow = p
+                .workflow
+                .as_deref()
+                .or(p.workflow_filepath.as_deref())
+                .unwrap_or("-");
+            out.push_str(&format!(
+                "  publisher: {} {} {workflow}\n",
+                p.kind, p.repository
+            ));
         }
         if let Some(pt) = &v.predicate_type {
             out.push_str(&format!("  predicate type: {pt}\n"));
         }
         for s in &v.subjects {
-            let digests: Vec<String> = s.digests.iter().map(|(alg, d)| format!("{alg}:{d}")).collect();
+            let digests: Vec<String> = s
+                .digests
+                .iter()
+                .map(|(alg, d)| format!("{alg}:{d}"))
+                .collect();
             out.push_str(&format!("  subject: {} {}\n", s.name, digests.join(" ")));
         }
     }
@@ -479,7 +501,10 @@ fn read_artifact(path: &Path) -> Result<Vec<u8>, Failure> {
         .and_then(|f| f.take(MAX_ARTIFACT + 1).read_to_end(&mut buf))
         .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
     if buf.len() as u64 > MAX_ARTIFACT {
-        return Err(Failure::Usage(format!("{} is larger than {MAX_ARTIFACT} bytes", path.display())));
+        return Err(Failure::Usage(format!(
+            "{} is larger than {MAX_ARTIFACT} bytes",
+            path.display()
+        )));
     }
     Ok(buf)
 }

@@ -77,7 +77,8 @@ fn refuse(expected: &str, seen: impl Into<String>) -> Refusal {
     Refusal::new("format", expected, seen)
 }
 
-const KNOWN: &str = "a Sigstore bundle, a PEP 740 attestation or provenance object, or an npm attestations answer";
+const KNOWN: &str =
+    "a Sigstore bundle, a PEP 740 attestation or provenance object, or an npm attestations answer";
 
 /// Recognises and parses `input`. An input with no attestation is refused.
 pub fn parse(input: &[u8]) -> Result<(Format, Vec<Attestation>), Refusal> {
@@ -96,7 +97,10 @@ pub fn parse(input: &[u8]) -> Result<(Format, Vec<Attestation>), Refusal> {
     } else if let Some(bundles) = obj.get("attestation_bundles") {
         (Format::Pep740Provenance, provenance(obj, bundles)?)
     } else if obj.contains_key("verification_material") || obj.contains_key("envelope") {
-        (Format::Pep740Attestation, vec![pep740("attestation", &value, None)?])
+        (
+            Format::Pep740Attestation,
+            vec![pep740("attestation", &value, None)?],
+        )
     } else if let Some(list) = obj.get("attestations") {
         (Format::NpmAttestations, npm(list)?)
     } else {
@@ -128,7 +132,8 @@ fn bundle(label: &str, value: &Value) -> Result<Attestation, Refusal> {
             format!("{label}: {:?}", media.chars().take(100).collect::<String>()),
         ));
     }
-    let bundle = Bundle::deserialize(value).map_err(|e| refuse("a Sigstore bundle", format!("{label}: {e}")))?;
+    let bundle = Bundle::deserialize(value)
+        .map_err(|e| refuse("a Sigstore bundle", format!("{label}: {e}")))?;
     Ok(Attestation {
         label: label.to_string(),
         bundle,
@@ -138,7 +143,11 @@ fn bundle(label: &str, value: &Value) -> Result<Attestation, Refusal> {
 }
 
 /// A PEP 740 attestation object as a bundle v0.3 with a DSSE envelope.
-fn pep740(label: &str, value: &Value, publisher: Option<Publisher>) -> Result<Attestation, Refusal> {
+fn pep740(
+    label: &str,
+    value: &Value,
+    publisher: Option<Publisher>,
+) -> Result<Attestation, Refusal> {
     #[derive(Deserialize)]
     struct Object {
         version: u64,
@@ -155,7 +164,8 @@ fn pep740(label: &str, value: &Value, publisher: Option<Publisher>) -> Result<At
         statement: String,
         signature: String,
     }
-    let obj = Object::deserialize(value).map_err(|e| refuse("a PEP 740 attestation object", format!("{label}: {e}")))?;
+    let obj = Object::deserialize(value)
+        .map_err(|e| refuse("a PEP 740 attestation object", format!("{label}: {e}")))?;
     if obj.version != 1 {
         return Err(refuse(
             "PEP 740 attestation version 1",
@@ -180,7 +190,8 @@ fn pep740(label: &str, value: &Value, publisher: Option<Publisher>) -> Result<At
 }
 
 fn bundle_untyped(label: &str, value: &Value) -> Result<Attestation, Refusal> {
-    let bundle = Bundle::deserialize(value).map_err(|e| refuse("a PEP 740 attestation object", format!("{label}: {e}")))?;
+    let bundle = Bundle::deserialize(value)
+        .map_err(|e| refuse("a PEP 740 attestation object", format!("{label}: {e}")))?;
     Ok(Attestation {
         label: label.to_string(),
         bundle,
@@ -189,28 +200,51 @@ fn bundle_untyped(label: &str, value: &Value) -> Result<Attestation, Refusal> {
     })
 }
 
-fn provenance(obj: &serde_json::Map<String, Value>, bundles: &Value) -> Result<Vec<Attestation>, Refusal> {
+fn provenance(
+    obj: &serde_json::Map<String, Value>,
+    bundles: &Value,
+) -> Result<Vec<Attestation>, Refusal> {
     match obj.get("version").and_then(Value::as_u64) {
         Some(1) => {}
-        other => return Err(refuse("PEP 740 provenance version 1", format!("version {other:?}"))),
+        other => {
+            return Err(refuse(
+                "PEP 740 provenance version 1",
+                format!("version {other:?}"),
+            ))
+        }
     }
     let bundles = bundles
         .as_array()
         .ok_or_else(|| refuse("attestation_bundles to be a list", "another JSON type"))?;
     let mut out = Vec::new();
     for (i, b) in bundles.iter().enumerate() {
-        let publisher = b
-            .get("publisher")
-            .ok_or_else(|| refuse("a publisher in every attestation bundle", format!("attestation_bundles[{i}] without one")))?;
-        let publisher = Publisher::deserialize(publisher)
-            .map_err(|e| refuse("a PEP 740 publisher", format!("attestation_bundles[{i}].publisher: {e}")))?;
+        let publisher = b.get("publisher").ok_or_else(|| {
+            refuse(
+                "a publisher in every attestation bundle",
+                format!("attestation_bundles[{i}] without one"),
+            )
+        })?;
+        let publisher = Publisher::deserialize(publisher).map_err(|e| {
+            refuse(
+                "a PEP 740 publisher",
+                format!("attestation_bundles[{i}].publisher: {e}"),
+            )
+        })?;
         let atts = b
             .get("attestations")
             .and_then(Value::as_array)
-            .ok_or_else(|| refuse("an attestations list", format!("attestation_bundles[{i}] without one")))?;
+            .ok_or_else(|| {
+                refuse(
+                    "an attestations list",
+                    format!("attestation_bundles[{i}] without one"),
+                )
+            })?;
         for (j, a) in atts.iter().enumerate() {
             if out.len() >= MAX_ATTESTATIONS {
-                return Err(refuse(&format!("at most {MAX_ATTESTATIONS} attestations"), "more"));
+                return Err(refuse(
+                    &format!("at most {MAX_ATTESTATIONS} attestations"),
+                    "more",
+                ));
             }
             let label = format!("attestation_bundles[{i}].attestations[{j}]");
             out.push(pep740(&label, a, Some(publisher.clone()))?);

@@ -40,7 +40,11 @@ pub const MAX_PROOF_ANSWER: usize = 64 * 1024;
 pub fn upstream_name(origin: &str) -> String {
     let mut name = String::from("sigstore:");
     for c in origin.replacen(" - ", "/", 1).chars() {
-        name.push(if c.is_ascii_alphanumeric() || "./-_:".contains(c) { c } else { '_' });
+        name.push(if c.is_ascii_alphanumeric() || "./-_:".contains(c) {
+            c
+        } else {
+            '_'
+        });
     }
     name
 }
@@ -58,15 +62,27 @@ pub trait ProofSource {
     /// log that `entry` is in. The trust state checks it; the root lets a
     /// source authenticate tiles ([`tile_consistency_proof`]) or check
     /// the answer is about the right tree ([`parse_rekor_v1_proof`]).
-    fn consistency(&mut self, entry: &LogEntry, first: u64, second: u64, second_root: &Hash) -> Result<Vec<Hash>, String>;
+    fn consistency(
+        &mut self,
+        entry: &LogEntry,
+        first: u64,
+        second: u64,
+        second_root: &Hash,
+    ) -> Result<Vec<Hash>, String>;
 }
 
 /// The request path of a Rekor v1 consistency proof.
 pub fn rekor_v1_proof_path(entry: &LogEntry, first: u64, second: u64) -> Result<String, Refusal> {
     let tree = rekor_v1_tree_id(&entry.checkpoint.origin).ok_or_else(|| {
-        Refusal::new("checkpoint origin", "<host> - <tree id>", entry.checkpoint.origin.clone())
+        Refusal::new(
+            "checkpoint origin",
+            "<host> - <tree id>",
+            entry.checkpoint.origin.clone(),
+        )
     })?;
-    Ok(format!("/api/v1/log/proof?firstSize={first}&lastSize={second}&treeID={tree}"))
+    Ok(format!(
+        "/api/v1/log/proof?firstSize={first}&lastSize={second}&treeID={tree}"
+    ))
 }
 
 /// Parses a Rekor v1 consistency proof answer
@@ -81,11 +97,17 @@ pub fn parse_rekor_v1_proof(body: &[u8], want_root: &Hash) -> Result<Vec<Hash>, 
         hashes: Vec<String>,
     }
     if body.len() > MAX_PROOF_ANSWER {
-        return Err(format!("proof answer is {} bytes, more than {MAX_PROOF_ANSWER}", body.len()));
+        return Err(format!(
+            "proof answer is {} bytes, more than {MAX_PROOF_ANSWER}",
+            body.len()
+        ));
     }
     let a: Answer = serde_json::from_slice(body).map_err(|e| format!("proof answer: {e}"))?;
     if a.hashes.len() > MAX_CONSISTENCY_HASHES {
-        return Err(format!("proof has {} hashes, more than {MAX_CONSISTENCY_HASHES}", a.hashes.len()));
+        return Err(format!(
+            "proof has {} hashes, more than {MAX_CONSISTENCY_HASHES}",
+            a.hashes.len()
+        ));
     }
     let hex_hash = |s: &str| -> Result<Hash, String> {
         let b = hex::decode(s).map_err(|_| format!("proof hash {s:?} is not hex"))?;
@@ -134,7 +156,11 @@ fn bound(entry: &LogEntry) -> Checkpoint {
 }
 
 fn trust_refusal(e: TrustError) -> Refusal {
-    Refusal::new(e.check(), "a checkpoint consistent with the trust state", e.to_string())
+    Refusal::new(
+        e.check(),
+        "a checkpoint consistent with the trust state",
+        e.to_string(),
+    )
 }
 
 /// Offers the checkpoint of a verified entry to the trust state. Rekor
@@ -151,13 +177,18 @@ pub fn record(
     state.gate(&upstream).map_err(trust_refusal)?;
     let latest = state.latest(&upstream).map_err(trust_refusal)?;
     let fetch = |source: &mut dyn ProofSource, first: u64, second: u64, root: &Hash| {
-        let hashes = source.consistency(entry, first, second, root).map_err(|e| {
-            Refusal::new(
-                "consistency proof",
-                format!("a proof from size {first} to {second} of {}", entry.checkpoint.origin),
-                e,
-            )
-        })?;
+        let hashes = source
+            .consistency(entry, first, second, root)
+            .map_err(|e| {
+                Refusal::new(
+                    "consistency proof",
+                    format!(
+                        "a proof from size {first} to {second} of {}",
+                        entry.checkpoint.origin
+                    ),
+                    e,
+                )
+            })?;
         if hashes.len() > MAX_CONSISTENCY_HASHES {
             return Err(Refusal::new(
                 "consistency proof",
@@ -196,7 +227,14 @@ pub fn record(
         }
         None => {
             let adv = state
-                .advance_at(&upstream, &entry.note, &checkpoint, ConsistencyProof::NONE, None, now)
+                .advance_at(
+                    &upstream,
+                    &entry.note,
+                    &checkpoint,
+                    ConsistencyProof::NONE,
+                    None,
+                    now,
+                )
                 .map_err(trust_refusal)?;
             Ok(Recorded::First(adv.accepted().clone()))
         }

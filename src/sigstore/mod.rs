@@ -50,7 +50,11 @@ pub struct Refusal {
 const MAX_SEEN: usize = 512;
 
 impl Refusal {
-    pub fn new(check: &'static str, expected: impl Into<String>, seen: impl Into<String>) -> Refusal {
+    pub fn new(
+        check: &'static str,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> Refusal {
         let mut seen: String = seen.into();
         if seen.len() > MAX_SEEN {
             let mut cut = MAX_SEEN;

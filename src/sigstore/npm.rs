@@ -81,7 +81,10 @@ impl NpmKeys {
         let mut keys = Vec::new();
         for k in file.keys {
             if k.public_key.key_details != "PKIX_ECDSA_P256_SHA_256" {
-                return Err(bad(format!("key {} of type {}", k.key_id, k.public_key.key_details)));
+                return Err(bad(format!(
+                    "key {} of type {}",
+                    k.key_id, k.public_key.key_details
+                )));
             }
             let spki = base64::engine::general_purpose::STANDARD
                 .decode(&k.public_key.raw_bytes)
@@ -102,7 +105,11 @@ impl NpmKeys {
 
     /// The key with this ID and usage valid at `time`.
     pub fn find(&self, key_id: &str, usage: &str, time: SystemTime) -> Result<&NpmKey, Refusal> {
-        let mut candidates = self.keys.iter().filter(|k| k.key_id == key_id && k.usage == usage).peekable();
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.key_id == key_id && k.usage == usage)
+            .peekable();
         if candidates.peek().is_none() {
             return Err(Refusal::new(
                 "npm key",
@@ -149,7 +156,8 @@ impl NpmKeys {
         let der = base64::engine::general_purpose::STANDARD
             .decode(sig_b64)
             .map_err(|_| bad("a signature that is not base64"))?;
-        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad("a malformed DER signature"))?;
+        let sig =
+            p256::ecdsa::Signature::from_der(&der).map_err(|_| bad("a malformed DER signature"))?;
         vk.verify(format!("{name}@{version}:{integrity}").as_bytes(), &sig)
             .map_err(|_| bad("a signature that does not verify"))
     }

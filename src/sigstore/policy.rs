@@ -25,7 +25,10 @@ impl IdentityPolicy {
     /// `--issuer URL --identity REGEX`; the pattern is anchored.
     pub fn certificate(issuer: &str, identity: &str) -> Result<IdentityPolicy, String> {
         if identity.len() > MAX_PATTERN {
-            return Err(format!("--identity is {} bytes, at most {MAX_PATTERN}", identity.len()));
+            return Err(format!(
+                "--identity is {} bytes, at most {MAX_PATTERN}",
+                identity.len()
+            ));
         }
         let identity = regex::RegexBuilder::new(&format!("^(?:{identity})$"))
             .size_limit(MAX_REGEX_SIZE)
@@ -41,13 +44,17 @@ impl IdentityPolicy {
     pub fn publisher(spec: &str) -> Result<IdentityPolicy, String> {
         let mut parts = spec.splitn(3, ':');
         let (Some(kind), Some(repository)) = (parts.next(), parts.next()) else {
-            return Err(format!("--publisher {spec:?}: want KIND:REPOSITORY[:WORKFLOW]"));
+            return Err(format!(
+                "--publisher {spec:?}: want KIND:REPOSITORY[:WORKFLOW]"
+            ));
         };
         if !["GitHub", "GitLab"].contains(&kind) {
             return Err(format!("--publisher kind {kind:?}: want GitHub or GitLab"));
         }
         if repository.is_empty() || repository.contains(char::is_whitespace) {
-            return Err(format!("--publisher repository {repository:?} is not a repository slug"));
+            return Err(format!(
+                "--publisher repository {repository:?} is not a repository slug"
+            ));
         }
         Ok(IdentityPolicy::Publisher(Publisher {
             kind: kind.to_string(),
@@ -85,7 +92,11 @@ impl IdentityPolicy {
 }
 
 fn no_certificate() -> Refusal {
-    Refusal::new("identity", "a Fulcio signing certificate", "a bundle signed with a public key")
+    Refusal::new(
+        "identity",
+        "a Fulcio signing certificate",
+        "a bundle signed with a public key",
+    )
 }
 
 /// Checks a Trusted Publisher against the certificate's claims, as PyPI
@@ -99,35 +110,60 @@ pub fn check_publisher(p: &Publisher, cert: Option<&CertificateInfo>) -> Result<
         "GitHub" => (
             "https://token.actions.githubusercontent.com",
             "https://github.com",
-            p.workflow.as_deref().map(|w| format!("/.github/workflows/{w}")),
+            p.workflow
+                .as_deref()
+                .map(|w| format!("/.github/workflows/{w}")),
         ),
         "GitLab" => (
             "https://gitlab.com",
             "https://gitlab.com",
-            p.workflow_filepath.as_deref().or(p.workflow.as_deref()).map(|w| format!("//{w}")),
+            p.workflow_filepath
+                .as_deref()
+                .or(p.workflow.as_deref())
+                .map(|w| format!("//{w}")),
         ),
         "Google" => {
             let want = p.email.as_deref().unwrap_or("");
             if seen_issuer != "https://accounts.google.com" {
-                return Err(Refusal::new("publisher", "issuer https://accounts.google.com", seen_issuer));
+                return Err(Refusal::new(
+                    "publisher",
+                    "issuer https://accounts.google.com",
+                    seen_issuer,
+                ));
             }
             let san = cert.identity.as_ref().map_or("none", |s| s.as_str());
             if want.is_empty() || san != want {
-                return Err(Refusal::new("publisher", format!("service account {want}"), san));
+                return Err(Refusal::new(
+                    "publisher",
+                    format!("service account {want}"),
+                    san,
+                ));
             }
             return Ok(());
         }
         other => {
-            return Err(Refusal::new("publisher", "a GitHub, GitLab or Google publisher", format!("kind {other:?}")));
+            return Err(Refusal::new(
+                "publisher",
+                "a GitHub, GitLab or Google publisher",
+                format!("kind {other:?}"),
+            ));
         }
     };
     if seen_issuer != issuer {
-        return Err(Refusal::new("publisher", format!("{} issuer {issuer}", p.kind), seen_issuer));
+        return Err(Refusal::new(
+            "publisher",
+            format!("{} issuer {issuer}", p.kind),
+            seen_issuer,
+        ));
     }
     let repo = format!("{host}/{}", p.repository);
     let seen_repo = claims.source_repository_uri.as_deref().unwrap_or("none");
     if !seen_repo.eq_ignore_ascii_case(&repo) {
-        return Err(Refusal::new("publisher", format!("source repository {repo}"), seen_repo));
+        return Err(Refusal::new(
+            "publisher",
+            format!("source repository {repo}"),
+            seen_repo,
+        ));
     }
     if let Some(path) = workflow_path {
         let seen = claims.build_config_uri.as_deref().unwrap_or("none");
@@ -136,10 +172,10 @@ pub fn check_publisher(p: &Publisher, cert: Option<&CertificateInfo>) -> Result<
             claims.source_repository_digest.as_deref(),
             claims.source_repository_ref.as_deref(),
         ];
-        let ok = suffixes
-            .iter()
-            .flatten()
-            .any(|s| seen.strip_prefix(&prefix) == Some(s) || seen.eq_ignore_ascii_case(&format!("{prefix}{s}")));
+        let ok = suffixes.iter().flatten().any(|s| {
+            seen.strip_prefix(&prefix) == Some(s)
+                || seen.eq_ignore_ascii_case(&format!("{prefix}{s}"))
+        });
         if !ok {
             return Err(Refusal::new(
                 "publisher",

@@ -54,7 +54,9 @@ impl HashContext for Hasher {
     }
 }
 
-fn ring_algorithm(scheme: SigningScheme) -> Option<&'static dyn ring::signature::VerificationAlgorithm> {
+fn ring_algorithm(
+    scheme: SigningScheme,
+) -> Option<&'static dyn ring::signature::VerificationAlgorithm> {
     use ring::signature as s;
     Some(match scheme {
         SigningScheme::EcdsaP256Sha256 => &s::ECDSA_P256_SHA256_ASN1,
@@ -102,27 +104,42 @@ impl CryptoProvider for BulwarkCrypto {
         sha2::Sha512::digest(data).into()
     }
 
-    fn verify_raw(&self, scheme: SigningScheme, key: &[u8], data: &[u8], signature: &[u8]) -> Result<()> {
-        let alg = ring_algorithm(scheme)
-            .ok_or_else(|| Error::UnsupportedAlgorithm(format!("{} is not supported by bulwark", scheme.name())))?;
+    fn verify_raw(
+        &self,
+        scheme: SigningScheme,
+        key: &[u8],
+        data: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        let alg = ring_algorithm(scheme).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(format!("{} is not supported by bulwark", scheme.name()))
+        })?;
         ring::signature::UnparsedPublicKey::new(alg, key)
             .verify(data, signature)
             .map_err(|_| invalid(scheme))
     }
 
-    fn verify_prehashed(&self, scheme: SigningScheme, key: &[u8], digest: &[u8], signature: &[u8]) -> Result<()> {
+    fn verify_prehashed(
+        &self,
+        scheme: SigningScheme,
+        key: &[u8],
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
         match scheme {
             SigningScheme::EcdsaP256Sha256 | SigningScheme::EcdsaP256Sha384 => {
                 let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(key)
                     .map_err(|_| Error::InvalidKey("P-256 public key".into()))?;
-                let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| invalid(scheme))?;
+                let sig =
+                    p256::ecdsa::Signature::from_der(signature).map_err(|_| invalid(scheme))?;
                 vk.verify_prehash(digest, &sig).map_err(|_| invalid(scheme))
             }
             SigningScheme::EcdsaP384Sha256 | SigningScheme::EcdsaP384Sha384 => {
                 let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(key)
                     .map_err(|_| Error::InvalidKey("P-384 public key".into()))?;
-                let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| invalid(scheme))?;
+                let sig =
+                    p384::ecdsa::Signature::from_der(signature).map_err(|_| invalid(scheme))?;
                 vk.verify_prehash(digest, &sig).map_err(|_| invalid(scheme))
             }
             _ => Err(Error::UnsupportedAlgorithm(format!(

@@ -81,7 +81,9 @@ pub struct TrustRoot {
 
 impl std::fmt::Debug for TrustRoot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustRoot").field("logs", &self.logs).finish_non_exhaustive()
+        f.debug_struct("TrustRoot")
+            .field("logs", &self.logs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,24 +105,31 @@ impl TrustRoot {
     pub fn from_json(text: &str) -> Result<TrustRoot, Refusal> {
         super::provider::install();
         if text.len() > MAX_TRUSTED_ROOT {
-            return Err(root_refusal(format!("{} bytes, more than {MAX_TRUSTED_ROOT}", text.len())));
+            return Err(root_refusal(format!(
+                "{} bytes, more than {MAX_TRUSTED_ROOT}",
+                text.len()
+            )));
         }
         let root = TrustedRoot::from_json(text).map_err(|e| root_refusal(e.to_string()))?;
         if root.tlogs.len() > MAX_LOGS {
-            return Err(root_refusal(format!("{} transparency logs, more than {MAX_LOGS}", root.tlogs.len())));
+            return Err(root_refusal(format!(
+                "{} transparency logs, more than {MAX_LOGS}",
+                root.tlogs.len()
+            )));
         }
         let verifier = Verifier::new(&root).map_err(|e| root_refusal(e.to_string()))?;
         let mut logs = Vec::new();
         let mut unsupported = Vec::new();
         for log in &root.tlogs {
-            let log_id: [u8; 32] = log
-                .log_id
-                .key_id
-                .as_bytes()
-                .try_into()
-                .map_err(|_| root_refusal(format!("log {} has a log ID that is not 32 bytes", log.base_url)))?;
-            let host = host_of(&log.base_url)
-                .ok_or_else(|| root_refusal(format!("log base URL {:?} has no host", log.base_url)))?;
+            let log_id: [u8; 32] = log.log_id.key_id.as_bytes().try_into().map_err(|_| {
+                root_refusal(format!(
+                    "log {} has a log ID that is not 32 bytes",
+                    log.base_url
+                ))
+            })?;
+            let host = host_of(&log.base_url).ok_or_else(|| {
+                root_refusal(format!("log base URL {:?} has no host", log.base_url))
+            })?;
             let der = log.public_key.raw_bytes.as_bytes();
             let (version, key) = match log.public_key.key_details.as_str() {
                 "PKIX_ECDSA_P256_SHA_256" => {
@@ -142,11 +151,15 @@ impl TrustRoot {
                 }
                 "PKIX_ED25519" => {
                     // DER SPKI of an Ed25519 key: 12-byte prefix ‖ 32-byte key.
-                    const PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+                    const PREFIX: [u8; 12] = [
+                        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+                    ];
                     let key: &[u8; 32] = der
                         .strip_prefix(&PREFIX[..])
                         .and_then(|k| k.try_into().ok())
-                        .ok_or_else(|| root_refusal(format!("log {host}: Ed25519 key is not a 44-byte SPKI")))?;
+                        .ok_or_else(|| {
+                            root_refusal(format!("log {host}: Ed25519 key is not a 44-byte SPKI"))
+                        })?;
                     let key = VerifierKey::new_ed25519(&host, key)
                         .map_err(|e| root_refusal(format!("log {host}: Ed25519 key: {e}")))?;
                     (RekorVersion::V2, key)
@@ -206,7 +219,13 @@ impl TrustRoot {
             .logs
             .iter_mut()
             .find(|l| l.host == host)
-            .ok_or_else(|| Refusal::new("log", format!("a log with host {host} in the trusted root"), "none"))?;
+            .ok_or_else(|| {
+                Refusal::new(
+                    "log",
+                    format!("a log with host {host} in the trusted root"),
+                    "none",
+                )
+            })?;
         log.url = url.to_string();
         Ok(())
     }
@@ -226,12 +245,20 @@ mod tests {
     #[test]
     fn production_root_has_both_rekor_generations() {
         let root = TrustRoot::production().unwrap();
-        let v1 = root.logs().iter().find(|l| l.host == "rekor.sigstore.dev").unwrap();
+        let v1 = root
+            .logs()
+            .iter()
+            .find(|l| l.host == "rekor.sigstore.dev")
+            .unwrap();
         assert_eq!(v1.version, RekorVersion::V1);
         assert_eq!(v1.key.key_id(), 0xc0d23d6a);
         assert!(v1.accepts_origin("rekor.sigstore.dev - 1193050959916656506"));
         assert!(!v1.accepts_origin("rekor.sigstore.dev - x"));
-        let v2 = root.logs().iter().find(|l| l.host == "log2025-1.rekor.sigstore.dev").unwrap();
+        let v2 = root
+            .logs()
+            .iter()
+            .find(|l| l.host == "log2025-1.rekor.sigstore.dev")
+            .unwrap();
         assert_eq!(v2.version, RekorVersion::V2);
         assert_eq!(
             v2.key.to_string(),

@@ -142,31 +142,55 @@ pub fn verify_attestation<'a>(
     let (result, npm_key) = match &bundle.verification_material.content {
         VerificationMaterialContent::PublicKey(hint) => {
             let keys = opts.npm_keys.ok_or_else(|| {
-                Refusal::new("signing key", "a Fulcio certificate", format!("public key {:?}", hint.hint)).at(&att.label)
+                Refusal::new(
+                    "signing key",
+                    "a Fulcio certificate",
+                    format!("public key {:?}", hint.hint),
+                )
+                .at(&att.label)
             })?;
             // The time picks the key; it is authenticated by the SET below.
-            let claimed = tlog.iter().find_map(|e| e.integrated_time).map_or(opts.now, to_system_time);
-            let key = keys.find(&hint.hint, USAGE_ATTESTATIONS, claimed).map_err(|r| r.at(&att.label))?;
+            let claimed = tlog
+                .iter()
+                .find_map(|e| e.integrated_time)
+                .map_or(opts.now, to_system_time);
+            let key = keys
+                .find(&hint.hint, USAGE_ATTESTATIONS, claimed)
+                .map_err(|r| r.at(&att.label))?;
             let policy = PublicKeyVerificationPolicy::new(DerPublicKey::from_bytes(&key.spki));
             let result = opts
                 .root
                 .verifier
                 .verify(artifact.to_sigstore(), bundle, &policy)
                 .map_err(|e| map_error(e).at(&att.label))?;
-            let time = result.integrated_time().map(to_system_time).ok_or_else(|| {
-                Refusal::new("integrated time", "a Rekor integrated time", "none").at(&att.label)
-            })?;
-            keys.find(&hint.hint, USAGE_ATTESTATIONS, time).map_err(|r| r.at(&att.label))?;
+            let time = result
+                .integrated_time()
+                .map(to_system_time)
+                .ok_or_else(|| {
+                    Refusal::new("integrated time", "a Rekor integrated time", "none")
+                        .at(&att.label)
+                })?;
+            keys.find(&hint.hint, USAGE_ATTESTATIONS, time)
+                .map_err(|r| r.at(&att.label))?;
             (result, Some(hint.hint.clone()))
         }
         _ => {
             let result = opts
                 .root
                 .verifier
-                .verify(artifact.to_sigstore(), bundle, &VerificationPolicy::any_identity())
+                .verify(
+                    artifact.to_sigstore(),
+                    bundle,
+                    &VerificationPolicy::any_identity(),
+                )
                 .map_err(|e| map_error(e).at(&att.label))?;
             if !result.certificate_verified() || !result.sct_verified() || !result.tlog_verified() {
-                return Err(Refusal::new("certificate chain", "a verified chain, SCT and log entry", "an incomplete verification").at(&att.label));
+                return Err(Refusal::new(
+                    "certificate chain",
+                    "a verified chain, SCT and log entry",
+                    "an incomplete verification",
+                )
+                .at(&att.label));
             }
             (result, None)
         }
@@ -204,7 +228,9 @@ pub fn verify_attestation<'a>(
         .map(to_system_time);
     let identity = match &npm_key {
         Some(k) => format!("npm registry key {k}"),
-        None => result.identity().map_or_else(|| "none".to_string(), |s| s.to_string()),
+        None => result
+            .identity()
+            .map_or_else(|| "none".to_string(), |s| s.to_string()),
     };
     Ok(Verified {
         label: att.label.clone(),
@@ -220,7 +246,10 @@ pub fn verify_attestation<'a>(
 
 /// bulwark's own check of one Rekor entry: inclusion at the proof's index
 /// under a checkpoint the log's key signed (and the witness policy, if any).
-pub fn verify_log_entry(entry: &TransparencyLogEntry, opts: &Options<'_>) -> Result<LogEntry, Refusal> {
+pub fn verify_log_entry(
+    entry: &TransparencyLogEntry,
+    opts: &Options<'_>,
+) -> Result<LogEntry, Refusal> {
     let log = opts.root.log(entry.log_id.key_id.as_bytes())?;
     let proof = entry.inclusion_proof.as_ref().ok_or_else(|| {
         Refusal::new(
@@ -235,7 +264,11 @@ pub fn verify_log_entry(entry: &TransparencyLogEntry, opts: &Options<'_>) -> Res
     })?;
     let envelope = proof.checkpoint.envelope();
     if envelope.is_empty() {
-        return Err(Refusal::new("checkpoint", "a signed checkpoint beside the inclusion proof", "none"));
+        return Err(Refusal::new(
+            "checkpoint",
+            "a signed checkpoint beside the inclusion proof",
+            "none",
+        ));
     }
     if proof.hashes.len() > MAX_INCLUSION_HASHES {
         return Err(Refusal::new(
@@ -269,7 +302,11 @@ pub fn verify_log_entry(entry: &TransparencyLogEntry, opts: &Options<'_>) -> Res
             RekorVersion::V1 => format!("{} - <tree id>", log.host),
             RekorVersion::V2 => log.host.clone(),
         };
-        return Err(Refusal::new("checkpoint origin", want, checkpoint.origin.clone()));
+        return Err(Refusal::new(
+            "checkpoint origin",
+            want,
+            checkpoint.origin.clone(),
+        ));
     }
     if checkpoint.size != size || checkpoint.root != root {
         return Err(Refusal::new(
@@ -280,16 +317,27 @@ pub fn verify_log_entry(entry: &TransparencyLogEntry, opts: &Options<'_>) -> Res
     }
     let mut cosigners = Vec::new();
     if let Some(policy) = opts.witnesses {
-        let now = opts.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let v = policy
-            .verify(&note, now)
-            .map_err(|e| Refusal::new("witness policy", "a checkpoint satisfying the policy", e.to_string()))?;
+        let now = opts
+            .now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let v = policy.verify(&note, now).map_err(|e| {
+            Refusal::new(
+                "witness policy",
+                "a checkpoint satisfying the policy",
+                e.to_string(),
+            )
+        })?;
         cosigners = v.cosigners;
     }
     Ok(LogEntry {
         log_url: log.url.clone(),
         version: log.version,
-        kind: format!("{} {}", entry.kind_version.kind(), entry.kind_version.version()),
+        kind: format!(
+            "{} {}",
+            entry.kind_version.kind(),
+            entry.kind_version.version()
+        ),
         log_index: entry.log_index.get(),
         proof_index: index,
         checkpoint,
@@ -327,33 +375,62 @@ fn statement(payload: &[u8]) -> Result<(String, Vec<Subject>), Refusal> {
 
 /// A `sigstore-verify` error as a refusal naming the check.
 fn map_error(e: sigstore_verify::Error) -> Refusal {
-    use sigstore_verify::{CertificateError as C, Error as E, TimestampError as T, TransparencyLogError as L};
+    use sigstore_verify::{
+        CertificateError as C, Error as E, TimestampError as T, TransparencyLogError as L,
+    };
     let seen = e.to_string();
     let (check, expected) = match &e {
-        E::SignatureInvalid(_) => ("signature", "a signature by the signing key over the artifact or DSSE payload"),
-        E::ArtifactMismatch(_) => ("artifact digest", "the artifact's digest in the signed content"),
-        E::UnsupportedArtifact(_) => ("artifact digest", "an artifact digest the bundle can be checked with"),
-        E::Certificate(C::ChainInvalid(_)) | E::Certificate(C::NoValidAuthority { .. }) => {
-            ("certificate chain", "a chain to a Fulcio root of the trusted root valid at the signing time")
-        }
-        E::Certificate(C::NotYetValid { .. }) | E::Certificate(C::Expired { .. }) => {
-            ("certificate validity", "a certificate valid at the signing time")
-        }
-        E::Certificate(C::Sct(_)) => ("sct", "a signed certificate timestamp by a CT log of the trusted root"),
+        E::SignatureInvalid(_) => (
+            "signature",
+            "a signature by the signing key over the artifact or DSSE payload",
+        ),
+        E::ArtifactMismatch(_) => (
+            "artifact digest",
+            "the artifact's digest in the signed content",
+        ),
+        E::UnsupportedArtifact(_) => (
+            "artifact digest",
+            "an artifact digest the bundle can be checked with",
+        ),
+        E::Certificate(C::ChainInvalid(_)) | E::Certificate(C::NoValidAuthority { .. }) => (
+            "certificate chain",
+            "a chain to a Fulcio root of the trusted root valid at the signing time",
+        ),
+        E::Certificate(C::NotYetValid { .. }) | E::Certificate(C::Expired { .. }) => (
+            "certificate validity",
+            "a certificate valid at the signing time",
+        ),
+        E::Certificate(C::Sct(_)) => (
+            "sct",
+            "a signed certificate timestamp by a CT log of the trusted root",
+        ),
         E::Certificate(_) => ("certificate", "a well-formed Fulcio certificate"),
         E::TransparencyLog(L::UnknownLog { .. }) => ("log", "a Rekor log of the trusted root"),
         E::TransparencyLog(L::InclusionProof(_)) => ("inclusion proof", "a valid inclusion proof"),
         E::TransparencyLog(L::Checkpoint(_)) => ("checkpoint", "a checkpoint signed by the log"),
-        E::TransparencyLog(L::InclusionPromise(_)) => ("inclusion promise", "a signed entry timestamp by the log"),
-        E::TransparencyLog(L::EntryMismatch(_)) | E::TransparencyLog(L::MalformedEntry(_)) => {
-            ("log entry body", "a log entry body bound to this signature and artifact")
+        E::TransparencyLog(L::InclusionPromise(_)) => {
+            ("inclusion promise", "a signed entry timestamp by the log")
         }
-        E::TransparencyLog(L::IntegratedTime(_)) => ("integrated time", "an integrated time within the certificate's validity"),
+        E::TransparencyLog(L::EntryMismatch(_)) | E::TransparencyLog(L::MalformedEntry(_)) => (
+            "log entry body",
+            "a log entry body bound to this signature and artifact",
+        ),
+        E::TransparencyLog(L::IntegratedTime(_)) => (
+            "integrated time",
+            "an integrated time within the certificate's validity",
+        ),
         E::TransparencyLog(_) => ("log entry", "a valid transparency log entry"),
         E::Timestamp(T::NoVerifiedTimestamp(_)) => ("timestamp", "a verified signing time"),
-        E::Timestamp(_) => ("timestamp", "an RFC 3161 timestamp by a TSA of the trusted root"),
-        E::InvalidBundle(_) | E::UnsupportedBundle(_) | E::Bundle(_) | E::Types(_) => ("bundle", "a valid Sigstore bundle"),
-        E::InvalidTrustRoot(_) | E::TrustRoot(_) | E::TrustedCertificate(_) => ("trusted root", "valid trust material"),
+        E::Timestamp(_) => (
+            "timestamp",
+            "an RFC 3161 timestamp by a TSA of the trusted root",
+        ),
+        E::InvalidBundle(_) | E::UnsupportedBundle(_) | E::Bundle(_) | E::Types(_) => {
+            ("bundle", "a valid Sigstore bundle")
+        }
+        E::InvalidTrustRoot(_) | E::TrustRoot(_) | E::TrustedCertificate(_) => {
+            ("trusted root", "valid trust material")
+        }
         E::Crypto(_) => ("signature", "a signature bulwark can verify"),
         _ => ("verification", "a verifiable attestation"),
     };
