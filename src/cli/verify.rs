@@ -385,16 +385,13 @@ fn relabel(f: Failure, what: &'static str) -> Failure {
     }
 }
 
-/// Largest artifact `verify bundle` reads.
-const MAX_ARTIFACT: u64 = 1 << 30;
-
 fn refused(r: bulwark::sigstore::Refusal) -> Failure {
     check(r.check, format!("expected {}, seen {}", r.expected, r.seen))
 }
 
 fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
     use bulwark::sigstore::npm::NpmKeys;
-    use bulwark::sigstore::{input, verify_attestation, IdentityPolicy, Options, TrustRoot};
+    use bulwark::sigstore::{input, verify_attestation_reader, IdentityPolicy, Options, TrustRoot};
 
     let identity = match (&a.issuer, &a.identity, &a.publisher) {
         (Some(issuer), Some(pattern), None) => {
@@ -420,7 +417,8 @@ fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
     };
     let policy = a.policy.as_deref().map(load_policy).transpose()?;
     let npm_keys = NpmKeys::embedded().map_err(refused)?;
-    let artifact = read_artifact(&a.artifact)?;
+    // Opened now so a missing artifact is a usage error before any check.
+    open_artifact(&a.artifact)?;
     let input = read_input(&a.file)?;
     let (format, atts) = input::parse(&input).map_err(refused)?;
     let opts = Options {
@@ -432,7 +430,10 @@ fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
     };
     let mut out = String::new();
     for att in &atts {
-        let v = verify_attestation(att, &artifact, &opts).map_err(refused)?;
+        // Streamed, once per attestation: memory stays bounded whatever its size.
+        let artifact = open_artifact(&a.artifact)?;
+        let v = verify_attestation_reader(att, std::io::BufReader::new(artifact), &opts)
+            .map_err(refused)?;
         out.push_str(&format!("attestation: {} ({})\n", v.label, format.as_str()));
         for e in &v.entries {
             let version = match e.version {
@@ -495,16 +496,7 @@ fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
     Ok(out)
 }
 
-fn read_artifact(path: &Path) -> Result<Vec<u8>, Failure> {
-    let mut buf = Vec::new();
+fn open_artifact(path: &Path) -> Result<std::fs::File, Failure> {
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_ARTIFACT + 1).read_to_end(&mut buf))
-        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    if buf.len() as u64 > MAX_ARTIFACT {
-        return Err(Failure::Usage(format!(
-            "{} is larger than {MAX_ARTIFACT} bytes",
-            path.display()
-        )));
-    }
-    Ok(buf)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
 }

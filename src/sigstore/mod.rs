@@ -34,7 +34,7 @@ pub mod verify;
 pub use input::{Attestation, Format, Publisher};
 pub use policy::IdentityPolicy;
 pub use root::{RekorLog, RekorVersion, TrustRoot};
-pub use verify::{verify_attestation, ArtifactInput, Options, Verified};
+pub use verify::{verify_attestation, verify_attestation_reader, ArtifactInput, Options, Verified};
 
 /// Why an attestation was refused: the check, what it expected, what it
 /// saw. Fit for one line of output.

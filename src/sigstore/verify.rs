@@ -11,8 +11,12 @@ use crate::tlog::merkle::{self, Hash};
 use crate::tlog::policy::{Cosigner, Policy};
 use serde::Deserialize;
 use sigstore_verify::types::bundle::{TransparencyLogEntry, VerificationMaterialContent};
+use sigstore_verify::types::Bundle;
 use sigstore_verify::types::{DerPublicKey, Sha256Hash, SignatureContent};
-use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy};
+use sigstore_verify::{
+    Policy as SigstorePolicy, PublicKeyVerificationPolicy, VerificationPolicy, VerificationResult,
+    Verifier,
+};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most hashes an inclusion proof may carry (trees below 2^64).
@@ -114,6 +118,34 @@ pub fn verify_attestation<'a>(
     opts: &Options<'_>,
 ) -> Result<Verified, Refusal> {
     let artifact = artifact.into();
+    verify_with(att, opts, |verifier, bundle, policy| {
+        verifier.verify(artifact.to_sigstore(), bundle, policy)
+    })
+}
+
+/// Verifies one attestation over the artifact read from `reader` to its
+/// end, in constant memory (the digests the bundle needs are computed while
+/// reading). Bundle-only checks run before any byte is read.
+pub fn verify_attestation_reader(
+    att: &Attestation,
+    reader: impl std::io::Read,
+    opts: &Options<'_>,
+) -> Result<Verified, Refusal> {
+    verify_with(att, opts, |verifier, bundle, policy| {
+        verifier.verify_reader(reader, bundle, policy)
+    })
+}
+
+/// The shared path: `check` runs `sigstore-verify` over the artifact, once.
+fn verify_with(
+    att: &Attestation,
+    opts: &Options<'_>,
+    check: impl FnOnce(
+        &Verifier,
+        &Bundle,
+        &dyn SigstorePolicy,
+    ) -> sigstore_verify::Result<VerificationResult>,
+) -> Result<Verified, Refusal> {
     super::provider::install();
     let bundle = &att.bundle;
     let tlog = &bundle.verification_material.tlog_entries;
@@ -158,10 +190,7 @@ pub fn verify_attestation<'a>(
                 .find(&hint.hint, USAGE_ATTESTATIONS, claimed)
                 .map_err(|r| r.at(&att.label))?;
             let policy = PublicKeyVerificationPolicy::new(DerPublicKey::from_bytes(&key.spki));
-            let result = opts
-                .root
-                .verifier
-                .verify(artifact.to_sigstore(), bundle, &policy)
+            let result = check(&opts.root.verifier, bundle, &policy)
                 .map_err(|e| map_error(e).at(&att.label))?;
             let time = result
                 .integrated_time()
@@ -175,15 +204,12 @@ pub fn verify_attestation<'a>(
             (result, Some(hint.hint.clone()))
         }
         _ => {
-            let result = opts
-                .root
-                .verifier
-                .verify(
-                    artifact.to_sigstore(),
-                    bundle,
-                    &VerificationPolicy::any_identity(),
-                )
-                .map_err(|e| map_error(e).at(&att.label))?;
+            let result = check(
+                &opts.root.verifier,
+                bundle,
+                &VerificationPolicy::any_identity(),
+            )
+            .map_err(|e| map_error(e).at(&att.label))?;
             if !result.certificate_verified() || !result.sct_verified() || !result.tlog_verified() {
                 return Err(Refusal::new(
                     "certificate chain",
@@ -432,6 +458,7 @@ fn map_error(e: sigstore_verify::Error) -> Refusal {
             ("trusted root", "valid trust material")
         }
         E::Crypto(_) => ("signature", "a signature bulwark can verify"),
+        E::ArtifactRead(_) => ("artifact", "a readable artifact"),
         _ => ("verification", "a verifiable attestation"),
     };
     Refusal::new(check, expected, seen)
