@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             now: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         };
         for a in &atts {
-            let _ = verify_attestation(a, b"artifact", &opts);
+            let _ = verify_attestation(a, &b"artifact"[..], &opts);
         }
     }
 });
