@@ -550,3 +550,24 @@ fn dsse_subject_must_be_the_artifact() {
     ));
     assert_eq!(e.check, "artifact digest", "{e}");
 }
+
+#[test]
+fn a_retired_log_shard_signs_nothing_new() {
+    // The staging root with the Rekor v2 shard's key retired before the
+    // bundle was signed (2026-05-13).
+    let mut root: Value = serde_json::from_slice(&data("trust/trusted_root.staging.json")).unwrap();
+    for log in root["tlogs"].as_array_mut().unwrap() {
+        if log["baseUrl"] == "https://log2025-alpha3.rekor.sigstage.dev" {
+            log["publicKey"]["validFor"]["end"] = Value::String("2026-01-01T00:00:00Z".into());
+        }
+    }
+    let root = TrustRoot::from_json(&root.to_string()).unwrap();
+    let e = refused(run(
+        &root,
+        &IdentityPolicy::Report,
+        None,
+        &data("bundles/a.dsse.staging-rekor-v2.txt.sigstore.json"),
+        a_txt(),
+    ));
+    assert_eq!(e.check, "log validity", "{e}");
+}

@@ -252,6 +252,34 @@ fn verify_with(
         .integrated_time()
         .or_else(|| result.verified_timestamps().iter().min().copied())
         .map(to_system_time);
+    // The log's key must have been valid when the entry was made (shards
+    // of Rekor v2 have end dates; a retired key signs nothing new).
+    if let Some(t) = signing_time {
+        for e in tlog {
+            let log = opts.root.log(e.log_id.key_id.as_bytes())?;
+            let after_start = log.valid_from.is_none_or(|from| from <= t);
+            let before_end = log.valid_until.is_none_or(|until| t < until);
+            if !after_start || !before_end {
+                let fmt = |t: Option<SystemTime>| {
+                    t.map_or_else(
+                        || "-".to_string(),
+                        |t| humantime::format_rfc3339_seconds(t).to_string(),
+                    )
+                };
+                return Err(Refusal::new(
+                    "log validity",
+                    format!(
+                        "a signing time in the validity of {} ({} to {})",
+                        log.url,
+                        fmt(log.valid_from),
+                        fmt(log.valid_until)
+                    ),
+                    humantime::format_rfc3339_seconds(t).to_string(),
+                )
+                .at(&att.label));
+            }
+        }
+    }
     let identity = match &npm_key {
         Some(k) => format!("npm registry key {k}"),
         None => result
