@@ -3,8 +3,15 @@
 //! ready) and `/metrics` (Prometheus text).
 //!
 //! Called by `server.rs` before any protocol front is asked.
+//!
+//! `/healthz` and `/readyz` answer without authentication (orchestrators
+//! probe them); `/readyz` writes and fsyncs a probe file, so its result is
+//! kept for [`READY_TTL`] and computed by one caller at a time: however
+//! often it is called, the data directory sees at most one probe per
+//! [`READY_TTL`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -82,9 +89,32 @@ pub async fn handle(app: &App, route: &'static str, req: Request<ReqBody>) -> Re
     }
 }
 
+/// How long a `/readyz` result is reused.
+pub const READY_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness result and when it was computed.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyCache(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
+
+/// Readiness, from the cache while it is fresh; otherwise computed once
+/// (concurrent callers wait for that one result).
+async fn readiness(app: &App) -> Result<(), String> {
+    let mut last = app.ready.0.lock().await;
+    if let Some((at, r)) = last.as_ref() {
+        if at.elapsed() < READY_TTL {
+            app.metrics.cache("readyz", true);
+            return r.clone();
+        }
+    }
+    app.metrics.cache("readyz", false);
+    let r = probe(app).await;
+    *last = Some((Instant::now(), r.clone()));
+    r
+}
+
 /// The data directory takes a write (a probe file written, synced and
 /// removed) and every front reports ready.
-async fn readiness(app: &App) -> Result<(), String> {
+async fn probe(app: &App) -> Result<(), String> {
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let n = PROBES.fetch_add(1, Ordering::Relaxed);
     let dir = app.data_dir().clone();

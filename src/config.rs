@@ -88,8 +88,25 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Requests handled at once; more get 503 at once instead of queueing.
     pub max_concurrency: usize,
-    /// Connections open at once; beyond this bulwark stops accepting.
+    /// Connections open at once (besides the `probe_connections`); beyond
+    /// this new connections are closed at once.
     pub max_connections: usize,
+    /// Connections open at once from one client IP address.
+    pub max_connections_per_peer: usize,
+    /// Connections kept beyond `max_connections` for health probes: each
+    /// may carry one `/healthz` or `/readyz` request, then it is closed.
+    pub probe_connections: usize,
+    /// A connection whose client takes no response bytes for this long
+    /// (its response is waiting on the client) is closed. An idle timeout,
+    /// not a total: a slow client that keeps reading is never cut off.
+    pub write_timeout: Duration,
+    /// An HTTP/2 connection with no open stream for this long gets GOAWAY
+    /// and is closed (idle HTTP/1.1 connections close after
+    /// `header_read_timeout`).
+    pub idle_timeout: Duration,
+    /// Serve on a non-loopback address without `tokens`: the operator says
+    /// explicitly that anyone who reaches the port may use bulwark.
+    pub allow_unauthenticated: bool,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -98,6 +115,25 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Bearer tokens clients must present (none: no authentication).
     pub tokens: Vec<Secret>,
+}
+
+impl ServerConfig {
+    /// Refuses to serve on a non-loopback address with no `tokens` unless
+    /// `allow_unauthenticated` says so: anyone who can reach such an
+    /// address could use bulwark (and its upstream credentials). Checked
+    /// when the configuration is read and again when the socket is bound
+    /// (`serve --listen` overrides the address).
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if self.listen.ip().is_loopback() || !self.tokens.is_empty() || self.allow_unauthenticated {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is not a loopback address and no server.tokens (or tokens_file) are set, so anyone \
+             who can reach it could use bulwark; set tokens, or set \
+             server.allow_unauthenticated = true to serve without authentication on purpose",
+            self.listen
+        ))
+    }
 }
 
 /// `[server.tls]`: PEM files, resolved against the config file's directory.
@@ -224,6 +260,11 @@ struct RawServer {
     header_read_timeout: Option<String>,
     max_concurrency: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_peer: Option<usize>,
+    probe_connections: Option<usize>,
+    write_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    allow_unauthenticated: Option<bool>,
     shutdown_grace: Option<String>,
     log_format: Option<LogFormat>,
     tls: Option<RawTls>,
@@ -287,6 +328,14 @@ pub mod defaults {
     pub const MAX_CONCURRENCY: usize = 512;
     /// `server.max_connections`
     pub const MAX_CONNECTIONS: usize = 4096;
+    /// `server.max_connections_per_peer`
+    pub const MAX_CONNECTIONS_PER_PEER: usize = 256;
+    /// `server.probe_connections`
+    pub const PROBE_CONNECTIONS: usize = 4;
+    /// `server.write_timeout`
+    pub const WRITE_TIMEOUT: &str = "60s";
+    /// `server.idle_timeout`
+    pub const IDLE_TIMEOUT: &str = "30s";
     /// `server.shutdown_grace`
     pub const SHUTDOWN_GRACE: &str = "30s";
 }
@@ -434,6 +483,23 @@ impl Validator<'_> {
             "server.max_connections",
             raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
         )?;
+        // The default never exceeds max_connections; a configured value
+        // above it could not be enforced, so it is an error.
+        let max_connections_per_peer = match raw.max_connections_per_peer {
+            None => defaults::MAX_CONNECTIONS_PER_PEER.min(max_connections),
+            Some(n) => {
+                let n = positive("server.max_connections_per_peer", n)?;
+                if n > max_connections {
+                    return Err(self.err(
+                        "server.max_connections_per_peer",
+                        format!(
+                            "must be at most server.max_connections ({max_connections}), saw {n}"
+                        ),
+                    ));
+                }
+                n
+            }
+        };
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.unwrap_or_default().into_iter().enumerate() {
             tokens.push(self.token(&format!("server.tokens[{i}]"), t)?);
@@ -470,7 +536,7 @@ impl Validator<'_> {
                 Some(TlsConfig { cert, key })
             }
         };
-        Ok(ServerConfig {
+        let server = ServerConfig {
             listen,
             data_dir: raw
                 .data_dir
@@ -500,10 +566,27 @@ impl Validator<'_> {
                 raw.shutdown_grace,
                 defaults::SHUTDOWN_GRACE,
             )?,
+            max_connections_per_peer,
+            probe_connections: raw.probe_connections.unwrap_or(defaults::PROBE_CONNECTIONS),
+            write_timeout: self.duration(
+                "server.write_timeout",
+                raw.write_timeout,
+                defaults::WRITE_TIMEOUT,
+            )?,
+            idle_timeout: self.duration(
+                "server.idle_timeout",
+                raw.idle_timeout,
+                defaults::IDLE_TIMEOUT,
+            )?,
+            allow_unauthenticated: raw.allow_unauthenticated.unwrap_or(false),
             log_format: raw.log_format.unwrap_or(LogFormat::Human),
             tls,
             tokens,
-        })
+        };
+        server
+            .check_exposure()
+            .map_err(|m| self.err("server.listen", m))?;
+        Ok(server)
     }
 
     fn token(&self, key: &str, t: String) -> Result<Secret, ConfigError> {
@@ -1051,6 +1134,36 @@ mod tests {
         let e = parse("[server]\nrequest_timeout = \"soon\"\n").unwrap_err();
         assert_eq!(e.key, "server.request_timeout");
         assert!(e.message.contains("soon"));
+    }
+
+    #[test]
+    fn a_non_loopback_listen_needs_tokens_or_an_explicit_opt_out() {
+        let e = parse("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        assert!(e.message.contains("allow_unauthenticated"), "{e}");
+        let e = parse("[server]\nlisten = \"[::]:8080\"\n").unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        parse("[server]\nlisten = \"0.0.0.0:8080\"\nallow_unauthenticated = true\n").unwrap();
+        parse("[server]\nlisten = \"0.0.0.0:8080\"\ntokens = [\"0123456789abcdef0123\"]\n")
+            .unwrap();
+        parse("[server]\nlisten = \"[::1]:8080\"\n").unwrap();
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        let c = parse("[server]\nmax_connections = 10\n").unwrap();
+        // The default per-peer cap never exceeds max_connections.
+        assert_eq!(c.server.max_connections_per_peer, 10);
+        let e =
+            parse("[server]\nmax_connections = 10\nmax_connections_per_peer = 11\n").unwrap_err();
+        assert_eq!(e.key, "server.max_connections_per_peer");
+        let e = parse("[server]\nmax_connections_per_peer = 0\n").unwrap_err();
+        assert_eq!(e.key, "server.max_connections_per_peer");
+        let e = parse("[server]\nwrite_timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(e.key, "server.write_timeout");
+        let c = parse("[server]\nidle_timeout = \"5s\"\nprobe_connections = 0\n").unwrap();
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.probe_connections, 0);
     }
 
     #[test]

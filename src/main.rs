@@ -60,6 +60,9 @@ enum Command {
     /// Show or change upstreams' trust state (list, clear a quarantine).
     #[command(subcommand)]
     Upstream(cli::upstream::UpstreamCommand),
+    /// Check the blob store (re-hash every stored blob).
+    #[command(subcommand)]
+    Store(cli::store::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Verify(cmd) => cli::verify::run(cmd),
         Command::Upstream(cmd) => cli::upstream::run(cmd, load),
+        Command::Store(cmd) => cli::store::run(cmd, load),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Metrics {
     verifications: Family<Verification, Counter>,
     cache: Family<CacheLabel, Counter>,
     checkpoint_age: Family<UpstreamLabel, FloatGauge>,
+    connections_open: Gauge,
+    connections_closed: Family<ReasonLabel, Counter>,
     /// Unix time (seconds) of the newest verified checkpoint per upstream;
     /// the age gauge is computed from it at scrape time, so it keeps growing
     /// while no newer checkpoint is verified.
@@ -144,6 +146,18 @@ impl Metrics {
             "Age of the newest verified checkpoint per upstream",
             checkpoint_age.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections open now (general and health-probe slots)",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_closed_by_server",
+            "Connections bulwark refused or closed itself, by reason (peer_limit, full, write_timeout, idle_timeout, probe_only)",
+            connections_closed.clone(),
+        );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("build_info", "Version of this bulwark", build.clone());
         build
@@ -162,6 +176,8 @@ impl Metrics {
             verifications,
             cache,
             checkpoint_age,
+            connections_open,
+            connections_closed,
             checkpoint_times: Mutex::new(HashMap::new()),
         }
     }
@@ -199,6 +215,22 @@ impl Metrics {
     /// Counts a request refused by the server itself.
     pub fn rejected(&self, reason: &str) {
         self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Marks a client connection as open; the guard marks it closed when
+    /// dropped.
+    pub fn connection_open(&self) -> OpenConnection {
+        self.connections_open.inc();
+        OpenConnection(self.connections_open.clone())
+    }
+
+    /// Counts a connection bulwark refused or closed itself, by `reason`.
+    pub fn connection_closed(&self, reason: &str) {
+        self.connections_closed
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })
@@ -296,6 +328,16 @@ impl Drop for InFlight {
     }
 }
 
+/// Decrements the open-connections gauge when dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -315,13 +357,19 @@ mod tests {
         m.verification("golang", "inclusion", false);
         m.cache("tile", true);
         m.set_checkpoint_age("golang", 30.0);
+        let open = m.connection_open();
+        m.connection_closed("write_timeout");
         let text = m.encode();
+        drop(open);
+        assert!(m.encode().contains("bulwark_connections_open 0"));
         for want in [
             "bulwark_http_requests_total{route=\"healthz\",status=\"200\"} 1",
             "bulwark_upstream_request_duration_seconds_count{upstream=\"golang\"} 1",
             "bulwark_verifications_total{upstream=\"golang\",check=\"inclusion\",outcome=\"fail\"} 1",
             "bulwark_cache_lookups_total{kind=\"tile\",result=\"hit\"} 1",
             "bulwark_checkpoint_age_seconds{upstream=\"golang\"} 3",
+            "bulwark_connections_open 1",
+            "bulwark_connections_closed_by_server_total{reason=\"write_timeout\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

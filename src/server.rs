@@ -13,14 +13,23 @@
 //!    and `/readyz` exempt);
 //! 4. the concurrency limit (503 at once when saturated, no queue; admin
 //!    routes exempt so probes and scrapes still answer); a request holds its
-//!    slot until its response head is ready;
+//!    slot until its response head is ready (bodies stream from disk in
+//!    bounded chunks, so a slow reader costs a connection, not memory);
 //! 5. the body limit (413 from `Content-Length`, and while the body is read);
+//!    fronts read bodies with [`read_body_within`] (a per-route limit,
+//!    enforced while reading), and a body nobody reads is drained, never
+//!    buffered;
 //! 6. the front, under the request timeout (504) and a panic guard (500);
 //! 7. metrics and one log line.
 //!
 //! Limits below the request level: the head size and header count (431, by
 //! hyper), the header read timeout for slow clients (connection closed), a
-//! TLS handshake timeout, and a cap on open connections.
+//! TLS handshake timeout, and the connection limits of [`conn`]: a cap on
+//! open connections and per client address, slots kept for health probes,
+//! the write timeout for clients that stop reading, and the HTTP/2 idle
+//! timeout.
+
+mod conn;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,21 +43,23 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt as _;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt as _, StreamExt as _};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+
+use self::conn::{Admission, ConnState, Timeouts, Watched};
 
 use crate::admin;
 use crate::config::Config;
@@ -103,6 +114,8 @@ pub struct App {
     concurrency: Arc<Semaphore>,
     /// SHA-256 of each accepted bearer token (compared in constant time).
     token_hashes: Vec<[u8; 32]>,
+    /// The last `/readyz` result (see `admin.rs`).
+    pub(crate) ready: admin::ReadyCache,
 }
 
 impl std::fmt::Debug for App {
@@ -141,6 +154,7 @@ impl App {
             metrics: Arc::new(metrics),
             fronts: Vec::new(),
             token_hashes,
+            ready: admin::ReadyCache::default(),
             config: Arc::new(config),
         })
     }
@@ -281,23 +295,124 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Re
 }
 
 /// Reads a whole request body (bounded by `server.max_body_bytes`); a body
-/// over the limit is a 413 [`ApiError`], a broken one a 400.
+/// over the limit is a 413 [`ApiError`], a broken one a 400. Routes with a
+/// smaller limit of their own use [`read_body_within`].
 pub async fn read_body(body: ReqBody) -> Result<Bytes, ApiError> {
-    match body.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+    read_body_within(body, usize::MAX).await
+}
+
+/// Reads a whole request body of at most `limit` bytes (and at most
+/// `server.max_body_bytes`), checking the limit against the declared length
+/// before reading and against the bytes while reading: never more than
+/// `limit` bytes are held. Over a limit: 413; a broken body: 400.
+pub async fn read_body_within(mut body: ReqBody, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = |seen: String| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {seen} bytes is larger than this route's limit of {limit} bytes"
+            ),
+        )
+    };
+    let declared = body.size_hint().lower();
+    if declared > limit as u64 {
+        return Err(too_large(declared.to_string()));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_read_error)?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit.saturating_sub(buf.len()) {
+                return Err(too_large(format!("at least {}", buf.len() + data.len())));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a request body to its end and throws it away, holding one frame
+/// at a time (bounded by `server.max_body_bytes`, so a keep-alive
+/// connection can carry the next request). Over the limit: 413.
+pub async fn drain_body(mut body: ReqBody) -> Result<(), ApiError> {
+    while let Some(frame) = body.frame().await {
+        frame.map_err(body_read_error)?;
+    }
+    Ok(())
+}
+
+fn body_read_error(e: BoxError) -> ApiError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body is larger than server.max_body_bytes",
-        )),
-        Err(e) => Err(ApiError::new(
+        )
+    } else {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("could not read the request body: {e}"),
-        )),
+        )
+    }
+}
+
+/// A response body of exactly `len` bytes taken from `stream` chunk by
+/// chunk as the client reads (`Content-Length: len`): memory stays at one
+/// chunk whatever `len` is. A stream that fails, or yields more or fewer
+/// than `len` bytes, aborts the response (the client never sees a short
+/// body as complete).
+pub fn stream_body(len: u64, stream: BoxStream<'static, Result<Bytes, io::Error>>) -> ResBody {
+    StreamBody { stream, left: len }.boxed_unsync()
+}
+
+struct StreamBody {
+    stream: BoxStream<'static, Result<Bytes, io::Error>>,
+    left: u64,
+}
+
+impl hyper::body::Body for StreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        match futures_util::ready!(self.stream.as_mut().poll_next_unpin(cx)) {
+            Some(Ok(chunk)) => {
+                let n = chunk.len() as u64;
+                if n > self.left {
+                    return Poll::Ready(Some(Err("response body longer than its length".into())));
+                }
+                self.left -= n;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+            None => Poll::Ready(Some(Err(format!(
+                "response body ended {} bytes before its length",
+                self.left
+            )
+            .into()))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
     }
 }
 
 /// The routes that skip authentication (liveness and readiness probes).
 const AUTH_EXEMPT: [&str; 2] = [admin::ROUTE_HEALTHZ, admin::ROUTE_READYZ];
+/// Marks requests on a connection that holds a health-probe slot.
+#[derive(Debug, Clone, Copy)]
+struct ProbeSlot;
+
 /// The route label of requests no front claims.
 pub const ROUTE_UNMATCHED: &str = "unmatched";
 
@@ -369,9 +484,22 @@ where
     };
     let route = target.route();
 
+    let probe_slot = req.extensions().get::<ProbeSlot>().is_some();
     let mut guard = None;
-    let early: Option<(ApiError, &str)> = if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req)
-    {
+    let early: Option<(ApiError, &str)> = if probe_slot && !AUTH_EXEMPT.contains(&route) {
+        // A connection admitted into a slot kept for health probes while
+        // every other slot was taken: it carries one probe, nothing else.
+        Some((
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "server has its maximum of {} connections open; this connection may carry only /healthz or /readyz; retry shortly",
+                    limits.max_connections
+                ),
+            ),
+            "connections",
+        ))
+    } else if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req) {
         Some((
             ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
             "unauthorized",
@@ -422,6 +550,10 @@ where
             } else if res.status() == StatusCode::SERVICE_UNAVAILABLE {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                if probe_slot {
+                    res.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
             } else if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 res.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -481,19 +613,22 @@ where
         "request"
     );
     // The concurrency permit and the in-flight mark end with the response
-    // head: they bound the expensive part (verification, upstream fetches),
-    // and a client that reads its body slowly then holds only a connection
-    // (bounded by server.max_connections), not a request slot.
+    // head: they bound the expensive part (verification, upstream fetches).
+    // Bodies stream (blobs from disk, one chunk at a time), so a client that
+    // reads its body slowly then holds only a connection and a chunk
+    // (bounded by server.max_connections and server.write_timeout), not a
+    // request slot.
     drop(in_flight);
     drop(guard);
     res
 }
 
-/// No front claims the request: read and discard its body (bounded by the
-/// limits, so the connection can be reused), then answer a JSON 404.
+/// No front claims the request: drain its body without keeping it
+/// (bounded by the limits, so the connection can be reused), then answer a
+/// JSON 404.
 async fn unmatched(req: Request<ReqBody>) -> Response<ResBody> {
     let (parts, body) = req.into_parts();
-    if let Err(e) = read_body(body).await {
+    if let Err(e) = drain_body(body).await {
         return e.into_response();
     }
     ApiError::new(
@@ -532,6 +667,11 @@ impl Server {
             })?),
         };
         let addr = app.config.server.listen;
+        // Again here: `serve --listen` may have changed the address.
+        app.config
+            .server
+            .check_exposure()
+            .map_err(|m| anyhow::anyhow!("{}: server.listen: {m}", app.config.origin))?;
         let listener = TcpListener::bind(addr).await.with_context(|| {
             format!(
                 "{}: server.listen: cannot listen on {addr}",
@@ -559,14 +699,18 @@ impl Server {
     /// in-flight requests finish within `server.shutdown_grace`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Server { app, listener, tls } = self;
-        let connections = Arc::new(Semaphore::new(app.config.server.max_connections));
-        let graceful = GracefulShutdown::new();
+        let limits = &app.config.server;
+        let admission = Admission::new(
+            limits.max_connections,
+            limits.probe_connections,
+            limits.max_connections_per_peer,
+        );
+        // Every connection task holds a clone of `alive`; `stop` tells them
+        // the server is shutting down.
+        let (stop, stopping) = watch::channel(false);
+        let (alive, mut all_closed) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                p = connections.clone().acquire_owned() => p?,
-                _ = &mut shutdown => break,
-            };
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(x) => x,
@@ -580,23 +724,38 @@ impl Server {
                 },
                 _ = &mut shutdown => break,
             };
+            let admitted = match admission.admit(peer.ip()) {
+                Ok(a) => a,
+                Err(refused) => {
+                    // Closed at once: no slot is held for it.
+                    app.metrics.connection_closed(refused.reason());
+                    tracing::debug!(%peer, reason = refused.reason(), "connection refused");
+                    drop(stream);
+                    continue;
+                }
+            };
             let app = app.clone();
             let tls = tls.clone();
-            let watcher = graceful.watcher();
+            let stopping = stopping.clone();
+            let alive = alive.clone();
             tokio::spawn(async move {
-                serve_connection(app, stream, peer, tls, watcher).await;
-                drop(permit);
+                let _open = app.metrics.connection_open();
+                let state = ConnState::new(admitted.probe_only);
+                serve_connection(app, stream, peer, tls, state, stopping).await;
+                drop(admitted);
+                drop(alive);
             });
         }
         drop(listener);
+        drop(alive);
         let grace = app.config.server.shutdown_grace;
         tracing::info!(
-            connections = graceful.count(),
             grace = %humantime::format_duration(grace),
             "shutting down: no new connections; letting in-flight requests finish"
         );
+        let _ = stop.send(true);
         tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = all_closed.recv() => tracing::info!("all connections closed"),
             _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace expired; closing remaining connections"),
         }
         Ok(())
@@ -628,12 +787,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 async fn serve_connection(
     app: Arc<App>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    watcher: Watcher,
+    state: Arc<ConnState>,
+    stopping: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut stream = Watched::new(stream, state.clone());
     let deadline = app.config.server.header_read_timeout;
     match tls {
         Some(acceptor) => {
@@ -649,7 +810,7 @@ async fn serve_connection(
                 }
             };
             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_io(app, tls_stream, h2, watcher).await;
+            serve_io(app, tls_stream, h2, state, stopping).await;
         }
         None => {
             // Tell HTTP/2 with prior knowledge from HTTP/1 by the preface,
@@ -681,42 +842,92 @@ async fn serve_connection(
                 prefix: Bytes::from(buf),
                 inner: stream,
             };
-            serve_io(app, io, h2, watcher).await;
+            serve_io(app, io, h2, state, stopping).await;
         }
     }
 }
 
-async fn serve_io<I>(app: Arc<App>, io: I, h2: bool, watcher: Watcher)
-where
+/// Most bytes HTTP/2 buffers for one stream before it stops taking data
+/// from the response body (the h2 default is 400 KiB).
+const H2_SEND_BUFFER: usize = 64 * 1024;
+/// Most streams open at once on one HTTP/2 connection (at most
+/// `server.max_concurrency`): with [`H2_SEND_BUFFER`] and one read chunk
+/// per stream, a connection whose client stops reading holds at most about
+/// 13 MiB until `server.write_timeout` closes it.
+const H2_MAX_STREAMS: usize = 100;
+
+async fn serve_io<I>(
+    app: Arc<App>,
+    io: I,
+    h2: bool,
+    state: Arc<ConnState>,
+    stopping: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &app.config.server;
+    state.set_h2(h2);
     let svc_app = app.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let svc_state = state.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let app = svc_app.clone();
-        async move { Ok::<_, Infallible>(handle(app, req).await) }
+        let state = svc_state.clone();
+        async move {
+            let stream = state.request();
+            if state.probe_only {
+                req.extensions_mut().insert(ProbeSlot);
+            }
+            let res = handle(app, req).await;
+            Ok::<_, Infallible>(res.map(|body| state.track(body, stream)))
+        }
     });
     let io = TokioIo::new(io);
+    let timeouts = Timeouts {
+        write: limits.write_timeout,
+        idle: limits.idle_timeout,
+        probe: limits.header_read_timeout,
+    };
+    let metrics = &app.metrics;
     let result = if h2 {
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .max_concurrent_streams(
-                u32::try_from(limits.max_concurrency)
-                    .unwrap_or(u32::MAX)
+                u32::try_from(limits.max_concurrency.min(H2_MAX_STREAMS))
+                    .unwrap_or(H2_MAX_STREAMS as u32)
                     .max(1),
             )
+            .max_send_buf_size(H2_SEND_BUFFER)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        watcher.watch(b.serve_connection(io, service)).await
+        let c = b.serve_connection(io, service);
+        conn::drive(
+            c,
+            |c| c.graceful_shutdown(),
+            &state,
+            timeouts,
+            stopping,
+            metrics,
+        )
+        .await
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
         b.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes)
             .max_headers(limits.max_headers)
-            .keep_alive(true);
-        watcher.watch(b.serve_connection(io, service)).await
+            // A probe-slot connection carries one request.
+            .keep_alive(!state.probe_only);
+        let c = b.serve_connection(io, service);
+        conn::drive(
+            c,
+            |c| c.graceful_shutdown(),
+            &state,
+            timeouts,
+            stopping,
+            metrics,
+        )
+        .await
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");

@@ -777,3 +777,534 @@ fn serve_without_a_config_file_runs_on_the_embedded_defaults() {
     assert!(cwd.path().join("bulwark-data").is_dir());
     drop(guard);
 }
+
+// ---- connection limits, streaming and memory (issue 8: 7, 8, 9, 16) ----
+
+/// bulwark's peak resident set (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kb * 1024
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Polls `/metrics` until the labelled series `series` (the whole text
+/// before the value) reads at least `want`.
+fn wait_for_series_at_least(b: &Bulwark, series: &str, want: f64) {
+    for _ in 0..4000 {
+        // Connections being closed may still hold a slot: retry.
+        let Some(m) = send_ignoring_reset(
+            b.addr,
+            b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        ) else {
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        let v = m
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if v.is_some_and(|v| v >= want) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    panic!("{series} never reached {want}");
+}
+
+#[test]
+fn a_non_loopback_listen_without_tokens_is_refused_unless_explicitly_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let open = write_config(
+        dir.path(),
+        "open.toml",
+        &format!("[server]\nlisten = \"0.0.0.0:0\"\ndata_dir = {data:?}\n"),
+    );
+    for args in [
+        vec!["check-config", open.to_str().unwrap()],
+        vec!["serve", "--config", open.to_str().unwrap()],
+    ] {
+        let (status, _, err) = run(&args);
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("open.toml: server.listen") && err.contains("allow_unauthenticated"),
+            "{args:?}: {err}"
+        );
+    }
+    // The address given on the command line is checked too.
+    let local = write_config(
+        dir.path(),
+        "local.toml",
+        &format!("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n"),
+    );
+    let (status, _, err) = run(&[
+        "serve",
+        "--config",
+        local.to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("allow_unauthenticated"), "{err}");
+    // Said explicitly, or with tokens: accepted.
+    for (name, extra) in [
+        ("explicit.toml", "allow_unauthenticated = true"),
+        ("tokens.toml", "tokens = [\"test-token-0123456789abcdef\"]"),
+    ] {
+        let p = write_config(
+            dir.path(),
+            name,
+            &format!("[server]\nlisten = \"0.0.0.0:0\"\ndata_dir = {data:?}\n{extra}\n"),
+        );
+        let (status, _, err) = run(&["check-config", p.to_str().unwrap()]);
+        assert!(status.success(), "{name}: {err}");
+    }
+}
+
+#[test]
+fn readyz_probes_the_data_directory_at_most_once_per_second() {
+    let b = Bulwark::start("", "");
+    let started = std::time::Instant::now();
+    for _ in 0..30 {
+        assert_eq!(b.get("/readyz").status, 200);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let m = b.get("/metrics").body;
+    let count = |result: &str| -> f64 {
+        let series = format!("bulwark_cache_lookups_total{{kind=\"readyz\",result=\"{result}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (hits, misses) = (count("hit"), count("miss"));
+    assert_eq!(hits + misses, 30.0, "{m}");
+    // One probe of the disk per second at most (plus the first).
+    assert!(
+        misses <= elapsed.ceil() + 1.0,
+        "{misses} probes in {elapsed}s"
+    );
+}
+
+#[test]
+fn idle_http2_connections_get_goaway_and_are_closed() {
+    let b = Bulwark::start("idle_timeout = \"1s\"", "");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The client answers PINGs (hyper's h2 does) but opens no stream.
+        let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        let (_send, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
+        // The connection ends because the server closed it; the guard only
+        // keeps a broken server from hanging the test.
+        let ended = tokio::time::timeout(IO_GUARD, conn).await;
+        assert!(ended.is_ok(), "idle HTTP/2 connection was never closed");
+    });
+    wait_for_series_at_least(
+        &b,
+        "bulwark_connections_closed_by_server_total{reason=\"idle_timeout\"}",
+        1.0,
+    );
+}
+
+/// An HTTP/2 connection from `local` that made one request and now sits
+/// idle (answering PINGs), as an attacker holding slots would.
+async fn held_h2_connection(
+    addr: SocketAddr,
+    local: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let stream = sock.connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}/healthz"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    send
+}
+
+/// Sends `raw` from the loopback address `local` and reads until the server
+/// closes; returns every byte received.
+async fn exchange_from(addr: SocketAddr, local: &str, raw: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    let _ = s.write_all(raw).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(IO_GUARD, s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "server neither answered nor closed");
+    buf
+}
+
+#[test]
+fn held_connections_cannot_take_the_health_probes_slots_or_every_slot_of_a_peer() {
+    let b = Bulwark::start(
+        "max_connections = 6\nmax_connections_per_peer = 3\nprobe_connections = 2\nidle_timeout = \"60s\"",
+        "",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // One client address holds its three connections...
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(held_h2_connection(b.addr, "127.0.0.1").await);
+        }
+        // ...and gets no fourth: closed without an answer.
+        let got = exchange_from(
+            b.addr,
+            "127.0.0.1",
+            b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            parse_response(&got).is_none(),
+            "a fourth connection of one peer was served"
+        );
+        // Another address takes the remaining general slots.
+        for _ in 0..3 {
+            held.push(held_h2_connection(b.addr, "127.0.0.2").await);
+        }
+        // Every general slot is taken: health probes still answer, from a
+        // slot kept for them, and nothing else is served there.
+        let probe = b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n";
+        let got = exchange_from(b.addr, "127.0.0.3", probe).await;
+        let r = parse_response(&got).expect("healthz answered while full");
+        assert_eq!(r.status, 200, "{r:?}");
+        let got = exchange_from(
+            b.addr,
+            "127.0.0.3",
+            b"GET /readyz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(parse_response(&got).expect("readyz answered").status, 200);
+        let got = exchange_from(
+            b.addr,
+            "127.0.0.4",
+            b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let r = parse_response(&got).expect("an answer");
+        assert_eq!(r.status, 503, "{r:?}");
+        // A probe slot carries one request: a client that tries to keep it
+        // by asking /healthz again and again gets one answer, then EOF.
+        let twice = [&probe[..], &probe[..], &probe[..]].concat();
+        let got = exchange_from(b.addr, "127.0.0.5", &twice).await;
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.matches("HTTP/1.1 200").count(), 1, "{text}");
+        drop(held);
+    });
+    // Closes the held connections (their tasks live on this runtime).
+    drop(rt);
+    wait_for_series_at_least(
+        &b,
+        "bulwark_connections_closed_by_server_total{reason=\"peer_limit\"}",
+        1.0,
+    );
+}
+
+/// Six clients POST 60 MiB each at once to `path` (all sent, or until the
+/// server answers and closes).
+fn six_big_posts(addr: SocketAddr, method: &str, path: &str, headers: &str) {
+    const BODY: usize = 60 * 1024 * 1024;
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: b\r\n{headers}Content-Length: {BODY}\r\nConnection: close\r\n\r\n"
+            );
+            thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(IO_GUARD)).unwrap();
+                s.set_write_timeout(Some(IO_GUARD)).unwrap();
+                s.write_all(head.as_bytes()).unwrap();
+                let chunk = vec![b'{'; 64 * 1024];
+                let mut sent = 0;
+                while sent < BODY {
+                    // The server may answer early and close.
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    sent += chunk.len();
+                }
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                parse_response(&buf).map(|r| r.status)
+            })
+        })
+        .collect();
+    for t in threads {
+        if let Some(status) = t.join().unwrap() {
+            assert!(
+                matches!(status, 400 | 404 | 405 | 413 | 502 | 503),
+                "{method} {path}: {status}"
+            );
+        }
+    }
+}
+
+#[test]
+fn large_request_bodies_are_never_buffered_whole() {
+    let mut warg = warg_upstream("internal", "[\"acme\"]");
+    warg = warg.replace("namespaces", "default = true\nnamespaces");
+    let b = Bulwark::start(
+        "max_body_bytes = 67108864\nrequest_timeout = \"60s\"",
+        &(warg + &go_upstream("golang", "[\"*\"]")),
+    );
+    let pid = b.child.id();
+    let before = peak_rss(pid);
+    // Unmatched: drained, then a 404.
+    six_big_posts(b.addr, "POST", "/nothing/here", "");
+    // A Go route (with a body it never reads).
+    six_big_posts(b.addr, "GET", "/example.com/m/@v/list", "");
+    // Warg JSON routes: bounded while read.
+    six_big_posts(
+        b.addr,
+        "POST",
+        "/v1/fetch/logs",
+        "Content-Type: application/json\r\n",
+    );
+    let log = "sha256:".to_string() + &"ab".repeat(32);
+    six_big_posts(
+        b.addr,
+        "POST",
+        &format!("/v1/package/{log}/record"),
+        "Content-Type: application/json\r\n",
+    );
+    let peak = peak_rss(pid);
+    assert!(
+        peak < 128 * MIB,
+        "bulwark's peak RSS went from {} MiB to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+    assert_eq!(b.get("/healthz").status, 200);
+}
+
+/// A Go module of about `mib` MiB of random (incompressible) bytes behind
+/// the Go fixture, and a bulwark in front of it with `server_extra`.
+fn big_module(mib: u64, server_extra: &str) -> (support::gofixture::GoFixture, Bulwark, String) {
+    use support::gofixture::{write_module, FixtureOptions, GoFixture};
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("mods");
+    write_module(
+        &mods,
+        "example.com/big",
+        "v1.0.0",
+        &[("go.mod", "module example.com/big\n\ngo 1.19\n")],
+    );
+    let mut random = std::fs::File::open("/dev/urandom").unwrap().take(mib * MIB);
+    let mut out = std::fs::File::create(mods.join("example.com/big@v1.0.0/big.bin")).unwrap();
+    std::io::copy(&mut random, &mut out).unwrap();
+    let fx = GoFixture::start(&FixtureOptions {
+        modules: mods,
+        key: dir.path().join("sumdb.key"),
+        ..FixtureOptions::default()
+    });
+    let upstream = format!(
+        "[[upstream]]\nname = \"fixture\"\nprotocol = \"gomod\"\nurl = \"{}\"\nnamespaces = [\"*\"]\nsumdb = {{ name = \"{}\", url = \"{}\", key = \"{}\" }}\n",
+        fx.proxy_url(),
+        fx.name,
+        fx.sumdb_url(),
+        fx.vkey
+    );
+    let b = Bulwark::start_in(dir, server_extra, &upstream);
+    (fx, b, "/example.com/big/@v/v1.0.0.zip".to_string())
+}
+
+/// Sends a GET for `path` and reads the response head (and whatever body
+/// bytes came with it); returns the stream, the status and the
+/// Content-Length.
+fn open_download(addr: SocketAddr, path: &str) -> (TcpStream, u16, u64) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_GUARD)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    // One byte at a time up to the end of the head: nothing of the body
+    // is taken.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "connection closed in the head"
+        );
+        head.push(byte[0]);
+    }
+    let r = parse_response(&head).unwrap();
+    let len = r
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (s, r.status, len)
+}
+
+#[test]
+fn a_large_verified_blob_streams_to_slow_readers_in_bounded_memory() {
+    let (fx, b, path) = big_module(100, "write_timeout = \"2s\"");
+    let zip_len = fx.get(&path).1.len() as u64;
+    assert!(zip_len > 100 * MIB);
+    // First download: fetched, verified, stored (and read in full).
+    let (mut s, status, len) = open_download(b.addr, &path);
+    assert_eq!((status, len), (200, zip_len));
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf).unwrap() {
+            0 => break,
+            k => n += k as u64,
+        }
+    }
+    assert_eq!(n, zip_len);
+
+    // Sixteen clients that take one byte a second, served from the store.
+    let mut slow: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let (s, status, len) = open_download(b.addr, &path);
+            assert_eq!((status, len), (200, zip_len));
+            s
+        })
+        .collect();
+    for _ in 0..2 {
+        for s in &mut slow {
+            let mut one = [0u8; 1];
+            assert_eq!(s.read(&mut one).unwrap(), 1);
+        }
+        // The slow clients' pace, not synchronisation.
+        thread::sleep(Duration::from_secs(1));
+    }
+    let peak = peak_rss(b.child.id());
+    assert!(
+        peak < 256 * MIB,
+        "bulwark's peak RSS reached {} MiB serving a {} MiB blob to 16 slow readers",
+        peak / MIB,
+        zip_len / MIB
+    );
+
+    // An HTTP/2 client that withholds flow-control credit (it never reads
+    // the body) while its connection answers PINGs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (h2_ended, _held_response) = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        let ended = tokio::spawn(conn);
+        let req = http::Request::get(format!("http://{}{path}", b.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let res = send.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        (ended, res)
+    });
+
+    // A client that keeps reading, slowly, for longer than the write
+    // timeout is not cut off...
+    let (mut honest, status, _) = open_download(b.addr, &path);
+    assert_eq!(status, 200);
+    let mut got = 0u64;
+    let mut small = vec![0u8; 256 * 1024];
+    for _ in 0..25 {
+        let k = honest.read(&mut small).unwrap();
+        assert!(
+            k > 0,
+            "a client that keeps reading was cut off after {got} bytes"
+        );
+        got += k as u64;
+        thread::sleep(Duration::from_millis(200));
+    }
+    drop(honest);
+    // ...while the ones that stopped taking bytes were closed.
+    wait_for_series_at_least(
+        &b,
+        "bulwark_connections_closed_by_server_total{reason=\"write_timeout\"}",
+        17.0,
+    );
+    let closed = rt.block_on(async { tokio::time::timeout(IO_GUARD, h2_ended).await });
+    assert!(
+        closed.is_ok(),
+        "the stalled HTTP/2 connection is still open"
+    );
+    for mut s in slow {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(
+            (rest.len() as u64) < zip_len - 2,
+            "a stalled client got the whole blob"
+        );
+    }
+}
+
+#[test]
+fn store_verify_rehashes_every_blob_and_moves_aside_the_corrupt_ones() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        "b.toml",
+        &format!("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n"),
+    );
+    // Two blobs in the store's layout (blobs/sha256/ab/abcd…); one is then
+    // altered on disk.
+    let mut names = Vec::new();
+    for content in [&b"a good blob"[..], &b"a blob altered on disk"[..]] {
+        let hex = hex::encode(sha2::Sha256::digest(content));
+        let shard = data.join("blobs/sha256").join(&hex[..2]);
+        std::fs::create_dir_all(&shard).unwrap();
+        std::fs::write(shard.join(&hex), content).unwrap();
+        names.push(hex);
+    }
+    let altered = data
+        .join("blobs/sha256")
+        .join(&names[1][..2])
+        .join(&names[1]);
+    std::fs::write(&altered, b"tampered").unwrap();
+    let (status, out, err) = run(&["store", "verify", "--config", config.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!("corrupt sha256:{}", names[1])),
+        "{out}"
+    );
+    assert!(out.contains("1 blob(s) ok, 1 corrupt"), "{out}");
+    assert!(!altered.exists());
+    let (status, out, _) = run(&["store", "verify", "--config", config.to_str().unwrap()]);
+    assert!(status.success(), "{out}");
+    assert!(out.contains("1 blob(s) ok, 0 corrupt"), "{out}");
+}

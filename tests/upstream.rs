@@ -1010,3 +1010,57 @@ async fn reports_a_name_the_nameserver_does_not_know_as_a_dns_error() {
     }
     assert_eq!(err.http_status(), 502);
 }
+
+#[tokio::test]
+async fn a_streamed_download_is_capped_while_it_is_read() {
+    use futures_util::StreamExt as _;
+    // 3 MiB in 64 KiB frames, with no Content-Length: the cap can only be
+    // enforced while reading.
+    let upstream = TestUpstream::plain(Arc::new(|_, _| {
+        Box::pin(async {
+            let chunks = (0..48).map(|i| {
+                Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(vec![
+                    i as u8;
+                    64 * 1024
+                ])))
+            });
+            let body = StreamBody::new(futures_util::stream::iter(chunks));
+            Response::new(BodyExt::boxed(body))
+        })
+    }))
+    .await;
+    let client = UpstreamClient::new(options(&upstream)).unwrap();
+
+    // Within the cap: every byte, in order, never gathered whole.
+    let mut got = guarded(client.send_streaming(UpstreamRequest::get("/blob")))
+        .await
+        .unwrap();
+    assert_eq!(got.status, StatusCode::OK);
+    let mut n = 0usize;
+    while let Some(chunk) = got.body.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.iter().all(|&b| b == (n / (64 * 1024)) as u8));
+        n += chunk.len();
+    }
+    assert_eq!(n, 3 << 20);
+
+    // Over the cap: the stream fails, it never just ends short.
+    let mut got =
+        guarded(client.send_streaming(UpstreamRequest::get("/blob").max_response_bytes(1 << 20)))
+            .await
+            .unwrap();
+    let mut n = 0usize;
+    let err = loop {
+        match got.body.next().await {
+            Some(Ok(c)) => n += c.len(),
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended short instead of failing"),
+        }
+    };
+    assert!(n <= 1 << 20);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("larger than") && msg.contains("/blob"),
+        "{msg}"
+    );
+}

@@ -34,8 +34,8 @@ use crate::gomod::dirhash::{self, Limits};
 use crate::gomod::module::{unescape_path, unescape_version, ModuleVersion, ProxyRequest};
 use crate::gomod::verifier::{GoIndex, SumdbVerifier, VerifyError};
 use crate::metrics::Metrics;
-use crate::server::{full, ApiError, Front, ReqBody, ResBody};
-use crate::store::FsBlobStore;
+use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
+use crate::store::{Blob, FsBlobStore};
 use crate::tlog::note::VerifierKey;
 use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::TrustState;
@@ -236,7 +236,7 @@ impl GoFront {
         };
         if let Some(b) = v.stored_file(kind, m).await.map_err(|e| api(g, e))? {
             self.metrics.cache("gomod.module", true);
-            return Ok(ok_bytes(b, ctype, warning));
+            return Ok(ok_blob(b, ctype, warning));
         }
         self.metrics.cache("gomod.module", false);
         let max = if kind == "zip" {
@@ -346,6 +346,13 @@ fn ok_bytes(body: Bytes, ctype: &'static str, warning: Option<String>) -> Respon
     if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         res.headers_mut().insert(header::WARNING, w);
     }
+    res
+}
+
+/// A stored blob, streamed from the store.
+fn ok_blob(blob: Blob, ctype: &'static str, warning: Option<String>) -> Response<ResBody> {
+    let mut res = ok_bytes(Bytes::new(), ctype, warning);
+    *res.body_mut() = stream_body(blob.len(), blob.into_stream());
     res
 }
 

@@ -27,7 +27,7 @@ use redb::{ReadableDatabase, TableDefinition};
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
-use crate::store::{Digest, FsBlobStore, StoreError};
+use crate::store::{Blob, Digest, FsBlobStore, StoreError};
 use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
@@ -622,14 +622,18 @@ impl SumdbVerifier {
         }
     }
 
+    fn blob_digest(&self, key: &str) -> Option<Digest> {
+        let d = self.index.get(BLOBS, &self.upstream, key)?;
+        let arr = <[u8; 32]>::try_from(d.as_slice()).ok()?;
+        Some(Digest::from_bytes(arr))
+    }
+
+    /// A small stored blob (a tile), read whole.
     async fn blob_for(&self, key: &str) -> Result<Option<Bytes>, VerifyError> {
-        let Some(d) = self.index.get(BLOBS, &self.upstream, key) else {
+        let Some(d) = self.blob_digest(key) else {
             return Ok(None);
         };
-        let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) else {
-            return Ok(None);
-        };
-        Ok(self.blobs.get(&Digest::from_bytes(arr)).await?)
+        Ok(self.blobs.get(&d).await?)
     }
 
     /// Looks `m` up: from the index if it was verified before (the upstream
@@ -726,14 +730,17 @@ impl SumdbVerifier {
         })
     }
 
-    /// A verified module file (`kind` is `mod` or `zip`) from the store.
+    /// A verified module file (`kind` is `mod` or `zip`) from the store,
+    /// opened for streaming.
     pub async fn stored_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
-    ) -> Result<Option<Bytes>, VerifyError> {
-        self.blob_for(&format!("{kind}:{}@{}", m.path, m.version))
-            .await
+    ) -> Result<Option<Blob>, VerifyError> {
+        let Some(d) = self.blob_digest(&format!("{kind}:{}@{}", m.path, m.version)) else {
+            return Ok(None);
+        };
+        Ok(self.blobs.get_stream(&d).await?)
     }
 
     /// Stores a module file whose h1 matched the verified record.

@@ -28,11 +28,17 @@
 //!    rename is atomic and replaces equal bytes with equal bytes, so readers
 //!    see either no blob or a good one.
 //!
-//! Reads are bounded by `max_blob_size` (checked on the file's length before
-//! reading) and, by default, re-hashed: a file that does not hash to its
-//! name is moved to `corrupt/` and reported, never served.
+//! Reads are bounded by `max_blob_size` (checked on the file's length when
+//! it is opened). Blobs are hashed once, while written; content served to
+//! clients is read with [`FsBlobStore::get_stream`], which streams the file
+//! in chunks of [`READ_CHUNK`] bytes, so serving a blob costs one chunk of
+//! memory whatever its size. Small blobs (at most `memory_max_object`) are
+//! read whole instead, re-hashed when `verify_on_read` is set (a file that
+//! does not hash to its name is moved to `corrupt/` and reported, never
+//! served), and kept in the in-memory tier, whose budget is counted in
+//! bytes.
 
-use super::{BlobStore, ByteStream, Digest, StoreError, Stored};
+use super::{Blob, BlobStore, ByteStream, Digest, StoreError, Stored};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -46,6 +52,11 @@ use std::sync::Arc;
 
 /// Streamed bodies are written in batches of about this many bytes.
 const WRITE_BATCH: usize = 256 * 1024;
+/// What one in-memory entry costs beyond its bytes (key and bookkeeping),
+/// so that many tiny blobs cannot exceed the budget.
+const ENTRY_OVERHEAD: usize = 128;
+/// Blobs are read from disk in chunks of at most this many bytes.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Settings of the filesystem blob store.
 #[derive(Debug, Clone)]
@@ -55,9 +66,12 @@ pub struct FsBlobConfig {
     pub max_blob_size: u64,
     /// Byte budget of the in-memory tier; 0 turns it off. Default 64 MiB.
     pub memory_budget: u64,
-    /// Largest blob kept in the in-memory tier. Default 1 MiB.
+    /// Largest blob kept in the in-memory tier (and read whole); larger
+    /// blobs are streamed from their file. Default 1 MiB.
     pub memory_max_object: u64,
-    /// Re-hash blobs read from disk before returning them. Default true.
+    /// Re-hash blobs read whole from disk (by `get`, and small blobs by
+    /// `get_stream`) before returning them. Default true. Streamed blobs
+    /// are not re-hashed: they were hashed while written.
     pub verify_on_read: bool,
 }
 
@@ -70,6 +84,17 @@ impl Default for FsBlobConfig {
             verify_on_read: true,
         }
     }
+}
+
+/// What [`FsBlobStore::verify_all`] found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Blobs that hash to their names.
+    pub ok: u64,
+    /// Blobs that did not: (name, what they hash to, where they were moved).
+    pub corrupt: Vec<(Digest, Digest, PathBuf)>,
+    /// Files under `sha256/` whose names are not digests (left alone).
+    pub unknown: Vec<PathBuf>,
 }
 
 /// The filesystem blob store. Cheap to clone (shared state).
@@ -138,9 +163,13 @@ impl FsBlobStore {
                 "removed temporary files of interrupted blob writes"
             );
         }
+        // Weighed by bytes: the budget is a byte count, whatever the number
+        // of entries (each entry costs its length plus its key).
         let mem = Cache::builder()
             .max_capacity(cfg.memory_budget)
-            .weigher(|_: &Digest, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .weigher(|_: &Digest, v: &Bytes| {
+                u32::try_from(v.len().saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
+            })
             .build();
         Ok(FsBlobStore {
             inner: Arc::new(Inner {
@@ -175,63 +204,87 @@ impl FsBlobStore {
         }
     }
 
+    /// Opens the blob's file and checks its length against the limit;
+    /// `None` if it is not stored. Runs on the blocking pool.
+    fn open_file(inner: &Inner, d: &Digest) -> Result<Option<(File, PathBuf, u64)>, StoreError> {
+        let path = blob_path(&inner.objects, d);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        let limit = inner.cfg.max_blob_size;
+        let len = file.metadata().map_err(io_err("stat", &path))?.len();
+        if len > limit {
+            return Err(StoreError::TooLarge {
+                digest: *d,
+                limit,
+                seen: len,
+            });
+        }
+        Ok(Some((file, path, len)))
+    }
+
+    /// Reads a whole opened file of `len` bytes (at most the limit) and,
+    /// if configured, verifies it. Runs on the blocking pool.
+    fn read_whole(
+        inner: &Inner,
+        d: &Digest,
+        mut file: File,
+        path: &Path,
+        len: u64,
+    ) -> Result<Bytes, StoreError> {
+        let limit = inner.cfg.max_blob_size;
+        // `len` is at most the configured limit, so this allocation is
+        // bounded; `take` keeps a file that grew after the stat bounded.
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&mut file)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(io_err("read", path))?;
+        if buf.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                digest: *d,
+                limit,
+                seen: buf.len() as u64,
+            });
+        }
+        if inner.cfg.verify_on_read {
+            let seen = Digest::of(&buf);
+            if seen != *d {
+                let moved_to = move_aside(&inner.corrupt, path, d)?;
+                tracing::error!(
+                    digest = %d,
+                    seen = %seen,
+                    moved_to = %moved_to.display(),
+                    "stored blob does not hash to its name; moved aside"
+                );
+                return Err(StoreError::Corrupt {
+                    digest: *d,
+                    seen,
+                    moved_to,
+                });
+            }
+        }
+        Ok(Bytes::from(buf))
+    }
+
     /// Reads and (if configured) verifies one blob from disk.
     async fn read(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         let inner = self.inner.clone();
         let d = *digest;
-        blocking(move || {
-            let path = blob_path(&inner.objects, &d);
-            let mut file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io_err("open", &path)(e)),
-            };
-            let limit = inner.cfg.max_blob_size;
-            let len = file.metadata().map_err(io_err("stat", &path))?.len();
-            if len > limit {
-                return Err(StoreError::TooLarge {
-                    digest: d,
-                    limit,
-                    seen: len,
-                });
+        blocking(move || match FsBlobStore::open_file(&inner, &d)? {
+            None => Ok(None),
+            Some((file, path, len)) => {
+                FsBlobStore::read_whole(&inner, &d, file, &path, len).map(Some)
             }
-            // `len` is at most the configured limit, so this allocation is
-            // bounded; `take` keeps a file that grew after the stat bounded.
-            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            (&mut file)
-                .take(limit.saturating_add(1))
-                .read_to_end(&mut buf)
-                .map_err(io_err("read", &path))?;
-            if buf.len() as u64 > limit {
-                return Err(StoreError::TooLarge {
-                    digest: d,
-                    limit,
-                    seen: buf.len() as u64,
-                });
-            }
-            if inner.cfg.verify_on_read {
-                let seen = Digest::of(&buf);
-                if seen != d {
-                    let moved_to = move_aside(&inner.corrupt, &path, &d)?;
-                    tracing::error!(
-                        digest = %d,
-                        seen = %seen,
-                        moved_to = %moved_to.display(),
-                        "stored blob does not hash to its name; moved aside"
-                    );
-                    return Err(StoreError::Corrupt {
-                        digest: d,
-                        seen,
-                        moved_to,
-                    });
-                }
-            }
-            Ok(Some(Bytes::from(buf)))
         })
         .await
     }
 
-    /// See [`BlobStore::get`].
+    /// See [`BlobStore::get`]. Reads the whole blob into memory: meant for
+    /// small objects (tiles, records); serve content with
+    /// [`FsBlobStore::get_stream`].
     pub async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
         if let Some(b) = self.inner.mem.get(digest).await {
             return Ok(Some(b));
@@ -241,6 +294,90 @@ impl FsBlobStore {
             self.remember(digest, b).await;
         }
         Ok(found)
+    }
+
+    /// See [`BlobStore::get_stream`]: a small blob (at most
+    /// `memory_max_object`) from the in-memory tier or read whole into it;
+    /// a larger one as a stream over its file, read chunk by chunk as the
+    /// consumer asks (never more than [`READ_CHUNK`] bytes at a time).
+    pub async fn get_stream(&self, digest: &Digest) -> Result<Option<Blob>, StoreError> {
+        if let Some(b) = self.inner.mem.get(digest).await {
+            return Ok(Some(Blob::from_bytes(b)));
+        }
+        let inner = self.inner.clone();
+        let d = *digest;
+        let small = self.inner.cfg.memory_max_object;
+        let opened = blocking(move || {
+            let Some((file, path, len)) = FsBlobStore::open_file(&inner, &d)? else {
+                return Ok(None);
+            };
+            if len <= small {
+                let bytes = FsBlobStore::read_whole(&inner, &d, file, &path, len)?;
+                return Ok(Some(Err(bytes)));
+            }
+            Ok(Some(Ok((file, path, len))))
+        })
+        .await?;
+        match opened {
+            None => Ok(None),
+            Some(Err(bytes)) => {
+                self.remember(digest, &bytes).await;
+                Ok(Some(Blob::from_bytes(bytes)))
+            }
+            Some(Ok((file, path, len))) => Ok(Some(Blob::from_stream(
+                len,
+                file_stream(tokio::fs::File::from_std(file), path, len),
+            ))),
+        }
+    }
+
+    /// Re-hashes every stored blob (`bulwark store verify`): a file that
+    /// does not hash to its name is moved to `corrupt/` and listed. Reads
+    /// each file in [`READ_CHUNK`]-byte pieces; runs on the blocking pool.
+    pub async fn verify_all(&self) -> Result<VerifyReport, StoreError> {
+        let inner = self.inner.clone();
+        let report = blocking(move || {
+            let mut report = VerifyReport::default();
+            let objects = &inner.objects;
+            for shard in fs::read_dir(objects).map_err(io_err("list", objects))? {
+                let shard = shard.map_err(io_err("list", objects))?.path();
+                if !shard.is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(&shard).map_err(io_err("list", &shard))? {
+                    let path = entry.map_err(io_err("list", &shard))?.path();
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let Ok(d) = Digest::parse_hex(name) else {
+                        report.unknown.push(path);
+                        continue;
+                    };
+                    let mut file = File::open(&path).map_err(io_err("open", &path))?;
+                    let mut hasher = Sha256::new();
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    loop {
+                        let n = file.read(&mut buf).map_err(io_err("read", &path))?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    let seen = Digest::from_bytes(hasher.finalize().into());
+                    if seen == d {
+                        report.ok += 1;
+                    } else {
+                        let moved_to = move_aside(&inner.corrupt, &path, &d)?;
+                        report.corrupt.push((d, seen, moved_to));
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .await?;
+        // Nor served from memory.
+        for (d, _, _) in &report.corrupt {
+            self.inner.mem.invalidate(d).await;
+        }
+        Ok(report)
     }
 
     /// See [`BlobStore::contains`].
@@ -349,6 +486,13 @@ impl BlobStore for FsBlobStore {
         Box::pin(FsBlobStore::get(self, digest))
     }
 
+    fn get_stream<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Option<Blob>, StoreError>> {
+        Box::pin(FsBlobStore::get_stream(self, digest))
+    }
+
     fn contains<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(FsBlobStore::contains(self, digest))
     }
@@ -368,6 +512,36 @@ impl BlobStore for FsBlobStore {
     ) -> BoxFuture<'a, Result<Stored, StoreError>> {
         Box::pin(FsBlobStore::put_stream(self, digest, body))
     }
+}
+
+/// The `len` bytes of an opened blob file, in chunks of at most
+/// [`READ_CHUNK`] bytes, each read only when the consumer asks for it. A
+/// file that ends early fails the stream (it never yields a short blob as
+/// if it were whole); bytes past `len` are never read.
+fn file_stream(file: tokio::fs::File, path: PathBuf, len: u64) -> ByteStream<'static> {
+    use tokio::io::AsyncReadExt as _;
+    Box::pin(futures_util::stream::try_unfold(
+        (file, path, len),
+        |(mut file, path, left)| async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let want = left.min(READ_CHUNK as u64);
+            let mut buf = BytesMut::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
+            let n = (&mut file).take(want).read_buf(&mut buf).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "content store: {} ended {left} bytes before its length",
+                        path.display()
+                    ),
+                ));
+            }
+            let left = left - n as u64;
+            Ok(Some((buf.freeze(), (file, path, left))))
+        },
+    ))
 }
 
 fn blob_path(objects: &Path, digest: &Digest) -> PathBuf {
@@ -753,6 +927,120 @@ mod tests {
         fs::remove_file(store.path_of(&dl)).unwrap();
         assert_eq!(store.get(&ds).await.unwrap(), Some(small));
         assert_eq!(store.get(&dl).await.unwrap(), None);
+    }
+
+    async fn collect(blob: Blob) -> Result<(Vec<usize>, Vec<u8>), io::Error> {
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        let mut s = blob.into_stream();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            sizes.push(chunk.len());
+            all.extend_from_slice(&chunk);
+        }
+        Ok((sizes, all))
+    }
+
+    #[tokio::test]
+    async fn large_blobs_stream_from_disk_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let big = pattern(3 * 1024 * 1024 + 5, 21);
+        let d = Digest::of(&big);
+        store.put(&d, big.clone()).await.unwrap();
+        let blob = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(blob.len(), big.len() as u64);
+        assert!(blob.in_memory().is_none(), "a large blob was read whole");
+        let (sizes, all) = collect(blob).await.unwrap();
+        assert!(sizes.iter().all(|&n| n > 0 && n <= READ_CHUNK), "{sizes:?}");
+        assert_eq!(all, big);
+        // Small blobs come whole, from memory.
+        let small = pattern(1000, 22);
+        let ds = Digest::of(&small);
+        store.put(&ds, small.clone()).await.unwrap();
+        let blob = store.get_stream(&ds).await.unwrap().unwrap();
+        assert_eq!(blob.in_memory(), Some(&small));
+        assert_eq!(
+            store
+                .get_stream(&Digest::of(b"nope"))
+                .await
+                .unwrap()
+                .map(|b| b.len()),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_blob_whose_file_shrank_fails_instead_of_ending_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let big = pattern(2 * 1024 * 1024, 23);
+        let d = Digest::of(&big);
+        store.put(&d, big.clone()).await.unwrap();
+        let blob = store.get_stream(&d).await.unwrap().unwrap();
+        // Truncated after it was opened (the length was already taken).
+        OpenOptions::new()
+            .write(true)
+            .open(store.path_of(&d))
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        let err = collect(blob).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+
+    #[tokio::test]
+    async fn streaming_refuses_a_stored_file_over_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = pattern(2 * 1024 * 1024, 24);
+        let d = Digest::of(&b);
+        open(dir.path()).await.put(&d, b).await.unwrap();
+        let cfg = FsBlobConfig {
+            max_blob_size: 1024 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let small = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        let err = small.get_stream(&d).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn verify_all_moves_aside_what_no_longer_hashes_to_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let good = pattern(200_000, 30);
+        let bad = pattern(300_000, 31);
+        let (dg, db) = (Digest::of(&good), Digest::of(&bad));
+        store.put(&dg, good).await.unwrap();
+        store.put(&db, bad).await.unwrap();
+        fs::write(store.path_of(&db), b"tampered").unwrap();
+        let report = store.verify_all().await.unwrap();
+        assert_eq!(report.ok, 1);
+        assert_eq!(report.corrupt.len(), 1);
+        assert_eq!(report.corrupt[0].0, db);
+        assert_eq!(report.corrupt[0].1, Digest::of(b"tampered"));
+        assert!(!store.path_of(&db).exists());
+        assert!(store.get_stream(&db).await.unwrap().is_none());
+        assert_eq!(store.verify_all().await.unwrap().corrupt.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_memory_tier_is_bounded_by_bytes_not_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FsBlobConfig {
+            memory_budget: 64 * 1024,
+            memory_max_object: 16 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let store = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        for i in 0..64u8 {
+            let b = pattern(16 * 1024, i);
+            store.put(&Digest::of(&b), b).await.unwrap();
+        }
+        store.inner.mem.run_pending_tasks().await;
+        let held = store.inner.mem.weighted_size();
+        assert!(held <= 64 * 1024, "memory tier holds {held} bytes");
+        assert!(store.inner.mem.entry_count() <= 4);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

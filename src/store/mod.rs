@@ -20,14 +20,16 @@
 //! - Concurrent puts of one digest are safe: all succeed and one good blob
 //!   remains.
 //! - Reads are bounded: a blob larger than the backend's size limit is
-//!   refused, never read into memory.
+//!   refused, never read into memory. Content served to clients is read
+//!   with [`BlobStore::get_stream`], whose memory cost does not grow with
+//!   the blob's size.
 
 pub mod blobs;
 pub mod digest;
 #[cfg(test)]
 pub(crate) mod test_child;
 
-pub use blobs::{FsBlobConfig, FsBlobStore};
+pub use blobs::{FsBlobConfig, FsBlobStore, VerifyReport, READ_CHUNK};
 pub use digest::{Digest, DigestError};
 
 use bytes::Bytes;
@@ -37,6 +39,72 @@ use std::path::PathBuf;
 
 /// A body to store, chunk by chunk. A chunk error aborts the put.
 pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
+
+/// A stored blob opened for reading: its length, and its bytes either
+/// already in memory (small blobs) or as a stream of chunks read on demand.
+pub struct Blob {
+    len: u64,
+    body: BlobBody,
+}
+
+enum BlobBody {
+    Memory(Bytes),
+    Stream(ByteStream<'static>),
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blob")
+            .field("len", &self.len)
+            .field("in_memory", &matches!(self.body, BlobBody::Memory(_)))
+            .finish()
+    }
+}
+
+impl Blob {
+    /// A blob held in memory.
+    pub fn from_bytes(bytes: Bytes) -> Blob {
+        Blob {
+            len: bytes.len() as u64,
+            body: BlobBody::Memory(bytes),
+        }
+    }
+
+    /// A blob of `len` bytes read from `stream`; the stream yields exactly
+    /// `len` bytes or fails.
+    pub fn from_stream(len: u64, stream: ByteStream<'static>) -> Blob {
+        Blob {
+            len,
+            body: BlobBody::Stream(stream),
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its bytes if they are in memory (small blobs).
+    pub fn in_memory(&self) -> Option<&Bytes> {
+        match &self.body {
+            BlobBody::Memory(b) => Some(b),
+            BlobBody::Stream(_) => None,
+        }
+    }
+
+    /// Its bytes as a stream of chunks.
+    pub fn into_stream(self) -> ByteStream<'static> {
+        match self.body {
+            BlobBody::Memory(b) => Box::pin(futures_util::stream::once(async move { Ok(b) })),
+            BlobBody::Stream(s) => s,
+        }
+    }
+}
 
 /// What a successful put did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +122,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The blob named `digest`, or `None` if it is not stored. The bytes
     /// returned hash to `digest`.
     fn get<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
+
+    /// The blob named `digest` opened for reading, or `None` if it is not
+    /// stored; the memory it costs does not grow with its size. Its bytes
+    /// are the ones that hashed to `digest` when they were stored.
+    fn get_stream<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Option<Blob>, StoreError>>;
 
     /// Whether a blob named `digest` is stored.
     fn contains<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<bool, StoreError>>;

@@ -311,6 +311,36 @@ impl UpstreamResponse {
     }
 }
 
+/// A response whose body is still on the wire: for large downloads that
+/// must never be held whole in memory (module zips, Warg content). See
+/// [`UpstreamClient::send_streaming`].
+pub struct UpstreamStream {
+    /// The configured name of the upstream that answered.
+    pub upstream: Arc<str>,
+    /// The URL requested.
+    pub url: Arc<str>,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The length the upstream announced, already checked against the cap.
+    pub declared_len: Option<u64>,
+    /// The body, in the chunks it arrives in. It fails (never ends short)
+    /// when more than the cap arrives, when no byte arrives for the
+    /// request timeout, or when the exchange breaks; each error names the
+    /// upstream and the URL.
+    pub body: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+impl fmt::Debug for UpstreamStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamStream")
+            .field("upstream", &self.upstream)
+            .field("url", &self.url)
+            .field("status", &self.status)
+            .field("declared_len", &self.declared_len)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Counters of what the client did, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
@@ -560,6 +590,20 @@ impl UpstreamClient {
     /// Sends `request`. Any HTTP answer is `Ok` (use
     /// [`UpstreamResponse::error_for_status`] to refuse non-2xx); `Err` means
     /// no acceptable answer was received.
+    /// Sends a request and returns as soon as the response head is in,
+    /// with the body still streaming (bounded by the size cap while it is
+    /// read): for downloads too large to hold in memory. Through the
+    /// circuit breaker like [`send`](Self::send) (its health is judged at
+    /// the head); an idempotent request is retried while no head came back;
+    /// never coalesced or negatively cached (callers that want one download
+    /// per object single-flight it themselves).
+    pub async fn send_streaming(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamStream, UpstreamError> {
+        self.inner.send_streaming(&request).await
+    }
+
     pub async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
         let prepared = self.inner.prepare(&request)?;
         if !request.idempotent {
@@ -841,6 +885,145 @@ impl Inner {
             "upstream attempt"
         );
         outcome
+    }
+
+    async fn send_streaming(
+        &self,
+        request: &UpstreamRequest,
+    ) -> Result<UpstreamStream, UpstreamError> {
+        let prepared = self.prepare(request)?;
+        let permit = match &self.breaker {
+            None => None,
+            Some(b) => {
+                Some(
+                    b.admit(prepared.probe)
+                        .map_err(|open| UpstreamError::CircuitOpen {
+                            upstream: self.name.to_string(),
+                            url: prepared.url.to_string(),
+                            failures: open.failures,
+                            retry_in: open.retry_in,
+                        })?,
+                )
+            }
+        };
+        let mut attempt = 0u32;
+        let outcome = loop {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let outcome = match tokio::time::timeout(prepared.timeout, self.head(&prepared)).await {
+                Ok(o) => o,
+                Err(_) => Err(UpstreamError::Timeout {
+                    upstream: self.name.to_string(),
+                    url: prepared.url.to_string(),
+                    phase: TimeoutPhase::Request,
+                    after: prepared.timeout,
+                }),
+            };
+            if let Some(hook) = &self.latency_hook {
+                let status = outcome.as_ref().ok().map(|r| r.status.as_u16());
+                hook(&self.name, started.elapsed(), status);
+            }
+            let retryable = request.idempotent
+                && match &outcome {
+                    Ok(r) => matches!(r.status.as_u16(), 502..=504),
+                    Err(e) => e.is_retryable(),
+                };
+            if !retryable || attempt >= self.retries {
+                break outcome;
+            }
+            tokio::time::sleep(backoff(self.retry_backoff, attempt)).await;
+            attempt += 1;
+        };
+        if let Some(permit) = permit {
+            let healthy = match &outcome {
+                Ok(r) => !matches!(r.status.as_u16(), 502..=504),
+                Err(e) => !e.counts_against_upstream(),
+            };
+            if let Some(opened) = permit.record(healthy) {
+                tracing::error!(
+                    upstream = %self.name,
+                    failures = opened.failures,
+                    cooldown = ?opened.retry_in,
+                    "upstream keeps failing; not asking it again until the cooldown ends"
+                );
+            }
+        }
+        outcome
+    }
+
+    /// One exchange up to the response head; the body streams afterwards,
+    /// capped at `max_response_bytes` and idle-bounded by the request
+    /// timeout per chunk.
+    async fn head(&self, prepared: &Prepared) -> Result<UpstreamStream, UpstreamError> {
+        let mut request = http::Request::new(Full::new(prepared.body.clone()));
+        *request.method_mut() = prepared.method.clone();
+        *request.uri_mut() = prepared.uri.clone();
+        *request.headers_mut() = prepared.headers.clone();
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| self.classify(&prepared.url, &e))?;
+        let (parts, body) = response.into_parts();
+        let limit = prepared.max_response_bytes;
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared {
+            if len > limit {
+                return Err(UpstreamError::TooLarge {
+                    upstream: self.name.to_string(),
+                    url: prepared.url.to_string(),
+                    limit,
+                    declared: Some(len),
+                });
+            }
+        }
+        let what = format!("upstream {} ({})", self.name, prepared.url);
+        let idle = prepared.timeout;
+        let state = (body, 0u64, what, false);
+        let stream =
+            futures_util::stream::unfold(state, move |(mut body, seen, what, done)| async move {
+                if done {
+                    return None;
+                }
+                let fail = |msg: String| std::io::Error::other(msg);
+                loop {
+                    let frame = match tokio::time::timeout(idle, body.frame()).await {
+                        Err(_) => {
+                            let e = fail(format!("{what}: no body bytes for {idle:?}"));
+                            return Some((Err(e), (body, seen, what, true)));
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => {
+                            let e = fail(format!("{what}: reading the body: {}", error_chain(&e)));
+                            return Some((Err(e), (body, seen, what, true)));
+                        }
+                        Ok(Some(Ok(frame))) => frame,
+                    };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let seen = seen.saturating_add(data.len() as u64);
+                    if seen > limit {
+                        let e = fail(format!(
+                            "{what}: body is larger than the {limit} bytes allowed"
+                        ));
+                        return Some((Err(e), (body, seen, what, true)));
+                    }
+                    return Some((Ok(data), (body, seen, what, false)));
+                }
+            });
+        Ok(UpstreamStream {
+            upstream: self.name.clone(),
+            url: prepared.url.clone(),
+            status: parts.status,
+            headers: parts.headers,
+            declared_len: declared,
+            body: futures_util::StreamExt::boxed(stream),
+        })
     }
 
     async fn exchange(&self, prepared: &Prepared) -> Outcome {

@@ -363,7 +363,7 @@ pub enum TrustError {
         expected: Hash,
         seen: Hash,
         /// What differs, in words (the roots, or the bound extension lines).
-        detail: String,
+        detail: Box<str>,
         evidence: u64,
     },
     #[error(
@@ -1136,7 +1136,7 @@ fn evidence_error(upstream: &str, ev: &Evidence) -> TrustError {
             size: ev.candidate.size,
             expected: ev.accepted.root,
             seen: ev.candidate.root,
-            detail: ev.detail.clone(),
+            detail: ev.detail.clone().into(),
             evidence: ev.id,
         },
         EvidenceKind::Origin => TrustError::OriginChanged {

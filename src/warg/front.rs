@@ -44,7 +44,7 @@ use indexmap::IndexMap;
 
 use crate::config::{Config, Protocol};
 use crate::federation::Federation;
-use crate::server::{full, read_body, Front, ReqBody, ResBody};
+use crate::server::{full, read_body, read_body_within, Front, ReqBody, ResBody};
 use crate::store::{Digest as BlobDigest, FsBlobStore};
 use crate::tlog::{Checkpoint as TlogCheckpoint, Hash as TlogHash};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
@@ -82,6 +82,8 @@ struct Answer {
     body: Bytes,
     headers: Vec<(&'static str, String)>,
     content_type: &'static str,
+    /// Streamed content (a stored blob) sent instead of `body`.
+    stream: Option<ResBody>,
 }
 
 impl Answer {
@@ -91,6 +93,7 @@ impl Answer {
             body: body.into(),
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_JSON,
+            stream: None,
         }
     }
 
@@ -104,7 +107,7 @@ impl Answer {
     }
 
     fn into_response(self) -> Response<ResBody> {
-        let mut res = Response::new(full(self.body));
+        let mut res = Response::new(self.stream.unwrap_or_else(|| full(self.body)));
         *res.status_mut() = self.status;
         res.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -375,6 +378,7 @@ impl WargFront {
                 body: Bytes::new(),
                 headers: Vec::new(),
                 content_type: "text/plain",
+                stream: None,
             },
             Route::FetchCheckpoint => match self.or_default(up) {
                 Ok(up) => self.fetch_checkpoint(&up).await,
@@ -458,7 +462,15 @@ impl WargFront {
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
         let ct = req.headers().get(header::CONTENT_TYPE).cloned();
-        let body = match read_body(req.into_body()).await {
+        // A GET's body is not forwarded: drain it, never buffer it.
+        let body = if method == Method::GET {
+            crate::server::drain_body(req.into_body())
+                .await
+                .map(|()| Bytes::new())
+        } else {
+            read_body(req.into_body()).await
+        };
+        let body = match body {
             Ok(b) => b,
             Err(e) => return body_error(e),
         };
@@ -486,6 +498,7 @@ impl WargFront {
                     body: r.body,
                     headers: Vec::new(),
                     content_type,
+                    stream: None,
                 }
             }
             Err(e) => upstream_failure(&up.name, &e),
@@ -1291,6 +1304,7 @@ impl WargFront {
             body: body.into(),
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_LEDGER,
+            stream: None,
         }
     }
 
@@ -1555,8 +1569,8 @@ impl WargFront {
                 ),
             );
         }
-        if let Ok(Some(bytes)) = blobs.get(&d).await {
-            return octets(bytes);
+        if let Ok(Some(blob)) = blobs.get_stream(&d).await {
+            return stored_octets(blob);
         }
         if !self.is_verified_content(up, digest) {
             let err = wire::ContentError::ContentDigestNotFound(
@@ -1641,7 +1655,8 @@ impl WargFront {
         req: Request<ReqBody>,
     ) -> Answer {
         let (parts, body) = req.into_parts();
-        let body = match read_body(body).await {
+        // A publish request is a JSON document: bounded while it is read.
+        let body = match read_body_within(body, wire::DEFAULT_JSON_LIMIT).await {
             Ok(b) => b,
             Err(e) => return body_error(e),
         };
@@ -1711,7 +1726,15 @@ fn octets(bytes: Bytes) -> Answer {
         body: bytes,
         headers: Vec::new(),
         content_type: "application/octet-stream",
+        stream: None,
     }
+}
+
+/// Stored content, streamed from the store.
+fn stored_octets(blob: crate::store::Blob) -> Answer {
+    let mut a = octets(Bytes::new());
+    a.stream = Some(crate::server::stream_body(blob.len(), blob.into_stream()));
+    a
 }
 
 /// The answer for a client body that could not be read: the body reader's
@@ -1731,7 +1754,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
     limit: usize,
 ) -> Result<(Bytes, T), Answer> {
-    let body = read_body(req.into_body()).await.map_err(body_error)?;
+    let body = read_body_within(req.into_body(), limit)
+        .await
+        .map_err(body_error)?;
     let value = wire::decode_json(what, &body, limit)
         .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok((body, value))
