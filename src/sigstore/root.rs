@@ -266,4 +266,24 @@ mod tests {
         );
         assert_eq!(v2.key.key_id().to_be_bytes(), v2.log_id[..4]);
     }
+
+    #[test]
+    fn log_url_can_be_overridden_key_stays() {
+        let mut root = TrustRoot::production().unwrap();
+        let key = root.logs()[0].key.clone();
+        let host = root.logs()[0].host.clone();
+        root.override_url(&host, "http://127.0.0.1:8080").unwrap();
+        assert_eq!(root.logs()[0].url, "http://127.0.0.1:8080");
+        assert_eq!(root.logs()[0].key, key);
+        assert_eq!(
+            root.override_url("nope.example", "http://x")
+                .unwrap_err()
+                .check,
+            "log"
+        );
+        assert_eq!(
+            TrustRoot::from_json("{}").unwrap_err().check,
+            "trusted root"
+        );
+    }
 }
