@@ -5,6 +5,9 @@
 //! bulwark verify checkpoint (--key VKEY)... [--policy FILE] FILE|-
 //! bulwark verify proof --policy FILE (--entry FILE | --leaf-hash BASE64) FILE|-
 //! bulwark verify consistency --key VKEY --old FILE --new FILE --proof FILE
+//! bulwark verify bundle --artifact FILE [--trusted-root FILE]
+//!     [--issuer URL --identity REGEX | --publisher KIND:REPOSITORY[:WORKFLOW]]
+//!     [--policy FILE] BUNDLE|-
 //! ```
 //!
 //! Exit 0 only when everything holds, printing what was verified; exit 1
@@ -40,6 +43,36 @@ pub enum VerifyCommand {
     Proof(ProofArgs),
     /// Verify that a newer checkpoint extends an older one.
     Consistency(ConsistencyArgs),
+    /// Verify Sigstore attestations of an artifact: a Sigstore bundle, a
+    /// PEP 740 attestation or provenance object, or an npm attestations
+    /// answer (recognised by content). Checks the certificate, signature,
+    /// log entry, inclusion proof and signed checkpoint offline; not
+    /// checkpoint consistency (that needs bulwark's trust state).
+    Bundle(BundleArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    /// The artifact the attestations are about.
+    #[arg(long)]
+    artifact: PathBuf,
+    /// A Sigstore trusted_root.json instead of the embedded production one.
+    #[arg(long = "trusted-root", value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
+    /// Required OIDC issuer of the signing certificate.
+    #[arg(long, requires = "identity", conflicts_with = "publisher")]
+    issuer: Option<String>,
+    /// Pattern the whole certificate SAN must match (with --issuer).
+    #[arg(long, requires = "issuer", value_name = "REGEX")]
+    identity: Option<String>,
+    /// Required Trusted Publisher, e.g. `GitHub:owner/repo:release.yml`.
+    #[arg(long, value_name = "KIND:REPOSITORY[:WORKFLOW]")]
+    publisher: Option<String>,
+    /// c2sp.org/tlog-policy the log's checkpoints must satisfy (witnesses).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The attestations, or `-` for standard input.
+    file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +143,7 @@ pub fn run(cmd: VerifyCommand) -> ExitCode {
         VerifyCommand::Checkpoint(a) => verify_checkpoint(a),
         VerifyCommand::Proof(a) => verify_proof(a),
         VerifyCommand::Consistency(a) => verify_consistency(a),
+        VerifyCommand::Bundle(a) => verify_bundle(a),
     };
     match result {
         Ok(report) => {
@@ -349,4 +383,120 @@ fn relabel(f: Failure, what: &'static str) -> Failure {
         },
         other => other,
     }
+}
+
+fn refused(r: bulwark::sigstore::Refusal) -> Failure {
+    check(r.check, format!("expected {}, seen {}", r.expected, r.seen))
+}
+
+fn verify_bundle(a: BundleArgs) -> Result<String, Failure> {
+    use bulwark::sigstore::npm::NpmKeys;
+    use bulwark::sigstore::{input, verify_attestation_reader, IdentityPolicy, Options, TrustRoot};
+
+    let identity = match (&a.issuer, &a.identity, &a.publisher) {
+        (Some(issuer), Some(pattern), None) => {
+            IdentityPolicy::certificate(issuer, pattern).map_err(Failure::Usage)?
+        }
+        (None, None, Some(p)) => IdentityPolicy::publisher(p).map_err(Failure::Usage)?,
+        (None, None, None) => IdentityPolicy::Report,
+        _ => {
+            return Err(Failure::Usage(
+                "give --issuer with --identity, or --publisher, not both".into(),
+            ))
+        }
+    };
+    let root = match &a.trusted_root {
+        Some(path) => {
+            let bytes = read_input(path)?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))?;
+            TrustRoot::from_json(text)
+                .map_err(|r| Failure::Usage(format!("--trusted-root {}: {r}", path.display())))?
+        }
+        None => TrustRoot::production().map_err(refused)?,
+    };
+    let policy = a.policy.as_deref().map(load_policy).transpose()?;
+    let npm_keys = NpmKeys::embedded().map_err(refused)?;
+    // Opened now so a missing artifact is a usage error before any check.
+    open_artifact(&a.artifact)?;
+    let input = read_input(&a.file)?;
+    let (format, atts) = input::parse(&input).map_err(refused)?;
+    let opts = Options {
+        root: &root,
+        identity: &identity,
+        witnesses: policy.as_ref(),
+        npm_keys: Some(&npm_keys),
+        now: SystemTime::now(),
+    };
+    let mut out = String::new();
+    for att in &atts {
+        // Streamed, once per attestation: memory stays bounded whatever its size.
+        let artifact = open_artifact(&a.artifact)?;
+        let v = verify_attestation_reader(att, std::io::BufReader::new(artifact), &opts)
+            .map_err(refused)?;
+        out.push_str(&format!("attestation: {} ({})\n", v.label, format.as_str()));
+        for e in &v.entries {
+            let version = match e.version {
+                bulwark::sigstore::RekorVersion::V1 => "Rekor v1",
+                bulwark::sigstore::RekorVersion::V2 => "Rekor v2",
+            };
+            out.push_str(&format!(
+                "  log: {} ({version}), {} entry, log index {}\n",
+                e.log_url, e.kind, e.log_index
+            ));
+            out.push_str(&format!("  log origin: {}\n", e.checkpoint.origin));
+            out.push_str(&format!("  proof index: {}\n", e.proof_index));
+            out.push_str(&format!("  checkpoint size: {}\n", e.checkpoint.size));
+            out.push_str(&format!("  checkpoint root: {}\n", e.checkpoint.root));
+            for c in &e.cosigners {
+                out.push_str(&format!(
+                    "  cosigned: {} ({}) at {}\n",
+                    c.witness,
+                    c.key_name,
+                    format_time(c.time)
+                ));
+            }
+        }
+        let time = v.signing_time.map_or_else(
+            || "none".to_string(),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        );
+        out.push_str(&format!("  signing time: {time}\n"));
+        out.push_str(&format!("  identity: {}\n", v.identity));
+        if let Some(issuer) = &v.issuer {
+            out.push_str(&format!("  issuer: {issuer}\n"));
+        }
+        if let Some(p) = &v.publisher {
+            let workflow = p
+                .workflow
+                .as_deref()
+                .or(p.workflow_filepath.as_deref())
+                .unwrap_or("-");
+            out.push_str(&format!(
+                "  publisher: {} {} {workflow}\n",
+                p.kind, p.repository
+            ));
+        }
+        if let Some(pt) = &v.predicate_type {
+            out.push_str(&format!("  predicate type: {pt}\n"));
+        }
+        for s in &v.subjects {
+            let digests: Vec<String> = s
+                .digests
+                .iter()
+                .map(|(alg, d)| format!("{alg}:{d}"))
+                .collect();
+            out.push_str(&format!("  subject: {} {}\n", s.name, digests.join(" ")));
+        }
+    }
+    out.push_str(&format!(
+        "verified: {} attestation(s); checkpoint consistency not checked offline (bulwark's trust state checks it when serving)\n",
+        atts.len()
+    ));
+    Ok(out)
+}
+
+fn open_artifact(path: &Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::open(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
 }
