@@ -428,27 +428,41 @@ impl FsBlobStore {
     pub async fn put_stream(
         &self,
         digest: &Digest,
-        mut body: ByteStream<'_>,
+        body: ByteStream<'_>,
     ) -> Result<Stored, StoreError> {
         if self.contains(digest).await? {
             return Ok(Stored::Existing);
         }
-        let limit = self.inner.cfg.max_blob_size;
         let inner = self.inner.clone();
         let d = *digest;
-        let mut writer = Some(blocking(move || StreamWriter::create(&inner.tmp, &d)).await?);
+        let writer = blocking(move || StreamWriter::create(&inner.tmp, &d)).await?;
+        let (w, _) = self.fill(writer, body, d).await?;
+        let objects = self.inner.objects.clone();
+        blocking(move || w.finish(&objects, &d)).await
+    }
+
+    /// Writes a body into a temporary file in batches, bounded by
+    /// `max_blob_size` while it is read; `label` names the blob in errors.
+    async fn fill(
+        &self,
+        writer: StreamWriter,
+        mut body: ByteStream<'_>,
+        label: Digest,
+    ) -> Result<(StreamWriter, u64), StoreError> {
+        let limit = self.inner.cfg.max_blob_size;
+        let mut writer = Some(writer);
         let mut buf = BytesMut::new();
         let mut received: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|source| StoreError::Body {
-                digest: d,
+                digest: label,
                 received,
                 source,
             })?;
             received = received.saturating_add(chunk.len() as u64);
             if received > limit {
                 return Err(StoreError::TooLarge {
-                    digest: d,
+                    digest: label,
                     limit,
                     seen: received,
                 });
@@ -459,10 +473,8 @@ impl FsBlobStore {
                 writer = Some(write_batch(writer.take(), batch).await?);
             }
         }
-        let batch = buf.freeze();
-        let w = write_batch(writer.take(), batch).await?;
-        let objects = self.inner.objects.clone();
-        blocking(move || w.finish(&objects, &d)).await
+        let w = write_batch(writer.take(), buf.freeze()).await?;
+        Ok((w, received))
     }
 }
 
@@ -511,39 +523,16 @@ impl Spooled {
 impl FsBlobStore {
     /// Writes a stream to a temporary file, hashing it (bounded by
     /// `max_blob_size` while it is read); see [`Spooled`].
-    pub async fn spool(&self, mut body: ByteStream<'_>) -> Result<Spooled, StoreError> {
-        let limit = self.inner.cfg.max_blob_size;
+    pub async fn spool(&self, body: ByteStream<'_>) -> Result<Spooled, StoreError> {
         let inner = self.inner.clone();
-        let mut writer = Some(blocking(move || StreamWriter::spool(&inner.tmp)).await?);
-        let mut buf = BytesMut::new();
-        let mut received: u64 = 0;
-        let unknown = Digest::from_bytes([0; 32]);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|source| StoreError::Body {
-                digest: unknown,
-                received,
-                source,
-            })?;
-            received = received.saturating_add(chunk.len() as u64);
-            if received > limit {
-                return Err(StoreError::TooLarge {
-                    digest: unknown,
-                    limit,
-                    seen: received,
-                });
-            }
-            buf.extend_from_slice(&chunk);
-            if buf.len() >= WRITE_BATCH {
-                let batch = buf.split().freeze();
-                writer = Some(write_batch(writer.take(), batch).await?);
-            }
-        }
-        let w = write_batch(writer.take(), buf.freeze()).await?;
+        let writer = blocking(move || StreamWriter::spool(&inner.tmp)).await?;
+        // Not known yet: errors name the all-zero digest.
+        let (w, len) = self.fill(writer, body, Digest::from_bytes([0; 32])).await?;
         let digest = Digest::from_bytes(w.hasher.clone().finalize().into());
         Ok(Spooled {
             writer: w,
             digest,
-            len: received,
+            len,
         })
     }
 

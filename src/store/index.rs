@@ -41,8 +41,6 @@ pub mod kinds {
 }
 
 const SCHEMA_VERSION: u64 = 1;
-/// "schema_version" → version.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (upstream, epoch, kind, key) → encoded [`Entry`].
 const ENTRIES: TableDefinition<(&str, u64, &str, &str), &[u8]> = TableDefinition::new("entries");
 
@@ -154,38 +152,11 @@ impl ArtifactIndex {
     /// `<data_dir>/index.redb`.
     pub fn open(path: impl AsRef<Path>) -> Result<ArtifactIndex, IndexError> {
         let path = path.as_ref();
-        let mut builder = redb::Builder::new();
-        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
-        let db = builder.create(path).map_err(|e| IndexError::Storage {
-            op: "open",
-            detail: format!("{}: {e}", path.display()),
-        })?;
-        let txn = db.begin_write().map_err(storage("begin write"))?;
-        {
-            let mut meta = txn.open_table(META).map_err(storage("open table"))?;
-            let version = meta
-                .get("schema_version")
-                .map_err(storage("read schema version"))?
-                .map(|v| v.value());
-            match version {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)
-                        .map_err(storage("write schema version"))?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(v) => {
-                    return Err(IndexError::Storage {
-                        op: "open",
-                        detail: format!(
-                            "{}: schema version {v}, this bulwark reads {SCHEMA_VERSION}",
-                            path.display()
-                        ),
-                    })
-                }
-            }
-            txn.open_table(ENTRIES).map_err(storage("open table"))?;
-        }
-        txn.commit().map_err(storage("commit"))?;
+        let db = crate::store::versioned::open(path, SCHEMA_VERSION, |txn| {
+            txn.open_table(ENTRIES)?;
+            Ok(())
+        })
+        .map_err(|(op, detail)| IndexError::Storage { op, detail })?;
         Ok(ArtifactIndex { db: Arc::new(db) })
     }
 

@@ -32,6 +32,7 @@ pub mod digest;
 pub mod index;
 #[cfg(test)]
 pub(crate) mod test_child;
+pub mod versioned;
 
 pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport, READ_CHUNK};
 pub use digest::{Digest, DigestError};

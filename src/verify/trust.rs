@@ -98,8 +98,6 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 const SCHEMA_VERSION: u64 = 1;
 
-/// "schema_version" → version.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// upstream name → JSON [`UpstreamRecord`].
 const UPSTREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("upstreams");
 /// (upstream, epoch, tree size) → JSON [`Accepted`]. Sizes grow strictly
@@ -576,40 +574,13 @@ impl TrustState {
     /// `<data_dir>/state.redb`.
     pub fn open(path: impl AsRef<Path>) -> Result<TrustState, TrustError> {
         let path = path.as_ref();
-        let mut builder = redb::Builder::new();
-        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
-        let db = builder.create(path).map_err(|e| TrustError::Storage {
-            op: "open",
-            detail: format!("{}: {e}", path.display()),
-        })?;
-        let txn = db.begin_write().map_err(storage("begin write"))?;
-        {
-            let mut meta = txn.open_table(META).map_err(storage("open table"))?;
-            let version = meta
-                .get("schema_version")
-                .map_err(storage("read schema version"))?
-                .map(|v| v.value());
-            match version {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)
-                        .map_err(storage("write schema version"))?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(v) => {
-                    return Err(TrustError::Storage {
-                        op: "open",
-                        detail: format!(
-                            "{}: schema version {v}, this bulwark reads {SCHEMA_VERSION}",
-                            path.display()
-                        ),
-                    })
-                }
-            }
-            txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
-            txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
-            txn.open_table(EVIDENCE).map_err(storage("open table"))?;
-        }
-        txn.commit().map_err(storage("commit"))?;
+        let db = crate::store::versioned::open(path, SCHEMA_VERSION, |txn| {
+            txn.open_table(UPSTREAMS)?;
+            txn.open_table(CHECKPOINTS)?;
+            txn.open_table(EVIDENCE)?;
+            Ok(())
+        })
+        .map_err(|(op, detail)| TrustError::Storage { op, detail })?;
         Ok(TrustState { db: Arc::new(db) })
     }
 
