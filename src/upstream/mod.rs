@@ -816,31 +816,45 @@ impl Inner {
     /// it is open, and its final outcome (after retries, when `retry`)
     /// recorded.
     async fn guarded(&self, prepared: &Prepared, retry: bool) -> Outcome {
-        let Some(breaker) = &self.breaker else {
-            return if retry {
-                self.with_retries(prepared).await
-            } else {
-                self.attempt(prepared).await
-            };
-        };
-        let permit = match breaker.admit(prepared.probe) {
-            Ok(permit) => permit,
-            Err(open) => {
-                return Err(UpstreamError::CircuitOpen {
-                    upstream: self.name.to_string(),
-                    url: prepared.url.to_string(),
-                    failures: open.failures,
-                    retry_in: open.retry_in,
-                })
-            }
-        };
+        let permit = self.admit(prepared)?;
         let outcome = if retry {
             self.with_retries(prepared).await
         } else {
             self.attempt(prepared).await
         };
-        let healthy = match &outcome {
-            Ok(r) => !matches!(r.status.as_u16(), 502..=504),
+        self.record(permit, outcome.as_ref().map(|r| r.status));
+        outcome
+    }
+
+    /// Admits a request through the circuit breaker (`None`: no breaker),
+    /// or refuses it at once while the breaker is open.
+    fn admit(&self, prepared: &Prepared) -> Result<Option<breaker::Permit<'_>>, UpstreamError> {
+        let Some(breaker) = &self.breaker else {
+            return Ok(None);
+        };
+        breaker
+            .admit(prepared.probe)
+            .map(Some)
+            .map_err(|open| UpstreamError::CircuitOpen {
+                upstream: self.name.to_string(),
+                url: prepared.url.to_string(),
+                failures: open.failures,
+                retry_in: open.retry_in,
+            })
+    }
+
+    /// Records a request's final outcome (its status, or its error) with
+    /// the breaker: 502-504 and failures of the exchange are unhealthy.
+    fn record(
+        &self,
+        permit: Option<breaker::Permit<'_>>,
+        outcome: Result<StatusCode, &UpstreamError>,
+    ) {
+        let Some(permit) = permit else {
+            return;
+        };
+        let healthy = match outcome {
+            Ok(status) => !matches!(status.as_u16(), 502..=504),
             Err(e) => !e.counts_against_upstream(),
         };
         if let Some(opened) = permit.record(healthy) {
@@ -851,7 +865,6 @@ impl Inner {
                 "upstream keeps failing; not asking it again until the cooldown ends"
             );
         }
-        outcome
     }
 
     /// Tries an idempotent request up to `1 + retries` times.
@@ -859,11 +872,7 @@ impl Inner {
         let mut attempt = 0u32;
         loop {
             let outcome = self.attempt(prepared).await;
-            let retryable = match &outcome {
-                Ok(r) => matches!(r.status.as_u16(), 502..=504),
-                Err(e) => e.is_retryable(),
-            };
-            if !retryable || attempt >= self.retries {
+            if !retryable(outcome.as_ref().map(|r| r.status)) || attempt >= self.retries {
                 return outcome;
             }
             let pause = backoff(self.retry_backoff, attempt);
@@ -921,20 +930,7 @@ impl Inner {
         request: &UpstreamRequest,
     ) -> Result<UpstreamStream, UpstreamError> {
         let prepared = self.prepare(request)?;
-        let permit = match &self.breaker {
-            None => None,
-            Some(b) => {
-                Some(
-                    b.admit(prepared.probe)
-                        .map_err(|open| UpstreamError::CircuitOpen {
-                            upstream: self.name.to_string(),
-                            url: prepared.url.to_string(),
-                            failures: open.failures,
-                            retry_in: open.retry_in,
-                        })?,
-                )
-            }
-        };
+        let permit = self.admit(&prepared)?;
         let mut attempt = 0u32;
         let outcome = loop {
             self.attempts.fetch_add(1, Ordering::Relaxed);
@@ -952,31 +948,14 @@ impl Inner {
                 let status = outcome.as_ref().ok().map(|r| r.status.as_u16());
                 hook(&self.name, started.elapsed(), status);
             }
-            let retryable = request.idempotent
-                && match &outcome {
-                    Ok(r) => matches!(r.status.as_u16(), 502..=504),
-                    Err(e) => e.is_retryable(),
-                };
-            if !retryable || attempt >= self.retries {
+            let again = request.idempotent && retryable(outcome.as_ref().map(|r| r.status));
+            if !again || attempt >= self.retries {
                 break outcome;
             }
             tokio::time::sleep(backoff(self.retry_backoff, attempt)).await;
             attempt += 1;
         };
-        if let Some(permit) = permit {
-            let healthy = match &outcome {
-                Ok(r) => !matches!(r.status.as_u16(), 502..=504),
-                Err(e) => !e.counts_against_upstream(),
-            };
-            if let Some(opened) = permit.record(healthy) {
-                tracing::error!(
-                    upstream = %self.name,
-                    failures = opened.failures,
-                    cooldown = ?opened.retry_in,
-                    "upstream keeps failing; not asking it again until the cooldown ends"
-                );
-            }
-        }
+        self.record(permit, outcome.as_ref().map(|r| r.status));
         outcome
     }
 
@@ -1162,6 +1141,16 @@ impl Inner {
                 reason: error_chain(err),
             }
         }
+    }
+}
+
+/// Whether an idempotent request may be tried again after this outcome (its
+/// status, or its error): 502-504, connection failures, timeouts and broken
+/// exchanges.
+fn retryable(outcome: Result<StatusCode, &UpstreamError>) -> bool {
+    match outcome {
+        Ok(status) => matches!(status.as_u16(), 502..=504),
+        Err(e) => e.is_retryable(),
     }
 }
 
