@@ -416,6 +416,20 @@ impl Config {
             upstreams.push(v.upstream(i, u)?);
         }
         v.unique_names(&upstreams)?;
+        for (i, u) in upstreams.iter().enumerate() {
+            if u.publish == WargPublish::Forward && !server.tokens.is_empty() {
+                // The client's Authorization header is what `forward`
+                // sends upstream; with server.tokens it is bulwark's own
+                // token, which must never reach an upstream.
+                return Err(v.err(
+                    format!("upstream[{i}].publish"),
+                    "\"forward\" sends the client's Authorization header upstream, and with \
+                     server.tokens that header is a bulwark token, which would leak to the \
+                     upstream; publish to the upstream directly, or serve this upstream from a \
+                     bulwark without tokens",
+                ));
+            }
+        }
         if let Err(e) = Federation::new(&upstreams) {
             return Err(v.federation_error(e));
         }
@@ -1169,6 +1183,22 @@ mod tests {
         format!(
             "[[upstream]]\nname = \"w\"\nprotocol = \"warg\"\nurl = \"https://w.example\"\noperator_key = \"ecdsa-p256:A2sX0fLhLEJH+Lzm5WOkQPJ3A32BLeszoPShOUXYmMKW\"\ndefault = true\n{extra}\n"
         )
+    }
+
+    #[test]
+    fn forwarding_publishes_is_refused_where_clients_authenticate_with_bulwark_tokens() {
+        let text = format!(
+            "[server]\ntokens = [\"a-long-enough-test-token\"]\n\n{}",
+            warg_upstream("publish = \"forward\"")
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "upstream[0].publish", "{e}");
+        assert!(e.message.contains("leak"), "{e}");
+        let text = format!(
+            "[server]\ntokens = [\"a-long-enough-test-token\"]\n\n{}",
+            warg_upstream("")
+        );
+        parse(&text).unwrap();
     }
 
     #[test]

@@ -942,9 +942,9 @@ impl SumdbVerifier {
         let res = self
             .client
             .send(
+                // Not a probe: the client chose the module.
                 UpstreamRequest::get(format!("/lookup/{}", m.escaped()))
-                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64)
-                    .probe(),
+                    .max_response_bytes(sumdb::MAX_LOOKUP_SIZE as u64),
             )
             .await?;
         let res = expect_200(res)?;

@@ -787,6 +787,23 @@ impl TrustState {
         Ok(out)
     }
 
+    /// The checkpoint accepted at `size` in `epoch`, if any. Callers that
+    /// serve pass the current epoch ([`TrustState::epoch`]): what an older
+    /// epoch accepted must never be used again.
+    pub fn accepted_at(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        size: u64,
+    ) -> Result<Option<Accepted>, TrustError> {
+        let txn = self.read_txn()?;
+        let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
+        cps.get((upstream, epoch, size))
+            .map_err(storage("read checkpoints"))?
+            .map(|v| decode::<Accepted>(v.value()))
+            .transpose()
+    }
+
     /// Up to `limit` accepted checkpoints of an upstream, newest first,
     /// across all epochs.
     pub fn history(&self, upstream: &str, limit: usize) -> Result<Vec<Accepted>, TrustError> {

@@ -1127,7 +1127,8 @@ impl WargFront {
         };
         use warg_transparency::log::{LogBuilder, VecLog};
         let mut log: VecLog<warg_crypto::hash::Sha256, LogLeaf> = VecLog::default();
-        let mut leaves = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        // Grown as verified pages arrive, never sized by the upstream's word.
+        let mut leaves = Vec::new();
         for leaf in prefix.iter().flat_map(|p| p.iter()) {
             log.push(leaf);
             leaves.push(leaf.clone());

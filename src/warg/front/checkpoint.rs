@@ -322,12 +322,13 @@ impl WargFront {
         }
         let trust = self.trust.clone();
         let name = up.name.clone();
-        let hist =
-            tokio::task::spawn_blocking(move || trust.history(&name, 1024).map_err(Box::new))
-                .await
-                .map_err(task_failed)?
-                .map_err(|e| trust_refusal(&up.name, &e))?;
-        if let Some(a) = hist.into_iter().find(|a| a.size == len) {
+        let accepted = tokio::task::spawn_blocking(move || {
+            trust.accepted_at(&name, epoch, len).map_err(Box::new)
+        })
+        .await
+        .map_err(task_failed)?
+        .map_err(|e| trust_refusal(&up.name, &e))?;
+        if let Some(a) = accepted {
             let cp: SignedCheckpoint =
                 wire::decode_json("stored checkpoint", &a.note, MAX_CHECKPOINT_BYTES)
                     .map_err(|e| refuse(&up.name, e))?;

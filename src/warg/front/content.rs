@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use http::{header, Request, StatusCode};
 use indexmap::IndexMap;
 
-use super::answer::{refuse, status_rule, stored_octets, task_failed, upstream_failure, Answer};
+use super::answer::{
+    refuse, status_rule, stored_octets, task_failed, trust_refusal, upstream_failure, Answer,
+};
 use super::{Upstream, WargFront, CONTENT_PREFIX};
 use crate::server::ReqBody;
 use crate::store::index::{kinds, Entry};
@@ -209,12 +211,19 @@ impl WargFront {
             let trust = self.trust.clone();
             let n = up.name.clone();
             let max_age = up.max_age;
-            if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || {
+            let v = match tokio::task::spawn_blocking(move || {
                 trust
                     .last_verified(&n, SystemTime::now(), max_age)
                     .map_err(Box::new)
             })
             .await
+            {
+                Ok(Ok(v)) => v,
+                // The state cannot be read, or changed since the gate:
+                // refuse rather than serve without knowing.
+                Ok(Err(e)) => return Some(trust_refusal(&up.name, &e)),
+                Err(e) => return Some(task_failed(e)),
+            };
             {
                 let warning = v.warning().or_else(|| {
                     up.unreachable.load(Ordering::Relaxed).then(|| {
