@@ -87,6 +87,8 @@ const MAX_JSON_ANSWER: usize = wire::DEFAULT_JSON_LIMIT;
 const MAX_JSON_REQUEST: usize = wire::DEFAULT_JSON_LIMIT;
 /// Most records bulwark reads from one log to validate it.
 const MAX_LOG_RECORDS: usize = 100_000;
+/// Most bytes of `fetch/logs` answers bulwark reads for one log (all pages).
+const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// Leaves a ledger page holds (the reference server's limit).
 const LEDGER_PAGE: u64 = 1000;
 /// Bytes of one packed ledger leaf (log ID and record ID).
@@ -445,6 +447,7 @@ impl WargFront {
     ) -> Result<Option<Vec<wire::PublishedRecord>>, Answer> {
         let mut records = Vec::new();
         let mut token: Option<String> = None;
+        let mut bytes: u64 = 0;
         loop {
             let mut packages = IndexMap::new();
             let operator = match kind {
@@ -476,6 +479,16 @@ impl WargFront {
             }
             let what = format!("fetching the log {}", kind.log_id());
             let resp = expect_ok(&up.name, &what, resp)?;
+            bytes = bytes.saturating_add(resp.body.len() as u64);
+            if bytes > MAX_LOG_BYTES {
+                return Err(refuse(
+                    &up.name,
+                    format!(
+                        "log {} is larger than the {MAX_LOG_BYTES} bytes bulwark validates",
+                        kind.log_id()
+                    ),
+                ));
+            }
             let mut body: FetchLogsResponse =
                 wire::decode_json("fetch logs response", &resp.body, MAX_JSON_ANSWER)
                     .map_err(|e| refuse(&up.name, e))?;
