@@ -318,7 +318,9 @@ pub async fn read_body_within(mut body: ReqBody, limit: usize) -> Result<Bytes, 
     if declared > limit as u64 {
         return Err(too_large(declared.to_string()));
     }
-    let mut buf = BytesMut::new();
+    // What the client declared (already within the limit) is allocated
+    // once, so a large body is never copied while it grows.
+    let mut buf = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(body_read_error)?;
         if let Ok(data) = frame.into_data() {

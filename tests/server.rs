@@ -1071,7 +1071,10 @@ fn six_big_posts(addr: SocketAddr, method: &str, path: &str, headers: &str) {
 #[test]
 fn large_request_bodies_are_never_buffered_whole() {
     let mut warg = warg_upstream("internal", "[\"acme\"]");
-    warg = warg.replace("namespaces", "default = true\nnamespaces");
+    warg = warg.replace(
+        "namespaces",
+        "default = true\npublish = \"forward\"\nnamespaces",
+    );
     let b = Bulwark::start(
         "max_body_bytes = 67108864\nrequest_timeout = \"60s\"",
         &(warg + &go_upstream("golang", "[\"*\"]")),
@@ -1095,6 +1098,13 @@ fn large_request_bodies_are_never_buffered_whole() {
         "POST",
         &format!("/v1/package/{log}/record"),
         "Content-Type: application/json\r\n",
+    );
+    // Content uploads, forwarded upstream: held whole, one at a time.
+    six_big_posts(
+        b.addr,
+        "POST",
+        &format!("/v1/package/{log}/record/{log}/content/{log}"),
+        "Content-Type: application/octet-stream\r\n",
     );
     let peak = peak_rss(pid);
     assert!(

@@ -202,6 +202,10 @@ pub struct WargFront {
     /// hash to their log ID, so they are the same for every upstream).
     names: Mutex<HashMap<LogId, PackageName>>,
     https: bool,
+    /// Content uploads forwarded upstream are held in memory whole (the
+    /// upstream client sends whole bodies); one at a time bounds that
+    /// memory by `server.max_body_bytes` whatever the number of clients.
+    uploads: tokio::sync::Semaphore,
 }
 
 impl WargFront {
@@ -279,6 +283,7 @@ impl WargFront {
             index,
             names: Mutex::new(HashMap::new()),
             https: config.server.tls.is_some(),
+            uploads: tokio::sync::Semaphore::new(1),
         }))
     }
 

@@ -102,6 +102,11 @@ impl WargFront {
         let Some(writer) = writer(up) else {
             return publish_off(&up.name);
         };
+        // One buffered upload at a time (see `WargFront::uploads`); held
+        // until the upstream has the bytes.
+        let Ok(_permit) = self.uploads.acquire().await else {
+            return Answer::message(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        };
         let (parts, body) = req.into_parts();
         let body = match read_body(body).await {
             Ok(b) => b,
