@@ -87,6 +87,9 @@ const MAX_JSON_ANSWER: usize = wire::DEFAULT_JSON_LIMIT;
 const MAX_JSON_REQUEST: usize = wire::DEFAULT_JSON_LIMIT;
 /// Most records bulwark reads from one log to validate it.
 const MAX_LOG_RECORDS: usize = 100_000;
+/// Most package logs of one client request whose names bulwark looks up
+/// (each unknown name is a question to every upstream).
+const MAX_NAME_LOOKUPS: usize = 16;
 /// Most bytes of `fetch/logs` answers bulwark reads for one log (all pages).
 const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// Leaves a ledger page holds (the reference server's limit).
@@ -745,8 +748,10 @@ impl WargFront {
                     Err(a) => return a,
                 };
                 // A package of another upstream's namespace: missing log
-                // plus the hint, as the reference client expects.
-                for log_id in request.packages.keys() {
+                // plus the hint, as the reference client expects. A name
+                // unknown here costs a question to every upstream, so one
+                // request may cause only a few.
+                for log_id in request.packages.keys().take(MAX_NAME_LOOKUPS) {
                     if let Some(name) = self.name_of(log_id).await {
                         if let Some(owner) = self.owner(name.namespace()) {
                             if owner.name != home.name {
