@@ -963,32 +963,8 @@ impl Inner {
     /// capped at `max_response_bytes` and idle-bounded by the request
     /// timeout per chunk.
     async fn head(&self, prepared: &Prepared) -> Result<UpstreamStream, UpstreamError> {
-        let mut request = http::Request::new(Full::new(prepared.body.clone()));
-        *request.method_mut() = prepared.method.clone();
-        *request.uri_mut() = prepared.uri.clone();
-        *request.headers_mut() = prepared.headers.clone();
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| self.classify(&prepared.url, &e))?;
-        let (parts, body) = response.into_parts();
+        let (parts, body, declared) = self.response_head(prepared).await?;
         let limit = prepared.max_response_bytes;
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(len) = declared {
-            if len > limit {
-                return Err(UpstreamError::TooLarge {
-                    upstream: self.name.to_string(),
-                    url: prepared.url.to_string(),
-                    limit,
-                    declared: Some(len),
-                });
-            }
-        }
         let what = format!("upstream {} ({})", self.name, prepared.url);
         let idle = prepared.timeout;
         let state = (body, 0u64, what, false);
@@ -1034,7 +1010,12 @@ impl Inner {
         })
     }
 
-    async fn exchange(&self, prepared: &Prepared) -> Outcome {
+    /// Sends the request and takes the response head: the announced length
+    /// (refused at once when over the cap) and the body still to read.
+    async fn response_head(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming, Option<u64>), UpstreamError> {
         let mut request = http::Request::new(Full::new(prepared.body.clone()));
         *request.method_mut() = prepared.method.clone();
         *request.uri_mut() = prepared.uri.clone();
@@ -1044,8 +1025,27 @@ impl Inner {
             .request(request)
             .await
             .map_err(|e| self.classify(&prepared.url, &e))?;
-        let (parts, mut body) = response.into_parts();
+        let (parts, body) = response.into_parts();
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared {
+            if len > prepared.max_response_bytes {
+                return Err(UpstreamError::TooLarge {
+                    upstream: self.name.to_string(),
+                    url: prepared.url.to_string(),
+                    limit: prepared.max_response_bytes,
+                    declared: Some(len),
+                });
+            }
+        }
+        Ok((parts, body, declared))
+    }
 
+    async fn exchange(&self, prepared: &Prepared) -> Outcome {
+        let (parts, mut body, declared) = self.response_head(prepared).await?;
         let limit = prepared.max_response_bytes;
         let too_large = |declared| UpstreamError::TooLarge {
             upstream: self.name.to_string(),
@@ -1053,16 +1053,6 @@ impl Inner {
             limit,
             declared,
         };
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(len) = declared {
-            if len > limit {
-                return Err(too_large(Some(len)));
-            }
-        }
         // Preallocate what was announced (already checked against the cap),
         // but never more than 1 MiB on the upstream's word alone.
         let initial = declared.unwrap_or(0).min(limit).min(1 << 20);
