@@ -3,6 +3,9 @@
 //! changes fail with the right check named; staging fails under the
 //! production root; the witnessed Rekor v2 checkpoint and witness policies.
 
+#[path = "support/pep740.rs"]
+mod pep740;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bulwark::sigstore::npm::NpmKeys;
@@ -96,7 +99,7 @@ fn pypi_provenance_verifies_with_shard_local_index_and_publisher() {
     );
     assert_eq!(
         v[0].predicate_type.as_deref(),
-        Some("https://docs.pypi.org/attestations/publish/v1")
+        Some(pep740::publish_predicate().as_str())
     );
     assert!(v[0]
         .identity
@@ -106,11 +109,13 @@ fn pypi_provenance_verifies_with_shard_local_index_and_publisher() {
 
 #[test]
 fn pypi_attestation_objects_verify() {
+    let publish = pep740::publish_predicate();
+    assert!(publish.ends_with("/attestations/publish/v1"), "{publish}");
     for (att, artifact, predicate) in [
         (
             "pypi/pypi_attestations-0.0.19.tar.gz.publish.attestation",
             TGZ,
-            "https://docs.pypi.org/attestations/publish/v1",
+            publish.as_str(),
         ),
         (
             "pypi/pypi_attestations-0.0.19.tar.gz.slsa.attestation",
@@ -120,12 +125,12 @@ fn pypi_attestation_objects_verify() {
         (
             "pypi/gitlab_oidc_project-0.0.3.tar.gz.publish.attestation",
             "pypi/gitlab_oidc_project-0.0.3.tar.gz",
-            "https://docs.pypi.org/attestations/publish/v1",
+            publish.as_str(),
         ),
         (
             "pypi/pypi_attestation_models-0.0.4a2.tar.gz.attestation",
             "pypi/pypi_attestation_models-0.0.4a2.tar.gz",
-            "https://docs.pypi.org/attestations/publish/v1",
+            publish.as_str(),
         ),
     ] {
         let v = prod(att, artifact).unwrap_or_else(|e| panic!("{att}: {e}"));

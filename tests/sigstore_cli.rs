@@ -2,6 +2,9 @@
 //! tests/data/sigstore (see its README): exit 0 with the per-attestation
 //! report, exit 1 with one line naming the check, exit 2 for usage errors.
 
+#[path = "support/pep740.rs"]
+mod pep740;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -66,7 +69,7 @@ fn pypi_provenance_verifies_and_reports() {
         "checkpoint size: ",
         "signing time: 2024-12-04T23:14:01Z",
         "identity: https://github.com/trailofbits/pypi-attestations/.github/workflows/release.yml@refs/tags/v0.0.19",
-        "predicate type: https://docs.pypi.org/attestations/publish/v1",
+        format!("predicate type: {}", pep740::publish_predicate()).as_str(),
         "subject: pypi_attestations-0.0.19.tar.gz sha256:9bb1add04b1b4e182be6b0b80931593f7a291eb49d69b4fd728a5d4cbcdc4bd3",
         "consistency not checked offline",
     ] {

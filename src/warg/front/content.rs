@@ -89,6 +89,23 @@ impl WargFront {
             .map_err(|e| index_failure(&up.name, &e))
     }
 
+    /// A client's content digest, if an index entry of `up` in `epoch` names
+    /// it: else bulwark's answer (400 for a digest that is not SHA-256,
+    /// Warg's content-not-found 404, or the index refusal).
+    async fn indexed_digest(
+        &self,
+        up: &Upstream,
+        epoch: u64,
+        digest: &AnyHash,
+    ) -> Result<BlobDigest, Answer> {
+        let d = BlobDigest::parse(&digest.to_string())
+            .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
+        match self.indexed(up, epoch, &d).await? {
+            Some(_) => Ok(d),
+            None => Err(not_found(digest)),
+        }
+    }
+
     /// `GET /v1/content/{digest}`: bulwark's own content URL, only for a
     /// digest a verified release of this upstream names.
     pub(super) async fn content_sources(
@@ -98,15 +115,10 @@ impl WargFront {
         digest: &AnyHash,
         authority: Option<String>,
     ) -> Answer {
-        let d = match BlobDigest::parse(&digest.to_string()) {
+        let d = match self.indexed_digest(up, epoch, digest).await {
             Ok(d) => d,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        match self.indexed(up, epoch, &d).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return not_found(digest),
             Err(a) => return a,
-        }
+        };
         let Some(authority) = authority else {
             return Answer::message(
                 StatusCode::BAD_REQUEST,
@@ -139,15 +151,10 @@ impl WargFront {
     /// The content bytes, only under an index entry of this upstream in the
     /// current epoch: from the store, else fetched, checked, stored.
     pub(super) async fn content(&self, up: &Upstream, epoch: u64, digest: &AnyHash) -> Answer {
-        let d = match BlobDigest::parse(&digest.to_string()) {
+        let d = match self.indexed_digest(up, epoch, digest).await {
             Ok(d) => d,
-            Err(e) => return Answer::message(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        match self.indexed(up, epoch, &d).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return not_found(digest),
             Err(a) => return a,
-        }
+        };
         if let Ok(Some(blob)) = self.blobs.get_stream(&d).await {
             return stored_octets(blob);
         }
