@@ -13,7 +13,6 @@ use std::sync::Arc;
 use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
 use bulwark::gomod::front::GoFront;
-use bulwark::gomod::verifier::GoIndex;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;
@@ -146,11 +145,10 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         app.federation.clone(),
         trust.clone(),
         blobs.clone(),
-        index,
+        index.clone(),
     )? {
         fronts.push(Arc::new(warg));
     }
-    let index = GoIndex::open(&data_dir.join("gomod.redb"))?;
     let go = GoFront::new(
         &app.config,
         app.federation.clone(),

@@ -1090,3 +1090,101 @@ fn after_a_rebase_nothing_proven_in_the_old_epoch_is_served() {
     assert_eq!(got.status, 200, "{}", text(&got.body));
     assert!(got.body == want_tile, "served a tile of the old epoch");
 }
+
+/// The value of one series in bulwark's `/metrics` (0 when absent).
+fn metric(b: &Bulwark, series: &str) -> f64 {
+    let m = b.get("/metrics");
+    assert_eq!(m.status, 200);
+    text(&m.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn after_a_restart_with_the_upstream_down_a_zip_a_mod_and_a_lookup_are_served() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let lookup = format!("/sumdb/{}/lookup/{GREET}@v1.0.0", fx.name);
+    let b = Bulwark::start(&config);
+    let first: Vec<Reply> = [GREET_ZIP, GREET_MOD, lookup.as_str()]
+        .iter()
+        .map(|p| b.get(p))
+        .collect();
+    for r in &first {
+        assert_eq!(r.status, 200, "{}", text(&r.body));
+    }
+    drop(b);
+    drop(fx);
+
+    // Everything lives in the shared artifact index and the blob store.
+    assert!(world.path("data/index.redb").is_file());
+    assert!(!world.path("data/gomod.redb").exists());
+    let b = Bulwark::start(&config);
+    for (p, want) in [GREET_ZIP, GREET_MOD, lookup.as_str()].iter().zip(&first) {
+        let r = b.get(p);
+        assert_eq!(r.status, 200, "{p}: {}", text(&r.body));
+        assert!(r.body == want.body, "{p}: other bytes after the restart");
+        assert_eq!(r.header("warning"), None, "{p}: {}", r.head);
+    }
+    // Never verified: refused, naming the upstream.
+    let r = b.get(HELLO_ZIP);
+    assert_ne!(r.status, 200);
+    assert_eq!(r.json()["upstream"], UPSTREAM, "{}", text(&r.body));
+}
+
+#[test]
+fn a_module_file_hit_reads_the_index_only() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let b = Bulwark::start(&world.config(&fx));
+    let hits = |kind: &str| {
+        metric(
+            &b,
+            &format!("bulwark_cache_lookups_total{{kind=\"{kind}\",result=\"hit\"}}"),
+        )
+    };
+    let first = b.get(GREET_ZIP);
+    assert_eq!(first.status, 200, "{}", text(&first.body));
+    assert_eq!(b.get(GREET_MOD).status, 200);
+    let (records, modules) = (hits("gomod.record"), hits("gomod.module"));
+    // Served from the index: no record lookup (not even a cached one).
+    for _ in 0..3 {
+        let r = b.get(GREET_ZIP);
+        assert_eq!(r.status, 200);
+        assert!(r.body == first.body);
+        assert_eq!(b.get(GREET_MOD).status, 200);
+    }
+    assert_eq!(hits("gomod.module"), modules + 6.0);
+    assert_eq!(hits("gomod.record"), records);
+}
+
+#[test]
+fn after_a_rebase_nothing_of_the_old_epoch_is_served_with_the_upstream_down() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let name = fx.name.clone();
+    let lookup = format!("/sumdb/{name}/lookup/{GREET}@v1.0.0");
+    let tile = format!("/sumdb/{name}/tile/8/0/000.p/2");
+    let paths = [GREET_ZIP, GREET_MOD, lookup.as_str(), tile.as_str()];
+    let b = Bulwark::start(&config);
+    for p in paths {
+        assert_eq!(b.get(p).status, 200, "{p}");
+    }
+    drop(b);
+    drop(fx);
+    assert_success(
+        "upstream clear --rebase",
+        &bulwark_cli(&["upstream", "clear", UPSTREAM, "--rebase"], &config),
+    );
+    // The new epoch has no accepted tree and the upstream is gone: nothing
+    // proven in the old epoch may stand in.
+    let b = Bulwark::start(&config);
+    for p in paths {
+        let r = b.get(p);
+        assert_ne!(r.status, 200, "{p} served from the old epoch");
+        assert_eq!(r.json()["upstream"], UPSTREAM, "{p}: {}", text(&r.body));
+    }
+}

@@ -44,11 +44,13 @@ use crate::gomod::module::{
     decode_request_path, parse_list, unescape_path, unescape_version, Info, ModuleVersion,
     ProxyRequest, MAX_INFO_BYTES, MAX_LIST_BYTES, MAX_MOD_BYTES,
 };
-use crate::gomod::verifier::{expect_200, status_200, GoIndex, SumdbVerifier, VerifyError};
+use crate::gomod::verifier::{
+    expect_200, status_200, ModFile, SumdbVerifier, VerifiedRecord, VerifyError,
+};
 use crate::gomod::zipread;
 use crate::metrics::Metrics;
 use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
-use crate::store::{Blob, FsBlobStore};
+use crate::store::{ArtifactIndex, Blob, FsBlobStore};
 use crate::tlog::note::VerifierKey;
 use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::TrustState;
@@ -98,7 +100,7 @@ impl GoFront {
         metrics: Arc<Metrics>,
         trust: TrustState,
         blobs: FsBlobStore,
-        index: GoIndex,
+        index: ArtifactIndex,
     ) -> anyhow::Result<GoFront> {
         let mut by_upstream = HashMap::new();
         let mut by_sumdb = HashMap::new();
@@ -223,33 +225,40 @@ impl GoFront {
         ))
     }
 
+    /// `.mod` and `.zip`. A hit costs one index read and opens the blob
+    /// (the freshness `Warning` comes from memory while the accepted tree
+    /// is fresh); a miss proves the record, fetches the file, checks its
+    /// h1, stores and indexes it.
     async fn module_file(
         &self,
         g: &GoUpstream,
+        epoch: u64,
         req: &ProxyRequest,
     ) -> Result<Response<ResBody>, ApiError> {
-        let (m, kind) = match req {
-            ProxyRequest::Mod(m) => (m, "mod"),
-            ProxyRequest::Zip(m) => (m, "zip"),
+        let (m, file) = match req {
+            ProxyRequest::Mod(m) => (m, ModFile::Mod),
+            ProxyRequest::Zip(m) => (m, ModFile::Zip),
             _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not a module file")),
         };
-        let v = &g.verifier;
-        let rec = v.lookup(m).await.map_err(|e| api(g, e))?;
-        // Refuses a quarantined upstream and a stale tree the upstream
-        // answers about; warns when serving offline.
-        let (_, warning) = v.current().await.map_err(|e| api(g, e))?;
-        let ctype = if kind == "zip" {
-            "application/zip"
-        } else {
-            "text/plain; charset=utf-8"
+        let ctype = match file {
+            ModFile::Zip => "application/zip",
+            ModFile::Mod => "text/plain; charset=utf-8",
         };
-        if let Some(b) = v.stored_file(kind, m).await.map_err(|e| api(g, e))? {
+        let v = &g.verifier;
+        if let Some(b) = v.stored_file(epoch, file, m).await.map_err(|e| api(g, e))? {
+            // Refuses a stale tree the upstream answers about; warns when
+            // serving offline.
+            let warning = v.serving_warning(epoch).await.map_err(|e| api(g, e))?;
             self.metrics.cache("gomod.module", true);
             return Ok(ok_blob(b, ctype, warning));
         }
         self.metrics.cache("gomod.module", false);
+        let rec = v.lookup(m).await.map_err(|e| api(g, e))?;
+        // Refuses a stale tree the upstream answers about; warns when
+        // serving offline.
+        let (_, warning) = v.current().await.map_err(|e| api(g, e))?;
         let request = UpstreamRequest::get(format!("/{}", req.to_path()));
-        if kind == "zip" {
+        if file == ModFile::Zip {
             // A zip may be hundreds of MiB: it streams to a spool file of
             // the store, is hashed there, and is published only if its h1
             // matches; never whole in memory.
@@ -268,11 +277,11 @@ impl GoFront {
                 .spool(res.body)
                 .await
                 .map_err(|e| api(g, e.into()))?;
-            let file = spooled.reader().map_err(|e| api(g, e.into()))?;
+            let file_handle = spooled.reader().map_err(|e| api(g, e.into()))?;
             let mv = m.clone();
             let limits = self.limits;
             let h = tokio::task::spawn_blocking(move || {
-                let src = zipread::FileSource::new(file)?;
+                let src = zipread::FileSource::new(file_handle)?;
                 Ok::<_, std::io::Error>(dirhash::hash_module_zip_source(&src, &mv, &limits))
             })
             .await
@@ -290,10 +299,10 @@ impl GoFront {
                     return Err(api(g, e));
                 }
             };
-            self.check_h1(g, m, "zip", rec.record.zip_hash.to_string(), seen)
+            self.check_h1(g, m, file, &rec, seen)
                 .map_err(|e| api(g, e))?;
             let blob = v
-                .store_spooled(kind, m, rec.epoch, spooled)
+                .store_spooled(file, &rec, spooled)
                 .await
                 .map_err(|e| api(g, e))?;
             return Ok(ok_blob(blob, ctype, warning));
@@ -307,9 +316,9 @@ impl GoFront {
             .map_err(|e| api(g, e))?;
         let body = res.body;
         let seen = dirhash::hash_go_mod(&body).to_string();
-        self.check_h1(g, m, "go.mod", rec.record.mod_hash.to_string(), seen)
+        self.check_h1(g, m, file, &rec, seen)
             .map_err(|e| api(g, e))?;
-        v.store_file(kind, m, rec.epoch, body.clone())
+        v.store_file(file, &rec, body.clone())
             .await
             .map_err(|e| api(g, e))?;
         Ok(ok_bytes(body, ctype, warning))
@@ -321,10 +330,11 @@ impl GoFront {
         &self,
         g: &GoUpstream,
         m: &ModuleVersion,
-        what: &'static str,
-        expected: String,
+        file: ModFile,
+        rec: &VerifiedRecord,
         seen: String,
     ) -> Result<(), VerifyError> {
+        let (what, expected) = (file.what(), file.h1(&rec.record).to_string());
         if expected != seen {
             self.metrics.verification(&g.name, "h1", false);
             let e = VerifyError::Hash {
@@ -488,15 +498,15 @@ impl Front for GoFront {
             // anything (cached or not) of the upstream is served.
             let r = if let Some((g, rest)) = self.sumdb_route(&path) {
                 match g.verifier.gate().await {
-                    Ok(()) => self.sumdb(&g, rest).await,
+                    Ok(_) => self.sumdb(&g, rest).await,
                     Err(e) => Err(api(&g, e)),
                 }
             } else if let Some((g, preq)) = self.proxy_route(&path) {
                 match g.verifier.gate().await {
                     Err(e) => Err(api(&g, e)),
-                    Ok(()) => match preq {
+                    Ok(epoch) => match preq {
                         ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
-                            self.module_file(&g, &preq).await
+                            self.module_file(&g, epoch, &preq).await
                         }
                         _ => self.metadata(&g, &preq).await,
                     },

@@ -10,10 +10,11 @@
 //! only through an [`UpstreamClient`] (its own requests, `/latest`, tiles
 //! and lookups, marked [`UpstreamRequest::probe`]), writes trust decisions
 //! only through [`TrustState::advance_at`] and [`TrustState::prove_prefix`],
-//! and keeps bytes in the blob store; its own index (which tile path,
-//! record or module file names which blob, per trust epoch) is a small redb
-//! file, `<data_dir>/gomod.redb`, written only after the thing it names was
-//! verified.
+//! and keeps bytes in the blob store, named in the shared artifact index
+//! ([`ArtifactIndex`], `<data_dir>/index.redb`) under the kinds
+//! `gomod.tile`, `gomod.record`, `gomod.mod` and `gomod.zip` of the trust
+//! epoch they were proven in; an entry is written only after the thing it
+//! names was verified and its blob stored (fsynced).
 //!
 //! Every tile is authenticated before use by [`TileHashReader`] against the
 //! signed tree being read: the consistency proof from the accepted tree to a
@@ -31,12 +32,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use redb::{ReadableDatabase, TableDefinition};
 
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
-use crate::store::{Blob, Digest, FsBlobStore, Spooled, StoreError};
+use crate::store::index::{kinds, Entry};
+use crate::store::{ArtifactIndex, Blob, Digest, FsBlobStore, IndexError, Spooled, StoreError};
 use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
@@ -49,15 +50,6 @@ use crate::upstream::{
 };
 use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
 
-/// (upstream, epoch, key) → blob digest. Keys: `tile/8/...` (a verified
-/// tile), `mod:<module>@<version>` and `zip:<module>@<version>` (verified
-/// module files). The epoch is the trust state's epoch the thing was
-/// proven in: after `upstream clear --rebase` nothing of an older epoch is
-/// served.
-const BLOBS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_blobs_e");
-/// (upstream, epoch, `<module>@<version>`) → `<id>\n<record text>` of a
-/// record proven included in a tree accepted in that epoch.
-const RECORDS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("gomod_records_e");
 /// How long a tree fetched from `/latest` and accepted is used again
 /// before the database is asked anew: concurrent and repeated requests for
 /// `/sumdb/<name>/latest` (and freshness checks) cost one upstream round
@@ -67,60 +59,6 @@ pub const LATEST_TTL: Duration = Duration::from_secs(5);
 /// Largest tile fetched (a full hash tile is 8 KiB; a data tile is bounded
 /// by [`sumdb::MAX_TILE_WIDTH`] records).
 const MAX_TILE_BYTES: u64 = (sumdb::MAX_TILE_WIDTH * (sumdb::MAX_RECORD_TEXT + 22)) as u64;
-
-/// The shared index of verified Go-module objects (`<data_dir>/gomod.redb`).
-#[derive(Clone)]
-pub struct GoIndex {
-    db: Arc<redb::Database>,
-}
-
-impl GoIndex {
-    /// Opens or creates the index file.
-    pub fn open(path: &std::path::Path) -> Result<GoIndex, VerifyError> {
-        let db = redb::Database::create(path).map_err(|e| VerifyError::Index(e.to_string()))?;
-        let txn = db.begin_write().map_err(idx)?;
-        txn.open_table(BLOBS).map_err(idx)?;
-        txn.open_table(RECORDS).map_err(idx)?;
-        txn.commit().map_err(idx)?;
-        Ok(GoIndex { db: Arc::new(db) })
-    }
-
-    /// The value under (`up`, `epoch`, `key`); a read error is an error
-    /// (never taken for "not stored", which would refetch silently).
-    fn get(
-        &self,
-        table: TableDefinition<(&str, u64, &str), &[u8]>,
-        up: &str,
-        epoch: u64,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, VerifyError> {
-        let txn = self.db.begin_read().map_err(idx)?;
-        let t = txn.open_table(table).map_err(idx)?;
-        Ok(t.get((up, epoch, key))
-            .map_err(idx)?
-            .map(|v| v.value().to_vec()))
-    }
-
-    fn put(
-        &self,
-        table: TableDefinition<(&str, u64, &str), &[u8]>,
-        up: &str,
-        epoch: u64,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), VerifyError> {
-        let txn = self.db.begin_write().map_err(idx)?;
-        {
-            let mut t = txn.open_table(table).map_err(idx)?;
-            t.insert((up, epoch, key), value).map_err(idx)?;
-        }
-        txn.commit().map_err(idx)
-    }
-}
-
-fn idx(e: impl std::fmt::Display) -> VerifyError {
-    VerifyError::Index(e.to_string())
-}
 
 /// Why something from the checksum database was not accepted. The text
 /// names the check, and what was expected and seen.
@@ -290,6 +228,12 @@ pub fn status_200(upstream: &str, url: &str, status: http::StatusCode) -> Result
     }
 }
 
+impl From<IndexError> for VerifyError {
+    fn from(e: IndexError) -> VerifyError {
+        VerifyError::Index(e.to_string())
+    }
+}
+
 impl From<TrustError> for VerifyError {
     fn from(e: TrustError) -> VerifyError {
         VerifyError::Trust(Box::new(e))
@@ -342,6 +286,8 @@ fn trust_expected_seen(e: &TrustError) -> Option<(String, String)> {
 #[derive(Debug, Clone)]
 pub struct VerifiedRecord {
     pub id: u64,
+    /// The size of the tree it was proven included in.
+    pub size: u64,
     /// The trust-state epoch it was proven in.
     pub epoch: u64,
     pub record: Record,
@@ -359,11 +305,15 @@ pub struct SumdbVerifier {
     client: UpstreamClient,
     trust: TrustState,
     blobs: FsBlobStore,
-    index: GoIndex,
+    index: ArtifactIndex,
     metrics: Arc<Metrics>,
     max_age: Duration,
     /// The single flight of `/latest` and its outcome, kept [`LATEST_TTL`].
     latest: tokio::sync::Mutex<Option<LatestMemo>>,
+    /// The newest freshness the trust state reported: (epoch, the accepted
+    /// tree's [`Accepted::fresh_since`]). Within an epoch it only grows, so
+    /// a tree this says is fresh is fresh (see [`Self::serving_warning`]).
+    fresh: Mutex<Option<(u64, SystemTime)>>,
 }
 
 /// The outcome of the last `/latest` fetch.
@@ -387,7 +337,7 @@ impl SumdbVerifier {
         client: UpstreamClient,
         trust: TrustState,
         blobs: FsBlobStore,
-        index: GoIndex,
+        index: ArtifactIndex,
         metrics: Arc<Metrics>,
         max_age: Duration,
     ) -> Result<SumdbVerifier, String> {
@@ -416,6 +366,7 @@ impl SumdbVerifier {
             metrics,
             max_age,
             latest: tokio::sync::Mutex::new(None),
+            fresh: Mutex::new(None),
         })
     }
 
@@ -426,11 +377,16 @@ impl SumdbVerifier {
 
     /// The one quarantine gate of a request (see [`TrustState::gate`]):
     /// nothing of a quarantined upstream is served, from any route, and
-    /// nothing is served while the trust state cannot be read.
-    pub async fn gate(&self) -> Result<(), VerifyError> {
+    /// nothing is served while the trust state cannot be read. Returns the
+    /// upstream's current epoch.
+    pub async fn gate(&self) -> Result<u64, VerifyError> {
         let trust = self.trust.clone();
         let up = self.upstream.clone();
-        blocking(move || trust.gate(&up).map_err(Box::new)).await
+        blocking(move || {
+            trust.gate(&up).map_err(Box::new)?;
+            trust.epoch(&up).map_err(Box::new)
+        })
+        .await
     }
 
     /// The trust state's current epoch of this upstream.
@@ -559,6 +515,38 @@ impl SumdbVerifier {
     fn gauge_age(&self, v: &Verified) {
         self.metrics
             .set_checkpoint_age(&self.upstream, v.age.as_secs_f64());
+        self.note_fresh(&v.checkpoint);
+    }
+
+    /// Remembers how fresh the trust state says the accepted tree is.
+    fn note_fresh(&self, a: &Accepted) {
+        let since = a.fresh_since();
+        let mut m = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        match &*m {
+            Some((epoch, s)) if *epoch == a.epoch && *s >= since => {}
+            _ => *m = Some((a.epoch, since)),
+        }
+    }
+
+    /// The `Warning` (if any) for serving something verified in `epoch`
+    /// (the current one, from [`Self::gate`]), or a refusal, as
+    /// [`Self::current`] decides; answered from memory, with no trust-state
+    /// read and no network, while the accepted tree is known fresh.
+    pub async fn serving_warning(&self, epoch: u64) -> Result<Option<String>, VerifyError> {
+        let known_fresh = {
+            let m = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            m.is_some_and(|(e, since)| {
+                e == epoch
+                    && SystemTime::now()
+                        .duration_since(since)
+                        .unwrap_or(Duration::ZERO)
+                        <= self.max_age
+            })
+        };
+        if known_fresh {
+            return Ok(None);
+        }
+        Ok(self.current().await?.1)
     }
 
     /// Accepts a signed tree note: signature (and witness policy), then
@@ -662,10 +650,9 @@ impl SumdbVerifier {
                 }
                 Err(e) => return Err(e),
             };
-            for (path, data) in candidate_tiles {
-                self.store_tile(epoch, &path, Bytes::from(data)).await?;
-            }
+            self.store_tiles(epoch, cp.size, candidate_tiles).await?;
             let a = adv.accepted().clone();
+            self.note_fresh(&a);
             if !matches!(adv, crate::verify::trust::Advance::Unchanged(_)) {
                 self.metrics
                     .set_checkpoint_time(&self.upstream, a.first_accepted);
@@ -731,9 +718,7 @@ impl SumdbVerifier {
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
     ) -> Result<T, VerifyError> {
         let (out, verified) = self.with_unsaved_tiles(epoch, size, root, f).await;
-        for (path, data) in verified {
-            self.store_tile(epoch, &path, Bytes::from(data)).await?;
-        }
+        self.store_tiles(epoch, size, verified).await?;
         out
     }
 
@@ -746,7 +731,7 @@ impl SumdbVerifier {
         size: u64,
         root: crate::tlog::Hash,
         f: impl FnOnce(&TileHashReader<'_, Fetcher>) -> Result<T, TileError> + Send + 'static,
-    ) -> (Result<T, VerifyError>, Vec<(String, Vec<u8>)>) {
+    ) -> (Result<T, VerifyError>, Vec<(String, Bytes)>) {
         let fetcher = Fetcher {
             upstream: self.upstream.clone(),
             epoch,
@@ -789,18 +774,33 @@ impl SumdbVerifier {
         (out, verified)
     }
 
-    async fn store_tile(&self, epoch: u64, path: &str, data: Bytes) -> Result<(), VerifyError> {
-        if self
-            .index
-            .get(BLOBS, &self.upstream, epoch, path)?
-            .is_some()
-        {
-            return Ok(());
+    /// Stores tiles authenticated against the accepted tree of `size` (or
+    /// one proven its prefix) and indexes the new ones in one transaction,
+    /// after their blobs are on disk.
+    async fn store_tiles(
+        &self,
+        epoch: u64,
+        size: u64,
+        tiles: Vec<(String, Bytes)>,
+    ) -> Result<(), VerifyError> {
+        let mut entries = Vec::with_capacity(tiles.len());
+        for (path, data) in tiles {
+            if self
+                .index
+                .get(&self.upstream, epoch, kinds::GOMOD_TILE, &path)?
+                .is_some()
+            {
+                continue;
+            }
+            let d = Digest::of(&data);
+            self.blobs.put(&d, data).await?;
+            entries.push((path, Entry::new(d, format!("tile of tree {size}"))));
         }
-        let d = Digest::of(&data);
-        self.blobs.put(&d, data).await?;
-        self.index
-            .put(BLOBS, &self.upstream, epoch, path, d.as_bytes())
+        if !entries.is_empty() {
+            self.index
+                .put_all(&self.upstream, epoch, kinds::GOMOD_TILE, &entries)?;
+        }
+        Ok(())
     }
 
     /// A verified tile by its sumdb path (`tile/8/...`), from the store or
@@ -818,7 +818,10 @@ impl SumdbVerifier {
         };
         let epoch = self.epoch().await?;
         let (tree, warning) = self.current().await?;
-        if let Some(b) = self.blob_for(epoch, &canonical).await? {
+        if let Some((_, b)) = self
+            .indexed_small(epoch, kinds::GOMOD_TILE, &canonical)
+            .await?
+        {
             self.metrics.cache("gomod.tile", true);
             return Ok((b, warning));
         }
@@ -840,7 +843,8 @@ impl SumdbVerifier {
                     .with_tiles(epoch, size, root, move |r| read_tile_data(&t, r))
                     .await?;
                 let data = Bytes::from(data);
-                self.store_tile(epoch, &canonical, data.clone()).await?;
+                self.store_tiles(epoch, size, vec![(canonical, data.clone())])
+                    .await?;
                 Ok((data, warning))
             }
             TilePath::Entries(b) => {
@@ -884,28 +888,26 @@ impl SumdbVerifier {
                         });
                     }
                 }
-                self.store_tile(epoch, &canonical, res.body.clone()).await?;
+                self.store_tiles(epoch, size, vec![(canonical, res.body.clone())])
+                    .await?;
                 Ok((res.body, warning))
             }
         }
     }
 
-    /// The digest of the blob stored under `key` in `epoch`.
-    fn blob_digest(&self, epoch: u64, key: &str) -> Result<Option<Digest>, VerifyError> {
-        let Some(d) = self.index.get(BLOBS, &self.upstream, epoch, key)? else {
+    /// A small stored blob (a tile, a record) indexed under `kind` and `key`
+    /// in `epoch`, read whole, with its entry. An entry whose blob is gone
+    /// is a miss (fetched and verified again).
+    async fn indexed_small(
+        &self,
+        epoch: u64,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<(Entry, Bytes)>, VerifyError> {
+        let Some(e) = self.index.get(&self.upstream, epoch, kind, key)? else {
             return Ok(None);
         };
-        let arr = <[u8; 32]>::try_from(d.as_slice())
-            .map_err(|_| VerifyError::Index(format!("{key}: malformed digest")))?;
-        Ok(Some(Digest::from_bytes(arr)))
-    }
-
-    /// A small stored blob (a tile) of `epoch`, read whole.
-    async fn blob_for(&self, epoch: u64, key: &str) -> Result<Option<Bytes>, VerifyError> {
-        let Some(d) = self.blob_digest(epoch, key)? else {
-            return Ok(None);
-        };
-        Ok(self.blobs.get(&d).await?)
+        Ok(self.blobs.get(&e.digest).await?.map(|b| (e, b)))
     }
 
     /// Looks `m` up: from the index if it was verified before in the
@@ -913,10 +915,10 @@ impl SumdbVerifier {
     /// tiles in the tree the lookup names (accepted first, or proven a
     /// prefix of the accepted tree). The caller has passed the gate.
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
-        let key = format!("{}@{}", m.path, m.version);
+        let key = module_key(m);
         let epoch = self.epoch().await?;
-        if let Some(raw) = self.index.get(RECORDS, &self.upstream, epoch, &key)? {
-            if let Some(v) = decode_record(&raw, epoch) {
+        if let Some((e, text)) = self.indexed_small(epoch, kinds::GOMOD_RECORD, &key).await? {
+            if let Some(v) = decode_record(&e.proof, &text, epoch) {
                 self.metrics.cache("gomod.record", true);
                 return Ok(v);
             }
@@ -994,30 +996,40 @@ impl SumdbVerifier {
                 seen: seen.to_string(),
             });
         }
-        let mut raw = format!("{id}\n").into_bytes();
-        raw.extend_from_slice(lookup.record.text().as_bytes());
-        self.index.put(RECORDS, &self.upstream, epoch, key, &raw)?;
+        let text = Bytes::copy_from_slice(lookup.record.text().as_bytes());
+        let d = Digest::of(&text);
+        self.blobs.put(&d, text).await?;
+        self.index.put_all(
+            &self.upstream,
+            epoch,
+            kinds::GOMOD_RECORD,
+            &[(key.to_string(), Entry::new(d, record_proof(id, size)))],
+        )?;
         Ok(VerifiedRecord {
             id,
+            size,
             epoch,
             record: lookup.record,
             cached: false,
         })
     }
 
-    /// A verified module file (`kind` is `mod` or `zip`) stored in the
-    /// current epoch, opened for streaming.
+    /// The verified `file` of `m` stored in `epoch` (the current one, from
+    /// [`Self::gate`]), opened for streaming: one index read, no trust
+    /// state, no network. An entry whose blob is gone is a miss.
     pub async fn stored_file(
         &self,
-        kind: &str,
+        epoch: u64,
+        file: ModFile,
         m: &ModuleVersion,
     ) -> Result<Option<Blob>, VerifyError> {
-        let epoch = self.epoch().await?;
-        let key = format!("{kind}:{}@{}", m.path, m.version);
-        let Some(d) = self.blob_digest(epoch, &key)? else {
+        let Some(e) = self
+            .index
+            .get(&self.upstream, epoch, file.index_kind(), &module_key(m))?
+        else {
             return Ok(None);
         };
-        Ok(self.blobs.get_stream(&d).await?)
+        Ok(self.blobs.get_stream(&e.digest).await?)
     }
 
     /// The blob store (spooling large downloads).
@@ -1025,24 +1037,17 @@ impl SumdbVerifier {
         &self.blobs
     }
 
-    /// Publishes a spooled module file whose h1 matched the record verified
-    /// in `epoch`, indexes it, and opens it for streaming.
+    /// Publishes a spooled module `file` whose h1 matched `rec`, indexes it
+    /// in the epoch `rec` was proven in, and opens it for streaming.
     pub async fn store_spooled(
         &self,
-        kind: &str,
-        m: &ModuleVersion,
-        epoch: u64,
+        file: ModFile,
+        rec: &VerifiedRecord,
         spooled: Spooled,
     ) -> Result<Blob, VerifyError> {
         let d = spooled.digest();
         self.blobs.publish_spooled(spooled).await?;
-        self.index.put(
-            BLOBS,
-            &self.upstream,
-            epoch,
-            &format!("{kind}:{}@{}", m.path, m.version),
-            d.as_bytes(),
-        )?;
+        self.index_file(file, rec, d)?;
         self.blobs.get_stream(&d).await?.ok_or_else(|| {
             VerifyError::Store(StoreError::Task(format!(
                 "blob {d} vanished after publishing"
@@ -1050,34 +1055,107 @@ impl SumdbVerifier {
         })
     }
 
-    /// Stores a module file whose h1 matched the record verified in
-    /// `epoch`.
+    /// Stores a module `file` whose h1 matched `rec` and indexes it in the
+    /// epoch `rec` was proven in.
     pub async fn store_file(
         &self,
-        kind: &str,
-        m: &ModuleVersion,
-        epoch: u64,
+        file: ModFile,
+        rec: &VerifiedRecord,
         data: Bytes,
     ) -> Result<(), VerifyError> {
         let d = Digest::of(&data);
         self.blobs.put(&d, data).await?;
-        self.index.put(
-            BLOBS,
+        self.index_file(file, rec, d)
+    }
+
+    /// Indexes a stored module file (its blob is on disk already).
+    fn index_file(
+        &self,
+        file: ModFile,
+        rec: &VerifiedRecord,
+        d: Digest,
+    ) -> Result<(), VerifyError> {
+        let proof = format!(
+            "{} {}, record {}",
+            file.what(),
+            file.h1(&rec.record),
+            record_proof(rec.id, rec.size)
+        );
+        self.index.put_all(
             &self.upstream,
-            epoch,
-            &format!("{kind}:{}@{}", m.path, m.version),
-            d.as_bytes(),
-        )
+            rec.epoch,
+            file.index_kind(),
+            &[(module_key(&rec.record.module()), Entry::new(d, proof))],
+        )?;
+        Ok(())
     }
 }
 
-fn decode_record(raw: &[u8], epoch: u64) -> Option<VerifiedRecord> {
-    let s = std::str::from_utf8(raw).ok()?;
-    let (id, text) = s.split_once('\n')?;
+/// Which file of a module version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModFile {
+    /// `<version>.mod`, the go.mod file.
+    Mod,
+    /// `<version>.zip`, the module zip.
+    Zip,
+}
+
+impl ModFile {
+    /// Its kind in the artifact index.
+    pub fn index_kind(self) -> &'static str {
+        match self {
+            ModFile::Mod => kinds::GOMOD_MOD,
+            ModFile::Zip => kinds::GOMOD_ZIP,
+        }
+    }
+
+    /// Its name in refusals (`go.mod`, `zip`).
+    pub fn what(self) -> &'static str {
+        match self {
+            ModFile::Mod => "go.mod",
+            ModFile::Zip => "zip",
+        }
+    }
+
+    /// The h1 hash the checksum-database record names for it.
+    pub fn h1(self, record: &Record) -> &crate::gomod::dirhash::H1 {
+        match self {
+            ModFile::Mod => &record.mod_hash,
+            ModFile::Zip => &record.zip_hash,
+        }
+    }
+}
+
+/// The index key of a module version: `<module>@<version>`.
+fn module_key(m: &ModuleVersion) -> String {
+    format!("{}@{}", m.path, m.version)
+}
+
+/// The proof text of a record's index entry: its id and the size of the
+/// tree it was proven included in.
+fn record_proof(id: u64, size: u64) -> String {
+    format!("id {id} in tree {size}")
+}
+
+/// A record from its index entry's proof text and its stored text; `None`
+/// for anything malformed (then it is looked up again).
+fn decode_record(proof: &str, text: &[u8], epoch: u64) -> Option<VerifiedRecord> {
+    let mut words = proof.split(' ');
+    let (Some("id"), Some(id), Some("in"), Some("tree"), Some(size), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return None;
+    };
     Some(VerifiedRecord {
         id: id.parse().ok()?,
+        size: size.parse().ok()?,
         epoch,
-        record: Record::parse(text).ok()?,
+        record: Record::parse(std::str::from_utf8(text).ok()?).ok()?,
         cached: true,
     })
 }
@@ -1106,9 +1184,9 @@ pub struct Fetcher {
     epoch: u64,
     client: UpstreamClient,
     blobs: FsBlobStore,
-    index: GoIndex,
+    index: ArtifactIndex,
     handle: tokio::runtime::Handle,
-    verified: Mutex<Vec<(String, Vec<u8>)>>,
+    verified: Mutex<Vec<(String, Bytes)>>,
 }
 
 /// A tile fetch error, kept typed so an unreachable upstream is told apart.
@@ -1122,55 +1200,97 @@ pub enum FetchError {
     Status { url: String, code: u16 },
 }
 
+impl Fetcher {
+    /// One tile: stored and verified before, else from the database.
+    async fn read_tile(&self, t: &Tile) -> Result<Vec<u8>, FetchError> {
+        let path = t.path(Dialect::SumDb);
+        let stored = self
+            .index
+            .get(&self.upstream, self.epoch, kinds::GOMOD_TILE, &path)
+            .map_err(|e| FetchError::Store(e.to_string()))?;
+        if let Some(e) = stored {
+            if let Some(b) = self
+                .blobs
+                .get(&e.digest)
+                .await
+                .map_err(|e| FetchError::Store(e.to_string()))?
+            {
+                return Ok(b.to_vec());
+            }
+        }
+        let res = self
+            .client
+            .send(
+                UpstreamRequest::get(format!("/{path}"))
+                    .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64)
+                    .probe(),
+            )
+            .await
+            .map_err(FetchError::Upstream)?;
+        let res = expect_200(res).map_err(|e| match e {
+            VerifyError::Upstream(u) => FetchError::Upstream(u),
+            VerifyError::Status { url, code } => FetchError::Status { url, code },
+            e => FetchError::Store(e.to_string()),
+        })?;
+        Ok(res.body.to_vec())
+    }
+}
+
 impl TileReader for Fetcher {
     type Error = FetchError;
 
+    /// The tiles a proof needs, fetched concurrently (a proof across a
+    /// large tree needs one tile per level).
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, FetchError> {
-        self.handle.block_on(async {
-            let mut out = Vec::with_capacity(tiles.len());
-            for t in tiles {
-                let path = t.path(Dialect::SumDb);
-                let stored = self
-                    .index
-                    .get(BLOBS, &self.upstream, self.epoch, &path)
-                    .map_err(|e| FetchError::Store(e.to_string()))?;
-                if let Some(d) = stored {
-                    if let Ok(arr) = <[u8; 32]>::try_from(d.as_slice()) {
-                        if let Some(b) = self
-                            .blobs
-                            .get(&Digest::from_bytes(arr))
-                            .await
-                            .map_err(|e| FetchError::Store(e.to_string()))?
-                        {
-                            out.push(b.to_vec());
-                            continue;
-                        }
-                    }
-                }
-                let res = self
-                    .client
-                    .send(
-                        UpstreamRequest::get(format!("/{path}"))
-                            .max_response_bytes(u64::from(t.width) * HASH_SIZE as u64)
-                            .probe(),
-                    )
-                    .await
-                    .map_err(FetchError::Upstream)?;
-                let res = expect_200(res).map_err(|e| match e {
-                    VerifyError::Upstream(u) => FetchError::Upstream(u),
-                    VerifyError::Status { url, code } => FetchError::Status { url, code },
-                    e => FetchError::Store(e.to_string()),
-                })?;
-                out.push(res.body.to_vec());
-            }
-            Ok(out)
-        })
+        self.handle.block_on(futures_util::future::try_join_all(
+            tiles.iter().map(|t| self.read_tile(t)),
+        ))
     }
 
     fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
         let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         for (t, d) in tiles.iter().zip(data) {
-            v.push((t.path(Dialect::SumDb), d.clone()));
+            v.push((t.path(Dialect::SumDb), Bytes::copy_from_slice(d)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GREET: &str =
+        "example.com/greet v1.0.0 h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=\n\
+example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\n";
+
+    #[test]
+    fn a_record_index_entry_reads_back_and_anything_malformed_is_a_miss() {
+        let v = decode_record(&record_proof(7, 40), GREET.as_bytes(), 3).unwrap();
+        assert_eq!((v.id, v.size, v.epoch, v.cached), (7, 40, 3, true));
+        assert_eq!(v.record.text(), GREET);
+        let key = module_key(&v.record.module());
+        assert_eq!(key, "example.com/greet@v1.0.0");
+        assert_eq!(
+            ModFile::Zip.h1(&v.record).to_string(),
+            "h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs="
+        );
+        assert_eq!(
+            ModFile::Mod.h1(&v.record).to_string(),
+            "h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg="
+        );
+        for proof in [
+            "",
+            "id 7",
+            "id x in tree 40",
+            "id 7 in tree 40 more",
+            "7 in tree 40",
+        ] {
+            assert!(
+                decode_record(proof, GREET.as_bytes(), 3).is_none(),
+                "{proof}"
+            );
+        }
+        assert!(decode_record("id 7 in tree 40", b"not a record", 3).is_none());
+        assert!(decode_record("id 7 in tree 40", &[0xff, 0xfe], 3).is_none());
     }
 }
