@@ -49,11 +49,6 @@ const KNOWN: &[&[&str]] = &[
     ],
     // Issue 9: the ecosystem seam (seam).
     &["config.rs", "federation.rs"],
-    &[
-        "warg/verify/checkpoint.rs",
-        "warg/verify/logs.rs",
-        "warg/verify/proofs.rs",
-    ],
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
