@@ -47,8 +47,6 @@ const KNOWN: &[&[&str]] = &[
         "warg/front/checkpoint.rs",
         "warg/front/content.rs",
     ],
-    // Issue 9: the ecosystem seam (seam).
-    &["config.rs", "federation.rs"],
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
