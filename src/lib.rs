@@ -6,6 +6,7 @@ pub mod config;
 pub mod federation;
 pub mod gomod;
 pub mod metrics;
+pub mod pipeline;
 pub mod server;
 pub mod sigstore;
 pub mod store;
