@@ -1,9 +1,11 @@
 //! Fuzzes the simple-repository index parsers (`pypi::simple`): PEP 503
 //! HTML and PEP 691 JSON project pages and project lists. No input may
 //! panic; every page accepted is written back in both formats, and what
-//! bulwark writes parses back to the same files.
+//! bulwark writes parses back to the same files. Distribution file names
+//! (`pypi::filename`): the ultranormal form is a fixed point.
 #![no_main]
 
+use bulwark::pypi::filename::DistFilename;
 use bulwark::pypi::name::ProjectName;
 use bulwark::pypi::simple::{
     parse_list_html, parse_list_json, parse_project_html, parse_project_json, DistFile, Format,
@@ -28,7 +30,18 @@ fn same_files(a: &ProjectPage, b: &ProjectPage) {
     }
 }
 
+fn filename(s: &str) {
+    if let Ok(d) = DistFilename::parse(s) {
+        let u = d.ultranormal();
+        let again = DistFilename::parse(&u).expect("the ultranormal form parses");
+        assert_eq!(again.ultranormal(), u);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        filename(s);
+    }
     let name = ProjectName::parse("x").unwrap();
     for page in [
         parse_project_html(data, &name),
@@ -37,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
     .into_iter()
     .flatten()
     {
+        for f in &page.files {
+            filename(&f.filename);
+        }
         let html = page.render(Format::Html, links);
         let back = parse_project_html(&html, &name).expect("bulwark's own HTML parses");
         same_files(&page, &back);

@@ -11,5 +11,7 @@
 //! The front, the file route (sha256 from the index, then the provenance
 //! through the Sigstore core) and the policy build on these.
 
+pub mod filename;
 pub mod name;
+pub mod provenance;
 pub mod simple;
