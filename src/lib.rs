@@ -8,6 +8,8 @@ pub mod ecosystems;
 pub mod federation;
 pub mod gomod;
 pub mod metrics;
+pub mod pipeline;
+pub mod pypi;
 pub mod server;
 pub mod sigstore;
 pub mod store;
