@@ -10,8 +10,9 @@
 //!   there;
 //! - its front ([`Ecosystem::front`]): the routes and wire shapes of its
 //!   protocol, built from an [`EcosystemContext`] that carries everything
-//!   shared (configuration, routing table, metrics, trust state, blob store,
-//!   artifact index, data directory).
+//!   shared: the configuration, the routing table, the metrics, the
+//!   pipeline (the trust state's async facade [`Trust`] and the artifact
+//!   service [`Artifacts`]) and the data directory.
 //!
 //! This file knows no ecosystem; `src/ecosystems.rs` knows them all.
 
@@ -21,9 +22,10 @@ use std::sync::Arc;
 use crate::config::{Config, ProtocolConfig, UpstreamConfig};
 use crate::federation::Federation;
 use crate::metrics::Metrics;
+use crate::pipeline::artifacts::Artifacts;
+use crate::pipeline::trust::Trust;
 use crate::server::Front;
 use crate::store::{ArtifactIndex, FsBlobStore};
-use crate::verify::trust::TrustState;
 
 /// One ecosystem (a package protocol): its configuration and its front.
 pub trait Ecosystem: Sync {
@@ -53,11 +55,17 @@ pub struct EcosystemContext {
     pub metrics: Arc<Metrics>,
     /// `server.data_dir`: an ecosystem keeps any file of its own below it.
     pub data_dir: PathBuf,
-    /// The trust state of every upstream's log (`<data_dir>/state.redb`).
-    pub trust: TrustState,
-    /// The content-addressed blob store (`<data_dir>/blobs`).
+    /// The trust state of every upstream's log (`<data_dir>/state.redb`),
+    /// async: the quarantine gate, accepted checkpoints, advancing them.
+    pub trust: Trust,
+    /// The artifact service: lookup in the index, fill a miss by the
+    /// ecosystem's hash rule, stream what was verified.
+    pub artifacts: Artifacts,
+    /// The blob store (`<data_dir>/blobs`) and the artifact index
+    /// (`<data_dir>/index.redb`) themselves, for fronts not yet moved onto
+    /// [`Artifacts`] (issue 9); a front on the pipeline does not use them.
     pub blobs: FsBlobStore,
-    /// The persistent artifact index (`<data_dir>/index.redb`).
+    /// See `blobs`.
     pub index: ArtifactIndex,
 }
 

@@ -14,9 +14,10 @@ use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
+use bulwark::pipeline::artifacts::Artifacts;
+use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
-use bulwark::verify::trust::TrustState;
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -131,21 +132,25 @@ fn init_logging(format: LogFormat) {
 /// [`EcosystemContext`].
 async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     let data_dir = app.data_dir().clone();
-    let trust = {
-        let path = data_dir.join("state.redb");
-        tokio::task::spawn_blocking(move || TrustState::open(path)).await??
-    };
+    let trust = Trust::open(data_dir.join("state.redb")).await?;
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
     let index = {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
     };
+    let artifacts = Artifacts::new(
+        blobs.clone(),
+        index.clone(),
+        trust.clone(),
+        app.metrics.clone(),
+    );
     let ctx = EcosystemContext {
         config: app.config.clone(),
         federation: app.federation.clone(),
         metrics: app.metrics.clone(),
         data_dir,
         trust,
+        artifacts,
         blobs,
         index,
     };

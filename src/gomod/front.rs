@@ -96,7 +96,7 @@ impl GoFront {
     pub fn new(ctx: &EcosystemContext) -> anyhow::Result<GoFront> {
         let (config, federation, metrics) =
             (&ctx.config, ctx.federation.clone(), ctx.metrics.clone());
-        let (trust, blobs) = (ctx.trust.clone(), ctx.blobs.clone());
+        let (trust, blobs) = (ctx.trust.state().clone(), ctx.blobs.clone());
         let index = GoIndex::open(&ctx.data_dir.join("gomod.redb"))?;
         let mut by_upstream = HashMap::new();
         let mut by_sumdb = HashMap::new();

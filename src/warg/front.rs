@@ -218,7 +218,11 @@ impl WargFront {
     /// is configured.
     pub fn new(ctx: &EcosystemContext) -> anyhow::Result<Option<WargFront>> {
         let (config, federation) = (&ctx.config, ctx.federation.clone());
-        let (trust, blobs, index) = (ctx.trust.clone(), ctx.blobs.clone(), ctx.index.clone());
+        let (trust, blobs, index) = (
+            ctx.trust.state().clone(),
+            ctx.blobs.clone(),
+            ctx.index.clone(),
+        );
         let mut upstreams = Vec::new();
         let mut default = None;
         for u in ctx.upstreams(PROTOCOL) {
