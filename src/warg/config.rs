@@ -178,7 +178,10 @@ pub fn valid_warg_namespace(s: &str) -> bool {
     })
 }
 
-/// Checks a Warg public key `ecdsa-p256:<base64 SEC1 point>`.
+/// Checks a Warg public key `ecdsa-p256:<base64 SEC1 point>`: it must
+/// parse as the reference crates' key (the type the Warg verifier checks
+/// signatures with), so a key accepted here is one the front can use; the
+/// messages say what is wrong with one that does not.
 pub fn check_warg_key(key: &str) -> Result<(), String> {
     let Some(b64) = key.strip_prefix("ecdsa-p256:") else {
         return Err(format!(
@@ -189,7 +192,7 @@ pub fn check_warg_key(key: &str) -> Result<(), String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|e| format!("the part after \"ecdsa-p256:\" is not base64 ({e})"))?;
-    if p256::PublicKey::from_sec1_bytes(&bytes).is_err() {
+    if key.parse::<warg_crypto::signing::PublicKey>().is_err() {
         let hint = if bytes.len() == 32 {
             " (32 bytes: is this the private key?)"
         } else {
