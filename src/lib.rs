@@ -3,9 +3,13 @@
 
 pub mod admin;
 pub mod config;
+pub mod ecosystem;
+pub mod ecosystems;
 pub mod federation;
 pub mod gomod;
 pub mod metrics;
+pub mod pipeline;
+pub mod pypi;
 pub mod server;
 pub mod sigstore;
 pub mod store;
