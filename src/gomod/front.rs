@@ -1,156 +1,67 @@
 //! The Go-modules front: answers the GOPROXY protocol for module paths the
-//! federation routes to a `gomod` upstream, and proxies each configured
-//! checksum database under `/sumdb/<name>/...`, so the real `go` command
-//! works with `GOPROXY=<bulwark>` and `GOSUMDB=<verifier key>`.
+//! federation routes to a `gomod` upstream, and each configured checksum
+//! database under `/sumdb/<name>/...`, so the real `go` command works with
+//! `GOPROXY=<bulwark>` and `GOSUMDB=<verifier key>`.
 //!
-//! - `.mod` and `.zip` are served only after the module's record was proven
-//!   included in an accepted tree ([`SumdbVerifier::lookup`]) and the bytes'
-//!   `h1:` hash equals the record's; verified bytes are stored and served
-//!   from the store afterwards (also with the upstream unreachable, then
-//!   with a `Warning` header if the accepted tree is older than
-//!   `max_checkpoint_age`).
-//! - `@v/list`, `.info` and `@latest` are unsigned metadata: only an exact
-//!   200 whose body has the route's shape (one canonical version per line;
-//!   JSON with a canonical `Version` and an RFC 3339 `Time`) is passed on,
-//!   re-serialised from what was checked, with a short byte-weighed cache.
-//!   They never lead to unverified bytes, since every `.mod`/`.zip` is
-//!   checked on its own.
-//! - Every upstream answer other than 200 is refused: a 4xx or 5xx keeps
-//!   its status (`go` falls through to the next proxy on 404 and 410) with
-//!   bulwark's own body, anything else (203, 206, 3xx...) is a 502.
-//! - Request paths are percent-decoded once, segment by segment, then
-//!   parsed and validated; every path sent upstream is re-encoded from the
-//!   parsed module path and version.
-//! - `/sumdb/<name>/supported|latest|lookup/...|tile/8/...` answer from the
-//!   verifier: only signed trees bulwark accepted, records it proved, tiles
-//!   it authenticated.
+//! Routing and wire shapes only: request paths are percent-decoded once,
+//! segment by segment, then parsed and validated (every path sent upstream
+//! is re-encoded from the parsed module path and version); the answer or
+//! the [`Refusal`] comes from the upstream's [`GoUpstream`] (the pipeline
+//! and the checksum-database follower), and is rendered here: the body
+//! streamed, a `Warning` header when it is served from a stale verified
+//! state, a refusal as the JSON error naming the upstream, the check, and
+//! what was expected and seen (a 4xx or 5xx of the upstream keeps its
+//! status, so `go` falls through to the next proxy on 404 and 410).
 //!
-//! Built by `protocol_fronts` in src/main.rs; calls only the verifier (and
-//! through it the trust state and blob store) and [`UpstreamClient`].
+//! - `.mod`, `.zip`: verified against the checksum database
+//!   ([`GoUpstream::module_file`]).
+//! - `@v/list`, `.info`, `@latest`: unsigned metadata, shape-checked
+//!   ([`GoUpstream::metadata`]).
+//! - `/sumdb/<name>/supported|latest|lookup/...|tile/8/...`: only signed
+//!   trees bulwark accepted, records it proved, tiles it authenticated.
+//!
+//! Built by the Go ecosystem (`gomod::ECOSYSTEM`) from the shared
+//! [`EcosystemContext`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
-use crate::gomod::config::{GoSettings, PROTOCOL};
-use crate::gomod::dirhash::{self, Limits};
+use crate::gomod::config::PROTOCOL;
 use crate::gomod::module::{
-    decode_request_path, parse_list, unescape_path, unescape_version, Info, ModuleVersion,
-    ProxyRequest, MAX_INFO_BYTES, MAX_LIST_BYTES, MAX_MOD_BYTES,
+    decode_request_path, unescape_path, unescape_version, ModuleVersion, ProxyRequest,
 };
-use crate::gomod::verifier::{
-    expect_200, status_200, ModFile, SumdbVerifier, VerifiedRecord, VerifyError,
-};
-use crate::gomod::zipread;
-use crate::metrics::Metrics;
+use crate::gomod::service::{Answer, GoUpstream};
+use crate::gomod::verifier::ModFile;
+use crate::pipeline::refusal::Refusal;
 use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
-use crate::store::Blob;
-use crate::tlog::note::VerifierKey;
-use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
-
-/// How long unsigned metadata (`list`, `.info`, `@latest`) is cached.
-const META_TTL: Duration = Duration::from_secs(30);
-/// Byte budget of each metadata cache (the fresh one and the one served
-/// while the upstream is unreachable), per upstream.
-const META_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// A metadata cache weighed by the bytes of its keys and values.
-fn meta_cache(ttl: Option<Duration>) -> moka::future::Cache<String, Bytes> {
-    let b = moka::future::Cache::builder()
-        .weigher(|k: &String, v: &Bytes| u32::try_from(k.len() + v.len() + 64).unwrap_or(u32::MAX))
-        .max_capacity(META_CACHE_BYTES);
-    match ttl {
-        Some(t) => b.time_to_live(t).build(),
-        None => b.build(),
-    }
-}
-
-/// One gomod upstream: its GOPROXY client and its checksum-database verifier.
-struct GoUpstream {
-    name: String,
-    proxy: UpstreamClient,
-    verifier: SumdbVerifier,
-    meta: moka::future::Cache<String, Bytes>,
-    /// The last answer to each metadata request, served only while the
-    /// upstream cannot be reached (with a `Warning`).
-    meta_stale: moka::future::Cache<String, Bytes>,
-}
 
 /// The Go-modules front (see the module documentation).
 pub struct GoFront {
     federation: Arc<Federation>,
-    metrics: Arc<Metrics>,
     by_upstream: HashMap<String, Arc<GoUpstream>>,
     by_sumdb: HashMap<String, Arc<GoUpstream>>,
-    limits: Limits,
 }
 
 impl GoFront {
     /// Builds the front for every `gomod` upstream of the configuration.
     pub fn new(ctx: &EcosystemContext) -> anyhow::Result<GoFront> {
-        let (config, federation, metrics) =
-            (&ctx.config, ctx.federation.clone(), ctx.metrics.clone());
-        let (trust, blobs) = (ctx.trust.state().clone(), ctx.blobs.clone());
-        let index = ctx.index.clone();
         let mut by_upstream = HashMap::new();
         let mut by_sumdb = HashMap::new();
         for u in ctx.upstreams(PROTOCOL) {
-            let Some(GoSettings { sumdb: sdb }) = u.settings::<GoSettings>() else {
-                anyhow::bail!("upstream {}: protocol gomod needs sumdb", u.name);
-            };
-            let key: VerifierKey = sdb
-                .key
-                .parse()
-                .map_err(|e| anyhow::anyhow!("upstream {}: sumdb.key: {e}", u.name))?;
-            let policy = u.witness_policy.as_ref().map(|w| w.policy.clone());
-            let options = |url: &str| {
-                let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
-                o.bearer_token = u.token.as_ref().map(|t| t.0.clone());
-                o.extra_ca_pem = u.ca_file.clone();
-                let m = metrics.clone();
-                o.latency_hook = Some(Arc::new(move |name: &str, d: Duration, _| {
-                    m.observe_upstream_latency(name, d)
-                }));
-                o
-            };
-            let proxy = UpstreamClient::new(options(&u.url))?;
-            let sumdb_client = UpstreamClient::new(options(&sdb.url))?;
-            let verifier = SumdbVerifier::new(
-                &u.name,
-                &sdb.name,
-                key,
-                policy,
-                sumdb_client,
-                trust.clone(),
-                blobs.clone(),
-                index.clone(),
-                metrics.clone(),
-                u.checkpoint_age_bound(&config.server),
-            )
-            .map_err(|e| anyhow::anyhow!(e))?;
-            let g = Arc::new(GoUpstream {
-                name: u.name.clone(),
-                proxy,
-                verifier,
-                meta: meta_cache(Some(META_TTL)),
-                meta_stale: meta_cache(None),
-            });
-            by_sumdb.insert(sdb.name.clone(), g.clone());
+            let g = Arc::new(GoUpstream::new(ctx, u)?);
+            by_sumdb.insert(g.sumdb_name().to_string(), g.clone());
             by_upstream.insert(u.name.clone(), g);
         }
         Ok(GoFront {
-            federation,
-            metrics,
+            federation: ctx.federation.clone(),
             by_upstream,
             by_sumdb,
-            limits: Limits::default(),
         })
     }
 
@@ -173,18 +84,17 @@ impl GoFront {
         Some((g.clone(), req))
     }
 
-    async fn sumdb(&self, g: &GoUpstream, rest: &str) -> Result<Response<ResBody>, ApiError> {
-        let v = &g.verifier;
+    /// `/sumdb/<name>/<rest>`, past the gate.
+    async fn sumdb(&self, g: &GoUpstream, rest: &str) -> Result<Answer, ApiError> {
         if rest == "supported" {
-            return Ok(ok_bytes(Bytes::new(), "text/plain; charset=utf-8", None));
+            return Ok(Answer {
+                body: crate::store::Blob::from_bytes(bytes::Bytes::new()),
+                content_type: "text/plain; charset=utf-8",
+                warning: None,
+            });
         }
         if rest == "latest" {
-            let (a, warning) = v.latest_for_serving().await.map_err(|e| api(g, e))?;
-            return Ok(ok_bytes(
-                Bytes::from(a.note),
-                "text/plain; charset=utf-8",
-                warning,
-            ));
+            return g.sumdb_latest().await.map_err(refused);
         }
         if let Some(mv) = rest.strip_prefix("lookup/") {
             let (p, ver) = mv.rsplit_once('@').ok_or_else(|| {
@@ -194,23 +104,10 @@ impl GoFront {
                 .and_then(|p| unescape_version(ver).map(|v| (p, v)))
                 .and_then(|(p, v)| ModuleVersion::new(&p, &v))
                 .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
-            let rec = v.lookup(&m).await.map_err(|e| api(g, e))?;
-            let (mut tree, mut warning) = v.current().await.map_err(|e| api(g, e))?;
-            if rec.id >= tree.size {
-                tree = v.refresh().await.map_err(|e| api(g, e))?;
-                warning = None;
-            }
-            let mut body = format!("{}\n{}\n", rec.id, rec.record.text()).into_bytes();
-            body.extend_from_slice(&tree.note);
-            return Ok(ok_bytes(
-                Bytes::from(body),
-                "text/plain; charset=utf-8",
-                warning,
-            ));
+            return g.sumdb_lookup(&m).await.map_err(refused);
         }
         if rest.starts_with("tile/") {
-            let (data, warning) = v.tile(rest).await.map_err(|e| api(g, e))?;
-            return Ok(ok_bytes(data, "application/octet-stream", warning));
+            return g.sumdb_tile(rest).await.map_err(refused);
         }
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -218,241 +115,50 @@ impl GoFront {
         ))
     }
 
-    /// `.mod` and `.zip`. A hit costs one index read and opens the blob
-    /// (the freshness `Warning` comes from memory while the accepted tree
-    /// is fresh); a miss proves the record, fetches the file, checks its
-    /// h1, stores and indexes it.
-    async fn module_file(
-        &self,
-        g: &GoUpstream,
-        epoch: u64,
-        req: &ProxyRequest,
-    ) -> Result<Response<ResBody>, ApiError> {
-        let (m, file) = match req {
-            ProxyRequest::Mod(m) => (m, ModFile::Mod),
-            ProxyRequest::Zip(m) => (m, ModFile::Zip),
-            _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not a module file")),
+    /// A GOPROXY request of a routed module.
+    async fn proxy(&self, g: &GoUpstream, req: &ProxyRequest) -> Result<Answer, ApiError> {
+        let file = match req {
+            ProxyRequest::Mod(m) => Some((ModFile::Mod, m)),
+            ProxyRequest::Zip(m) => Some((ModFile::Zip, m)),
+            _ => None,
         };
-        let ctype = match file {
-            ModFile::Zip => "application/zip",
-            ModFile::Mod => "text/plain; charset=utf-8",
+        let r = match file {
+            // The pipeline's lookup is this request's gate.
+            Some((file, m)) => g.module_file(file, m, req.to_path()).await,
+            None => match g.gate().await {
+                Ok(_) => g.metadata(req).await,
+                Err(r) => Err(r),
+            },
         };
-        let v = &g.verifier;
-        if let Some(b) = v.stored_file(epoch, file, m).await.map_err(|e| api(g, e))? {
-            // Refuses a stale tree the upstream answers about; warns when
-            // serving offline.
-            let warning = v.serving_warning(epoch).await.map_err(|e| api(g, e))?;
-            self.metrics.cache("gomod.module", true);
-            return Ok(ok_blob(b, ctype, warning));
-        }
-        self.metrics.cache("gomod.module", false);
-        let rec = v.lookup(m).await.map_err(|e| api(g, e))?;
-        // Refuses a stale tree the upstream answers about; warns when
-        // serving offline.
-        let (_, warning) = v.current().await.map_err(|e| api(g, e))?;
-        let request = UpstreamRequest::get(format!("/{}", req.to_path()));
-        if file == ModFile::Zip {
-            // A zip may be hundreds of MiB: it streams to a spool file of
-            // the store, is hashed there, and is published only if its h1
-            // matches; never whole in memory.
-            let res = g
-                .proxy
-                .send_streaming(request.max_response_bytes(self.limits.max_zip_bytes))
-                .await
-                .map_err(VerifyError::Upstream)
-                .and_then(|r| {
-                    status_200(&r.upstream, &r.url, r.status)?;
-                    Ok(r)
-                })
-                .map_err(|e| api(g, e))?;
-            let spooled = v
-                .blobs()
-                .spool(res.body)
-                .await
-                .map_err(|e| api(g, e.into()))?;
-            let file_handle = spooled.reader().map_err(|e| api(g, e.into()))?;
-            let mv = m.clone();
-            let limits = self.limits;
-            let h = tokio::task::spawn_blocking(move || {
-                let src = zipread::FileSource::new(file_handle)?;
-                Ok::<_, std::io::Error>(dirhash::hash_module_zip_source(&src, &mv, &limits))
-            })
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            let seen = match h {
-                Ok(h) => h.to_string(),
-                Err(e) => {
-                    self.metrics.verification(&g.name, "zip", false);
-                    let e = VerifyError::Zip {
-                        module: m.to_string(),
-                        detail: e.to_string(),
-                    };
-                    tracing::error!(upstream = %g.name, module = %m, "{e}");
-                    return Err(api(g, e));
-                }
-            };
-            self.check_h1(g, m, file, &rec, seen)
-                .map_err(|e| api(g, e))?;
-            let blob = v
-                .store_spooled(file, &rec, spooled)
-                .await
-                .map_err(|e| api(g, e))?;
-            return Ok(ok_blob(blob, ctype, warning));
-        }
-        let res = g
-            .proxy
-            .send(request.max_response_bytes(MAX_MOD_BYTES))
-            .await
-            .map_err(VerifyError::Upstream)
-            .and_then(expect_200)
-            .map_err(|e| api(g, e))?;
-        let body = res.body;
-        let seen = dirhash::hash_go_mod(&body).to_string();
-        self.check_h1(g, m, file, &rec, seen)
-            .map_err(|e| api(g, e))?;
-        v.store_file(file, &rec, body.clone())
-            .await
-            .map_err(|e| api(g, e))?;
-        Ok(ok_bytes(body, ctype, warning))
-    }
-
-    /// The `h1:` rule: the hash of what the upstream sent must be the one
-    /// the included record names; counted either way.
-    fn check_h1(
-        &self,
-        g: &GoUpstream,
-        m: &ModuleVersion,
-        file: ModFile,
-        rec: &VerifiedRecord,
-        seen: String,
-    ) -> Result<(), VerifyError> {
-        let (what, expected) = (file.what(), file.h1(&rec.record).to_string());
-        if expected != seen {
-            self.metrics.verification(&g.name, "h1", false);
-            let e = VerifyError::Hash {
-                what,
-                module: m.to_string(),
-                expected,
-                seen,
-            };
-            tracing::error!(upstream = %g.name, module = %m, "{e}");
-            return Err(e);
-        }
-        self.metrics.verification(&g.name, "h1", true);
-        Ok(())
-    }
-
-    /// `@v/list`, `.info` and `@latest`: unsigned, but only an exact 200
-    /// whose body has the route's shape is passed on (re-serialised from
-    /// what was checked), cached briefly; the last good answer is served
-    /// with a `Warning` while the upstream cannot be reached.
-    async fn metadata(
-        &self,
-        g: &GoUpstream,
-        req: &ProxyRequest,
-    ) -> Result<Response<ResBody>, ApiError> {
-        let path = format!("/{}", req.to_path());
-        let (ctype, max) = match req {
-            ProxyRequest::List { .. } => ("text/plain; charset=utf-8", MAX_LIST_BYTES),
-            _ => ("application/json", MAX_INFO_BYTES),
-        };
-        if let Some(b) = g.meta.get(&path).await {
-            self.metrics.cache("gomod.meta", true);
-            return Ok(ok_bytes(b, ctype, None));
-        }
-        self.metrics.cache("gomod.meta", false);
-        let res = g
-            .proxy
-            .send(UpstreamRequest::get(path.clone()).max_response_bytes(max))
-            .await
-            .map_err(VerifyError::Upstream)
-            .and_then(expect_200)
-            .and_then(|r| checked_metadata(req, &r.body));
-        let body = match res {
-            Ok(b) => b,
-            Err(e) => {
-                if e.is_unreachable() {
-                    if let Some(b) = g.meta_stale.get(&path).await {
-                        let w = crate::pipeline::refusal::stale_warning(&g.name, "unreachable");
-                        return Ok(ok_bytes(b, ctype, Some(w)));
-                    }
-                }
-                return Err(api(g, e));
-            }
-        };
-        g.meta.insert(path.clone(), body.clone()).await;
-        g.meta_stale.insert(path, body.clone()).await;
-        Ok(ok_bytes(body, ctype, None))
+        r.map_err(refused)
     }
 }
 
-/// The body served for a metadata answer: parsed for the route's shape
-/// and re-serialised from what was checked.
-fn checked_metadata(req: &ProxyRequest, body: &[u8]) -> Result<Bytes, VerifyError> {
-    let format = |what: &'static str| {
-        move |e: crate::gomod::module::ModuleError| VerifyError::Format {
-            what,
-            detail: e.to_string(),
-        }
+/// An answer as an HTTP response: in-memory bodies whole, stored blobs
+/// streamed from the store.
+fn respond(a: Answer) -> Response<ResBody> {
+    let body = match a.body.in_memory() {
+        Some(b) => full(b.clone()),
+        None => stream_body(a.body.len(), a.body.into_stream()),
     };
-    match req {
-        ProxyRequest::List { .. } => {
-            let versions = parse_list(body).map_err(format("version list"))?;
-            let mut out = String::new();
-            for v in versions {
-                out.push_str(&v);
-                out.push('\n');
-            }
-            Ok(Bytes::from(out))
-        }
-        ProxyRequest::Info { version, .. } => Ok(Bytes::from(
-            Info::parse(body, Some(version))
-                .map_err(format("version info"))?
-                .to_json(),
-        )),
-        _ => Ok(Bytes::from(
-            Info::parse(body, None)
-                .map_err(format("latest version info"))?
-                .to_json(),
-        )),
-    }
-}
-
-fn ok_bytes(body: Bytes, ctype: &'static str, warning: Option<String>) -> Response<ResBody> {
-    let mut res = Response::new(full(body));
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
+    let mut res = Response::new(body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    if let Some(w) = a.warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         res.headers_mut().insert(header::WARNING, w);
     }
     res
 }
 
-/// A stored blob, streamed from the store.
-fn ok_blob(blob: Blob, ctype: &'static str, warning: Option<String>) -> Response<ResBody> {
-    let mut res = ok_bytes(Bytes::new(), ctype, warning);
-    *res.body_mut() = stream_body(blob.len(), blob.into_stream());
-    res
-}
-
-/// A verification or upstream failure as a client error naming the
-/// upstream, the check, and what was expected and seen.
-fn api(g: &GoUpstream, e: VerifyError) -> ApiError {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let message = match &e {
-        VerifyError::Upstream(_) | VerifyError::Trust(_) => format!("{e}"),
-        _ => format!("upstream {}: {e}", g.name),
-    };
-    let mut err = ApiError::new(status, message).upstream(&g.name);
-    if !e.is_not_found() {
-        let (exp, seen) = e.expected_seen().unwrap_or_default();
-        err = err.check(e.check(), exp, seen);
-        if status == StatusCode::BAD_GATEWAY {
-            tracing::warn!(upstream = %g.name, check = e.check(), "refused: {e}");
-        }
+/// A refusal as the JSON error naming the upstream, the check, and what
+/// was expected and seen.
+fn refused(r: Refusal) -> ApiError {
+    if r.status == StatusCode::BAD_GATEWAY {
+        tracing::warn!(upstream = %r.upstream, check = r.check, "refused: {r}");
     }
-    err
+    r.api_error()
 }
 
 impl Front for GoFront {
@@ -487,24 +193,16 @@ impl Front for GoFront {
             // One quarantine gate per request, on every route, before
             // anything (cached or not) of the upstream is served.
             let r = if let Some((g, rest)) = self.sumdb_route(&path) {
-                match g.verifier.gate().await {
+                match g.gate().await {
                     Ok(_) => self.sumdb(&g, rest).await,
-                    Err(e) => Err(api(&g, e)),
+                    Err(r) => Err(refused(r)),
                 }
             } else if let Some((g, preq)) = self.proxy_route(&path) {
-                match g.verifier.gate().await {
-                    Err(e) => Err(api(&g, e)),
-                    Ok(epoch) => match preq {
-                        ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
-                            self.module_file(&g, epoch, &preq).await
-                        }
-                        _ => self.metadata(&g, &preq).await,
-                    },
-                }
+                self.proxy(&g, &preq).await
             } else {
                 Err(ApiError::new(StatusCode::NOT_FOUND, "not routed"))
             };
-            r.unwrap_or_else(ApiError::into_response)
+            r.map(respond).unwrap_or_else(ApiError::into_response)
         }
         .boxed()
     }

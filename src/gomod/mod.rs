@@ -10,6 +10,7 @@ pub mod config;
 pub mod dirhash;
 pub mod front;
 pub mod module;
+pub mod service;
 pub mod sumdb;
 pub mod verifier;
 pub mod zipread;

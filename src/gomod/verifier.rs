@@ -36,8 +36,11 @@ use bytes::Bytes;
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
 use crate::metrics::Metrics;
+use crate::pipeline::artifacts::Artifacts;
+use crate::pipeline::refusal::{unreachable_warning, verified_warning, Refusal};
+use crate::pipeline::trust::{Offer, Trust};
 use crate::store::index::{kinds, Entry};
-use crate::store::{ArtifactIndex, Blob, Digest, FsBlobStore, IndexError, Spooled, StoreError};
+use crate::store::{Digest, IndexError, StoreError};
 use crate::tlog::merkle::{leaf_hash, prove_tree, stored_hash_index, HashReader, HASH_SIZE};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
@@ -45,10 +48,8 @@ use crate::tlog::tile::{
     parse_tile_path, read_tile_data, Dialect, Tile, TileError, TileHashReader, TilePath, TileReader,
 };
 use crate::tlog::Checkpoint;
-use crate::upstream::{
-    StatusClass, UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse,
-};
-use crate::verify::trust::{Accepted, ConsistencyProof, TrustError, TrustState, Verified};
+use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
+use crate::verify::trust::{Accepted, TrustError, Verified};
 
 /// How long a tree fetched from `/latest` and accepted is used again
 /// before the database is asked anew: concurrent and repeated requests for
@@ -93,8 +94,6 @@ pub enum VerifyError {
         expected: String,
         seen: String,
     },
-    #[error("status: {url} answered {code}; only 200 is accepted")]
-    Status { url: String, code: u16 },
     #[error("zip: {module}: {detail}")]
     Zip { module: String, detail: String },
     #[error("offline: {0}")]
@@ -107,6 +106,9 @@ pub enum VerifyError {
     /// flight of `/latest`).
     #[error(transparent)]
     Shared(Arc<VerifyError>),
+    /// Refused by the pipeline (its index or blob store).
+    #[error(transparent)]
+    Refused(Refusal),
 }
 
 impl VerifyError {
@@ -114,6 +116,7 @@ impl VerifyError {
     pub fn check(&self) -> &'static str {
         match self {
             VerifyError::Shared(e) => e.check(),
+            VerifyError::Refused(r) => r.check,
             VerifyError::Upstream(UpstreamError::Status { .. }) => "upstream-status",
             VerifyError::Upstream(_) if self.is_unreachable() => "unreachable",
             VerifyError::Upstream(_) => "upstream",
@@ -125,7 +128,6 @@ impl VerifyError {
             VerifyError::Inclusion { .. } => "inclusion",
             VerifyError::WrongRecord { .. } => "lookup",
             VerifyError::Hash { .. } => "h1",
-            VerifyError::Status { .. } => "upstream-status",
             VerifyError::Zip { .. } => "zip",
             VerifyError::Offline(_) => "offline",
             VerifyError::Store(_) => "store",
@@ -140,9 +142,6 @@ impl VerifyError {
             VerifyError::Inclusion { expected, seen, .. }
             | VerifyError::WrongRecord { expected, seen }
             | VerifyError::Hash { expected, seen, .. } => Some((expected.clone(), seen.clone())),
-            VerifyError::Status { code, .. } => {
-                Some(("status 200".into(), format!("status {code}")))
-            }
             VerifyError::Zip { detail, .. } => Some((
                 "a module zip that every zip reader reads the same way".into(),
                 detail.clone(),
@@ -150,7 +149,6 @@ impl VerifyError {
             VerifyError::Format { what, detail } => {
                 Some((format!("a well-formed {what}"), detail.clone()))
             }
-            VerifyError::Trust(e) => trust_expected_seen(e),
             VerifyError::Upstream(UpstreamError::Status { code, .. }) => {
                 Some(("status 200".into(), format!("status {code}")))
             }
@@ -161,27 +159,24 @@ impl VerifyError {
     /// Whether the upstream could not be reached (or timed out): the only
     /// errors after which verified state may be served offline.
     pub fn is_unreachable(&self) -> bool {
-        if let VerifyError::Shared(e) = self {
-            return e.is_unreachable();
+        match self {
+            VerifyError::Shared(e) => e.is_unreachable(),
+            VerifyError::Upstream(e) => e.is_unreachable(),
+            VerifyError::Refused(r) => r.is_unreachable(),
+            _ => false,
         }
-        matches!(
-            self,
-            VerifyError::Upstream(
-                UpstreamError::Connect { .. }
-                    | UpstreamError::Dns { .. }
-                    | UpstreamError::Timeout { .. }
-                    | UpstreamError::CircuitOpen { .. }
-                    | UpstreamError::Protocol { .. }
-            )
-        )
     }
 
     /// Whether the upstream said the thing does not exist (404/410).
     pub fn is_not_found(&self) -> bool {
-        if let VerifyError::Shared(e) = self {
-            return e.is_not_found();
+        match self {
+            VerifyError::Shared(e) => e.is_not_found(),
+            VerifyError::Refused(r) => r.is_not_found(),
+            VerifyError::Upstream(UpstreamError::Status { code, .. }) => {
+                *code == 404 || *code == 410
+            }
+            _ => false,
         }
-        matches!(self, VerifyError::Upstream(UpstreamError::Status { code, .. }) if *code == 404 || *code == 410)
     }
 
     /// The HTTP status for a client: an upstream's 4xx or 5xx is kept
@@ -190,6 +185,7 @@ impl VerifyError {
     pub fn http_status(&self) -> u16 {
         match self {
             VerifyError::Shared(e) => e.http_status(),
+            VerifyError::Refused(r) => r.status.as_u16(),
             VerifyError::Upstream(e) => match e {
                 UpstreamError::Status { code, .. } if (400..=599).contains(code) => *code,
                 e => e.http_status(),
@@ -201,30 +197,53 @@ impl VerifyError {
             _ => 502,
         }
     }
+
+    /// The one [`Refusal`] for it (`upstream` names the upstream where
+    /// the error itself does not).
+    pub fn refusal(&self, upstream: &str) -> Refusal {
+        match self {
+            VerifyError::Shared(e) => e.refusal(upstream),
+            VerifyError::Refused(r) => r.clone(),
+            VerifyError::Upstream(e) => Refusal::from_upstream(e),
+            VerifyError::Store(e) => Refusal::from_store(upstream, e),
+            VerifyError::Trust(e) => {
+                let mut r = Refusal::from_trust(e);
+                if r.upstream.is_empty() {
+                    r.upstream = upstream.to_string();
+                }
+                r
+            }
+            e => {
+                let status = http::StatusCode::from_u16(e.http_status())
+                    .unwrap_or(http::StatusCode::BAD_GATEWAY);
+                let r = Refusal::new(
+                    upstream,
+                    e.check(),
+                    status,
+                    format!("upstream {upstream}: {e}"),
+                );
+                match e.expected_seen() {
+                    Some((expected, seen)) => r.expected_seen(expected, seen),
+                    None => r,
+                }
+            }
+        }
+    }
 }
 
-/// The upstream's answer if it is exactly 200; an upstream 4xx or 5xx as
-/// [`UpstreamError::Status`] (its status is kept for the client, never its
-/// body); any other status (203, 206, 3xx...) as [`VerifyError::Status`],
-/// a refusal. Every Go route takes an upstream answer through here.
+/// The upstream's answer if it is exactly 200 ([`Refusal::status_rule`]:
+/// an upstream 4xx or 5xx keeps its status for the client, never its body;
+/// any other status is refused). Every buffered Go upstream answer takes
+/// this path.
 pub fn expect_200(res: UpstreamResponse) -> Result<UpstreamResponse, VerifyError> {
-    status_200(&res.upstream, &res.url, res.status)?;
+    Refusal::status_rule(&res.upstream, &res.url, res.status, http::StatusCode::OK)
+        .map_err(VerifyError::Refused)?;
     Ok(res)
 }
 
-/// The rule of [`expect_200`] on a status alone (for streamed answers).
-pub fn status_200(upstream: &str, url: &str, status: http::StatusCode) -> Result<(), VerifyError> {
-    match StatusClass::of(status, http::StatusCode::OK) {
-        StatusClass::Success => Ok(()),
-        StatusClass::Failure(code) => Err(VerifyError::Upstream(UpstreamError::Status {
-            upstream: upstream.to_string(),
-            url: url.to_string(),
-            code: code.as_u16(),
-        })),
-        StatusClass::Unexpected(code) => Err(VerifyError::Status {
-            url: url.to_string(),
-            code: code.as_u16(),
-        }),
+impl From<Refusal> for VerifyError {
+    fn from(r: Refusal) -> VerifyError {
+        VerifyError::Refused(r)
     }
 }
 
@@ -237,48 +256,6 @@ impl From<IndexError> for VerifyError {
 impl From<TrustError> for VerifyError {
     fn from(e: TrustError) -> VerifyError {
         VerifyError::Trust(Box::new(e))
-    }
-}
-
-/// (expected, seen) of a trust-state refusal, where it has them.
-fn trust_expected_seen(e: &TrustError) -> Option<(String, String)> {
-    match e {
-        TrustError::Fork { expected, seen, .. } => Some((expected.to_string(), seen.to_string())),
-        TrustError::Rewind { expected, seen, .. } => {
-            Some((format!("size >= {expected}"), format!("size {seen}")))
-        }
-        TrustError::Inconsistent {
-            old_size,
-            old_root,
-            new_size,
-            new_root,
-            error,
-            ..
-        } => Some((
-            format!("tree {new_size} ({new_root}) extends accepted tree {old_size} ({old_root})"),
-            format!("consistency proof from tiles: {error}"),
-        )),
-        TrustError::OriginChanged { expected, seen, .. } => Some((expected.clone(), seen.clone())),
-        TrustError::Stale {
-            size, age, max_age, ..
-        } => Some((
-            format!(
-                "a tree at most {} old",
-                humantime::format_duration(*max_age)
-            ),
-            format!(
-                "tree {size} fresh since {} ago",
-                humantime::format_duration(Duration::from_secs(age.as_secs()))
-            ),
-        )),
-        TrustError::Time { detail, .. } => Some((
-            format!(
-                "a signed time at most {} ahead and not before the accepted one's",
-                humantime::format_duration(crate::verify::trust::MAX_CLOCK_SKEW)
-            ),
-            detail.to_string(),
-        )),
-        _ => None,
     }
 }
 
@@ -303,17 +280,12 @@ pub struct SumdbVerifier {
     key: VerifierKey,
     policy: Option<Policy>,
     client: UpstreamClient,
-    trust: TrustState,
-    blobs: FsBlobStore,
-    index: ArtifactIndex,
+    trust: Trust,
+    artifacts: Artifacts,
     metrics: Arc<Metrics>,
     max_age: Duration,
     /// The single flight of `/latest` and its outcome, kept [`LATEST_TTL`].
     latest: tokio::sync::Mutex<Option<LatestMemo>>,
-    /// The newest freshness the trust state reported: (epoch, the accepted
-    /// tree's [`Accepted::fresh_since`]). Within an epoch it only grows, so
-    /// a tree this says is fresh is fresh (see [`Self::serving_warning`]).
-    fresh: Mutex<Option<(u64, SystemTime)>>,
 }
 
 /// The outcome of the last `/latest` fetch.
@@ -335,9 +307,7 @@ impl SumdbVerifier {
         key: VerifierKey,
         policy: Option<Policy>,
         client: UpstreamClient,
-        trust: TrustState,
-        blobs: FsBlobStore,
-        index: ArtifactIndex,
+        artifacts: Artifacts,
         metrics: Arc<Metrics>,
         max_age: Duration,
     ) -> Result<SumdbVerifier, String> {
@@ -360,13 +330,11 @@ impl SumdbVerifier {
             key,
             policy,
             client,
-            trust,
-            blobs,
-            index,
+            trust: artifacts.trust().clone(),
+            artifacts,
             metrics,
             max_age,
             latest: tokio::sync::Mutex::new(None),
-            fresh: Mutex::new(None),
         })
     }
 
@@ -375,25 +343,17 @@ impl SumdbVerifier {
         &self.upstream
     }
 
-    /// The one quarantine gate of a request (see [`TrustState::gate`]):
-    /// nothing of a quarantined upstream is served, from any route, and
-    /// nothing is served while the trust state cannot be read. Returns the
-    /// upstream's current epoch.
+    /// The one quarantine gate of a request ([`Trust::gate`], from
+    /// memory): nothing of a quarantined upstream is served, from any
+    /// route, and nothing is served while the trust state cannot be read.
+    /// Returns the upstream's current epoch.
     pub async fn gate(&self) -> Result<u64, VerifyError> {
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        blocking(move || {
-            trust.gate(&up).map_err(Box::new)?;
-            trust.epoch(&up).map_err(Box::new)
-        })
-        .await
+        Ok(self.trust.gate(&self.upstream).await?)
     }
 
-    /// The trust state's current epoch of this upstream.
+    /// The trust state's current epoch of this upstream (past the gate).
     async fn epoch(&self) -> Result<u64, VerifyError> {
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        blocking(move || trust.epoch(&up).map_err(Box::new)).await
+        self.gate().await
     }
 
     /// The database's `/latest`, accepted (or proven a prefix of the
@@ -449,7 +409,7 @@ impl SumdbVerifier {
                 Ok(_) => Ok((self.fresh().await?, None)),
                 Err(e) if e.is_unreachable() => {
                     self.gauge_age(&v);
-                    let w = crate::pipeline::refusal::verified_warning(&v);
+                    let w = verified_warning(&v);
                     Ok((v.checkpoint, w))
                 }
                 Err(e) => Err(e),
@@ -470,7 +430,7 @@ impl SumdbVerifier {
             Ok(_) => Ok((self.fresh().await?, None)),
             Err(e) if e.is_unreachable() => {
                 let v = self.last_verified().await?;
-                let w = crate::pipeline::refusal::unreachable_warning(&v);
+                let w = unreachable_warning(&v);
                 Ok((v.checkpoint, Some(w)))
             }
             Err(e) => Err(e),
@@ -482,66 +442,43 @@ impl SumdbVerifier {
     /// tree the upstream merely shows again stays stale, so a stale tree
     /// while the upstream answers is refused (check `freshness`).
     async fn fresh(&self) -> Result<Accepted, VerifyError> {
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let max = self.max_age;
-        let v = blocking(move || {
-            trust
-                .check_fresh(&up, SystemTime::now(), max)
-                .map_err(Box::new)
-        })
-        .await?;
+        let v = self.last_verified().await?;
+        if v.stale {
+            return Err(TrustError::Stale {
+                upstream: self.upstream.clone(),
+                size: v.checkpoint.size,
+                age: v.age,
+                max_age: self.max_age,
+            }
+            .into());
+        }
         self.gauge_age(&v);
         Ok(v.checkpoint)
     }
 
+    /// The newest verified tree and whether it is stale ([`Trust::last_verified`],
+    /// from memory while the trust state is unchanged).
     async fn last_verified(&self) -> Result<Verified, VerifyError> {
-        let trust = self.trust.clone();
-        let up = self.upstream.clone();
-        let max = self.max_age;
-        blocking(move || {
-            trust
-                .last_verified(&up, SystemTime::now(), max)
-                .map_err(Box::new)
-        })
-        .await
+        Ok(self
+            .trust
+            .last_verified(&self.upstream, self.max_age)
+            .await?)
     }
 
     fn gauge_age(&self, v: &Verified) {
         self.metrics
             .set_checkpoint_age(&self.upstream, v.age.as_secs_f64());
-        self.note_fresh(&v.checkpoint);
-    }
-
-    /// Remembers how fresh the trust state says the accepted tree is.
-    fn note_fresh(&self, a: &Accepted) {
-        let since = a.fresh_since();
-        let mut m = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-        match &*m {
-            Some((epoch, s)) if *epoch == a.epoch && *s >= since => {}
-            _ => *m = Some((a.epoch, since)),
-        }
     }
 
     /// The `Warning` (if any) for serving something verified in `epoch`
     /// (the current one, from [`Self::gate`]), or a refusal, as
-    /// [`Self::current`] decides; answered from memory, with no trust-state
-    /// read and no network, while the accepted tree is known fresh.
+    /// [`Self::current`] decides; with no network while the accepted tree
+    /// is fresh (the trust state answers from memory).
     pub async fn serving_warning(&self, epoch: u64) -> Result<Option<String>, VerifyError> {
-        let known_fresh = {
-            let m = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-            m.is_some_and(|(e, since)| {
-                e == epoch
-                    && SystemTime::now()
-                        .duration_since(since)
-                        .unwrap_or(Duration::ZERO)
-                        <= self.max_age
-            })
-        };
-        if known_fresh {
-            return Ok(None);
+        match self.last_verified().await {
+            Ok(v) if !v.stale && v.checkpoint.epoch == epoch => Ok(None),
+            _ => Ok(self.current().await?.1),
         }
-        Ok(self.current().await?.1)
     }
 
     /// Accepts a signed tree note: signature (and witness policy), then
@@ -575,9 +512,7 @@ impl SumdbVerifier {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let trust = self.trust.clone();
-            let up = self.upstream.clone();
-            let latest = blocking(move || trust.latest(&up).map_err(Box::new)).await?;
+            let latest = self.trust.latest(&self.upstream).await?;
             // Everything read from the network is read first; the trust
             // state then decides in one transaction, and a lost race (the
             // accepted tree moved meanwhile) is retried.
@@ -589,15 +524,10 @@ impl SumdbVerifier {
                 let proof = self
                     .with_tiles(epoch, size, root, move |r| prove_tree(size, small, r))
                     .await?;
-                let trust = self.trust.clone();
-                let up = self.upstream.clone();
-                let (note, c) = (note.to_vec(), cp.clone());
-                let a = blocking(move || {
-                    trust
-                        .prove_prefix(&up, &note, &c, &proof, SystemTime::now())
-                        .map_err(Box::new)
-                })
-                .await?;
+                let a = self
+                    .trust
+                    .prove_prefix(&self.upstream, Arc::from(note), cp.clone(), proof)
+                    .await?;
                 return Ok((cp, a));
             }
             let mut proof = Vec::new();
@@ -616,25 +546,18 @@ impl SumdbVerifier {
                 proof = p?;
                 candidate_tiles = tiles;
             }
-            let trust = self.trust.clone();
-            let up = self.upstream.clone();
-            let (note_bytes, c) = (note.to_vec(), cp.clone());
-            let adv = blocking(move || {
-                trust
-                    .advance_at(
-                        &up,
-                        &note_bytes,
-                        &c,
-                        ConsistencyProof {
-                            from_size: from,
-                            hashes: &proof,
-                        },
-                        signed_time,
-                        SystemTime::now(),
-                    )
-                    .map_err(Box::new)
-            })
-            .await;
+            let adv = self
+                .trust
+                .advance(Offer {
+                    upstream: self.upstream.clone(),
+                    note: note.to_vec(),
+                    checkpoint: cp.clone(),
+                    from_size: from,
+                    proof,
+                    signed_time,
+                })
+                .await
+                .map_err(VerifyError::from);
             let adv = match adv {
                 Ok(adv) => adv,
                 Err(VerifyError::Trust(e))
@@ -647,7 +570,6 @@ impl SumdbVerifier {
             };
             self.store_tiles(epoch, cp.size, candidate_tiles).await?;
             let a = adv.accepted().clone();
-            self.note_fresh(&a);
             if !matches!(adv, crate::verify::trust::Advance::Unchanged(_)) {
                 self.metrics
                     .set_checkpoint_time(&self.upstream, a.first_accepted);
@@ -731,8 +653,7 @@ impl SumdbVerifier {
             upstream: self.upstream.clone(),
             epoch,
             client: self.client.clone(),
-            blobs: self.blobs.clone(),
-            index: self.index.clone(),
+            artifacts: self.artifacts.clone(),
             handle: tokio::runtime::Handle::current(),
             verified: Mutex::new(Vec::new()),
         };
@@ -758,7 +679,7 @@ impl SumdbVerifier {
                 Ok(fe) => match *fe {
                     FetchError::Upstream(u) => VerifyError::Upstream(u),
                     FetchError::Store(s) => VerifyError::Index(s),
-                    FetchError::Status { url, code } => VerifyError::Status { url, code },
+                    FetchError::Refused(r) => VerifyError::Refused(r),
                 },
                 Err(other) => VerifyError::Tiles(format!("reading tiles: {other}")),
             },
@@ -781,19 +702,21 @@ impl SumdbVerifier {
         let mut entries = Vec::with_capacity(tiles.len());
         for (path, data) in tiles {
             if self
-                .index
-                .get(&self.upstream, epoch, kinds::GOMOD_TILE, &path)?
+                .artifacts
+                .entry(&self.upstream, epoch, kinds::GOMOD_TILE, &path)
+                .await?
                 .is_some()
             {
                 continue;
             }
             let d = Digest::of(&data);
-            self.blobs.put(&d, data).await?;
+            self.artifacts.blobs().put(&d, data).await?;
             entries.push((path, Entry::new(d, format!("tile of tree {size}"))));
         }
         if !entries.is_empty() {
-            self.index
-                .put_all(&self.upstream, epoch, kinds::GOMOD_TILE, &entries)?;
+            self.artifacts
+                .index(&self.upstream, epoch, kinds::GOMOD_TILE, entries)
+                .await?;
         }
         Ok(())
     }
@@ -899,10 +822,15 @@ impl SumdbVerifier {
         kind: &str,
         key: &str,
     ) -> Result<Option<(Entry, Bytes)>, VerifyError> {
-        let Some(e) = self.index.get(&self.upstream, epoch, kind, key)? else {
+        let Some(e) = self
+            .artifacts
+            .entry(&self.upstream, epoch, kind, key)
+            .await?
+        else {
             return Ok(None);
         };
-        Ok(self.blobs.get(&e.digest).await?.map(|b| (e, b)))
+        let b = self.artifacts.small_blob(&self.upstream, &e.digest).await?;
+        Ok(b.map(|b| (e, b)))
     }
 
     /// Looks `m` up: from the index if it was verified before in the
@@ -912,8 +840,12 @@ impl SumdbVerifier {
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
         let key = module_key(m);
         let epoch = self.epoch().await?;
-        if let Some((e, text)) = self.indexed_small(epoch, kinds::GOMOD_RECORD, &key).await? {
-            if let Some(v) = decode_record(&e.proof, &text, epoch) {
+        let entry = self
+            .artifacts
+            .entry(&self.upstream, epoch, kinds::GOMOD_RECORD, &key)
+            .await?;
+        if let Some(e) = entry {
+            if let Some(v) = decode_record(m, &e, epoch) {
                 self.metrics.cache("gomod.record", true);
                 return Ok(v);
             }
@@ -991,15 +923,20 @@ impl SumdbVerifier {
                 seen: seen.to_string(),
             });
         }
-        let text = Bytes::copy_from_slice(lookup.record.text().as_bytes());
-        let d = Digest::of(&text);
-        self.blobs.put(&d, text).await?;
-        self.index.put_all(
-            &self.upstream,
-            epoch,
-            kinds::GOMOD_RECORD,
-            &[(key.to_string(), Entry::new(d, record_proof(id, size)))],
-        )?;
+        // The record's text is rebuilt from its key and entry (see
+        // [`decode_record`]): indexing it costs one transaction, no blob.
+        let entry = Entry::new(
+            Digest::of(lookup.record.text().as_bytes()),
+            record_proof(id, size, &lookup.record),
+        );
+        self.artifacts
+            .index(
+                &self.upstream,
+                epoch,
+                kinds::GOMOD_RECORD,
+                vec![(key.to_string(), entry)],
+            )
+            .await?;
         Ok(VerifiedRecord {
             id,
             size,
@@ -1007,82 +944,6 @@ impl SumdbVerifier {
             record: lookup.record,
             cached: false,
         })
-    }
-
-    /// The verified `file` of `m` stored in `epoch` (the current one, from
-    /// [`Self::gate`]), opened for streaming: one index read, no trust
-    /// state, no network. An entry whose blob is gone is a miss.
-    pub async fn stored_file(
-        &self,
-        epoch: u64,
-        file: ModFile,
-        m: &ModuleVersion,
-    ) -> Result<Option<Blob>, VerifyError> {
-        let Some(e) = self
-            .index
-            .get(&self.upstream, epoch, file.index_kind(), &module_key(m))?
-        else {
-            return Ok(None);
-        };
-        Ok(self.blobs.get_stream(&e.digest).await?)
-    }
-
-    /// The blob store (spooling large downloads).
-    pub fn blobs(&self) -> &FsBlobStore {
-        &self.blobs
-    }
-
-    /// Publishes a spooled module `file` whose h1 matched `rec`, indexes it
-    /// in the epoch `rec` was proven in, and opens it for streaming.
-    pub async fn store_spooled(
-        &self,
-        file: ModFile,
-        rec: &VerifiedRecord,
-        spooled: Spooled,
-    ) -> Result<Blob, VerifyError> {
-        let d = spooled.digest();
-        self.blobs.publish_spooled(spooled).await?;
-        self.index_file(file, rec, d)?;
-        self.blobs.get_stream(&d).await?.ok_or_else(|| {
-            VerifyError::Store(StoreError::Task(format!(
-                "blob {d} vanished after publishing"
-            )))
-        })
-    }
-
-    /// Stores a module `file` whose h1 matched `rec` and indexes it in the
-    /// epoch `rec` was proven in.
-    pub async fn store_file(
-        &self,
-        file: ModFile,
-        rec: &VerifiedRecord,
-        data: Bytes,
-    ) -> Result<(), VerifyError> {
-        let d = Digest::of(&data);
-        self.blobs.put(&d, data).await?;
-        self.index_file(file, rec, d)
-    }
-
-    /// Indexes a stored module file (its blob is on disk already).
-    fn index_file(
-        &self,
-        file: ModFile,
-        rec: &VerifiedRecord,
-        d: Digest,
-    ) -> Result<(), VerifyError> {
-        let proof = format!(
-            "{} {}, record {}",
-            file.what(),
-            file.h1(&rec.record),
-            record_proof(rec.id, rec.size)
-        );
-        self.index.put_all(
-            &self.upstream,
-            rec.epoch,
-            file.index_kind(),
-            &[(module_key(&rec.record.module()), Entry::new(d, proof))],
-        )?;
-        Ok(())
     }
 }
 
@@ -1122,21 +983,26 @@ impl ModFile {
 }
 
 /// The index key of a module version: `<module>@<version>`.
-fn module_key(m: &ModuleVersion) -> String {
+pub fn module_key(m: &ModuleVersion) -> String {
     format!("{}@{}", m.path, m.version)
 }
 
-/// The proof text of a record's index entry: its id and the size of the
-/// tree it was proven included in.
-fn record_proof(id: u64, size: u64) -> String {
-    format!("id {id} in tree {size}")
+/// The proof text of a record's index entry: its id, the size of the
+/// tree it was proven included in, and the record's two hashes (the text is
+/// rebuilt from them, see [`decode_record`]).
+fn record_proof(id: u64, size: u64, r: &Record) -> String {
+    format!("id {id} in tree {size}: {} {}", r.zip_hash, r.mod_hash)
 }
 
-/// A record from its index entry's proof text and its stored text; `None`
-/// for anything malformed (then it is looked up again).
-fn decode_record(proof: &str, text: &[u8], epoch: u64) -> Option<VerifiedRecord> {
-    let mut words = proof.split(' ');
-    let (Some("id"), Some(id), Some("in"), Some("tree"), Some(size), None) = (
+/// A record of `m` from its index entry: the text (exactly the two go.sum
+/// lines a record is) rebuilt from `m` and the hashes in the proof text,
+/// which must hash to the entry's digest. `None` for anything else (then
+/// it is looked up again).
+fn decode_record(m: &ModuleVersion, e: &Entry, epoch: u64) -> Option<VerifiedRecord> {
+    let mut words = e.proof.split(' ');
+    let (Some("id"), Some(id), Some("in"), Some("tree"), Some(size), Some(zip), Some(m_h1), None) = (
+        words.next(),
+        words.next(),
         words.next(),
         words.next(),
         words.next(),
@@ -1146,29 +1012,19 @@ fn decode_record(proof: &str, text: &[u8], epoch: u64) -> Option<VerifiedRecord>
     ) else {
         return None;
     };
+    let size = size.strip_suffix(':')?;
+    let (p, v) = (&m.path, &m.version);
+    let text = format!("{p} {v} {zip}\n{p} {v}/go.mod {m_h1}\n");
+    if Digest::of(text.as_bytes()) != e.digest {
+        return None;
+    }
     Some(VerifiedRecord {
         id: id.parse().ok()?,
         size: size.parse().ok()?,
         epoch,
-        record: Record::parse(std::str::from_utf8(text).ok()?).ok()?,
+        record: Record::parse(&text).ok()?,
         cached: true,
     })
-}
-
-/// Runs a trust-state call on the blocking pool. (Its error is boxed: the
-/// trust state's errors are large.)
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Box<TrustError>> + Send + 'static,
-) -> Result<T, VerifyError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| {
-            VerifyError::from(TrustError::Storage {
-                op: "task",
-                detail: e.to_string(),
-            })
-        })?
-        .map_err(VerifyError::Trust)
 }
 
 /// Reads tiles for a [`TileHashReader`] (on a blocking thread): stored
@@ -1178,8 +1034,7 @@ pub struct Fetcher {
     upstream: String,
     epoch: u64,
     client: UpstreamClient,
-    blobs: FsBlobStore,
-    index: ArtifactIndex,
+    artifacts: Artifacts,
     handle: tokio::runtime::Handle,
     verified: Mutex<Vec<(String, Bytes)>>,
 }
@@ -1191,8 +1046,8 @@ pub enum FetchError {
     Upstream(UpstreamError),
     #[error("{0}")]
     Store(String),
-    #[error("{url} answered {code}")]
-    Status { url: String, code: u16 },
+    #[error(transparent)]
+    Refused(Refusal),
 }
 
 impl Fetcher {
@@ -1200,13 +1055,14 @@ impl Fetcher {
     async fn read_tile(&self, t: &Tile) -> Result<Vec<u8>, FetchError> {
         let path = t.path(Dialect::SumDb);
         let stored = self
-            .index
-            .get(&self.upstream, self.epoch, kinds::GOMOD_TILE, &path)
+            .artifacts
+            .entry(&self.upstream, self.epoch, kinds::GOMOD_TILE, &path)
+            .await
             .map_err(|e| FetchError::Store(e.to_string()))?;
         if let Some(e) = stored {
             if let Some(b) = self
-                .blobs
-                .get(&e.digest)
+                .artifacts
+                .small_blob(&self.upstream, &e.digest)
                 .await
                 .map_err(|e| FetchError::Store(e.to_string()))?
             {
@@ -1224,7 +1080,7 @@ impl Fetcher {
             .map_err(FetchError::Upstream)?;
         let res = expect_200(res).map_err(|e| match e {
             VerifyError::Upstream(u) => FetchError::Upstream(u),
-            VerifyError::Status { url, code } => FetchError::Status { url, code },
+            VerifyError::Refused(r) => FetchError::Refused(r),
             e => FetchError::Store(e.to_string()),
         })?;
         Ok(res.body.to_vec())
@@ -1259,12 +1115,14 @@ mod tests {
 example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\n";
 
     #[test]
-    fn a_record_index_entry_reads_back_and_anything_malformed_is_a_miss() {
-        let v = decode_record(&record_proof(7, 40), GREET.as_bytes(), 3).unwrap();
+    fn a_record_index_entry_reads_back_and_anything_else_is_a_miss() {
+        let rec = Record::parse(GREET).unwrap();
+        let m = rec.module();
+        let entry = Entry::new(Digest::of(GREET.as_bytes()), record_proof(7, 40, &rec));
+        let v = decode_record(&m, &entry, 3).unwrap();
         assert_eq!((v.id, v.size, v.epoch, v.cached), (7, 40, 3, true));
         assert_eq!(v.record.text(), GREET);
-        let key = module_key(&v.record.module());
-        assert_eq!(key, "example.com/greet@v1.0.0");
+        assert_eq!(module_key(&m), "example.com/greet@v1.0.0");
         assert_eq!(
             ModFile::Zip.h1(&v.record).to_string(),
             "h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs="
@@ -1273,19 +1131,22 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
             ModFile::Mod.h1(&v.record).to_string(),
             "h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg="
         );
+        // Another module's key, or a digest the rebuilt text does not
+        // hash to: a miss, never another record.
+        let other = ModuleVersion::new("example.com/other", "v1.0.0").unwrap();
+        assert!(decode_record(&other, &entry, 3).is_none());
+        let wrong = Entry::new(Digest::of(b"x"), entry.proof.clone());
+        assert!(decode_record(&m, &wrong, 3).is_none());
+        let good = entry.proof.clone();
         for proof in [
-            "",
-            "id 7",
-            "id x in tree 40",
-            "id 7 in tree 40 more",
-            "7 in tree 40",
+            String::new(),
+            "id 7".to_string(),
+            good.replace("id 7", "id x"),
+            good.replace("tree 40:", "tree 40"),
+            format!("{good} more"),
         ] {
-            assert!(
-                decode_record(proof, GREET.as_bytes(), 3).is_none(),
-                "{proof}"
-            );
+            let e = Entry::new(entry.digest, proof.clone());
+            assert!(decode_record(&m, &e, 3).is_none(), "{proof}");
         }
-        assert!(decode_record("id 7 in tree 40", b"not a record", 3).is_none());
-        assert!(decode_record("id 7 in tree 40", &[0xff, 0xfe], 3).is_none());
     }
 }
