@@ -201,7 +201,9 @@ impl GoUpstream {
             });
         }
         self.metrics.cache("gomod.module", false);
-        let rec = v.lookup(m).await.map_err(|e| self.refusal(e))?;
+        // The record's index write (if it was looked up now) runs beside
+        // the fetch and check of the file: one fsync less in series.
+        let (rec, save_record) = v.lookup_unsaved(m).await.map_err(|e| self.refusal(e))?;
         let (_, warning) = v.current().await.map_err(|e| self.refusal(e))?;
         let max = match file {
             // A zip may be hundreds of MiB: it streams to a spool file of
@@ -209,28 +211,31 @@ impl GoUpstream {
             ModFile::Zip => self.limits.max_zip_bytes,
             ModFile::Mod => MAX_MOD_BYTES,
         };
-        let (_, body) = self
-            .artifacts
-            .fill(Fill {
-                upstream: &self.name,
-                epoch: rec.epoch,
-                kind: file.index_kind(),
-                key,
-                proof: format!(
-                    "{} {}, record {} of tree {}",
-                    file.what(),
-                    file.h1(&rec.record),
-                    rec.id,
-                    rec.size
-                ),
-                rule: Rule::Check {
-                    check: "h1",
-                    run: self.h1_rule(file, &rec),
-                },
-                client: &self.proxy,
-                request: UpstreamRequest::get(format!("/{path}")).max_response_bytes(max),
-            })
-            .await?;
+        let fill = self.artifacts.fill(Fill {
+            upstream: &self.name,
+            epoch: rec.epoch,
+            kind: file.index_kind(),
+            key,
+            proof: format!(
+                "{} {}, record {} of tree {}",
+                file.what(),
+                file.h1(&rec.record),
+                rec.id,
+                rec.size
+            ),
+            rule: Rule::Check {
+                check: "h1",
+                run: self.h1_rule(file, &rec),
+            },
+            client: &self.proxy,
+            request: UpstreamRequest::get(format!("/{path}")).max_response_bytes(max),
+        });
+        let (saved, filled) = match save_record {
+            Some(save) => tokio::join!(save, fill),
+            None => (Ok(()), fill.await),
+        };
+        saved.map_err(|e| self.refusal(e))?;
+        let (_, body) = filled?;
         Ok(Answer {
             body,
             content_type,

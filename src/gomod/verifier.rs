@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
@@ -838,6 +839,26 @@ impl SumdbVerifier {
     /// tiles in the tree the lookup names (accepted first, or proven a
     /// prefix of the accepted tree). The caller has passed the gate.
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
+        let (rec, save) = self.lookup_unsaved(m).await?;
+        if let Some(save) = save {
+            save.await?;
+        }
+        Ok(rec)
+    }
+
+    /// [`Self::lookup`], with the index write of a record looked up now
+    /// handed back (a future the caller awaits, e.g. beside fetching the
+    /// file the record names) instead of done.
+    pub async fn lookup_unsaved(
+        &self,
+        m: &ModuleVersion,
+    ) -> Result<
+        (
+            VerifiedRecord,
+            Option<BoxFuture<'_, Result<(), VerifyError>>>,
+        ),
+        VerifyError,
+    > {
         let key = module_key(m);
         let epoch = self.epoch().await?;
         let entry = self
@@ -847,11 +868,11 @@ impl SumdbVerifier {
         if let Some(e) = entry {
             if let Some(v) = decode_record(m, &e, epoch) {
                 self.metrics.cache("gomod.record", true);
-                return Ok(v);
+                return Ok((v, None));
             }
         }
         self.metrics.cache("gomod.record", false);
-        let r = self.lookup_remote(m, epoch, &key).await;
+        let r = self.lookup_remote(m, epoch).await;
         if !matches!(&r, Err(e) if e.is_unreachable() || e.is_not_found()) {
             let check = match &r {
                 Ok(_) => "inclusion",
@@ -859,15 +880,26 @@ impl SumdbVerifier {
             };
             self.metrics.verification(&self.upstream, check, r.is_ok());
         }
-        r
+        let (rec, entry) = r?;
+        let save = async move {
+            self.artifacts
+                .index(
+                    &self.upstream,
+                    epoch,
+                    kinds::GOMOD_RECORD,
+                    vec![(key, entry)],
+                )
+                .await?;
+            Ok(())
+        };
+        Ok((rec, Some(Box::pin(save))))
     }
 
     async fn lookup_remote(
         &self,
         m: &ModuleVersion,
         epoch: u64,
-        key: &str,
-    ) -> Result<VerifiedRecord, VerifyError> {
+    ) -> Result<(VerifiedRecord, Entry), VerifyError> {
         let res = self
             .client
             .send(
@@ -929,21 +961,14 @@ impl SumdbVerifier {
             Digest::of(lookup.record.text().as_bytes()),
             record_proof(id, size, &lookup.record),
         );
-        self.artifacts
-            .index(
-                &self.upstream,
-                epoch,
-                kinds::GOMOD_RECORD,
-                vec![(key.to_string(), entry)],
-            )
-            .await?;
-        Ok(VerifiedRecord {
+        let rec = VerifiedRecord {
             id,
             size,
             epoch,
             record: lookup.record,
             cached: false,
-        })
+        };
+        Ok((rec, entry))
     }
 }
 
