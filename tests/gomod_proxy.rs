@@ -1188,3 +1188,23 @@ fn after_a_rebase_nothing_of_the_old_epoch_is_served_with_the_upstream_down() {
         assert_eq!(r.json()["upstream"], UPSTREAM, "{p}: {}", text(&r.body));
     }
 }
+
+#[test]
+fn a_record_proven_for_a_module_file_is_served_by_lookup_after_a_restart_with_the_upstream_down() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options());
+    let config = world.config(&fx);
+    let lookup = format!("/sumdb/{}/lookup/{GREET}@v1.0.0", fx.name);
+    let (status, want) = fx.get(&lookup);
+    assert_eq!(status, 200);
+    let b = Bulwark::start(&config);
+    // Only the zip: the record that proved it is kept with it.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    drop(b);
+    drop(fx);
+    let b = Bulwark::start(&config);
+    let r = b.get(&lookup);
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    assert!(r.body == want, "{} != {}", text(&r.body), text(&want));
+    assert_eq!(b.get(GREET_MOD).status, 502, "a go.mod never fetched");
+}

@@ -33,7 +33,7 @@ use crate::gomod::module::{
     parse_list, Info, ModuleVersion, ProxyRequest, MAX_INFO_BYTES, MAX_LIST_BYTES, MAX_MOD_BYTES,
 };
 use crate::gomod::verifier::{
-    expect_200, module_key, ModFile, SumdbVerifier, VerifiedRecord, VerifyError,
+    expect_200, module_key, record_proof, ModFile, SumdbVerifier, VerifiedRecord, VerifyError,
 };
 use crate::gomod::zipread::{self, Source as _};
 use crate::metrics::Metrics;
@@ -201,9 +201,7 @@ impl GoUpstream {
             });
         }
         self.metrics.cache("gomod.module", false);
-        // The record's index write (if it was looked up now) runs beside
-        // the fetch and check of the file: one fsync less in series.
-        let (rec, save_record) = v.lookup_unsaved(m).await.map_err(|e| self.refusal(e))?;
+        let rec = v.lookup_for_file(m).await.map_err(|e| self.refusal(e))?;
         let (_, warning) = v.current().await.map_err(|e| self.refusal(e))?;
         let max = match file {
             // A zip may be hundreds of MiB: it streams to a spool file of
@@ -211,31 +209,24 @@ impl GoUpstream {
             ModFile::Zip => self.limits.max_zip_bytes,
             ModFile::Mod => MAX_MOD_BYTES,
         };
-        let fill = self.artifacts.fill(Fill {
-            upstream: &self.name,
-            epoch: rec.epoch,
-            kind: file.index_kind(),
-            key,
-            proof: format!(
-                "{} {}, record {} of tree {}",
-                file.what(),
-                file.h1(&rec.record),
-                rec.id,
-                rec.size
-            ),
-            rule: Rule::Check {
-                check: "h1",
-                run: self.h1_rule(file, &rec),
-            },
-            client: &self.proxy,
-            request: UpstreamRequest::get(format!("/{path}")).max_response_bytes(max),
-        });
-        let (saved, filled) = match save_record {
-            Some(save) => tokio::join!(save, fill),
-            None => (Ok(()), fill.await),
-        };
-        saved.map_err(|e| self.refusal(e))?;
-        let (_, body) = filled?;
+        let (_, body) = self
+            .artifacts
+            .fill(Fill {
+                upstream: &self.name,
+                epoch: rec.epoch,
+                kind: file.index_kind(),
+                key,
+                // The record that proved the file: also the record's own entry
+                // (see `SumdbVerifier::lookup_for_file`).
+                proof: record_proof(&rec),
+                rule: Rule::Check {
+                    check: "h1",
+                    run: self.h1_rule(file, &rec),
+                },
+                client: &self.proxy,
+                request: UpstreamRequest::get(format!("/{path}")).max_response_bytes(max),
+            })
+            .await?;
         Ok(Answer {
             body,
             content_type,

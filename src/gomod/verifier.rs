@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 
 use crate::gomod::module::ModuleVersion;
 use crate::gomod::sumdb::{self, Record};
@@ -837,38 +836,41 @@ impl SumdbVerifier {
     /// Looks `m` up: from the index if it was verified before in the
     /// current epoch, else from the database with its inclusion proven from
     /// tiles in the tree the lookup names (accepted first, or proven a
-    /// prefix of the accepted tree). The caller has passed the gate.
+    /// prefix of the accepted tree), and indexed (kind `gomod.record`). The
+    /// caller has passed the gate.
     pub async fn lookup(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
-        let (rec, save) = self.lookup_unsaved(m).await?;
-        if let Some(save) = save {
-            save.await?;
-        }
-        Ok(rec)
+        self.lookup_and(m, true).await
     }
 
-    /// [`Self::lookup`], with the index write of a record looked up now
-    /// handed back (a future the caller awaits, e.g. beside fetching the
-    /// file the record names) instead of done.
-    pub async fn lookup_unsaved(
+    /// [`Self::lookup`] for filling `m`'s `.mod` or `.zip`: a record looked
+    /// up now is not indexed on its own, since the file's index entry
+    /// carries it as its proof ([`record_proof`]); one index transaction
+    /// per file instead of two.
+    pub async fn lookup_for_file(&self, m: &ModuleVersion) -> Result<VerifiedRecord, VerifyError> {
+        self.lookup_and(m, false).await
+    }
+
+    async fn lookup_and(
         &self,
         m: &ModuleVersion,
-    ) -> Result<
-        (
-            VerifiedRecord,
-            Option<BoxFuture<'_, Result<(), VerifyError>>>,
-        ),
-        VerifyError,
-    > {
+        index: bool,
+    ) -> Result<VerifiedRecord, VerifyError> {
         let key = module_key(m);
         let epoch = self.epoch().await?;
-        let entry = self
-            .artifacts
-            .entry(&self.upstream, epoch, kinds::GOMOD_RECORD, &key)
-            .await?;
-        if let Some(e) = entry {
-            if let Some(v) = decode_record(m, &e, epoch) {
+        // The record's own entry (its digest checked), else the entry of
+        // a file it proved.
+        for kind in [kinds::GOMOD_RECORD, kinds::GOMOD_MOD, kinds::GOMOD_ZIP] {
+            let Some(e) = self
+                .artifacts
+                .entry(&self.upstream, epoch, kind, &key)
+                .await?
+            else {
+                continue;
+            };
+            let digest = (kind == kinds::GOMOD_RECORD).then_some(&e.digest);
+            if let Some(v) = decode_record(m, &e.proof, digest, epoch) {
                 self.metrics.cache("gomod.record", true);
-                return Ok((v, None));
+                return Ok(v);
             }
         }
         self.metrics.cache("gomod.record", false);
@@ -880,8 +882,11 @@ impl SumdbVerifier {
             };
             self.metrics.verification(&self.upstream, check, r.is_ok());
         }
-        let (rec, entry) = r?;
-        let save = async move {
+        let rec = r?;
+        if index {
+            // The record's text is rebuilt from its key and entry (see
+            // [`decode_record`]): indexing it costs one transaction, no blob.
+            let entry = Entry::new(Digest::of(rec.record.text().as_bytes()), record_proof(&rec));
             self.artifacts
                 .index(
                     &self.upstream,
@@ -890,16 +895,15 @@ impl SumdbVerifier {
                     vec![(key, entry)],
                 )
                 .await?;
-            Ok(())
-        };
-        Ok((rec, Some(Box::pin(save))))
+        }
+        Ok(rec)
     }
 
     async fn lookup_remote(
         &self,
         m: &ModuleVersion,
         epoch: u64,
-    ) -> Result<(VerifiedRecord, Entry), VerifyError> {
+    ) -> Result<VerifiedRecord, VerifyError> {
         let res = self
             .client
             .send(
@@ -955,20 +959,13 @@ impl SumdbVerifier {
                 seen: seen.to_string(),
             });
         }
-        // The record's text is rebuilt from its key and entry (see
-        // [`decode_record`]): indexing it costs one transaction, no blob.
-        let entry = Entry::new(
-            Digest::of(lookup.record.text().as_bytes()),
-            record_proof(id, size, &lookup.record),
-        );
-        let rec = VerifiedRecord {
+        Ok(VerifiedRecord {
             id,
             size,
             epoch,
             record: lookup.record,
             cached: false,
-        };
-        Ok((rec, entry))
+        })
     }
 }
 
@@ -1012,19 +1009,29 @@ pub fn module_key(m: &ModuleVersion) -> String {
     format!("{}@{}", m.path, m.version)
 }
 
-/// The proof text of a record's index entry: its id, the size of the
-/// tree it was proven included in, and the record's two hashes (the text is
-/// rebuilt from them, see [`decode_record`]).
-fn record_proof(id: u64, size: u64, r: &Record) -> String {
-    format!("id {id} in tree {size}: {} {}", r.zip_hash, r.mod_hash)
+/// The proof text of the index entries a record proved (the record's
+/// own, and its `.mod`'s and `.zip`'s): its id, the size of the tree it was
+/// proven included in, and its two hashes, from which its text is rebuilt
+/// (see [`decode_record`]).
+pub fn record_proof(rec: &VerifiedRecord) -> String {
+    let r = &rec.record;
+    format!(
+        "id {} in tree {}: {} {}",
+        rec.id, rec.size, r.zip_hash, r.mod_hash
+    )
 }
 
-/// A record of `m` from its index entry: the text (exactly the two go.sum
-/// lines a record is) rebuilt from `m` and the hashes in the proof text,
-/// which must hash to the entry's digest. `None` for anything else (then
-/// it is looked up again).
-fn decode_record(m: &ModuleVersion, e: &Entry, epoch: u64) -> Option<VerifiedRecord> {
-    let mut words = e.proof.split(' ');
+/// The record of `m` from the proof text of an index entry it proved: the
+/// text (exactly the two go.sum lines a record is) rebuilt from `m` and the
+/// hashes in the proof; for the record's own entry it must hash to the
+/// entry's `digest`. `None` for anything else (then it is looked up again).
+fn decode_record(
+    m: &ModuleVersion,
+    proof: &str,
+    digest: Option<&Digest>,
+    epoch: u64,
+) -> Option<VerifiedRecord> {
+    let mut words = proof.split(' ');
     let (Some("id"), Some(id), Some("in"), Some("tree"), Some(size), Some(zip), Some(m_h1), None) = (
         words.next(),
         words.next(),
@@ -1040,7 +1047,7 @@ fn decode_record(m: &ModuleVersion, e: &Entry, epoch: u64) -> Option<VerifiedRec
     let size = size.strip_suffix(':')?;
     let (p, v) = (&m.path, &m.version);
     let text = format!("{p} {v} {zip}\n{p} {v}/go.mod {m_h1}\n");
-    if Digest::of(text.as_bytes()) != e.digest {
+    if digest.is_some_and(|d| *d != Digest::of(text.as_bytes())) {
         return None;
     }
     Some(VerifiedRecord {
@@ -1140,38 +1147,46 @@ mod tests {
 example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\n";
 
     #[test]
-    fn a_record_index_entry_reads_back_and_anything_else_is_a_miss() {
-        let rec = Record::parse(GREET).unwrap();
-        let m = rec.module();
-        let entry = Entry::new(Digest::of(GREET.as_bytes()), record_proof(7, 40, &rec));
-        let v = decode_record(&m, &entry, 3).unwrap();
-        assert_eq!((v.id, v.size, v.epoch, v.cached), (7, 40, 3, true));
-        assert_eq!(v.record.text(), GREET);
+    fn a_record_reads_back_from_the_proof_of_what_it_proved_and_anything_else_is_a_miss() {
+        let rec = VerifiedRecord {
+            id: 7,
+            size: 40,
+            epoch: 3,
+            record: Record::parse(GREET).unwrap(),
+            cached: false,
+        };
+        let m = rec.record.module();
+        let proof = record_proof(&rec);
+        let digest = Digest::of(GREET.as_bytes());
+        for d in [Some(&digest), None] {
+            let v = decode_record(&m, &proof, d, 3).unwrap();
+            assert_eq!((v.id, v.size, v.epoch, v.cached), (7, 40, 3, true));
+            assert_eq!(v.record.text(), GREET);
+        }
         assert_eq!(module_key(&m), "example.com/greet@v1.0.0");
         assert_eq!(
-            ModFile::Zip.h1(&v.record).to_string(),
+            ModFile::Zip.h1(&rec.record).to_string(),
             "h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs="
         );
         assert_eq!(
-            ModFile::Mod.h1(&v.record).to_string(),
+            ModFile::Mod.h1(&rec.record).to_string(),
             "h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg="
         );
-        // Another module's key, or a digest the rebuilt text does not
-        // hash to: a miss, never another record.
+        // A record entry whose digest the rebuilt text does not hash to
+        // (another module's key, or another digest): a miss, never another
+        // record.
         let other = ModuleVersion::new("example.com/other", "v1.0.0").unwrap();
-        assert!(decode_record(&other, &entry, 3).is_none());
-        let wrong = Entry::new(Digest::of(b"x"), entry.proof.clone());
-        assert!(decode_record(&m, &wrong, 3).is_none());
-        let good = entry.proof.clone();
-        for proof in [
+        assert!(decode_record(&other, &proof, Some(&digest), 3).is_none());
+        assert!(decode_record(&m, &proof, Some(&Digest::of(b"x")), 3).is_none());
+        for bad in [
             String::new(),
             "id 7".to_string(),
-            good.replace("id 7", "id x"),
-            good.replace("tree 40:", "tree 40"),
-            format!("{good} more"),
+            proof.replace("id 7", "id x"),
+            proof.replace("tree 40:", "tree 40"),
+            proof.replace("h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=", "h1:short"),
+            format!("{proof} more"),
         ] {
-            let e = Entry::new(entry.digest, proof.clone());
-            assert!(decode_record(&m, &e, 3).is_none(), "{proof}");
+            assert!(decode_record(&m, &bad, None, 3).is_none(), "{bad}");
         }
     }
 }
