@@ -8,9 +8,12 @@
 #   benches/gomod-load.sh            # 40 modules, 3 rounds, release bulwark
 #   MODULES=100 ROUNDS=5 benches/gomod-load.sh
 #   BULWARK=target/debug/bulwark benches/gomod-load.sh
+#   FSYNCS=1 benches/gomod-load.sh   # also count bulwark's fsync/fdatasync
+#                                    # calls (strace -f -c), per module
 #
 # Needs: go (golang-go), golang.org/x/mod in /usr/share/gocode
-# (golang-golang-x-mod-dev), a built bulwark (cargo build --release).
+# (golang-golang-x-mod-dev), a built bulwark (cargo build --release);
+# strace for FSYNCS=1.
 # Talks only to loopback.
 set -euo pipefail
 
@@ -76,7 +79,11 @@ EOF
     # A new output file per start: the redirection of a background job
     # happens after it forked, so an old file could still be read.
     local out="$1.out"
-    RUST_LOG=error "$BULWARK" serve --config "$tmp/bulwark.toml" >"$out" 2>"$tmp/b.err" &
+    local wrap=()
+    if [ -n "${FSYNCS:-}" ]; then
+        wrap=(strace -f -c -e trace=fsync,fdatasync -o "$1.strace")
+    fi
+    RUST_LOG=error "${wrap[@]}" "$BULWARK" serve --config "$tmp/bulwark.toml" >"$out" 2>"$tmp/b.err" &
     b_pid=$!
     pids+=("$b_pid")
     until grep -q '^listening on ' "$out" 2>/dev/null; do
@@ -87,7 +94,11 @@ EOF
 }
 
 stop_bulwark() {
-    kill "$b_pid"; wait "$b_pid" 2>/dev/null || true
+    # Under strace, bulwark is strace's child: stop it first.
+    local child
+    child=$(pgrep -P "$b_pid" || true)
+    [ -z "$child" ] || kill $child 2>/dev/null || true
+    kill "$b_pid" 2>/dev/null || true; wait "$b_pid" 2>/dev/null || true
 }
 
 # go mod download of every module through $1 with an empty cache; prints seconds.
@@ -129,3 +140,9 @@ printf 'go mod download of %d modules (%d files each), mean of %d rounds, empty 
 printf '  fixture directly      %8.3f s\n' "$d"
 printf '  through bulwark cold  %8.3f s   ratio %.2f\n' "$c" "$(echo "$c / $d" | bc -l)"
 printf '  through bulwark warm  %8.3f s   ratio %.2f\n' "$w" "$(echo "$w / $d" | bc -l)"
+if [ -n "${FSYNCS:-}" ]; then
+    # strace -c lines: % time, seconds, usecs/call, calls, [errors,] syscall.
+    n=$(cat "$tmp"/data*.strace | awk '$NF == "fsync" || $NF == "fdatasync" { s += $4 } END { print s + 0 }')
+    printf '  bulwark fsync+fdatasync calls, cold and warm run: %.1f per module\n' \
+        "$(echo "$n / ($MODULES * $ROUNDS)" | bc -l)"
+fi
