@@ -144,6 +144,7 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     if let Some(warg) = WargFront::new(
         &app.config,
         app.federation.clone(),
+        app.metrics.clone(),
         trust.clone(),
         blobs.clone(),
         index,

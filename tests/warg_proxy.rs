@@ -1384,3 +1384,63 @@ fn oversized_json_bodies_are_refused_from_their_declared_length_without_reading_
         assert_eq!(&head, b"HTTP/1.1 413", "{path}");
     }
 }
+
+/// The value of the series `series` (name and labels, as exposed) in a
+/// `/metrics` text, if it is there.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn warg_verifications_content_cache_and_checkpoint_age_are_in_the_metrics() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let bytes = component(1500, 41);
+    publish_direct(&acme, "acme:counted", &bytes);
+    let bad = component(1600, 43);
+    let bad_digest = content_digest(&bad);
+    publish_direct(&acme, "acme:tampered", &bad);
+    std::fs::write(acme.content_file(&bad_digest), component(1600, 44)).unwrap();
+    let b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    let client = WargClient::new(&b.url());
+    assert_eq!(client.download("acme:counted", None).unwrap(), bytes);
+    assert!(client.download("acme:tampered", None).is_err());
+    // The log grows: the next checkpoint is proven consistent with the
+    // accepted one; a second client gets the content from the store.
+    publish_direct(&acme, "acme:later", &component(700, 42));
+    let second = WargClient::new(&b.url());
+    assert_eq!(second.download("acme:counted", None).unwrap(), bytes);
+
+    let m = body_text(&b.get("/metrics", &[]));
+    let v = |check: &str, outcome: &str| {
+        metric(
+            &m,
+            &format!(
+                "bulwark_verifications_total{{upstream=\"acme-up\",check=\"{check}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    for check in [
+        "checkpoint-signature",
+        "consistency",
+        "log-validation",
+        "inclusion",
+    ] {
+        assert!(v(check, "ok").is_some_and(|n| n >= 1.0), "{check} in\n{m}");
+        assert_eq!(v(check, "fail"), None, "{check} in\n{m}");
+    }
+    // Fetched once, checked once; the tampered file failed its check.
+    assert_eq!(v("content-digest", "ok"), Some(1.0), "{m}");
+    assert!(v("content-digest", "fail").is_some_and(|n| n >= 1.0), "{m}");
+    let cache = |result: &str| {
+        metric(
+            &m,
+            &format!("bulwark_cache_lookups_total{{kind=\"warg.content\",result=\"{result}\"}}"),
+        )
+    };
+    assert!(cache("hit").is_some_and(|n| n >= 1.0), "{m}");
+    assert!(cache("miss").is_some_and(|n| n >= 2.0), "{m}");
+    let age = metric(&m, "bulwark_checkpoint_age_seconds{upstream=\"acme-up\"}")
+        .unwrap_or_else(|| panic!("no checkpoint age in\n{m}"));
+    assert!((0.0..600.0).contains(&age), "{age}");
+}

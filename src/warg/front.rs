@@ -62,6 +62,7 @@ use indexmap::IndexMap;
 
 use crate::config::{Config, Protocol, WargPublish};
 use crate::federation::Federation;
+use crate::metrics::Metrics;
 use crate::server::{Front, ReqBody, ResBody};
 use crate::store::{ArtifactIndex, Digest as BlobDigest, FsBlobStore};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
@@ -201,6 +202,9 @@ pub struct WargFront {
     trust: TrustState,
     blobs: FsBlobStore,
     index: ArtifactIndex,
+    /// Verification outcomes by check, content cache lookups, checkpoint
+    /// age (the server's registry, shared with the other fronts).
+    metrics: Arc<Metrics>,
     /// Log ID → package name, learnt from names seen (names are checked to
     /// hash to their log ID, so they are the same for every upstream).
     names: Mutex<HashMap<LogId, PackageName>>,
@@ -212,12 +216,13 @@ pub struct WargFront {
 }
 
 impl WargFront {
-    /// The front over `config`'s Warg upstreams, sharing the server's trust
-    /// state, blob store and artifact index; `None` when no Warg upstream
-    /// is configured.
+    /// The front over `config`'s Warg upstreams, sharing the server's
+    /// metrics, trust state, blob store and artifact index; `None` when no
+    /// Warg upstream is configured.
     pub fn new(
         config: &Config,
         federation: Arc<Federation>,
+        metrics: Arc<Metrics>,
         trust: TrustState,
         blobs: FsBlobStore,
         index: ArtifactIndex,
@@ -284,6 +289,7 @@ impl WargFront {
             trust,
             blobs,
             index,
+            metrics,
             names: Mutex::new(HashMap::new()),
             https: config.server.tls.is_some(),
             uploads: tokio::sync::Semaphore::new(1),
@@ -357,6 +363,52 @@ impl WargFront {
                     "no Warg-Registry header and no default Warg upstream is configured",
                 )
             })
+    }
+
+    // ---- metrics ----
+
+    /// Counts one outcome of the verification `check` for `up`.
+    fn tally(&self, up: &Upstream, check: &'static str, ok: bool) {
+        self.metrics.verification(&up.name, check, ok);
+    }
+
+    /// Counts a `warg::verify` outcome: `check` when it passed, the check
+    /// that failed otherwise; and turns a failure into bulwark's refusal.
+    fn verified<T>(
+        &self,
+        up: &Upstream,
+        check: &'static str,
+        r: Result<T, WargVerifyError>,
+    ) -> Result<T, Answer> {
+        match r {
+            Ok(v) => {
+                self.tally(up, check, true);
+                Ok(v)
+            }
+            Err(e) => {
+                self.tally(up, answer::verify_check(&e), false);
+                Err(verify_refusal(&up.name, &e))
+            }
+        }
+    }
+
+    /// [`Self::verified`] for the front's own adapters (`warg::checks`).
+    fn checked<T>(
+        &self,
+        up: &Upstream,
+        check: &'static str,
+        r: Result<T, CheckError>,
+    ) -> Result<T, Answer> {
+        match r {
+            Ok(v) => {
+                self.tally(up, check, true);
+                Ok(v)
+            }
+            Err(e) => {
+                self.tally(up, e.check(), false);
+                Err(check_refusal(&up.name, &e))
+            }
+        }
     }
 
     async fn handle_route(&self, route: Route, req: Request<ReqBody>) -> Answer {
@@ -550,7 +602,7 @@ impl WargFront {
         let inc: InclusionResponse =
             wire::decode_json("inclusion response", &resp.body, MAX_JSON_ANSWER)
                 .map_err(|e| refuse(&up.name, e))?;
-        wv::verify_inclusion(vcp, &[leaf], &inc).map_err(|e| verify_refusal(&up.name, &e))
+        self.verified(up, "inclusion", wv::verify_inclusion(vcp, &[leaf], &inc))
     }
 
     /// Proves every record of a validated log but its head (see
@@ -590,6 +642,7 @@ impl WargFront {
                 Some(l) => format!("leaf ({}, {})", l.log_id, l.record_id),
                 None => "no such leaf".to_string(),
             };
+            self.tally(up, "inclusion", false);
             return Err(refuse(
                 &up.name,
                 format!(
@@ -600,6 +653,7 @@ impl WargFront {
                 ),
             ));
         }
+        self.tally(up, "inclusion", true);
         Ok(())
     }
 
@@ -659,7 +713,7 @@ impl WargFront {
         let Some(records) = self.fetch_records(up, kind, len).await? else {
             return Ok(None);
         };
-        let log = validate(kind, &records).map_err(|e| verify_refusal(&up.name, &e))?;
+        let log = self.verified(up, "log-validation", validate(kind, &records))?;
         self.prove_head(up, vcp, kind, &log).await?;
         self.prove_indexes(up, epoch, vcp, kind, &log).await?;
         self.index_releases(up, epoch, kind, len, &log).await?;
@@ -847,20 +901,18 @@ impl WargFront {
             .iter()
             .map(|r| (r.registry_index, &r.record_id))
             .collect();
-        for r in records {
-            let id = record_id(kind, r).map_err(|e| check_refusal(&up.name, &e))?;
-            if ids.get(&r.envelope.registry_index) != Some(&&id) {
-                return Err(check_refusal(
-                    &up.name,
-                    &CheckError::Log(format!(
-                        "record {id} at registry index {} is not the validated record of log {} at that index",
-                        r.envelope.registry_index,
-                        kind.log_id()
-                    )),
-                ));
+        let same = records.iter().try_for_each(|r| {
+            let id = record_id(kind, r)?;
+            if ids.get(&r.envelope.registry_index) == Some(&&id) {
+                return Ok(());
             }
-        }
-        Ok(())
+            Err(CheckError::Log(format!(
+                "record {id} at registry index {} is not the validated record of log {} at that index",
+                r.envelope.registry_index,
+                kind.log_id()
+            )))
+        });
+        self.checked(up, "log-validation", same)
     }
 
     /// `POST /v1/fetch/names`: a name is passed on only if it hashes to the
@@ -897,6 +949,7 @@ impl WargFront {
         for (id, n) in &r.packages {
             if let Some(n) = n {
                 if &wire::package_log_id(n) != id {
+                    self.tally(up, "name", false);
                     return refuse(
                         &up.name,
                         format!("name check failed: package name {n} does not hash to log {id}"),
@@ -904,6 +957,9 @@ impl WargFront {
                 }
                 names.push((id.clone(), n.clone()));
             }
+        }
+        if !names.is_empty() {
+            self.tally(up, "name", true);
         }
         self.learn(names);
         Answer::json(StatusCode::OK, wire::encode_json(&r))
@@ -960,8 +1016,8 @@ impl WargFront {
             }
             leafs
         };
-        if let Err(e) = wv::verify_inclusion(&cp, &leafs, &inc) {
-            return verify_refusal(&up.name, &e);
+        if let Err(a) = self.verified(up, "inclusion", wv::verify_inclusion(&cp, &leafs, &inc)) {
+            return a;
         }
         self.remember_answer(up, epoch, "inclusion", &body, &resp.body);
         Answer::json(StatusCode::OK, resp.body)
@@ -1000,12 +1056,16 @@ impl WargFront {
             (Ok(a), Ok(b)) => (a, b),
             (Err(a), _) | (_, Err(a)) => return a,
         };
-        match wv::verify_consistency(&old, &new, &c.proof) {
+        match self.verified(
+            up,
+            "consistency",
+            wv::verify_consistency(&old, &new, &c.proof),
+        ) {
             Ok(()) => {
                 self.remember_answer(up, epoch, "consistency", &body, &resp.body);
                 Answer::json(StatusCode::OK, resp.body)
             }
-            Err(e) => verify_refusal(&up.name, &e),
+            Err(a) => a,
         }
     }
 
@@ -1195,7 +1255,9 @@ impl WargFront {
             }
         }
         let got = log.checkpoint().root();
-        if got.bytes() != root.bytes() {
+        let ok = got.bytes() == root.bytes();
+        self.tally(up, "ledger", ok);
+        if !ok {
             return Err(refuse(
                 &up.name,
                 format!(

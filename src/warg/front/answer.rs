@@ -73,7 +73,7 @@ pub(super) fn check_refusal(up: &str, e: &CheckError) -> Answer {
 
 /// A short name of the `warg::verify` check that failed (an adapter: the
 /// verifier's error has no such method).
-fn verify_check(e: &WargVerifyError) -> &'static str {
+pub(super) fn verify_check(e: &WargVerifyError) -> &'static str {
     use WargVerifyError as E;
     match e {
         E::CheckpointKey { .. } => "operator-key",

@@ -12,7 +12,7 @@ use http::StatusCode;
 
 use super::answer::{
     check_refusal, expect_ok, refuse, task_failed, trust_refusal, unreachable, upstream_failure,
-    verify_refusal, Answer,
+    Answer,
 };
 use super::{to_len, validate, Upstream, WargFront};
 use crate::tlog::{Checkpoint as TlogCheckpoint, Hash as TlogHash};
@@ -103,6 +103,8 @@ impl WargFront {
             TrustError::NoCheckpoint { .. } => upstream_failure(&up.name, e),
             other => trust_refusal(&up.name, &other),
         })?;
+        self.metrics
+            .set_checkpoint_age(&up.name, v.age.as_secs_f64());
         let cp: SignedCheckpoint = wire::decode_json(
             "stored checkpoint",
             &v.checkpoint.note,
@@ -132,14 +134,16 @@ impl WargFront {
             .fetch_records(up, &LogKind::Operator, len)
             .await?
             .ok_or_else(|| refuse(&up.name, "the upstream has no operator log"))?;
-        let log =
-            validate(&LogKind::Operator, &records).map_err(|e| verify_refusal(&up.name, &e))?;
+        let log = self.verified(up, "log-validation", validate(&LogKind::Operator, &records))?;
         let opstate = log
             .operator
             .as_ref()
             .ok_or_else(|| refuse(&up.name, "no operator state"))?;
-        let vcp = wv::verify_checkpoint(cp, &up.key.key, opstate)
-            .map_err(|e| verify_refusal(&up.name, &e))?;
+        let vcp = self.verified(
+            up,
+            "checkpoint-signature",
+            wv::verify_checkpoint(cp, &up.key.key, opstate),
+        )?;
         self.prove_head(up, &vcp, &LogKind::Operator, &log).await?;
         // Served only once every record is proven at its index: a longer
         // operator log is proven by `validated_log` when it is fetched.
@@ -158,11 +162,14 @@ impl WargFront {
     ) -> Result<(), Answer> {
         let contents: &TimestampedCheckpoint = cp.as_ref();
         let len = contents.checkpoint.log_length as u64;
-        let signed = signed_time(&up.name, contents)?;
+        let signed = signed_time(&up.name, contents).inspect_err(|_| {
+            self.tally(up, "timestamp", false);
+        })?;
         // Freshness while the upstream answers (a time ahead of now is the
         // trust state's to refuse: `timestamp`).
         let age = SystemTime::now().duration_since(signed).unwrap_or_default();
         if age > up.max_age {
+            self.tally(up, "freshness", false);
             return Err(refuse(
                 &up.name,
                 format!(
@@ -210,6 +217,7 @@ impl WargFront {
             let trust = self.trust.clone();
             let name = up.name.clone();
             let (note, tcp) = (note.clone(), tcp.clone());
+            let proved = from > 0;
             let outcome = tokio::task::spawn_blocking(move || {
                 trust
                     .advance_at(
@@ -228,15 +236,28 @@ impl WargFront {
             .await
             .map_err(task_failed)?;
             match outcome {
-                Ok(_) => break,
+                Ok(_) => {
+                    if proved {
+                        self.tally(up, "consistency", true);
+                    }
+                    break;
+                }
                 Err(e)
                     if matches!(*e, TrustError::StaleBase { .. }) && attempt < ADVANCE_ATTEMPTS =>
                 {
                     continue
                 }
-                Err(e) => return Err(trust_refusal(&up.name, &e)),
+                Err(e) => {
+                    // A verdict on the upstream (fork, rewind, …), not a
+                    // storage failure of bulwark's own.
+                    if !matches!(*e, TrustError::Storage { .. }) {
+                        self.tally(up, e.check(), false);
+                    }
+                    return Err(trust_refusal(&up.name, &e));
+                }
             }
         }
+        self.metrics.set_checkpoint_time(&up.name, signed);
         self.remember_checkpoint(up, epoch, vcp)
     }
 
@@ -271,9 +292,12 @@ impl WargFront {
         let c: wire::ConsistencyResponse =
             wire::decode_json("consistency response", &resp.body, super::MAX_JSON_ANSWER)
                 .map_err(|e| refuse(&up.name, e))?;
-        let converted = checks::check_consistency(&c.proof, from, to)
-            .map_err(|e| check_refusal(&up.name, &e))?;
+        let converted = checks::check_consistency(&c.proof, from, to).map_err(|e| {
+            self.tally(up, e.check(), false);
+            check_refusal(&up.name, &e)
+        })?;
         if converted.new_root != root.0 {
+            self.tally(up, "consistency", false);
             return Err(check_refusal(
                 &up.name,
                 &CheckError::Consistency(format!(

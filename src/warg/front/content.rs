@@ -156,8 +156,10 @@ impl WargFront {
             Err(a) => return a,
         };
         if let Ok(Some(blob)) = self.blobs.get_stream(&d).await {
+            self.metrics.cache("warg.content", true);
             return stored_octets(blob);
         }
+        self.metrics.cache("warg.content", false);
         let path = format!("/content/sha256-{}", d.hex());
         // A verified fetch: the digest is one a proven release names.
         let request = UpstreamRequest::get(path)
@@ -174,8 +176,9 @@ impl WargFront {
             return a;
         }
         match self.blobs.put_stream(&d, resp.body).await {
-            Ok(_) => {}
+            Ok(_) => self.tally(up, "content-digest", true),
             Err(StoreError::DigestMismatch { expected, seen }) => {
+                self.tally(up, "content-digest", false);
                 return refuse(
                     &up.name,
                     format!(
