@@ -14,6 +14,8 @@ use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
 use bulwark::gomod::front::GoFront;
 use bulwark::gomod::verifier::GoIndex;
+use bulwark::pipeline::artifacts::Artifacts;
+use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;
@@ -141,14 +143,13 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
     };
-    if let Some(warg) = WargFront::new(
-        &app.config,
-        app.federation.clone(),
-        app.metrics.clone(),
-        trust.clone(),
+    let artifacts = Artifacts::new(
         blobs.clone(),
         index,
-    )? {
+        Trust::new(trust.clone()),
+        app.metrics.clone(),
+    );
+    if let Some(warg) = WargFront::new(&app.config, app.federation.clone(), artifacts)? {
         fronts.push(Arc::new(warg));
     }
     let index = GoIndex::open(&data_dir.join("gomod.redb"))?;

@@ -1430,8 +1430,8 @@ fn warg_verifications_content_cache_and_checkpoint_age_are_in_the_metrics() {
         assert_eq!(v(check, "fail"), None, "{check} in\n{m}");
     }
     // Fetched once, checked once; the tampered file failed its check.
-    assert_eq!(v("content-digest", "ok"), Some(1.0), "{m}");
-    assert!(v("content-digest", "fail").is_some_and(|n| n >= 1.0), "{m}");
+    assert_eq!(v("digest", "ok"), Some(1.0), "{m}");
+    assert!(v("digest", "fail").is_some_and(|n| n >= 1.0), "{m}");
     let cache = |result: &str| {
         metric(
             &m,
