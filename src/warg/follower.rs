@@ -18,6 +18,7 @@ use crate::upstream::{UpstreamError, UpstreamRequest};
 use crate::verify::trust::TrustError;
 use crate::warg::checks::{self, CheckError, LogKind};
 use crate::warg::logs::validate;
+use crate::warg::memory::Fresh;
 use crate::warg::refuse::{expect_ok, from_check, malformed, refuse};
 use crate::warg::registry::{own, to_len, Registry, Warg, MAX_JSON_ANSWER};
 use crate::warg::verify::{self as wv, VerifiedCheckpoint};
@@ -33,13 +34,6 @@ const ADVANCE_ATTEMPTS: usize = 4;
 /// The extension line binding a Warg checkpoint's map root in the trust
 /// state: a second map root at an accepted log length is a fork.
 const MAP_ROOT_LINE: &str = "map";
-
-/// The last checkpoint bulwark verified for an upstream, and when.
-pub struct Fresh {
-    at: Instant,
-    epoch: u64,
-    checkpoint: SignedCheckpoint,
-}
 
 /// What bulwark says of a checkpoint a client asks it to judge
 /// (`POST /v1/verify/checkpoint`).

@@ -20,9 +20,10 @@
 //!   route.
 //! - **Client bodies** are read within their limits and decoded once; the
 //!   ecosystem's answers are encoded in the reference server's shapes.
-//! - **Refusals** (the pipeline's [`Refusal`]) are rendered in Warg's
-//!   `{"status","message"}` shape, naming the upstream, the check, and
-//!   what was expected and seen (`answer::refusal`).
+//! - **Refusals** (the pipeline's [`crate::pipeline::refusal::Refusal`])
+//!   are rendered in Warg's `{"status","message"}` shape, naming the
+//!   upstream, the check, and what was expected and seen
+//!   (`answer::refusal`).
 //! - **Offline**: what the ecosystem serves from what it verified earlier
 //!   carries its `Warning` header.
 

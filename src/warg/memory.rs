@@ -5,13 +5,14 @@
 //! index the content digests; this is only what saves refetching and
 //! re-proving.
 //!
-//! Owned by [`super::registry::Registry`]; no I/O here. Everything is
+//! Owned by each `registry::Registry`; no I/O here. Everything is
 //! dropped whole when the upstream's trust epoch changes
 //! ([`Memory::enter`]), and nothing proven in another epoch than the
 //! current one is kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -19,7 +20,7 @@ use indexmap::IndexMap;
 use crate::store::Digest as BlobDigest;
 use crate::warg::checks::{LogKind, ValidatedLog};
 use crate::warg::verify::VerifiedCheckpoint;
-use crate::warg::wire::{LogLeaf, RegistryIndex};
+use crate::warg::wire::{LogLeaf, RegistryIndex, SignedCheckpoint};
 
 /// Verified checkpoints kept (the newest log lengths).
 const MAX_CHECKPOINTS: usize = 64;
@@ -32,6 +33,14 @@ pub(crate) const MAX_CACHED_LEAVES: usize = 200_000;
 const MAX_LEDGERS: usize = 1;
 /// Most bytes of verified answers kept for offline serving.
 const MAX_OFFLINE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The last checkpoint the follower verified for an upstream, and when
+/// (reused for the upstream's `checkpoint_reuse`).
+pub struct Fresh {
+    pub at: Instant,
+    pub epoch: u64,
+    pub checkpoint: SignedCheckpoint,
+}
 
 /// Which kind of verified answer (the client route it answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

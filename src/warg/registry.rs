@@ -2,17 +2,17 @@
 //! front calls for everything that touches an upstream, the trust state or
 //! the content store, and one [`Registry`] per configured Warg upstream.
 //!
-//! - [`crate::warg::follower`]: the log follower (checkpoints fetched,
-//!   checked, offered to the trust state; offline checkpoints).
-//! - [`crate::warg::logs`]: logs fetched in full, validated, proven
-//!   included; the records and proofs a client asks for, checked before
-//!   they are returned; package names.
-//! - [`crate::warg::ledger`]: the registry log, hashed to a verified root.
-//! - [`crate::warg::content`]: release digests indexed, content served
-//!   through the pipeline's artifact service.
-//! - [`crate::warg::publish`]: client writes forwarded (`publish =
-//!   "forward"`).
-//! - [`crate::warg::memory`]: what is remembered per upstream and epoch.
+//! - `follower`: the log follower (checkpoints fetched, checked, offered
+//!   to the trust state; offline checkpoints).
+//! - `logs`: logs fetched in full, validated, proven included; the records
+//!   a client asks for, checked before they are returned; package names.
+//! - `proofs`: the proofs a client asks for, checked before they are
+//!   returned.
+//! - `ledger`: the registry log, hashed to a verified root.
+//! - `content`: release digests indexed, content served through the
+//!   pipeline's artifact service.
+//! - `publish`: client writes forwarded (`publish = "forward"`).
+//! - `memory`: what is remembered per upstream and epoch.
 //!
 //! Every failure is a [`Refusal`]; the front renders it.
 
@@ -31,8 +31,7 @@ use crate::pipeline::trust::Trust;
 use crate::upstream::UpstreamResponse;
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
 use crate::warg::checks::{CheckError, PinnedKey};
-use crate::warg::follower::Fresh;
-use crate::warg::memory::{AnswerKind, Memory};
+use crate::warg::memory::{AnswerKind, Fresh, Memory};
 use crate::warg::refuse::{from_check, from_verify, poisoned, verify_check};
 use crate::warg::verify::WargVerifyError;
 use crate::warg::wire::{self, LogId, PackageName};
