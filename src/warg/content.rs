@@ -16,7 +16,7 @@ use crate::store::{Blob, Digest as BlobDigest};
 use crate::upstream::UpstreamRequest;
 use crate::warg::checks::{LogKind, ValidatedLog};
 use crate::warg::refuse::malformed;
-use crate::warg::registry::{own, Registry, Warg};
+use crate::warg::registry::{own, Registries, Registry};
 
 /// Largest content blob fetched from an upstream.
 const MAX_CONTENT: u64 = 512 * 1024 * 1024;
@@ -31,7 +31,7 @@ pub struct Content {
     pub warning: Option<String>,
 }
 
-impl Warg {
+impl Registries {
     /// Records the content digests a validated, proven package log's
     /// releases name, for `reg` in `epoch` (durably; entries already there
     /// are kept).

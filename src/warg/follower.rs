@@ -20,7 +20,7 @@ use crate::warg::checks::{self, CheckError, LogKind};
 use crate::warg::logs::validate;
 use crate::warg::memory::Fresh;
 use crate::warg::refuse::{expect_ok, from_check, malformed, refuse};
-use crate::warg::registry::{own, to_len, Registry, Warg, MAX_JSON_ANSWER};
+use crate::warg::registry::{own, to_len, Registries, Registry, MAX_JSON_ANSWER};
 use crate::warg::verify::{self as wv, VerifiedCheckpoint};
 use crate::warg::wire::{self, SignedCheckpoint, TimestampedCheckpoint};
 
@@ -45,7 +45,7 @@ pub struct Judgement {
     pub signature: bool,
 }
 
-impl Warg {
+impl Registries {
     /// The upstream's current checkpoint, verified and accepted by the
     /// trust state: one fetch at a time per upstream, reused for the
     /// upstream's `checkpoint_reuse` (every client within it shares one

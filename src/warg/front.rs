@@ -15,7 +15,7 @@
 //!   package is answered like the reference server answers a missing log,
 //!   plus `warg-registry-hint: <namespace>=<upstream>`. The header is never
 //!   sent upstream (the reference server answers 501 to it).
-//! - **One gate per request** ([`Warg::gate`]): a quarantined upstream, or
+//! - **One gate per request** ([`Registries::gate`]): a quarantined upstream, or
 //!   one whose trust state cannot be read, gets nothing through on any
 //!   route.
 //! - **Client bodies** are read within their limits and decoded once; the
@@ -35,16 +35,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 
-use crate::config::Config;
+use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
-use crate::pipeline::artifacts::Artifacts;
 use crate::server::{Front, ReqBody, ResBody};
+use crate::warg::config::PROTOCOL;
 use crate::warg::follower::MAX_CHECKPOINT_BYTES;
 use crate::warg::ledger::LEDGER_PAGE;
 use crate::warg::logs::Logs;
-use crate::warg::registry::{Registry, Served, Warg};
+use crate::warg::registry::{Registries, Registry, Served};
 use crate::warg::wire::{
     self, FetchLogsRequest, FetchPackageNamesRequest, InclusionRequest, LogId, RegistryIndex, Route,
 };
@@ -58,27 +58,25 @@ const MAX_JSON_REQUEST: usize = wire::DEFAULT_JSON_LIMIT;
 const MAX_NAME_LOOKUPS: usize = 16;
 /// The route prefix of bulwark's own content URLs.
 const CONTENT_PREFIX: &str = "/content/";
+/// Longest host name echoed into a content URL.
+const MAX_AUTHORITY: usize = 255;
 
 /// The Warg front. See the module documentation.
 pub struct WargFront {
     federation: Arc<Federation>,
-    warg: Warg,
+    warg: Registries,
     https: bool,
 }
 
 impl WargFront {
-    /// The front over `config`'s Warg upstreams, on the pipeline's
-    /// artifact service (with its trust state and metrics); `None` when no
-    /// Warg upstream is configured.
-    pub fn new(
-        config: &Config,
-        federation: Arc<Federation>,
-        artifacts: Artifacts,
-    ) -> anyhow::Result<Option<WargFront>> {
-        Ok(Warg::new(config, artifacts)?.map(|warg| WargFront {
-            federation,
+    /// The front over the configuration's Warg upstreams, on the
+    /// pipeline (the context's artifact service, trust state and metrics);
+    /// `None` when no Warg upstream is configured.
+    pub fn new(ctx: &EcosystemContext) -> anyhow::Result<Option<WargFront>> {
+        Ok(Registries::new(ctx)?.map(|warg| WargFront {
+            federation: ctx.federation.clone(),
             warg,
-            https: config.server.tls.is_some(),
+            https: ctx.config.server.tls.is_some(),
         }))
     }
 
@@ -88,13 +86,13 @@ impl WargFront {
 
     /// The upstream owning `namespace`: explicit claim, else the default.
     fn owner(&self, namespace: &str) -> Option<&Arc<Registry>> {
-        match self.federation.warg_owner(namespace) {
+        match self.federation.owner(PROTOCOL, namespace) {
             Some(u) => self.upstream(&u.name),
             None => self.warg.default_registry(),
         }
     }
 
-    /// The one gate of every request for `reg` (see [`Warg::gate`]).
+    /// The one gate of every request for `reg` (see [`Registries::gate`]).
     async fn admit(&self, reg: &Registry) -> Result<u64, Answer> {
         self.warg.gate(reg).await.map_err(|r| refusal(&r))
     }
@@ -192,7 +190,7 @@ impl WargFront {
                 self.prove_consistency(&up, epoch, req).await
             }
             (Route::ContentSources { digest }, Some((up, epoch))) => {
-                let authority = content::client_authority(&req);
+                let authority = client_authority(&req);
                 self.content_sources(&up, epoch, &digest, authority).await
             }
             (Route::ContentFile { digest }, Some((up, _))) => self.content(&up, &digest).await,
@@ -458,5 +456,69 @@ impl Front for WargFront {
             };
             self.handle_route(r, req).await.into_response()
         })
+    }
+}
+
+/// The authority a client reached bulwark by: the request URI's (HTTP/2
+/// `:authority`, or an absolute-form HTTP/1.1 target), else the `Host`
+/// header; only a plain `host[:port]` is echoed into a URL.
+fn client_authority(req: &Request<ReqBody>) -> Option<String> {
+    let text = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+    };
+    sane_authority(&text).then_some(text)
+}
+
+fn sane_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= MAX_AUTHORITY
+        && !host.starts_with(['.', '-', ':'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && host.parse::<http::uri::Authority>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::full;
+
+    fn req(uri: &str, host: Option<&str>) -> Request<ReqBody> {
+        let mut b = Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header(header::HOST, h);
+        }
+        b.body(full(bytes::Bytes::new())).unwrap()
+    }
+
+    #[test]
+    fn content_urls_use_the_uri_authority_then_host_and_only_sane_ones() {
+        // HTTP/2: the URI carries the authority, no Host header.
+        assert_eq!(
+            client_authority(&req("http://mirror.example:8443/v1/content/x", None)).as_deref(),
+            Some("mirror.example:8443")
+        );
+        // HTTP/1.1 origin form: the Host header.
+        assert_eq!(
+            client_authority(&req("/v1/content/x", Some("127.0.0.1:9000"))).as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(client_authority(&req("/v1/content/x", None)), None);
+        for bad in [
+            "evil.example/x",
+            "a b",
+            "user@host",
+            "",
+            "-x",
+            "host:port:1",
+        ] {
+            assert_eq!(
+                client_authority(&req("/v1/content/x", Some(bad))),
+                None,
+                "{bad:?}"
+            );
+        }
     }
 }

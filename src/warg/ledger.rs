@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::pipeline::refusal::Refusal;
 use crate::upstream::UpstreamRequest;
 use crate::warg::refuse::{expect_ok, refuse, CHECK_SIZE, CHECK_WIRE};
-use crate::warg::registry::{own, Registry, Warg};
+use crate::warg::registry::{own, Registries, Registry};
 use crate::warg::verify::VerifiedCheckpoint;
 use crate::warg::wire::{LogLeaf, RegistryIndex};
 
@@ -29,7 +29,7 @@ pub struct LedgerLength {
     pub warning: Option<String>,
 }
 
-impl Warg {
+impl Registries {
     /// The ledger length of the current verified checkpoint.
     pub async fn ledger_length(&self, reg: &Registry, epoch: u64) -> Result<LedgerLength, Refusal> {
         let (cp, warning) = self.current_checkpoint(reg, epoch).await?;

@@ -18,7 +18,7 @@ use crate::upstream::UpstreamRequest;
 use crate::warg::checks::{CheckError, LogKind, ValidatedLog};
 use crate::warg::memory::{AnswerKind, MAX_CACHED_LEAVES};
 use crate::warg::refuse::{expect_ok, malformed, refuse, CHECK_SIZE};
-use crate::warg::registry::{own, to_len, Registry, Served, Warg, MAX_JSON_ANSWER};
+use crate::warg::registry::{own, to_len, Registries, Registry, Served, MAX_JSON_ANSWER};
 use crate::warg::verify::{
     self as wv, LeafRef, OperatorState, PackageState, VerifiedCheckpoint, WargVerifyError,
 };
@@ -34,7 +34,7 @@ const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A client's fetch-logs request, answered.
 pub enum Logs {
-    /// Every returned record checked (see [`Warg::fetch_logs`]).
+    /// Every returned record checked (see [`Registries::fetch_logs`]).
     Verified(Served),
     /// The upstream has no such log (the client initialises a new package
     /// on this answer): a log the client asked about.
@@ -87,7 +87,7 @@ fn record_id(kind: &LogKind, r: &wire::PublishedRecord) -> Result<wire::RecordId
     })
 }
 
-impl Warg {
+impl Registries {
     /// Every record of a log at length `len`, paged. `None`: the upstream
     /// has no such log.
     pub(crate) async fn fetch_records(

@@ -15,11 +15,12 @@
 //!   [`content`], [`publish`] and [`memory`]: everything that touches an
 //!   upstream, the trust state or the content store. Failures are the
 //!   pipeline's `Refusal` ([`refuse`]).
-//! - [`front`]: routes and wire shapes only, calling [`registry::Warg`].
+//! - [`front`]: routes and wire shapes only, calling [`registry::Registries`].
 //!
 //! `tests/support/WARG.md` records how the reference peers behave.
 
 pub mod checks;
+pub mod config;
 pub mod content;
 pub mod follower;
 pub mod front;
@@ -32,3 +33,25 @@ pub mod refuse;
 pub mod registry;
 pub mod verify;
 pub mod wire;
+
+use std::sync::Arc;
+
+use crate::config::ProtocolConfig;
+use crate::ecosystem::{Ecosystem, EcosystemContext};
+use crate::server::Front;
+
+/// The Warg ecosystem, registered in `src/ecosystems.rs`.
+pub struct Warg;
+
+/// The one instance.
+pub static ECOSYSTEM: Warg = Warg;
+
+impl Ecosystem for Warg {
+    fn config(&self) -> &'static dyn ProtocolConfig {
+        &config::CONFIG
+    }
+
+    fn front(&self, ctx: &EcosystemContext) -> anyhow::Result<Option<Arc<dyn Front>>> {
+        Ok(front::WargFront::new(ctx)?.map(|f| Arc::new(f) as Arc<dyn Front>))
+    }
+}

@@ -10,11 +10,11 @@ use crate::pipeline::refusal::Refusal;
 use crate::upstream::UpstreamRequest;
 use crate::warg::memory::AnswerKind;
 use crate::warg::refuse::{expect_ok, malformed, refuse};
-use crate::warg::registry::{Registry, Served, Warg, MAX_JSON_ANSWER};
+use crate::warg::registry::{Registries, Registry, Served, MAX_JSON_ANSWER};
 use crate::warg::verify::{self as wv, LeafRef};
 use crate::warg::wire::{self, ConsistencyRequest, InclusionRequest, InclusionResponse};
 
-impl Warg {
+impl Registries {
     /// A client's inclusion-proof request (raw `body`, decoded `request`).
     pub async fn prove_inclusion(
         &self,

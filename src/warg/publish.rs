@@ -10,7 +10,7 @@ use http::{header, HeaderValue, StatusCode};
 use crate::pipeline::refusal::Refusal;
 use crate::upstream::{UpstreamClient, UpstreamRequest};
 use crate::warg::refuse::{expect_status, malformed};
-use crate::warg::registry::{Registry, Warg};
+use crate::warg::registry::{Registries, Registry};
 use crate::warg::wire::{self, PackageRecord};
 
 /// Largest record-state answer read from an upstream.
@@ -48,7 +48,7 @@ fn record_state(up: &str, body: &[u8]) -> Result<PackageRecord, Refusal> {
         .map_err(|e| malformed(up, e))
 }
 
-impl Warg {
+impl Registries {
     /// `POST /v1/package/{logId}/record` (at `path`): one signed record,
     /// forwarded with the client's own credential. Answers the record's
     /// state (202).
@@ -95,7 +95,7 @@ impl Warg {
         Ok(())
     }
 
-    /// Waits for the one upload slot (see `Warg::uploads`): held by the
+    /// Waits for the one upload slot (see `Registries::uploads`): held by the
     /// caller from reading the client's body until the upstream has it.
     pub async fn upload_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.uploads.acquire().await.ok()

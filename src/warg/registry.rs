@@ -1,4 +1,4 @@
-//! The Warg ecosystem's side of the pipeline: [`Warg`], which the Warg
+//! The Warg ecosystem's side of the pipeline: [`Registries`], which the Warg
 //! front calls for everything that touches an upstream, the trust state or
 //! the content store, and one [`Registry`] per configured Warg upstream.
 //!
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{Config, Protocol, WargPublish};
+use crate::ecosystem::EcosystemContext;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::refusal::{stale_warning, Refusal};
@@ -31,6 +31,7 @@ use crate::pipeline::trust::Trust;
 use crate::upstream::UpstreamResponse;
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
 use crate::warg::checks::{CheckError, PinnedKey};
+use crate::warg::config::{WargPublish, WargSettings, PROTOCOL};
 use crate::warg::memory::{AnswerKind, Fresh, Memory};
 use crate::warg::refuse::{from_check, from_verify, poisoned, verify_check};
 use crate::warg::verify::WargVerifyError;
@@ -78,7 +79,7 @@ impl Registry {
 }
 
 /// The Warg ecosystem service (see the module documentation).
-pub struct Warg {
+pub struct Registries {
     registries: Vec<Arc<Registry>>,
     default: Option<usize>,
     pub(crate) artifacts: Artifacts,
@@ -91,22 +92,18 @@ pub struct Warg {
     pub(crate) uploads: tokio::sync::Semaphore,
 }
 
-impl Warg {
-    /// The service over `config`'s Warg upstreams, on the pipeline's
-    /// artifact service (and its trust state and metrics); `None` when no
-    /// Warg upstream is configured.
-    pub fn new(config: &Config, artifacts: Artifacts) -> anyhow::Result<Option<Warg>> {
+impl Registries {
+    /// The service over the configuration's Warg upstreams, on the
+    /// pipeline's artifact service (and its trust state and metrics);
+    /// `None` when no Warg upstream is configured.
+    pub fn new(ctx: &EcosystemContext) -> anyhow::Result<Option<Registries>> {
         let mut registries = Vec::new();
         let mut default = None;
-        for u in config
-            .upstreams
-            .iter()
-            .filter(|u| u.protocol == Protocol::Warg)
-        {
-            let key_text = u.operator_key.as_deref().ok_or_else(|| {
+        for u in ctx.upstreams(PROTOCOL) {
+            let settings = u.settings::<WargSettings>().ok_or_else(|| {
                 anyhow::anyhow!("upstream {}: a Warg upstream needs operator_key", u.name)
             })?;
-            let key = PinnedKey::parse(key_text)
+            let key = PinnedKey::parse(&settings.operator_key)
                 .map_err(|e| anyhow::anyhow!("upstream {}: {e}", u.name))?;
             let mut opts = UpstreamOptions::new(u.name.clone(), u.url.clone());
             opts.extra_ca_pem = u.ca_file.clone();
@@ -117,7 +114,7 @@ impl Warg {
             // remember a 404 (a package may be published a moment later).
             opts.negative_ttl = Duration::ZERO;
             opts.retries = 1;
-            let writer = match u.publish {
+            let writer = match settings.publish {
                 WargPublish::Forward => {
                     let mut w = opts.clone();
                     // Writes are the client's: its failures are its own.
@@ -136,8 +133,8 @@ impl Warg {
                 client: UpstreamClient::new(opts)?,
                 writer,
                 key,
-                max_age: u.checkpoint_age_bound(&config.server),
-                reuse: u.checkpoint_reuse,
+                max_age: u.checkpoint_age_bound(&ctx.config.server),
+                reuse: settings.checkpoint_reuse,
                 memory: Mutex::new(Memory::default()),
                 unreachable: AtomicBool::new(false),
                 ledger_fetch: tokio::sync::Mutex::new(()),
@@ -150,10 +147,10 @@ impl Warg {
         if default.is_none() && registries.len() == 1 {
             default = Some(0);
         }
-        Ok(Some(Warg {
+        Ok(Some(Registries {
             registries,
             default,
-            artifacts,
+            artifacts: ctx.artifacts.clone(),
             names: Mutex::new(HashMap::new()),
             uploads: tokio::sync::Semaphore::new(1),
         }))

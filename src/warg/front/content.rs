@@ -3,19 +3,15 @@
 //! a verified release of that upstream names), and the bytes themselves
 //! (from the ecosystem, which serves them only under such an entry).
 
-use http::{header, Request, StatusCode};
+use http::StatusCode;
 use indexmap::IndexMap;
 
 use super::answer::{refusal, stored_octets, Answer};
 use super::{WargFront, CONTENT_PREFIX};
-use crate::server::ReqBody;
 use crate::store::Digest as BlobDigest;
 use crate::warg::registry::Registry;
 use crate::warg::wire::{self, ContentSource, ContentSourcesResponse};
 use warg_crypto::hash::AnyHash;
-
-/// Longest host name echoed into a content URL.
-const MAX_AUTHORITY: usize = 255;
 
 impl WargFront {
     /// `GET /v1/content/{digest}`: bulwark's own content URL, only for a
@@ -105,68 +101,4 @@ fn sha256(digest: &AnyHash) -> Result<BlobDigest, Answer> {
 fn not_found(digest: &AnyHash) -> Answer {
     let err = wire::ContentError::ContentDigestNotFound(digest.clone());
     Answer::json(StatusCode::NOT_FOUND, wire::encode_json(&err))
-}
-
-/// The authority a client reached bulwark by: the request URI's (HTTP/2
-/// `:authority`, or an absolute-form HTTP/1.1 target), else the `Host`
-/// header; only a plain `host[:port]` is echoed into a URL.
-pub(super) fn client_authority(req: &Request<ReqBody>) -> Option<String> {
-    let text = match req.uri().authority() {
-        Some(a) => a.as_str().to_string(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
-    };
-    sane_authority(&text).then_some(text)
-}
-
-fn sane_authority(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= MAX_AUTHORITY
-        && !host.starts_with(['.', '-', ':'])
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        && host.parse::<http::uri::Authority>().is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::full;
-
-    fn req(uri: &str, host: Option<&str>) -> Request<ReqBody> {
-        let mut b = Request::builder().uri(uri);
-        if let Some(h) = host {
-            b = b.header(header::HOST, h);
-        }
-        b.body(full(bytes::Bytes::new())).unwrap()
-    }
-
-    #[test]
-    fn content_urls_use_the_uri_authority_then_host_and_only_sane_ones() {
-        // HTTP/2: the URI carries the authority, no Host header.
-        assert_eq!(
-            client_authority(&req("http://mirror.example:8443/v1/content/x", None)).as_deref(),
-            Some("mirror.example:8443")
-        );
-        // HTTP/1.1 origin form: the Host header.
-        assert_eq!(
-            client_authority(&req("/v1/content/x", Some("127.0.0.1:9000"))).as_deref(),
-            Some("127.0.0.1:9000")
-        );
-        assert_eq!(client_authority(&req("/v1/content/x", None)), None);
-        for bad in [
-            "evil.example/x",
-            "a b",
-            "user@host",
-            "",
-            "-x",
-            "host:port:1",
-        ] {
-            assert_eq!(
-                client_authority(&req("/v1/content/x", Some(bad))),
-                None,
-                "{bad:?}"
-            );
-        }
-    }
 }
