@@ -12,11 +12,11 @@ use std::path::Path;
 use crate::config::{Config, ConfigError, ProtocolConfig, EMBEDDED_DEFAULT, EMBEDDED_ORIGIN};
 use crate::ecosystem::Ecosystem;
 use crate::federation::Federation;
-use crate::{gomod, warg};
+use crate::{gomod, pypi, warg};
 
 /// Every ecosystem, one line each. Their fronts are asked, in this order,
 /// whether a request is theirs.
-pub const ECOSYSTEMS: &[&dyn Ecosystem] = &[&warg::ECOSYSTEM, &gomod::ECOSYSTEM];
+pub const ECOSYSTEMS: &[&dyn Ecosystem] = &[&warg::ECOSYSTEM, &gomod::ECOSYSTEM, &pypi::ECOSYSTEM];
 
 /// The configuration side of every ecosystem.
 pub fn protocols() -> Vec<&'static dyn ProtocolConfig> {
