@@ -1183,7 +1183,10 @@ example.com/greet v1.0.0/go.mod h1:qmCUdUgvYzVx/QpXPHPcbrzaJCOfJUUeUlhKWag7bZg=\
             "id 7".to_string(),
             proof.replace("id 7", "id x"),
             proof.replace("tree 40:", "tree 40"),
-            proof.replace("h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=", "h1:short"),
+            proof.replace(
+                "h1:pN/+iEkzWwBUHy86aw5Vd1WTEXw04KZ9W9CWdwfqofs=",
+                "h1:short",
+            ),
             format!("{proof} more"),
         ] {
             assert!(decode_record(&m, &bad, None, 3).is_none(), "{bad}");
