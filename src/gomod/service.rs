@@ -152,11 +152,6 @@ impl GoUpstream {
         &self.verifier.name
     }
 
-    /// Its checksum-database follower (the `/sumdb/<name>/...` routes).
-    pub fn verifier(&self) -> &SumdbVerifier {
-        &self.verifier
-    }
-
     /// The one quarantine gate of a request; the upstream's epoch.
     pub async fn gate(&self) -> Result<u64, Refusal> {
         self.verifier.gate().await.map_err(|e| self.refusal(e))
