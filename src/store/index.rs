@@ -38,13 +38,13 @@ pub mod kinds {
     /// Warg content: key `sha256:<hex>`, named by a release record of a
     /// package log proven included in a verified checkpoint.
     pub const WARG_CONTENT: &str = "warg.content";
-    /// Go module zip: key `<module>@<version>` → the zip's sha256; proof: the sumdb record and its h1.
+    /// Go module zip: key `<module>@<version>` → the zip's sha256; proof: its sumdb record (`id N in tree S: <zip h1> <mod h1>`).
     pub const GOMOD_ZIP: &str = "gomod.zip";
-    /// Go module go.mod: key `<module>@<version>` → the file's sha256; proof: the sumdb record and its h1.
+    /// Go module go.mod: key `<module>@<version>` → the file's sha256; proof: as `GOMOD_ZIP`.
     pub const GOMOD_MOD: &str = "gomod.mod";
     /// Go checksum-database tile: key its path (`tile/8/...`) → the tile bytes' sha256.
     pub const GOMOD_TILE: &str = "gomod.tile";
-    /// Go checksum-database record: key `<module>@<version>` → the record text's sha256; proof `id N ...`.
+    /// Go checksum-database record: key `<module>@<version>` → the record text's sha256 (no blob: the text is rebuilt from the proof, as `GOMOD_ZIP`).
     pub const GOMOD_RECORD: &str = "gomod.record";
 }
 
