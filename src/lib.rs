@@ -6,6 +6,8 @@ pub mod config;
 pub mod federation;
 pub mod gomod;
 pub mod metrics;
+pub mod pipeline;
+pub mod pypi;
 pub mod server;
 pub mod sigstore;
 pub mod store;

@@ -371,10 +371,7 @@ impl GoFront {
             Err(e) => {
                 if e.is_unreachable() {
                     if let Some(b) = g.meta_stale.get(&path).await {
-                        let w = format!(
-                            "110 bulwark \"Response is Stale: upstream {} unreachable\"",
-                            g.name
-                        );
+                        let w = crate::pipeline::refusal::stale_warning(&g.name, "unreachable");
                         return Ok(ok_bytes(b, ctype, Some(w)));
                     }
                 }

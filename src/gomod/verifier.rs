@@ -493,7 +493,7 @@ impl SumdbVerifier {
                 Ok(_) => Ok((self.fresh().await?, None)),
                 Err(e) if e.is_unreachable() => {
                     self.gauge_age(&v);
-                    let w = v.warning();
+                    let w = crate::pipeline::refusal::verified_warning(&v);
                     Ok((v.checkpoint, w))
                 }
                 Err(e) => Err(e),
@@ -514,12 +514,7 @@ impl SumdbVerifier {
             Ok(_) => Ok((self.fresh().await?, None)),
             Err(e) if e.is_unreachable() => {
                 let v = self.last_verified().await?;
-                let w = v.warning().unwrap_or_else(|| {
-                    format!(
-                        "110 bulwark \"Response is Stale: upstream {} unreachable; last verified tree of size {}\"",
-                        self.upstream, v.checkpoint.size
-                    )
-                });
+                let w = crate::pipeline::refusal::unreachable_warning(&v);
                 Ok((v.checkpoint, Some(w)))
             }
             Err(e) => Err(e),

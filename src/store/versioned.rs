@@ -59,3 +59,169 @@ pub fn open(
     txn.commit().map_err(|e| ("commit", e.to_string()))?;
     Ok(db)
 }
+
+/// How long a redb file must have been left alone before what was read
+/// from it may be kept in memory: longer than the file system's timestamp
+/// granularity, so a write after the read always changes the stamp.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What identifies one state of a file: its modification time, length and
+/// inode. Every commit to a redb file (by this process or by the CLI in
+/// another) writes the file and so changes its stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    mtime: std::time::SystemTime,
+    len: u64,
+    ino: u64,
+}
+
+impl Stamp {
+    /// The stamp of the file at `path` now.
+    pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(Stamp {
+            mtime: m.modified()?,
+            len: m.len(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Whether the file had been left alone for [`SETTLE`] when stamped at
+    /// `now`: only then may what is read after it be kept in memory.
+    fn settled(&self, now: std::time::SystemTime) -> bool {
+        now.duration_since(self.mtime).is_ok_and(|age| age > SETTLE)
+    }
+}
+
+/// A memory mirror of rows read from one redb file, kept coherent with the
+/// file whoever writes it: every read first stats the file (one system
+/// call, no transaction) and drops the whole mirror when its stamp moved.
+/// Rows read while the file was being written are not kept. At most `cap`
+/// rows are kept; a full mirror starts again empty.
+pub struct Mirror<K, V> {
+    path: std::path::PathBuf,
+    cap: usize,
+    inner: std::sync::RwLock<MirrorInner<K, V>>,
+}
+
+struct MirrorInner<K, V> {
+    stamp: Option<Stamp>,
+    rows: std::collections::HashMap<K, V>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Mirror<K, V> {
+    /// An empty mirror of the file at `path`, holding at most `cap` rows.
+    pub fn new(path: impl Into<std::path::PathBuf>, cap: usize) -> Mirror<K, V> {
+        Mirror {
+            path: path.into(),
+            cap,
+            inner: std::sync::RwLock::new(MirrorInner {
+                stamp: None,
+                rows: std::collections::HashMap::new(),
+            }),
+        }
+    }
+
+    /// The file's stamp now, to pass to [`Mirror::get`] and then to
+    /// [`Mirror::keep`] after reading the file; `None` if it cannot be read
+    /// (then nothing is kept and every read goes to the file).
+    pub fn stamp(&self) -> Option<Stamp> {
+        Stamp::of(&self.path).ok()
+    }
+
+    /// The row kept for `key`, if the file has not changed since it was
+    /// read (`stamp` from [`Mirror::stamp`], taken just now).
+    pub fn get<Q>(&self, stamp: Option<Stamp>, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let stamp = stamp?;
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if inner.stamp != Some(stamp) {
+            return None;
+        }
+        inner.rows.get(key).cloned()
+    }
+
+    /// Keeps `value` for `key`, read from the file after `stamp` was taken,
+    /// if the file had settled then; drops every row of an older state.
+    pub fn keep(&self, stamp: Option<Stamp>, key: K, value: V) {
+        let Some(stamp) = stamp else { return };
+        if !stamp.settled(std::time::SystemTime::now()) {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if inner.stamp != Some(stamp) {
+            inner.rows.clear();
+            inner.stamp = Some(stamp);
+        }
+        if inner.rows.len() >= self.cap {
+            inner.rows.clear();
+        }
+        inner.rows.insert(key, value);
+    }
+
+    /// Drops every row (after this process wrote the file).
+    pub fn clear(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.rows.clear();
+        inner.stamp = None;
+    }
+}
+
+impl<K, V> std::fmt::Debug for Mirror<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("path", &self.path)
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_forgets_everything_when_the_file_changes_and_keeps_nothing_unsettled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one").unwrap();
+        let m: Mirror<String, u32> = Mirror::new(&path, 2);
+        // Just written: not settled, nothing kept.
+        let s = m.stamp();
+        m.keep(s, "a".into(), 1);
+        assert_eq!(m.get(m.stamp(), "a"), None);
+        // Settled (backdate the file): kept.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let s = m.stamp();
+        m.keep(s, "a".into(), 1);
+        assert_eq!(m.get(m.stamp(), "a"), Some(1));
+        // Any write changes the stamp: forgotten.
+        std::fs::write(&path, b"two!").unwrap();
+        assert_eq!(m.get(m.stamp(), "a"), None);
+        // Bounded: a full mirror starts again.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let s = m.stamp();
+        m.keep(s, "a".into(), 1);
+        m.keep(s, "b".into(), 2);
+        m.keep(s, "c".into(), 3);
+        assert_eq!(m.get(s, "a"), None);
+        assert_eq!(m.get(s, "c"), Some(3));
+        m.clear();
+        assert_eq!(m.get(s, "c"), None);
+    }
+}

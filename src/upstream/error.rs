@@ -138,6 +138,24 @@ impl UpstreamError {
         }
     }
 
+    /// Whether the upstream could not be reached: name resolution,
+    /// connecting, a timeout, an open circuit breaker, or a broken
+    /// exchange. The one definition of "unreachable": only after such a
+    /// failure may bulwark serve what it verified earlier (offline, with a
+    /// `Warning`). A TLS failure is not one (a wrong certificate may be an
+    /// attacker's), nor is any answer the upstream gave (a status, a body
+    /// over its cap).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Dns { .. }
+                | UpstreamError::Connect { .. }
+                | UpstreamError::Timeout { .. }
+                | UpstreamError::CircuitOpen { .. }
+                | UpstreamError::Protocol { .. }
+        )
+    }
+
     /// Whether it is a timeout (the server answers those with 504).
     pub fn is_timeout(&self) -> bool {
         matches!(self, UpstreamError::Timeout { .. })

@@ -76,6 +76,7 @@
 //! checkpoint; use it when you have confirmed out of band that the log was
 //! legitimately reset or that you accept its new branch.
 
+use crate::store::versioned::Mirror;
 use crate::tlog::merkle::{verify_consistency, ProofError};
 use crate::tlog::{Checkpoint, Hash};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -108,11 +109,30 @@ const EVIDENCE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("evid
 
 /// The persisted trust state. Cheap to clone; safe to share between threads.
 ///
-/// Methods do blocking file I/O (writes fsync): call them from
-/// `tokio::task::spawn_blocking` in async code.
+/// Methods do blocking file I/O (writes fsync): async code calls them
+/// through `pipeline::trust::Trust`.
+///
+/// Each upstream's head (epoch, status, latest checkpoint) is kept in a
+/// memory mirror coherent with the file ([`crate::store::versioned::Mirror`]):
+/// the gate and freshness checks of a request cost a `stat`, not a
+/// transaction, and a `bulwark upstream clear` from another process is
+/// seen by the next request.
 #[derive(Clone)]
 pub struct TrustState {
     db: Arc<redb::Database>,
+    heads: Arc<Mirror<String, Arc<Head>>>,
+}
+
+/// Upstream heads kept in memory at most (a full mirror starts again).
+const MAX_MIRRORED_HEADS: usize = 4096;
+
+/// What a request needs of an upstream: its epoch, status and latest
+/// accepted checkpoint of that epoch.
+#[derive(Debug)]
+struct Head {
+    epoch: u64,
+    status: Status,
+    latest: Option<Accepted>,
 }
 
 /// One accepted checkpoint.
@@ -318,21 +338,6 @@ pub struct Verified {
     /// Older than the allowed maximum (only from
     /// [`TrustState::last_verified`]).
     pub stale: bool,
-}
-
-impl Verified {
-    /// For a stale state: an HTTP `Warning` header value (RFC 7234 5.5,
-    /// code 110) that tells the client it gets the last verified state.
-    pub fn warning(&self) -> Option<String> {
-        self.stale.then(|| {
-            format!(
-                "110 bulwark \"Response is Stale: upstream {} last verified at size {} {} ago\"",
-                self.upstream,
-                self.checkpoint.size,
-                humantime::format_duration(round_secs(self.age))
-            )
-        })
-    }
 }
 
 /// Why the trust state refused something. The text names the upstream, the
@@ -581,29 +586,65 @@ impl TrustState {
             Ok(())
         })
         .map_err(|(op, detail)| TrustError::Storage { op, detail })?;
-        Ok(TrustState { db: Arc::new(db) })
+        Ok(TrustState {
+            db: Arc::new(db),
+            heads: Arc::new(Mirror::new(path, MAX_MIRRORED_HEADS)),
+        })
     }
 
     fn read_txn(&self) -> Result<redb::ReadTransaction, TrustError> {
         self.db.begin_read().map_err(storage("begin read"))
     }
 
-    /// The newest accepted checkpoint of the current epoch.
-    pub fn latest(&self, upstream: &str) -> Result<Option<Accepted>, TrustError> {
+    /// Commits a write transaction and forgets the mirrored heads.
+    fn commit(&self, txn: redb::WriteTransaction) -> Result<(), TrustError> {
+        let r = txn.commit().map_err(storage("commit"));
+        self.heads.clear();
+        r
+    }
+
+    /// The upstream's head if the memory mirror holds it for the file as
+    /// it is now (a `stat`, no transaction).
+    fn head_in_memory(&self, upstream: &str) -> Option<Arc<Head>> {
+        self.heads.get(self.heads.stamp(), upstream)
+    }
+
+    /// The upstream's head, from memory while the file is unchanged.
+    fn head(&self, upstream: &str) -> Result<Arc<Head>, TrustError> {
+        let stamp = self.heads.stamp();
+        if let Some(h) = self.heads.get(stamp, upstream) {
+            return Ok(h);
+        }
         let txn = self.read_txn()?;
         let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
-        let Some(rec) = read_upstream(&ups, upstream)? else {
-            return Ok(None);
+        let head = match read_upstream(&ups, upstream)? {
+            None => Head {
+                epoch: UpstreamRecord::new().epoch,
+                status: Status::Active,
+                latest: None,
+            },
+            Some(rec) => {
+                let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
+                Head {
+                    latest: read_latest(&cps, upstream, rec.epoch)?,
+                    epoch: rec.epoch,
+                    status: rec.status,
+                }
+            }
         };
-        let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
-        read_latest(&cps, upstream, rec.epoch)
+        let head = Arc::new(head);
+        self.heads.keep(stamp, upstream.to_string(), head.clone());
+        Ok(head)
+    }
+
+    /// The newest accepted checkpoint of the current epoch.
+    pub fn latest(&self, upstream: &str) -> Result<Option<Accepted>, TrustError> {
+        Ok(self.head(upstream)?.latest.clone())
     }
 
     /// The upstream's status (an upstream never seen is `Active`).
     pub fn status(&self, upstream: &str) -> Result<Status, TrustError> {
-        let txn = self.read_txn()?;
-        let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
-        Ok(read_upstream(&ups, upstream)?.map_or(Status::Active, |r| r.status))
+        Ok(self.head(upstream)?.status.clone())
     }
 
     /// The one quarantine gate every request passes before anything of an
@@ -611,19 +652,38 @@ impl TrustState {
     /// request while the state cannot be read (never serve on a read
     /// error). An upstream with no state yet passes.
     pub fn gate(&self, upstream: &str) -> Result<(), TrustError> {
-        match self.status(upstream)? {
-            Status::Active => Ok(()),
-            Status::Quarantined(q) => Err(quarantined(upstream, q)),
-        }
+        self.gate_epoch(upstream).map(|_| ())
+    }
+
+    /// [`TrustState::gate`] and then [`TrustState::epoch`], in one read.
+    pub fn gate_epoch(&self, upstream: &str) -> Result<u64, TrustError> {
+        gate_head(upstream, &*self.head(upstream)?)
+    }
+
+    /// [`TrustState::gate_epoch`] if it can be answered from memory alone
+    /// (no file read, so callable on an async thread); `None` otherwise.
+    pub fn gate_epoch_in_memory(&self, upstream: &str) -> Option<Result<u64, TrustError>> {
+        self.head_in_memory(upstream)
+            .map(|h| gate_head(upstream, &h))
+    }
+
+    /// [`TrustState::last_verified`] if it can be answered from memory
+    /// alone; `None` otherwise.
+    pub fn last_verified_in_memory(
+        &self,
+        upstream: &str,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Option<Result<Verified, TrustError>> {
+        self.head_in_memory(upstream)
+            .map(|h| verified_head(upstream, &h, now, max_age))
     }
 
     /// The current epoch of an upstream (1 for one never seen). It grows
     /// with every `clear --rebase`; what was proven in an older epoch must
     /// not be served.
     pub fn epoch(&self, upstream: &str) -> Result<u64, TrustError> {
-        let txn = self.read_txn()?;
-        let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
-        Ok(read_upstream(&ups, upstream)?.map_or(UpstreamRecord::new().epoch, |r| r.epoch))
+        Ok(self.head(upstream)?.epoch)
     }
 
     /// Checks a signed checkpoint *older* than the latest accepted one (a
@@ -736,7 +796,7 @@ impl TrustState {
                 Ok(latest)
             }
             Err(ev) => {
-                txn.commit().map_err(storage("commit"))?;
+                self.commit(txn)?;
                 let err = evidence_error(upstream, &ev);
                 tracing::error!(
                     upstream,
@@ -851,31 +911,7 @@ impl TrustState {
         now: SystemTime,
         max_age: Duration,
     ) -> Result<Verified, TrustError> {
-        let txn = self.read_txn()?;
-        let ups = txn.open_table(UPSTREAMS).map_err(storage("open table"))?;
-        let Some(rec) = read_upstream(&ups, upstream)? else {
-            return Err(TrustError::NoCheckpoint {
-                upstream: upstream.to_string(),
-            });
-        };
-        if let Status::Quarantined(q) = rec.status {
-            return Err(quarantined(upstream, q));
-        }
-        let cps = txn.open_table(CHECKPOINTS).map_err(storage("open table"))?;
-        let Some(latest) = read_latest(&cps, upstream, rec.epoch)? else {
-            return Err(TrustError::NoCheckpoint {
-                upstream: upstream.to_string(),
-            });
-        };
-        let age = now
-            .duration_since(latest.fresh_since())
-            .unwrap_or(Duration::ZERO);
-        Ok(Verified {
-            upstream: upstream.to_string(),
-            checkpoint: latest,
-            age,
-            stale: age > max_age,
-        })
+        verified_head(upstream, &*self.head(upstream)?, now, max_age)
     }
 
     /// Offers a checkpoint whose signature the caller has verified against
@@ -987,7 +1023,7 @@ impl TrustState {
                 }
             }
         };
-        txn.commit().map_err(storage("commit"))?;
+        self.commit(txn)?;
         match outcome {
             Ok(adv) => {
                 match &adv {
@@ -1060,7 +1096,7 @@ impl TrustState {
                 epoch: rec.epoch,
             }
         };
-        txn.commit().map_err(storage("commit"))?;
+        self.commit(txn)?;
         tracing::warn!(
             upstream,
             mode = ?mode,
@@ -1096,6 +1132,40 @@ fn keep_evidence(
     evt.insert((upstream, ev.id), encode(&ev)?.as_slice())
         .map_err(storage("write evidence"))?;
     Ok(ev)
+}
+
+/// The gate on one head: its epoch, or the quarantine.
+fn gate_head(upstream: &str, head: &Head) -> Result<u64, TrustError> {
+    match &head.status {
+        Status::Active => Ok(head.epoch),
+        Status::Quarantined(q) => Err(quarantined(upstream, q.clone())),
+    }
+}
+
+/// [`TrustState::last_verified`] on one head.
+fn verified_head(
+    upstream: &str,
+    head: &Head,
+    now: SystemTime,
+    max_age: Duration,
+) -> Result<Verified, TrustError> {
+    if let Status::Quarantined(q) = &head.status {
+        return Err(quarantined(upstream, q.clone()));
+    }
+    let Some(latest) = head.latest.clone() else {
+        return Err(TrustError::NoCheckpoint {
+            upstream: upstream.to_string(),
+        });
+    };
+    let age = now
+        .duration_since(latest.fresh_since())
+        .unwrap_or(Duration::ZERO);
+    Ok(Verified {
+        upstream: upstream.to_string(),
+        checkpoint: latest,
+        age,
+        stale: age > max_age,
+    })
 }
 
 fn quarantined(upstream: &str, q: Quarantine) -> TrustError {
@@ -1988,7 +2058,7 @@ mod tests {
         ));
         offer(&s, "up", &l, 4, 0, t(0)).unwrap();
         let v = s.check_fresh("up", t(60), max).unwrap();
-        assert_eq!((v.age, v.stale, v.warning()), (max, false, None));
+        assert_eq!((v.age, v.stale), (max, false));
         let err = s.check_fresh("up", t(61), max).unwrap_err();
         assert!(
             matches!(err, TrustError::Stale { size: 4, age, .. } if age == Duration::from_secs(61)),
@@ -1997,9 +2067,7 @@ mod tests {
         assert!(err.to_string().contains("1m 1s"), "{err}");
         let v = s.last_verified("up", t(3600), max).unwrap();
         assert!(v.stale);
-        let w = v.warning().unwrap();
-        assert!(w.starts_with("110 bulwark \""), "{w}");
-        assert!(w.contains("upstream up") && w.contains("1h"), "{w}");
+        assert_eq!(v.age, Duration::from_secs(3600));
         // The upstream replays the same checkpoint: still stale (a replay
         // says nothing about now).
         offer(&s, "up", &l, 4, 0, t(3600)).unwrap();

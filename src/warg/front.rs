@@ -1320,9 +1320,9 @@ impl WargFront {
         match cached {
             Some(body) => Answer::json(StatusCode::OK, body).header(
                 "warning",
-                format!(
-                    "110 bulwark \"Response is Stale: upstream {} is unreachable; answer verified earlier\"",
-                    up.name
+                crate::pipeline::refusal::stale_warning(
+                    &up.name,
+                    "unreachable; answer verified earlier",
                 ),
             ),
             None => upstream_failure(&up.name, e),

@@ -109,12 +109,7 @@ impl WargFront {
             MAX_CHECKPOINT_BYTES,
         )
         .map_err(|e| refuse(&up.name, e))?;
-        let warning = v.warning().unwrap_or_else(|| {
-            format!(
-                "110 bulwark \"Response is Stale: upstream {} is unreachable; last verified checkpoint of size {}\"",
-                up.name, v.checkpoint.size
-            )
-        });
+        let warning = crate::pipeline::refusal::unreachable_warning(&v);
         Ok((cp, Some(warning)))
     }
 

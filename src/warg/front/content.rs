@@ -232,14 +232,11 @@ impl WargFront {
                 Err(e) => return Some(task_failed(e)),
             };
             {
-                let warning = v.warning().or_else(|| {
-                    up.unreachable.load(Ordering::Relaxed).then(|| {
-                        format!(
-                            "110 bulwark \"Response is Stale: upstream {} is unreachable; content verified against its last verified checkpoint of size {}\"",
-                            up.name, v.checkpoint.size
-                        )
-                    })
-                });
+                let warning = if up.unreachable.load(Ordering::Relaxed) {
+                    Some(crate::pipeline::refusal::unreachable_warning(&v))
+                } else {
+                    crate::pipeline::refusal::verified_warning(&v)
+                };
                 if let Some(w) = warning {
                     a = a.header("warning", w);
                 }

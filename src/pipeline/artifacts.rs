@@ -1,0 +1,313 @@
+//! [`Artifacts`]: the artifact service every ecosystem serves content
+//! through.
+//!
+//! An artifact is named by `(upstream, kind, key)`: the kind is an
+//! ecosystem's constant (`store::index::kinds`), the key its own name for
+//! the artifact (a module version, a content digest). The service:
+//!
+//! 1. passes one quarantine gate and learns the upstream's current epoch
+//!    ([`Trust::gate`], from memory);
+//! 2. looks the artifact up in the artifact index of that epoch: a hit
+//!    streams the stored blob, which was checked once, when it was written;
+//! 3. on a miss, when the ecosystem has proven the record that names the
+//!    artifact, fetches the bytes from the upstream (an exact 200 only,
+//!    streamed to a spool file, never whole in memory), checks them by the
+//!    ecosystem's [`Rule`] (off the async threads), publishes them (fsync,
+//!    rename), records the index entry (fsynced) and streams them out.
+//!
+//! Nothing is indexed before its bytes passed the rule, except digests a
+//! verified record names (Warg content), which the rule of their fill then
+//! checks. Every failure is a [`Refusal`].
+
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+use crate::pipeline::refusal::Refusal;
+use crate::pipeline::trust::Trust;
+use crate::store::index::Entry;
+use crate::store::{ArtifactIndex, Blob, Digest, FsBlobStore, StoreError};
+use crate::upstream::{UpstreamClient, UpstreamRequest};
+
+/// The artifact service (see the module documentation). Cheap to clone.
+#[derive(Clone)]
+pub struct Artifacts {
+    blobs: FsBlobStore,
+    index: ArtifactIndex,
+    trust: Trust,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Artifacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Artifacts").finish_non_exhaustive()
+    }
+}
+
+/// What the index says about an artifact in the upstream's current epoch.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Verified and stored: stream `blob`.
+    Hit {
+        epoch: u64,
+        entry: Entry,
+        blob: Blob,
+    },
+    /// A verified record names its digest, but the bytes are not stored
+    /// yet: fill it with [`Rule::Sha256`] of `entry.digest`.
+    Named { epoch: u64, entry: Entry },
+    /// Not known in this epoch.
+    Miss { epoch: u64 },
+}
+
+impl Lookup {
+    /// The upstream's epoch the answer is about.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Lookup::Hit { epoch, .. } | Lookup::Named { epoch, .. } | Lookup::Miss { epoch } => {
+                *epoch
+            }
+        }
+    }
+}
+
+/// A check run on the spooled bytes (a file handle for positional reads,
+/// and their length), off the async threads.
+pub type Check = Box<dyn FnOnce(std::fs::File, u64) -> Result<(), Refusal> + Send>;
+
+/// How the bytes of an artifact are checked before they are stored.
+pub enum Rule {
+    /// Their SHA-256 must be this digest (checked while they are written).
+    Sha256(Digest),
+    /// The ecosystem's own rule (Go's `h1:` of a module zip, say) on the
+    /// spooled file; `check` names it for metrics.
+    Check { check: &'static str, run: Check },
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Sha256(d) => write!(f, "Sha256({d})"),
+            Rule::Check { check, .. } => write!(f, "Check({check})"),
+        }
+    }
+}
+
+/// A miss to fill: which artifact, what proves it, how to check it, and
+/// where to fetch it.
+pub struct Fill<'a> {
+    pub upstream: &'a str,
+    /// The epoch [`Artifacts::lookup`] answered for.
+    pub epoch: u64,
+    pub kind: &'static str,
+    pub key: String,
+    /// What proved the record naming it (kept in the index entry, at most
+    /// `store::index::MAX_PROOF_TEXT` bytes).
+    pub proof: String,
+    pub rule: Rule,
+    /// The upstream client to fetch with, and the request (its response
+    /// cap bounds the bytes read).
+    pub client: &'a UpstreamClient,
+    pub request: UpstreamRequest,
+}
+
+fn task_failed(upstream: &str, e: tokio::task::JoinError) -> Refusal {
+    Refusal::new(
+        upstream,
+        "store",
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("upstream {upstream}: storage task failed: {e}"),
+    )
+}
+
+impl Artifacts {
+    /// The service over a blob store, an artifact index and the trust state.
+    pub fn new(
+        blobs: FsBlobStore,
+        index: ArtifactIndex,
+        trust: Trust,
+        metrics: Arc<Metrics>,
+    ) -> Artifacts {
+        Artifacts {
+            blobs,
+            index,
+            trust,
+            metrics,
+        }
+    }
+
+    /// The trust state.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The blob store, for an ecosystem's own verified state (tiles,
+    /// records) kept beside its artifacts.
+    pub fn blobs(&self) -> &FsBlobStore {
+        &self.blobs
+    }
+
+    /// One artifact: gate, then the index of the current epoch, then the
+    /// blob (see [`Lookup`]).
+    pub async fn lookup(&self, upstream: &str, kind: &str, key: &str) -> Result<Lookup, Refusal> {
+        let epoch = self.trust.gate(upstream).await?;
+        let entry = self.entry(upstream, epoch, kind, key).await?;
+        let Some(entry) = entry else {
+            self.metrics.cache(kind, false);
+            return Ok(Lookup::Miss { epoch });
+        };
+        match self.blobs.get_stream(&entry.digest).await {
+            Ok(Some(blob)) => {
+                self.metrics.cache(kind, true);
+                Ok(Lookup::Hit { epoch, entry, blob })
+            }
+            Ok(None) => {
+                self.metrics.cache(kind, false);
+                Ok(Lookup::Named { epoch, entry })
+            }
+            Err(e) => Err(Refusal::from_store(upstream, &e)),
+        }
+    }
+
+    /// The index entry of `(upstream, epoch, kind, key)`, if any.
+    pub async fn entry(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Entry>, Refusal> {
+        let index = self.index.clone();
+        let (u, k, key) = (upstream.to_string(), kind.to_string(), key.to_string());
+        tokio::task::spawn_blocking(move || index.get(&u, epoch, &k, &key))
+            .await
+            .map_err(|e| task_failed(upstream, e))?
+            .map_err(|e| Refusal::from_index(upstream, &e))
+    }
+
+    /// Records digests that verified records name (keys already present
+    /// keep their first entry), in one durable transaction.
+    pub async fn index(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &'static str,
+        entries: Vec<(String, Entry)>,
+    ) -> Result<usize, Refusal> {
+        let index = self.index.clone();
+        let u = upstream.to_string();
+        tokio::task::spawn_blocking(move || index.put_all(&u, epoch, kind, &entries))
+            .await
+            .map_err(|e| task_failed(upstream, e))?
+            .map_err(|e| Refusal::from_index(upstream, &e))
+    }
+
+    /// Stores small bytes the ecosystem itself proved (a tile authenticated
+    /// against an accepted tree, a record proven included) and indexes
+    /// them under `(upstream, epoch, kind, key)`.
+    pub async fn put_proven(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &'static str,
+        key: String,
+        bytes: bytes::Bytes,
+        proof: String,
+    ) -> Result<Entry, Refusal> {
+        let digest = Digest::of(&bytes);
+        self.blobs
+            .put(&digest, bytes)
+            .await
+            .map_err(|e| Refusal::from_store(upstream, &e))?;
+        let entry = Entry::new(digest, proof);
+        self.index(upstream, epoch, kind, vec![(key, entry.clone())])
+            .await?;
+        Ok(entry)
+    }
+
+    /// The stored bytes of a digest, read whole: for small things (tiles,
+    /// records) only; content is streamed from [`Lookup::Hit`].
+    pub async fn small_blob(
+        &self,
+        upstream: &str,
+        digest: &Digest,
+    ) -> Result<Option<bytes::Bytes>, Refusal> {
+        self.blobs
+            .get(digest)
+            .await
+            .map_err(|e| Refusal::from_store(upstream, &e))
+    }
+
+    /// Fills a miss (see the module documentation): fetch, check, store,
+    /// index; returns the entry and the blob to stream.
+    pub async fn fill(&self, fill: Fill<'_>) -> Result<(Entry, Blob), Refusal> {
+        let Fill {
+            upstream,
+            epoch,
+            kind,
+            key,
+            proof,
+            rule,
+            client,
+            request,
+        } = fill;
+        let res = client.send_streaming(request).await?;
+        Refusal::status_rule(upstream, &res.url, res.status, http::StatusCode::OK)?;
+        let store = |e: StoreError| Refusal::from_store(upstream, &e);
+        let digest = match rule {
+            Rule::Sha256(want) => {
+                match self.blobs.put_stream(&want, res.body).await {
+                    Err(e @ StoreError::DigestMismatch { .. }) => {
+                        self.metrics.verification(upstream, "digest", false);
+                        let r = store(e);
+                        tracing::warn!(upstream, check = r.check, key, "refused: {r}");
+                        return Err(r);
+                    }
+                    r => r.map_err(store)?,
+                };
+                self.metrics.verification(upstream, "digest", true);
+                want
+            }
+            Rule::Check { check, run } => {
+                let spooled = self.blobs.spool(res.body).await.map_err(store)?;
+                let file = spooled.reader().map_err(store)?;
+                let len = spooled.len();
+                let checked = tokio::task::spawn_blocking(move || run(file, len))
+                    .await
+                    .map_err(|e| task_failed(upstream, e))?;
+                if let Err(r) = checked {
+                    self.metrics.verification(upstream, check, false);
+                    tracing::warn!(upstream, check = r.check, key, "refused: {r}");
+                    return Err(r);
+                }
+                self.metrics.verification(upstream, check, true);
+                let digest = spooled.digest();
+                self.blobs.publish_spooled(spooled).await.map_err(store)?;
+                digest
+            }
+        };
+        let entry = Entry::new(digest, proof);
+        self.index(upstream, epoch, kind, vec![(key, entry.clone())])
+            .await?;
+        let blob = self
+            .blobs
+            .get_stream(&digest)
+            .await
+            .map_err(store)?
+            .ok_or_else(|| {
+                Refusal::new(
+                    upstream,
+                    "store",
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "upstream {upstream}: blob {digest} vanished right after it was stored"
+                    ),
+                )
+            })?;
+        Ok((entry, blob))
+    }
+}
