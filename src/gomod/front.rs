@@ -47,8 +47,9 @@ use crate::gomod::module::{
 use crate::gomod::verifier::{expect_200, status_200, GoIndex, SumdbVerifier, VerifyError};
 use crate::gomod::zipread;
 use crate::metrics::Metrics;
-use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
-use crate::store::{Blob, FsBlobStore};
+use crate::pipeline::respond::{blob_response, BlobResponse};
+use crate::server::{full, ApiError, Front, ReqBody, ResBody};
+use crate::store::{Blob, Digest, FsBlobStore};
 use crate::tlog::note::VerifierKey;
 use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::TrustState;
@@ -227,6 +228,7 @@ impl GoFront {
         &self,
         g: &GoUpstream,
         req: &ProxyRequest,
+        http: &http::request::Parts,
     ) -> Result<Response<ResBody>, ApiError> {
         let (m, kind) = match req {
             ProxyRequest::Mod(m) => (m, "mod"),
@@ -243,9 +245,9 @@ impl GoFront {
         } else {
             "text/plain; charset=utf-8"
         };
-        if let Some(b) = v.stored_file(kind, m).await.map_err(|e| api(g, e))? {
+        if let Some((d, b)) = v.stored_file(kind, m).await.map_err(|e| api(g, e))? {
             self.metrics.cache("gomod.module", true);
-            return Ok(ok_blob(b, ctype, warning));
+            return Ok(ok_blob(http, b, &d, ctype, warning));
         }
         self.metrics.cache("gomod.module", false);
         let request = UpstreamRequest::get(format!("/{}", req.to_path()));
@@ -292,11 +294,11 @@ impl GoFront {
             };
             self.check_h1(g, m, "zip", rec.record.zip_hash.to_string(), seen)
                 .map_err(|e| api(g, e))?;
-            let blob = v
+            let (d, blob) = v
                 .store_spooled(kind, m, rec.epoch, spooled)
                 .await
                 .map_err(|e| api(g, e))?;
-            return Ok(ok_blob(blob, ctype, warning));
+            return Ok(ok_blob(http, blob, &d, ctype, warning));
         }
         let res = g
             .proxy
@@ -309,10 +311,11 @@ impl GoFront {
         let seen = dirhash::hash_go_mod(&body).to_string();
         self.check_h1(g, m, "go.mod", rec.record.mod_hash.to_string(), seen)
             .map_err(|e| api(g, e))?;
-        v.store_file(kind, m, rec.epoch, body.clone())
+        let d = v
+            .store_file(kind, m, rec.epoch, body.clone())
             .await
             .map_err(|e| api(g, e))?;
-        Ok(ok_bytes(body, ctype, warning))
+        Ok(ok_blob(http, Blob::from_bytes(body), &d, ctype, warning))
     }
 
     /// The `h1:` rule: the hash of what the upstream sent must be the one
@@ -426,11 +429,21 @@ fn ok_bytes(body: Bytes, ctype: &'static str, warning: Option<String>) -> Respon
     res
 }
 
-/// A stored blob, streamed from the store.
-fn ok_blob(blob: Blob, ctype: &'static str, warning: Option<String>) -> Response<ResBody> {
-    let mut res = ok_bytes(Bytes::new(), ctype, warning);
-    *res.body_mut() = stream_body(blob.len(), blob.into_stream());
-    res
+/// A stored module file (immutable: a version's files never change), with
+/// ETag, 304, HEAD and Range (see [`blob_response`]).
+fn ok_blob(
+    http: &http::request::Parts,
+    blob: Blob,
+    digest: &Digest,
+    content_type: &'static str,
+    warning: Option<String>,
+) -> Response<ResBody> {
+    let opts = BlobResponse {
+        content_type,
+        immutable: true,
+        warning,
+    };
+    blob_response(&http.headers, &http.method, blob, digest, opts)
 }
 
 /// A verification or upstream failure as a client error naming the
@@ -475,7 +488,8 @@ impl Front for GoFront {
         req: Request<ReqBody>,
     ) -> BoxFuture<'a, Response<ResBody>> {
         async move {
-            let path = match decode_request_path(req.uri().path()) {
+            let (http, _) = req.into_parts();
+            let path = match decode_request_path(http.uri.path()) {
                 Ok(p) => p,
                 Err(e) => {
                     return ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
@@ -493,7 +507,7 @@ impl Front for GoFront {
                     Err(e) => Err(api(&g, e)),
                     Ok(()) => match preq {
                         ProxyRequest::Mod(_) | ProxyRequest::Zip(_) => {
-                            self.module_file(&g, &preq).await
+                            self.module_file(&g, &preq, &http).await
                         }
                         _ => self.metadata(&g, &preq).await,
                     },

@@ -1001,18 +1001,18 @@ impl SumdbVerifier {
     }
 
     /// A verified module file (`kind` is `mod` or `zip`) stored in the
-    /// current epoch, opened for streaming.
+    /// current epoch, opened for streaming, with its digest.
     pub async fn stored_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
-    ) -> Result<Option<Blob>, VerifyError> {
+    ) -> Result<Option<(Digest, Blob)>, VerifyError> {
         let epoch = self.epoch().await?;
         let key = format!("{kind}:{}@{}", m.path, m.version);
         let Some(d) = self.blob_digest(epoch, &key)? else {
             return Ok(None);
         };
-        Ok(self.blobs.get_stream(&d).await?)
+        Ok(self.blobs.get_stream(&d).await?.map(|b| (d, b)))
     }
 
     /// The blob store (spooling large downloads).
@@ -1021,14 +1021,14 @@ impl SumdbVerifier {
     }
 
     /// Publishes a spooled module file whose h1 matched the record verified
-    /// in `epoch`, indexes it, and opens it for streaming.
+    /// in `epoch`, indexes it, and opens it for streaming (with its digest).
     pub async fn store_spooled(
         &self,
         kind: &str,
         m: &ModuleVersion,
         epoch: u64,
         spooled: Spooled,
-    ) -> Result<Blob, VerifyError> {
+    ) -> Result<(Digest, Blob), VerifyError> {
         let d = spooled.digest();
         self.blobs.publish_spooled(spooled).await?;
         self.index.put(
@@ -1038,22 +1038,23 @@ impl SumdbVerifier {
             &format!("{kind}:{}@{}", m.path, m.version),
             d.as_bytes(),
         )?;
-        self.blobs.get_stream(&d).await?.ok_or_else(|| {
+        let blob = self.blobs.get_stream(&d).await?.ok_or_else(|| {
             VerifyError::Store(StoreError::Task(format!(
                 "blob {d} vanished after publishing"
             )))
-        })
+        })?;
+        Ok((d, blob))
     }
 
     /// Stores a module file whose h1 matched the record verified in
-    /// `epoch`.
+    /// `epoch`; returns its digest.
     pub async fn store_file(
         &self,
         kind: &str,
         m: &ModuleVersion,
         epoch: u64,
         data: Bytes,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<Digest, VerifyError> {
         let d = Digest::of(&data);
         self.blobs.put(&d, data).await?;
         self.index.put(
@@ -1062,7 +1063,8 @@ impl SumdbVerifier {
             epoch,
             &format!("{kind}:{}@{}", m.path, m.version),
             d.as_bytes(),
-        )
+        )?;
+        Ok(d)
     }
 }
 

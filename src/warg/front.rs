@@ -387,6 +387,7 @@ impl WargFront {
                 headers: Vec::new(),
                 content_type: "text/plain",
                 stream: None,
+                blob: None,
             },
             (Route::FetchLogs, _) => self.fetch_logs(up, req).await,
             (Route::PublishRecord { log_id }, _) => self.publish(up, &log_id, req).await,
@@ -1082,6 +1083,7 @@ impl WargFront {
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_LEDGER,
             stream: None,
+            blob: None,
         }
     }
 
@@ -1403,7 +1405,7 @@ impl Front for WargFront {
             if route == "warg.content_bytes" {
                 let path = req.uri().path().to_string();
                 return match self.content_route(&path).await {
-                    Some(a) => a.into_response(),
+                    Some(a) => a.into_response_for(req.headers(), req.method()),
                     None => {
                         Answer::message(StatusCode::NOT_FOUND, "no such content").into_response()
                     }

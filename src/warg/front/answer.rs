@@ -19,6 +19,9 @@ pub(super) struct Answer {
     pub content_type: &'static str,
     /// Streamed content (a stored blob) sent instead of `body`.
     pub stream: Option<ResBody>,
+    /// A stored blob and its digest, answered by
+    /// [`crate::pipeline::respond::blob_response`] (ETag, 304, HEAD, Range).
+    pub blob: Option<(crate::store::Blob, crate::store::Digest)>,
 }
 
 impl Answer {
@@ -29,6 +32,7 @@ impl Answer {
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_JSON,
             stream: None,
+            blob: None,
         }
     }
 
@@ -42,7 +46,35 @@ impl Answer {
         self
     }
 
+    /// The response to a request with these headers and method (they
+    /// matter to a stored blob only).
+    pub fn into_response_for(
+        self,
+        headers: &http::HeaderMap,
+        method: &http::Method,
+    ) -> Response<ResBody> {
+        use crate::pipeline::respond::{blob_response, BlobResponse};
+        let Some((blob, digest)) = self.blob else {
+            return self.into_response();
+        };
+        let opts = BlobResponse {
+            content_type: self.content_type,
+            immutable: true,
+            warning: None,
+        };
+        let mut res = blob_response(headers, method, blob, &digest, opts);
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                res.headers_mut().insert(name, v);
+            }
+        }
+        res
+    }
+
     pub fn into_response(self) -> Response<ResBody> {
+        if self.blob.is_some() {
+            return self.into_response_for(&http::HeaderMap::new(), &http::Method::GET);
+        }
         let mut res = Response::new(self.stream.unwrap_or_else(|| full(self.body)));
         *res.status_mut() = self.status;
         res.headers_mut().insert(
@@ -224,13 +256,15 @@ pub(super) fn octets(bytes: Bytes) -> Answer {
         headers: Vec::new(),
         content_type: "application/octet-stream",
         stream: None,
+        blob: None,
     }
 }
 
-/// Stored content, streamed from the store.
-pub(super) fn stored_octets(blob: crate::store::Blob) -> Answer {
+/// Stored content (immutable: named by its digest), streamed from the
+/// store.
+pub(super) fn stored_octets(blob: crate::store::Blob, digest: crate::store::Digest) -> Answer {
     let mut a = octets(Bytes::new());
-    a.stream = Some(crate::server::stream_body(blob.len(), blob.into_stream()));
+    a.blob = Some((blob, digest));
     a
 }
 

@@ -156,7 +156,7 @@ impl WargFront {
             Err(a) => return a,
         };
         if let Ok(Some(blob)) = self.blobs.get_stream(&d).await {
-            return stored_octets(blob);
+            return stored_octets(blob, d);
         }
         let path = format!("/content/sha256-{}", d.hex());
         // A verified fetch: the digest is one a proven release names.
@@ -189,7 +189,7 @@ impl WargFront {
             Err(e) => return Answer::message(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
         match self.blobs.get_stream(&d).await {
-            Ok(Some(blob)) => stored_octets(blob),
+            Ok(Some(blob)) => stored_octets(blob, d),
             Ok(None) => Answer::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("content {d} vanished from the store after it was written"),
