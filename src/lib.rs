@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod federation;
 pub mod gomod;
+pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod pypi;

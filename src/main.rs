@@ -14,6 +14,7 @@ use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
 use bulwark::gomod::front::GoFront;
 use bulwark::gomod::verifier::GoIndex;
+use bulwark::admin::Admin;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;
@@ -191,7 +192,13 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        for front in protocol_fronts(&app).await? {
+        let fronts = protocol_fronts(&app).await?;
+        app.add_front(Arc::new(Admin::new(
+            app.metrics.clone(),
+            app.data_dir().clone(),
+            fronts.clone(),
+        )));
+        for front in fronts {
             app.add_front(front);
         }
         let server = Server::bind(app).await?;
