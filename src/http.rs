@@ -273,4 +273,3 @@ impl hyper::body::Body for StreamBody {
         SizeHint::with_exact(self.left)
     }
 }
-

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bulwark::admin::Admin;
 use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::federation::Federation;
 use bulwark::gomod::front::GoFront;
 use bulwark::gomod::verifier::GoIndex;
-use bulwark::admin::Admin;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use bulwark::verify::trust::TrustState;

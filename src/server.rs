@@ -70,8 +70,8 @@ use crate::metrics::Metrics;
 // The HTTP primitives live in `crate::http`; re-exported here while fronts
 // still import them from `server`.
 pub use crate::http::{
-    drain_body, full, json_response, read_body, read_body_within, stream_body, ApiError,
-    BoxError, Front, ReqBody, RequestId, ResBody,
+    drain_body, full, json_response, read_body, read_body_within, stream_body, ApiError, BoxError,
+    Front, ReqBody, RequestId, ResBody,
 };
 
 /// Shared state of the server: configuration, routing table, metrics and
@@ -259,7 +259,11 @@ async fn slot(app: &App) -> Result<OwnedSemaphorePermit, NoSlot> {
     let _leave = Leave(&app.queued);
     let _waiting = app.metrics.queued();
     // The semaphore is fair (first come, first served) and never closed.
-    match tokio::time::timeout(limits.queue_timeout, app.concurrency.clone().acquire_owned()).await
+    match tokio::time::timeout(
+        limits.queue_timeout,
+        app.concurrency.clone().acquire_owned(),
+    )
+    .await
     {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(_)) | Err(_) => Err(NoSlot::Timeout),

@@ -121,7 +121,9 @@ fn world() -> (tempfile::TempDir, GoFixture, Bulwark) {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let noise: String = (0..1_600_000)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             char::from(b'!' + ((x >> 33) % 94) as u8)
         })
         .collect();
@@ -131,10 +133,7 @@ fn world() -> (tempfile::TempDir, GoFixture, Bulwark) {
         "v1.0.0",
         &[
             ("go.mod", "module example.com/cached\n\ngo 1.19\n"),
-            (
-                "cached.go",
-                "package cached\n\nconst Name = \"cached\"\n",
-            ),
+            ("cached.go", "package cached\n\nconst Name = \"cached\"\n"),
             ("noise.txt", &noise),
         ],
     );
@@ -204,7 +203,10 @@ fn ranges_and_head_of_a_stored_zip() {
     let (a, z) = (150_001usize, 150_100usize);
     let r = send(b.addr, "GET", ZIP, &[("Range", &format!("bytes={a}-{z}"))]);
     assert_eq!(r.status, 206, "{}", r.head);
-    assert_eq!(r.header("content-range"), Some(format!("bytes {a}-{z}/{len}")));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {a}-{z}/{len}"))
+    );
     assert_eq!(r.header("content-length"), Some("100".to_string()));
     assert_eq!(r.body, &whole.body[a..=z]);
 
@@ -212,7 +214,12 @@ fn ranges_and_head_of_a_stored_zip() {
     let r = send(b.addr, "GET", ZIP, &[("Range", "bytes=-10")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &whole.body[len - 10..]);
-    let r = send(b.addr, "GET", ZIP, &[("Range", &format!("bytes={}-", len - 3))]);
+    let r = send(
+        b.addr,
+        "GET",
+        ZIP,
+        &[("Range", &format!("bytes={}-", len - 3))],
+    );
     assert_eq!(r.body, &whole.body[len - 3..]);
 
     // Unsatisfiable: 416 naming the length; several ranges: the whole zip.
@@ -231,7 +238,12 @@ fn ranges_and_head_of_a_stored_zip() {
         &[("Range", "bytes=0-1"), ("If-Range", "\"sha256:00\"")],
     );
     assert_eq!(r.status, 200);
-    let r = send(b.addr, "GET", ZIP, &[("Range", "bytes=0-1"), ("If-Range", &etag)]);
+    let r = send(
+        b.addr,
+        "GET",
+        ZIP,
+        &[("Range", "bytes=0-1"), ("If-Range", &etag)],
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &whole.body[..2]);
 

@@ -87,7 +87,10 @@ pub fn blob_response(
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.insert(header::CONTENT_RANGE, v);
             }
-            (StatusCode::PARTIAL_CONTENT, blob.range(start, end - start + 1))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                blob.range(start, end - start + 1),
+            )
         }
         Wanted::Unsatisfiable => {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
@@ -118,9 +121,10 @@ fn etag_matches(value: &[u8], etag: &str) -> bool {
     let Ok(value) = std::str::from_utf8(value) else {
         return false;
     };
-    value.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-    })
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 #[derive(Debug, PartialEq, Eq)]

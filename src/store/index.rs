@@ -464,14 +464,29 @@ mod tests {
         // A reopened index mirrors what it reads.
         drop(idx);
         let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
-        assert!(idx.get_cached("a", 1, kinds::WARG_CONTENT, &k(&x)).is_none());
-        assert!(idx.get("a", 1, kinds::WARG_CONTENT, &k(&x)).unwrap().is_some());
-        assert!(idx.get_cached("a", 1, kinds::WARG_CONTENT, &k(&x)).is_some());
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_none());
+        assert!(idx
+            .get("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .unwrap()
+            .is_some());
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_some());
         // Deleted entries are gone from the mirror too.
         assert_eq!(idx.remove_before("a", 2).unwrap(), 1);
-        assert!(idx.get_cached("a", 1, kinds::WARG_CONTENT, &k(&x)).is_none());
-        assert!(idx.get("a", 1, kinds::WARG_CONTENT, &k(&x)).unwrap().is_none());
-        assert!(idx.get("a", 2, kinds::WARG_CONTENT, &k(&y)).unwrap().is_some());
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_none());
+        assert!(idx
+            .get("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .unwrap()
+            .is_none());
+        assert!(idx
+            .get("a", 2, kinds::WARG_CONTENT, &k(&y))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -489,8 +504,13 @@ mod tests {
             ],
         )
         .unwrap();
-        idx.put_all("b", 3, kinds::WARG_CONTENT, &[(bad.to_string(), Entry::new(bad, "r3"))])
-            .unwrap();
+        idx.put_all(
+            "b",
+            3,
+            kinds::WARG_CONTENT,
+            &[(bad.to_string(), Entry::new(bad, "r3"))],
+        )
+        .unwrap();
         assert_eq!(idx.remove_digests(&[bad]).unwrap(), 2);
         assert!(idx.get("a", 1, "go.zip", "m@v1").unwrap().is_none());
         assert!(idx.get_cached("a", 1, "go.zip", "m@v1").is_none());
@@ -498,7 +518,10 @@ mod tests {
             .get("b", 3, kinds::WARG_CONTENT, &bad.to_string())
             .unwrap()
             .is_none());
-        assert_eq!(idx.get("a", 1, "go.zip", "m@v2").unwrap().unwrap().digest, good);
+        assert_eq!(
+            idx.get("a", 1, "go.zip", "m@v2").unwrap().unwrap().digest,
+            good
+        );
         assert_eq!(idx.remove_digests(&[bad]).unwrap(), 0);
     }
 

@@ -358,8 +358,13 @@ mod tests {
         assert!(!store.path_of(&db).exists());
         let idx = ArtifactIndex::open(&path).unwrap();
         assert!(idx.get("up", 0, "test.kind", "bad").unwrap().is_none());
-        assert_eq!(idx.get("up", 0, "test.kind", "good").unwrap().unwrap().digest, dg);
-
+        assert_eq!(
+            idx.get("up", 0, "test.kind", "good")
+                .unwrap()
+                .unwrap()
+                .digest,
+            dg
+        );
     }
 
     #[tokio::test]
@@ -370,7 +375,9 @@ mod tests {
             ..FsBlobConfig::default()
         };
         let store = FsBlobStore::open(dir.path(), cfg).await.unwrap();
-        let data: Vec<u8> = (0..3 * READ_CHUNK as u32 + 7).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..3 * READ_CHUNK as u32 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let d = Digest::of(&data);
         store.put(&d, Bytes::from(data.clone())).await.unwrap();
         let blob = store.get_stream(&d).await.unwrap().unwrap();
@@ -389,6 +396,11 @@ mod tests {
         // Memory blobs slice without copying; a range past the end is empty.
         let m = Blob::from_bytes(Bytes::from_static(b"0123456789")).range(8, 5);
         assert_eq!(m.in_memory().unwrap().as_ref(), b"89");
-        assert_eq!(Blob::from_bytes(Bytes::from_static(b"01")).range(5, 1).len(), 0);
+        assert_eq!(
+            Blob::from_bytes(Bytes::from_static(b"01"))
+                .range(5, 1)
+                .len(),
+            0
+        );
     }
 }
