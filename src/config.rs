@@ -1,6 +1,19 @@
 //! Configuration: the TOML files in `federation/` (`[server]` and
 //! `[[upstream]]`), parsed, resolved and validated into typed structs.
 //!
+//! This file knows the `[server]` table and the keys every `[[upstream]]`
+//! has whatever its protocol (`name`, `protocol`, `url`, `namespaces`,
+//! `default`, `witness_policy`, `ca_file`, `token`, `token_env`,
+//! `max_checkpoint_age`). Every other key of an upstream belongs to its
+//! protocol: each ecosystem reads and checks its own keys in its folder
+//! (`src/gomod/config.rs`, `src/warg/config.rs`) through
+//! [`ProtocolConfig`], and the typed result travels in the
+//! [`UpstreamConfig`] ([`UpstreamConfig::settings`]). This file imports
+//! no ecosystem and not the routing table: [`Config::parse_with`] takes the
+//! protocols as an argument. `Config::load`, `Config::parse` and
+//! `Config::embedded`, which use every registered ecosystem and refuse
+//! overlapping namespace claims, are in `src/ecosystems.rs`.
+//!
 //! `main.rs` loads a [`Config`] (from a file or the copy embedded in the
 //! binary), the server reads [`ServerConfig`], the federation layer builds its
 //! routing table from the [`UpstreamConfig`]s, and the protocol fronts and the
@@ -8,20 +21,24 @@
 //! path and the problem, e.g.
 //! `federation/x.toml: upstream[1].namespaces: "acme" is already owned by upstream "internal"`.
 //!
-//! Fail-closed: unknown keys are errors, keys are checked for syntax (and, for
+//! Fail-closed: unknown keys are errors (an ecosystem's own keys too: they
+//! are checked against the fields of the struct it reads them into, see
+//! [`ProtocolKeys::parse`]), keys are checked for syntax (and, for
 //! signed-note keys, for a key id that matches the key) when the file is
 //! loaded, and credentials named by environment variable must be set.
 
+use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
-use crate::federation::{Federation, FederationError};
 use crate::tlog::note::VerifierKey;
 use crate::tlog::policy::Policy;
 
@@ -63,20 +80,6 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line.
     Json,
-}
-
-/// Warg: what bulwark does with a client's publish (`publish = ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WargPublish {
-    /// Refused with 403 (the default: a mirror is read-only unless the
-    /// operator says otherwise).
-    #[default]
-    Off,
-    /// Forwarded to the upstream owning the namespace with the client's own
-    /// `Authorization` header (if any) and never with the upstream `token`,
-    /// which is a read credential.
-    Forward,
 }
 
 /// `[server]`: where and how bulwark listens, and its limits.
@@ -182,35 +185,85 @@ impl Secret {
     }
 }
 
-/// The protocol an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// Warg API v1.
-    Warg,
-    /// GOPROXY protocol with a checksum database.
-    Gomod,
+/// How an ecosystem's namespaces are written and matched; the routing
+/// table (`src/federation.rs`) keeps one table per protocol by this rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Matching {
+    /// A namespace is one label (Warg's `acme` in `acme:pkg`), matched
+    /// exactly and case-insensitively; one upstream per protocol may be
+    /// `default = true` and take every namespace nobody claims.
+    Label,
+    /// A namespace is a path prefix (`github.com/acme/*`, or
+    /// `github.com/acme`: the same) matching the path itself and every path
+    /// below it, element by element; the longest matching prefix wins; `*`
+    /// matches every path, so there is no `default`.
+    PathPrefix,
+}
+
+/// The protocol an upstream speaks: its `protocol = "..."` name and how its
+/// namespaces match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Protocol {
+    name: &'static str,
+    matching: Matching,
+}
+
+impl Protocol {
+    /// The name written in `protocol = "..."` (`gomod`, `warg`).
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// How its namespaces match.
+    pub fn matching(self) -> Matching {
+        self.matching
+    }
 }
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Warg => "warg",
-            Protocol::Gomod => "gomod",
-        })
+        f.write_str(self.name)
     }
 }
 
-/// The checksum database that vouches for a Go upstream's modules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SumdbConfig {
-    /// Database name, e.g. `sum.golang.org`.
-    pub name: String,
-    /// Base URL (no trailing slash), e.g. `https://sum.golang.org`.
-    pub url: String,
-    /// Signed-note verifier key `name+hex8+base64`, checked for syntax and
-    /// key id.
-    pub key: String,
+/// An ecosystem's part of the configuration: its `protocol` name, its
+/// namespaces, and the keys of an `[[upstream]]` that only it has.
+/// Implemented in the ecosystem's folder (`src/<ecosystem>/config.rs`),
+/// registered in `src/ecosystems.rs`.
+pub trait ProtocolConfig: Sync {
+    /// The `protocol = "..."` value.
+    fn protocol(&self) -> &'static str;
+
+    /// How namespaces are matched.
+    fn matching(&self) -> Matching;
+
+    /// Checks one `namespaces` entry as written and returns it as the
+    /// routing table compares it (Warg: lowercased; Go: `*` or the prefix
+    /// without `/*`), or says what was expected.
+    fn namespace(&self, written: &str) -> Result<String, String>;
+
+    /// Reads and checks this protocol's own keys of one upstream (call
+    /// [`ProtocolKeys::parse`] once with the struct they go into).
+    fn settings(
+        &self,
+        keys: &mut ProtocolKeys<'_>,
+    ) -> Result<Arc<dyn UpstreamSettings>, ConfigError>;
+}
+
+/// What an ecosystem read from its own keys of one upstream (its pinned
+/// keys, its options); the fronts get it back typed with
+/// [`UpstreamConfig::settings`].
+pub trait UpstreamSettings: Any + fmt::Debug + Send + Sync {
+    /// What `check-config` prints under the upstream's URL: the pinned
+    /// key(s) it verifies against.
+    fn pinned(&self) -> String;
+
+    /// The signed-note verifier key (`name+hex8+base64`) of the log a
+    /// `witness_policy` would apply to, or why this protocol cannot
+    /// enforce one (the error message).
+    /// Returned with the key path that pinned it (`sumdb.key`), for
+    /// messages.
+    fn witness_log_key(&self) -> Result<(&'static str, &str), String>;
 }
 
 /// A witness policy as configured: the file (resolved against the config
@@ -230,16 +283,14 @@ pub struct UpstreamConfig {
     pub protocol: Protocol,
     /// Base URL (no trailing slash).
     pub url: String,
-    /// Warg: the pinned operator key, `ecdsa-p256:<base64 SEC1 point>`.
-    pub operator_key: Option<String>,
-    /// Go: the checksum database.
-    pub sumdb: Option<SumdbConfig>,
-    /// Warg namespaces (lowercased) or Go module path patterns owned.
+    /// Namespaces owned, as the protocol normalized them
+    /// ([`ProtocolConfig::namespace`]).
     pub namespaces: Vec<String>,
-    /// Warg: route namespaces nobody claims here.
+    /// Take the namespaces nobody claims ([`Matching::Label`] protocols).
     pub default: bool,
-    /// Go: the c2sp.org/tlog-policy, parsed and checked when the
-    /// configuration is loaded.
+    /// The c2sp.org/tlog-policy, parsed and checked (against the protocol's
+    /// [`UpstreamSettings::witness_log_key`]) when the configuration is
+    /// loaded.
     pub witness_policy: Option<WitnessPolicy>,
     /// Extra CA certificate (PEM) to trust for this upstream's TLS.
     pub ca_file: Option<PathBuf>,
@@ -247,18 +298,27 @@ pub struct UpstreamConfig {
     pub token: Option<Secret>,
     /// Per-upstream override of `server.max_checkpoint_age`.
     pub max_checkpoint_age: Option<Duration>,
-    /// Warg: whether client publishes are forwarded (with the client's own
-    /// credential) or refused.
-    pub publish: WargPublish,
-    /// Warg: how long a verified checkpoint answers `fetch/checkpoint`
-    /// before the upstream is asked again (zero: every request asks).
-    pub checkpoint_reuse: Duration,
+    /// What the protocol read from its own keys.
+    settings: Arc<dyn UpstreamSettings>,
 }
 
 impl UpstreamConfig {
     /// The freshness bound for this upstream's checkpoints.
     pub fn checkpoint_age_bound(&self, server: &ServerConfig) -> Duration {
         self.max_checkpoint_age.unwrap_or(server.max_checkpoint_age)
+    }
+
+    /// The protocol's own settings, if they are a `T` (`None` for an
+    /// upstream of another protocol): e.g.
+    /// `u.settings::<GoSettings>()` in the Go front.
+    pub fn settings<T: UpstreamSettings>(&self) -> Option<&T> {
+        let any: &dyn Any = self.settings.as_ref();
+        any.downcast_ref::<T>()
+    }
+
+    /// What `check-config` prints for its pinned key(s).
+    pub fn pinned(&self) -> String {
+        self.settings.pinned()
     }
 }
 
@@ -307,22 +367,13 @@ struct RawTls {
     key: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSumdb {
-    name: String,
-    url: Option<String>,
-    key: String,
-}
-
+/// The keys every `[[upstream]]` has; all others are its protocol's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     name: String,
-    protocol: Protocol,
+    protocol: String,
     url: String,
-    operator_key: Option<String>,
-    sumdb: Option<RawSumdb>,
     #[serde(default)]
     namespaces: Vec<String>,
     #[serde(default)]
@@ -332,8 +383,6 @@ struct RawUpstream {
     token: Option<String>,
     token_env: Option<String>,
     max_checkpoint_age: Option<String>,
-    publish: Option<WargPublish>,
-    checkpoint_reuse: Option<String>,
 }
 
 /// Defaults, written once so that the reference in README matches the code.
@@ -372,18 +421,19 @@ pub mod defaults {
     pub const IDLE_TIMEOUT: &str = "30s";
     /// `server.shutdown_grace`
     pub const SHUTDOWN_GRACE: &str = "30s";
-    /// `upstream.checkpoint_reuse` (Warg)
-    pub const CHECKPOINT_REUSE: &str = "2s";
-    /// The longest `upstream.checkpoint_reuse` accepted.
-    pub const MAX_CHECKPOINT_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
 }
 
 /// Smallest head buffer hyper accepts.
 const MIN_HEADER_BYTES: usize = 8192;
 
 impl Config {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates the file at `path` with the given protocols
+    /// (`Config::load` in `src/ecosystems.rs` gives every registered one and
+    /// checks the routing table).
+    pub fn load_with(
+        path: &Path,
+        protocols: &[&dyn ProtocolConfig],
+    ) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: origin.clone(),
@@ -394,57 +444,61 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Config::parse(&text, &origin, &base)
+        Config::parse_with(&text, &origin, &base, protocols)
     }
 
-    /// The configuration embedded in the binary; relative paths in it are
-    /// taken relative to the current directory.
-    pub fn embedded() -> Result<Config, ConfigError> {
-        Config::parse(EMBEDDED_DEFAULT, EMBEDDED_ORIGIN, Path::new("."))
-    }
-
-    /// Parses and validates `text`; `origin` names it in errors and `base` is
-    /// the directory relative file paths are resolved against.
-    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (key, line) = match e.span() {
-                Some(span) => (key_path_at(text, span.start), line_of(text, span.start)),
-                None => ("(document)".to_string(), 0),
-            };
-            let mut message = e.message().trim().to_string();
-            if line > 0 {
-                message = format!("{message} (line {line})");
+    /// Parses and validates `text` with the given protocols; `origin` names
+    /// it in errors and `base` is the directory relative file paths are
+    /// resolved against. Namespace claims are checked one by one, not
+    /// against each other: that is the routing table's check
+    /// (`Federation::new`), which `Config::parse` in `src/ecosystems.rs`
+    /// makes.
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        base: &Path,
+        protocols: &[&dyn ProtocolConfig],
+    ) -> Result<Config, ConfigError> {
+        let v = Validator { origin, base, text };
+        let mut doc = DeTable::parse(text).map_err(|e| v.toml_error(e))?;
+        // Each upstream's protocol keys are taken out of its table before
+        // the generic keys are read; its protocol reads them.
+        let generic = struct_fields::<RawUpstream>().unwrap_or(&[]);
+        let mut own_keys: Vec<Spanned<DeTable<'_>>> = Vec::new();
+        if let Some(DeValue::Array(list)) = doc
+            .get_mut()
+            .iter_mut()
+            .find(|(k, _)| k.get_ref() == "upstream")
+            .map(|(_, v)| v.get_mut())
+        {
+            for item in list.iter_mut() {
+                let span = item.span();
+                let own = match item.get_mut() {
+                    DeValue::Table(t) => {
+                        let (keep, own): (Vec<_>, Vec<_>) = std::mem::take(t)
+                            .into_iter()
+                            .partition(|(k, _)| generic.contains(&k.get_ref().as_ref()));
+                        *t = keep.into_iter().collect();
+                        own.into_iter().collect()
+                    }
+                    // Not a table: refused below, when the generic keys are read.
+                    _ => DeTable::new(),
+                };
+                own_keys.push(Spanned::new(span, own));
             }
-            ConfigError {
-                file: origin.to_string(),
-                key,
-                message,
-            }
-        })?;
-        let v = Validator { origin, base };
+        }
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc))
+            .map_err(|e| v.toml_error(e))?;
         let server = v.server(raw.server)?;
         let mut upstreams = Vec::with_capacity(raw.upstream.len());
+        let mut own_keys = own_keys.into_iter();
         for (i, u) in raw.upstream.into_iter().enumerate() {
-            upstreams.push(v.upstream(i, u)?);
+            let own = own_keys
+                .next()
+                .unwrap_or_else(|| Spanned::new(0..0, DeTable::new()));
+            upstreams.push(v.upstream(i, u, own, &server, protocols)?);
         }
         v.unique_names(&upstreams)?;
-        for (i, u) in upstreams.iter().enumerate() {
-            if u.publish == WargPublish::Forward && !server.tokens.is_empty() {
-                // The client's Authorization header is what `forward`
-                // sends upstream; with server.tokens it is bulwark's own
-                // token, which must never reach an upstream.
-                return Err(v.err(
-                    format!("upstream[{i}].publish"),
-                    "\"forward\" sends the client's Authorization header upstream, and with \
-                     server.tokens that header is a bulwark token, which would leak to the \
-                     upstream; publish to the upstream directly, or serve this upstream from a \
-                     bulwark without tokens",
-                ));
-            }
-        }
-        if let Err(e) = Federation::new(&upstreams) {
-            return Err(v.federation_error(e));
-        }
         Ok(Config {
             origin: origin.to_string(),
             server,
@@ -458,12 +512,156 @@ impl Config {
     }
 }
 
+/// One upstream's protocol keys (every key of its `[[upstream]]` table that
+/// is not a generic one), handed to its protocol's
+/// [`ProtocolConfig::settings`], with what it needs to check them and to
+/// name them in errors.
+pub struct ProtocolKeys<'a> {
+    v: &'a Validator<'a>,
+    index: usize,
+    name: &'a str,
+    protocol: &'static str,
+    server: &'a ServerConfig,
+    /// Taken by [`ProtocolKeys::parse`].
+    table: Option<Spanned<DeTable<'a>>>,
+}
+
+impl ProtocolKeys<'_> {
+    /// Reads the keys into `T`, a struct deriving `Deserialize` (one field
+    /// per key, `Option` for optional ones). A key that is not a field of
+    /// `T` is an error whatever `T`'s serde attributes say, so a key the
+    /// protocol does not read is never silently ignored. Errors name the
+    /// key path (`upstream[1].sumdb.key`) and the line.
+    pub fn parse<T: DeserializeOwned>(&mut self) -> Result<T, ConfigError> {
+        let table = self
+            .table
+            .take()
+            .unwrap_or_else(|| Spanned::new(0..0, DeTable::new()));
+        let Some(fields) = struct_fields::<T>() else {
+            return Err(self.err(
+                "(protocol keys)",
+                format!(
+                    "bulwark bug: the {} keys are not read into a struct",
+                    self.protocol
+                ),
+            ));
+        };
+        if let Some((key, _)) = table
+            .get_ref()
+            .iter()
+            .find(|(k, _)| !fields.contains(&k.get_ref().as_ref()))
+        {
+            return Err(self.unknown(key.get_ref(), fields));
+        }
+        let span = table.span();
+        T::deserialize(toml::de::ValueDeserializer::from(Spanned::new(
+            span,
+            DeValue::Table(table.into_inner()),
+        )))
+        .map_err(|e| self.v.toml_error(e))
+    }
+
+    /// The error for the upstream's key `key` (relative: `sumdb.key`).
+    pub fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        self.v
+            .err(format!("upstream[{}].{key}", self.index), message)
+    }
+
+    /// Checks an http(s) URL (the upstream's `key`); returns it without a
+    /// trailing slash.
+    pub fn url(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        self.v.url(&format!("upstream[{}].{key}", self.index), text)
+    }
+
+    /// The `[server]` table, for checks that depend on it.
+    pub fn server(&self) -> &ServerConfig {
+        self.server
+    }
+
+    /// The upstream's `name`.
+    pub fn upstream_name(&self) -> &str {
+        self.name
+    }
+
+    fn unknown(&self, key: &str, fields: &[&str]) -> ConfigError {
+        let generic = struct_fields::<RawUpstream>().unwrap_or(&[]);
+        let mut all: Vec<&str> = generic.iter().chain(fields).copied().collect();
+        all.sort_unstable();
+        self.err(
+            key,
+            format!(
+                "unknown field `{key}`: a {} upstream takes {}",
+                self.protocol,
+                all.join(", ")
+            ),
+        )
+    }
+
+    /// After the protocol read its keys: any left unread (the protocol
+    /// never called `parse`) are unknown.
+    fn finish(&self) -> Result<(), ConfigError> {
+        match self.table.as_ref().and_then(|t| t.get_ref().keys().next()) {
+            Some(key) => Err(self.unknown(key.get_ref(), &[])),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The field names of the struct `T` deserializes into (`None` if `T` is
+/// not a struct), read from its `Deserialize` implementation: the one list
+/// of keys a section takes.
+fn struct_fields<'de, T: Deserialize<'de>>() -> Option<&'static [&'static str]> {
+    use serde::de::{Error as _, Visitor};
+    use serde::forward_to_deserialize_any;
+
+    struct Probe<'a>(&'a mut Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = Some(fields);
+            Err(Self::Error::custom("probed"))
+        }
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = None;
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 struct Validator<'a> {
     origin: &'a str,
     base: &'a Path,
+    /// The whole file, to turn the parser's spans into key paths and lines.
+    text: &'a str,
 }
 
 impl Validator<'_> {
+    /// A TOML parse or type error, at the key path and line of its span.
+    fn toml_error(&self, e: toml::de::Error) -> ConfigError {
+        let text = self.text;
+        let (key, line) = match e.span() {
+            Some(span) => (key_path_at(text, span.start), line_of(text, span.start)),
+            None => ("(document)".to_string(), 0),
+        };
+        let mut message = e.message().trim().to_string();
+        if line > 0 {
+            message = format!("{message} (line {line})");
+        }
+        self.err(key, message)
+    }
+
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.origin.to_string(),
@@ -677,7 +875,14 @@ impl Validator<'_> {
         Ok(text.trim_end_matches('/').to_string())
     }
 
-    fn upstream(&self, i: usize, raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
+    fn upstream(
+        &self,
+        i: usize,
+        raw: RawUpstream,
+        own: Spanned<DeTable<'_>>,
+        server: &ServerConfig,
+        protocols: &[&dyn ProtocolConfig],
+    ) -> Result<UpstreamConfig, ConfigError> {
         let at = |k: &str| format!("upstream[{i}].{k}");
         if !valid_upstream_name(&raw.name) {
             return Err(self.err(
@@ -688,110 +893,73 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let Some(&proto) = protocols.iter().find(|p| p.protocol() == raw.protocol) else {
+            let known: Vec<&str> = protocols.iter().map(|p| p.protocol()).collect();
+            return Err(self.err(
+                at("protocol"),
+                format!(
+                    "unknown protocol {:?}, expected one of: {}",
+                    raw.protocol,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let protocol = Protocol {
+            name: proto.protocol(),
+            matching: proto.matching(),
+        };
         let url = self.url(&at("url"), &raw.url)?;
-        let mut operator_key = None;
-        let mut sumdb = None;
+        let mut keys = ProtocolKeys {
+            v: self,
+            index: i,
+            name: &raw.name,
+            protocol: protocol.name,
+            server,
+            table: Some(own),
+        };
+        let settings = proto.settings(&mut keys)?;
+        keys.finish()?;
         let mut namespaces = Vec::with_capacity(raw.namespaces.len());
-        match raw.protocol {
-            Protocol::Warg => {
-                if raw.sumdb.is_some() {
-                    return Err(
-                        self.err(at("sumdb"), "only gomod upstreams have a checksum database")
-                    );
-                }
-                let key = raw.operator_key.ok_or_else(|| {
-                    self.err(
-                        at("operator_key"),
-                        "a warg upstream needs its pinned operator key (\"ecdsa-p256:<base64>\")",
-                    )
-                })?;
-                check_warg_key(&key).map_err(|m| self.err(at("operator_key"), m))?;
-                operator_key = Some(key);
-                for (j, ns) in raw.namespaces.iter().enumerate() {
-                    if !valid_warg_namespace(ns) {
-                        return Err(self.err(
-                            format!("upstream[{i}].namespaces[{j}]"),
-                            format!("expected a kebab-case Warg namespace like \"acme\" or \"wasi\", saw {ns:?}"),
-                        ));
-                    }
-                    namespaces.push(ns.to_ascii_lowercase());
-                }
+        for (j, ns) in raw.namespaces.iter().enumerate() {
+            let norm = proto
+                .namespace(ns)
+                .map_err(|m| self.err(format!("upstream[{i}].namespaces[{j}]"), m))?;
+            namespaces.push(norm);
+        }
+        match protocol.matching {
+            Matching::Label => {
                 if namespaces.is_empty() && !raw.default {
                     return Err(self.err(
                         at("namespaces"),
-                        "a warg upstream must own at least one namespace or be the default (default = true)",
-                    ));
-                }
-            }
-            Protocol::Gomod => {
-                if raw.checkpoint_reuse.is_some() {
-                    return Err(self.err(
-                        at("checkpoint_reuse"),
-                        "only warg upstreams take checkpoint_reuse",
-                    ));
-                }
-                if raw.publish.is_some() {
-                    return Err(self.err(
-                        at("publish"),
-                        "only warg upstreams take publish; bulwark never forwards writes to a GOPROXY",
-                    ));
-                }
-                if raw.operator_key.is_some() {
-                    return Err(self.err(
-                        at("operator_key"),
-                        "only warg upstreams have an operator key",
-                    ));
-                }
-                if raw.default {
-                    return Err(self.err(
-                        at("default"),
-                        "only warg upstreams take default; for Go modules claim the pattern \"*\"",
-                    ));
-                }
-                let s = raw.sumdb.ok_or_else(|| {
-                    self.err(
-                        at("sumdb"),
-                        "a gomod upstream needs its checksum database: sumdb = { name, url, key }",
-                    )
-                })?;
-                if !valid_sumdb_name(&s.name) {
-                    return Err(self.err(
-                        at("sumdb.name"),
                         format!(
-                            "expected a checksum database name like \"sum.golang.org\", saw {:?}",
-                            s.name
+                            "a {protocol} upstream must own at least one namespace or be the default (default = true)"
                         ),
                     ));
                 }
-                check_note_verifier_key(&s.key, &s.name)
-                    .map_err(|m| self.err(at("sumdb.key"), m))?;
-                let sumdb_url = match s.url {
-                    Some(u) => self.url(&at("sumdb.url"), &u)?,
-                    None => format!("https://{}", s.name),
-                };
-                sumdb = Some(SumdbConfig {
-                    name: s.name,
-                    url: sumdb_url,
-                    key: s.key,
-                });
-                for (j, p) in raw.namespaces.iter().enumerate() {
-                    let norm = normalize_go_pattern(p)
-                        .map_err(|m| self.err(format!("upstream[{i}].namespaces[{j}]"), m))?;
-                    namespaces.push(norm);
+            }
+            Matching::PathPrefix => {
+                if raw.default {
+                    return Err(self.err(
+                        at("default"),
+                        format!(
+                            "a {protocol} upstream takes no default: its namespaces are path \
+                             prefixes, so claim the pattern \"*\" for every path"
+                        ),
+                    ));
                 }
                 if namespaces.is_empty() {
                     return Err(self.err(
                         at("namespaces"),
-                        "a gomod upstream must own at least one module path pattern (\"*\" for all)",
+                        format!(
+                            "a {protocol} upstream must own at least one namespace pattern (\"*\" for all)"
+                        ),
                     ));
                 }
             }
         }
         let witness_policy = match raw.witness_policy {
             None => None,
-            Some(p) => {
-                Some(self.witness_policy(&at("witness_policy"), p, &raw.protocol, &sumdb)?)
-            }
+            Some(p) => Some(self.witness_policy(&at("witness_policy"), p, settings.as_ref())?),
         };
         let ca_file = match raw.ca_file {
             None => None,
@@ -823,68 +991,33 @@ impl Validator<'_> {
             None => None,
             Some(t) => Some(self.duration(&at("max_checkpoint_age"), Some(t), "")?),
         };
-        let reuse_text = raw
-            .checkpoint_reuse
-            .unwrap_or_else(|| defaults::CHECKPOINT_REUSE.to_string());
-        let checkpoint_reuse = humantime::parse_duration(reuse_text.trim()).map_err(|e| {
-            self.err(
-                at("checkpoint_reuse"),
-                format!(
-                    "expected a duration like \"2s\" (\"0s\": no reuse), saw {reuse_text:?} ({e})"
-                ),
-            )
-        })?;
-        if checkpoint_reuse > defaults::MAX_CHECKPOINT_REUSE {
-            return Err(self.err(
-                at("checkpoint_reuse"),
-                format!(
-                    "at most {} (a reused checkpoint is not re-confirmed meanwhile), saw {reuse_text:?}",
-                    humantime::format_duration(defaults::MAX_CHECKPOINT_REUSE)
-                ),
-            ));
-        }
         Ok(UpstreamConfig {
             name: raw.name,
-            protocol: raw.protocol,
+            protocol,
             url,
-            operator_key,
-            sumdb,
             namespaces,
             default: raw.default,
             witness_policy,
             ca_file,
             token,
             max_checkpoint_age,
-            publish: raw.publish.unwrap_or_default(),
-            checkpoint_reuse,
+            settings,
         })
     }
 
-    /// Reads and checks a `witness_policy`: only protocols whose checkpoints
-    /// are signed notes can be cosigned by witnesses (a policy bulwark
-    /// cannot enforce is an error, never ignored); the file must parse; and
-    /// its `log` lines must include the key pinned for the log, so that
-    /// the pinned key signs every tree the policy admits.
+    /// Reads and checks a `witness_policy`: only logs whose checkpoints are
+    /// signed notes can be cosigned by witnesses (a policy bulwark cannot
+    /// enforce is an error, never ignored: the protocol says why in
+    /// [`UpstreamSettings::witness_log_key`]); the file must parse; and its
+    /// `log` lines must include the key pinned for the log, so that the
+    /// pinned key signs every tree the policy admits.
     fn witness_policy(
         &self,
         key: &str,
         path: PathBuf,
-        protocol: &Protocol,
-        sumdb: &Option<SumdbConfig>,
+        settings: &dyn UpstreamSettings,
     ) -> Result<WitnessPolicy, ConfigError> {
-        let pinned = match (protocol, sumdb) {
-            (Protocol::Gomod, Some(s)) => &s.key,
-            (Protocol::Gomod, None) => {
-                return Err(self.err(key, "a witness policy needs the sumdb it applies to"));
-            }
-            (Protocol::Warg, _) => {
-                return Err(self.err(
-                    key,
-                    "warg checkpoints are not signed notes, so no witness can cosign them and \
-                     bulwark cannot enforce a witness policy for a warg upstream; remove the key",
-                ));
-            }
-        };
+        let (pinned_at, pinned) = settings.witness_log_key().map_err(|m| self.err(key, m))?;
         let path = self.resolve(path);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| self.err(key, format!("cannot read {}: {e}", path.display())))?;
@@ -892,12 +1025,12 @@ impl Validator<'_> {
             Policy::parse(&text).map_err(|e| self.err(key, format!("{}: {e}", path.display())))?;
         let pinned: VerifierKey = pinned
             .parse()
-            .map_err(|e| self.err(key, format!("sumdb.key: {e}")))?;
+            .map_err(|e| self.err(key, format!("{pinned_at}: {e}")))?;
         if !policy.log_keys().contains(&pinned) {
             return Err(self.err(
                 key,
                 format!(
-                    "{}: no `log` line names the pinned sumdb.key {}; the pinned key must sign \
+                    "{}: no `log` line names the pinned {pinned_at} {}; the pinned key must sign \
                      every tree the policy admits",
                     path.display(),
                     pinned.name()
@@ -918,24 +1051,6 @@ impl Validator<'_> {
         }
         Ok(())
     }
-
-    fn federation_error(&self, e: FederationError) -> ConfigError {
-        match e {
-            FederationError::Overlap {
-                index,
-                namespace,
-                owner,
-                ..
-            } => self.err(
-                format!("upstream[{index}].namespaces"),
-                format!("{namespace:?} is already owned by upstream {owner:?}"),
-            ),
-            FederationError::TwoDefaults { index, owner, .. } => self.err(
-                format!("upstream[{index}].default"),
-                format!("upstream {owner:?} is already the default warg upstream"),
-            ),
-        }
-    }
 }
 
 fn valid_upstream_name(s: &str) -> bool {
@@ -948,132 +1063,9 @@ fn valid_upstream_name(s: &str) -> bool {
         })
 }
 
-/// Warg namespaces are kebab-case labels (`acme`, `my-org`); compared
-/// case-insensitively.
-pub fn valid_warg_namespace(s: &str) -> bool {
-    if s.is_empty() || s.len() > 128 {
-        return false;
-    }
-    s.split('-').enumerate().all(|(i, word)| {
-        let b = word.as_bytes();
-        !b.is_empty()
-            && b.iter().all(|c| c.is_ascii_alphanumeric())
-            && (i > 0 || b[0].is_ascii_alphabetic())
-    })
-}
-
-fn valid_sumdb_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && !s.contains('+') && s.bytes().all(|c| c.is_ascii_graphic())
-}
-
-/// Normalizes a Go module path pattern: `*` (everything), or a module path
-/// prefix written `github.com/acme/*` or `github.com/acme` (both mean the path
-/// and everything below it, element-wise). Returns `*` or the prefix.
-pub fn normalize_go_pattern(p: &str) -> Result<String, String> {
-    if p == "*" {
-        return Ok("*".to_string());
-    }
-    let prefix = p.strip_suffix("/*").unwrap_or(p);
-    let bad = |why: &str| {
-        format!(
-            "expected \"*\" or a module path prefix like \"github.com/acme/*\", saw {p:?} ({why})"
-        )
-    };
-    if prefix.is_empty() || prefix.len() > 512 {
-        return Err(bad("empty or too long"));
-    }
-    for elem in prefix.split('/') {
-        if elem.is_empty() {
-            return Err(bad("empty path element"));
-        }
-        if elem.contains('*') {
-            return Err(bad("'*' is allowed only as the whole last element"));
-        }
-        if elem == "." || elem == ".." {
-            return Err(bad("'.' and '..' are not path elements"));
-        }
-        if !elem
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
-        {
-            return Err(bad("characters outside A-Z a-z 0-9 - . _ ~"));
-        }
-    }
-    Ok(prefix.to_string())
-}
-
-/// Checks a Warg public key `ecdsa-p256:<base64 SEC1 point>`.
-pub fn check_warg_key(key: &str) -> Result<(), String> {
-    let Some(b64) = key.strip_prefix("ecdsa-p256:") else {
-        return Err(format!(
-            "expected a Warg public key \"ecdsa-p256:<base64>\", saw {:?}",
-            truncate(key)
-        ));
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| format!("the part after \"ecdsa-p256:\" is not base64 ({e})"))?;
-    if p256::PublicKey::from_sec1_bytes(&bytes).is_err() {
-        let hint = if bytes.len() == 32 {
-            " (32 bytes: is this the private key?)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "not a P-256 public key: expected a 33- or 65-byte SEC1 point, saw {} bytes{hint}",
-            bytes.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a signed-note verifier key `name+hex8+base64(alg || key)`: the name
-/// must be `expected_name`, the algorithm Ed25519 (1), and the key id the
-/// first four bytes of SHA-256(name || "\n" || alg || key).
-pub fn check_note_verifier_key(key: &str, expected_name: &str) -> Result<(), String> {
-    let mut parts = key.splitn(3, '+');
-    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "expected a signed-note verifier key \"name+hex8+base64\", saw {:?}",
-            truncate(key)
-        ));
-    };
-    if name != expected_name {
-        return Err(format!(
-            "the key's name {name:?} differs from the database name {expected_name:?}"
-        ));
-    }
-    if id.len() != 8 || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "expected an 8-digit hex key id after the name, saw {id:?}"
-        ));
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| format!("the key part is not base64 ({e})"))?;
-    if raw.len() != 33 || raw[0] != 1 {
-        return Err(format!(
-            "expected an Ed25519 key (algorithm byte 1 and 32 key bytes), saw {} bytes{}",
-            raw.len(),
-            raw.first()
-                .map(|a| format!(" with algorithm byte {a}"))
-                .unwrap_or_default()
-        ));
-    }
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update(&raw);
-    let want = hex::encode(&h.finalize()[..4]);
-    if !want.eq_ignore_ascii_case(id) {
-        return Err(format!(
-            "key id {id} does not match the key (expected {want}): the key is mistyped"
-        ));
-    }
-    Ok(())
-}
-
-fn truncate(s: &str) -> String {
+/// The first 60 characters of something written in the file, for messages
+/// that quote a bad value (a key, a path) without flooding the terminal.
+pub fn truncate(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
@@ -1173,82 +1165,141 @@ fn key_path_at(text: &str, offset: usize) -> String {
 mod tests {
     use super::*;
 
-    const GO_KEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+    /// A protocol with one key of its own (`secret`, a string table
+    /// `extra = { n = 1 }`), path-prefix namespaces, and an optional
+    /// witness log key: enough to test the generic part.
+    struct Toy {
+        reads: bool,
+    }
+
+    #[derive(Debug)]
+    struct ToySettings(String);
+
+    impl UpstreamSettings for ToySettings {
+        fn pinned(&self) -> String {
+            self.0.clone()
+        }
+        fn witness_log_key(&self) -> Result<(&'static str, &str), String> {
+            Err("toy logs have no witnesses".into())
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct RawToy {
+        secret: Option<String>,
+        #[allow(dead_code)]
+        extra: Option<RawExtra>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawExtra {
+        #[allow(dead_code)]
+        n: u32,
+    }
+
+    impl ProtocolConfig for Toy {
+        fn protocol(&self) -> &'static str {
+            "toy"
+        }
+        fn matching(&self) -> Matching {
+            Matching::Label
+        }
+        fn namespace(&self, written: &str) -> Result<String, String> {
+            Ok(written.to_ascii_lowercase())
+        }
+        fn settings(
+            &self,
+            keys: &mut ProtocolKeys<'_>,
+        ) -> Result<Arc<dyn UpstreamSettings>, ConfigError> {
+            if !self.reads {
+                return Ok(Arc::new(ToySettings(String::new())));
+            }
+            let raw: RawToy = keys.parse()?;
+            Ok(Arc::new(ToySettings(raw.secret.unwrap_or_default())))
+        }
+    }
+
+    static TOY: Toy = Toy { reads: true };
+    /// Forgets to read its keys.
+    static CARELESS: Toy = Toy { reads: false };
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, "t.toml", Path::new("."))
+        Config::parse_with(text, "t.toml", Path::new("."), &[&TOY])
     }
 
-    #[test]
-    fn embedded_default_is_valid() {
-        let c = Config::embedded().unwrap();
-        assert!(c.upstreams.iter().any(|u| u.protocol == Protocol::Gomod));
-    }
-
-    #[test]
-    fn accepts_the_real_sum_golang_org_key() {
-        check_note_verifier_key(GO_KEY, "sum.golang.org").unwrap();
-    }
-
-    #[test]
-    fn refuses_a_note_key_whose_id_does_not_match() {
-        let bad = GO_KEY.replace("033de0ae", "033de0af");
-        let e = check_note_verifier_key(&bad, "sum.golang.org").unwrap_err();
-        assert!(e.contains("does not match"), "{e}");
-    }
-
-    fn warg_upstream(extra: &str) -> String {
+    fn toy(extra: &str) -> String {
         format!(
-            "[[upstream]]\nname = \"w\"\nprotocol = \"warg\"\nurl = \"https://w.example\"\noperator_key = \"ecdsa-p256:A2sX0fLhLEJH+Lzm5WOkQPJ3A32BLeszoPShOUXYmMKW\"\ndefault = true\n{extra}\n"
+            "[[upstream]]\nname = \"t\"\nprotocol = \"toy\"\nurl = \"https://t.example\"\nnamespaces = [\"Acme\"]\n{extra}\n"
         )
     }
 
     #[test]
-    fn forwarding_publishes_is_refused_where_clients_authenticate_with_bulwark_tokens() {
-        let text = format!(
-            "[server]\ntokens = [\"a-long-enough-test-token\"]\n\n{}",
-            warg_upstream("publish = \"forward\"")
-        );
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.key, "upstream[0].publish", "{e}");
-        assert!(e.message.contains("leak"), "{e}");
-        let text = format!(
-            "[server]\ntokens = [\"a-long-enough-test-token\"]\n\n{}",
-            warg_upstream("")
-        );
-        parse(&text).unwrap();
-    }
-
-    #[test]
-    fn warg_publish_is_off_unless_forward_and_only_on_warg() {
-        let c = parse(&warg_upstream("")).unwrap();
-        assert_eq!(c.upstreams[0].publish, WargPublish::Off);
-        let c = parse(&warg_upstream("publish = \"forward\"")).unwrap();
-        assert_eq!(c.upstreams[0].publish, WargPublish::Forward);
-        let e = parse(&warg_upstream("publish = \"yes\"")).unwrap_err();
-        assert!(e.message.contains("yes"), "{e}");
-        let go = format!(
-            "[[upstream]]\nname = \"a\"\nprotocol = \"gomod\"\nurl = \"https://x\"\nnamespaces = [\"*\"]\nsumdb = {{ name = \"sum.golang.org\", key = \"{GO_KEY}\" }}\npublish = \"forward\"\n"
-        );
-        let e = parse(&go).unwrap_err();
-        assert_eq!(e.key, "upstream[0].publish", "{e}");
-    }
-
-    #[test]
-    fn warg_checkpoint_reuse_defaults_and_is_bounded() {
-        let c = parse(&warg_upstream("")).unwrap();
-        assert_eq!(c.upstreams[0].checkpoint_reuse, Duration::from_secs(2));
-        let c = parse(&warg_upstream("checkpoint_reuse = \"0s\"")).unwrap();
-        assert_eq!(c.upstreams[0].checkpoint_reuse, Duration::ZERO);
-        let e = parse(&warg_upstream("checkpoint_reuse = \"5m\"")).unwrap_err();
-        assert_eq!(e.key, "upstream[0].checkpoint_reuse", "{e}");
-    }
-
-    #[test]
-    fn refuses_a_warg_private_key_in_place_of_the_public_key() {
+    fn embedded_default_parses_with_no_upstream_protocol_missing() {
+        // The generic part of the embedded file; `ecosystems` checks the
+        // whole of it with every registered protocol.
         let e =
-            check_warg_key("ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=").unwrap_err();
-        assert!(e.contains("private key"), "{e}");
+            Config::parse_with(EMBEDDED_DEFAULT, EMBEDDED_ORIGIN, Path::new("."), &[]).unwrap_err();
+        assert_eq!(e.key, "upstream[0].protocol", "{e}");
+    }
+
+    #[test]
+    fn a_protocols_own_keys_reach_it_and_the_settings_come_back_typed() {
+        let c = parse(&toy("secret = \"s3\"")).unwrap();
+        let u = &c.upstreams[0];
+        assert_eq!(u.protocol.name(), "toy");
+        assert_eq!(u.namespaces, ["acme"]);
+        assert_eq!(u.settings::<ToySettings>().unwrap().0, "s3");
+        assert_eq!(u.pinned(), "s3");
+    }
+
+    #[test]
+    fn an_unknown_upstream_key_is_refused_naming_it() {
+        let e = parse(&toy("secrte = \"s3\"")).unwrap_err();
+        assert_eq!(e.key, "upstream[0].secrte", "{e}");
+        assert!(e.message.contains("unknown field `secrte`"), "{e}");
+        assert!(e.message.contains("secret"), "{e}");
+        // Even when the protocol never reads its keys.
+        let e = Config::parse_with(
+            &toy("secret = \"s3\""),
+            "t.toml",
+            Path::new("."),
+            &[&CARELESS],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "upstream[0].secret", "{e}");
+    }
+
+    #[test]
+    fn a_type_error_in_a_protocol_key_names_its_path_and_line() {
+        let e = parse(&toy("extra = { n = \"one\" }")).unwrap_err();
+        assert_eq!(e.key, "upstream[0].extra.n", "{e}");
+        assert!(e.message.contains("(line 6)"), "{e}");
+        let e = parse(&toy("extra = { n = 1, m = 2 }")).unwrap_err();
+        assert!(e.message.contains("`m`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_protocol_is_refused_listing_the_known_ones() {
+        let e = parse(&toy("").replace("\"toy\"", "\"tooy\"")).unwrap_err();
+        assert_eq!(e.key, "upstream[0].protocol", "{e}");
+        assert!(
+            e.message.contains("tooy") && e.message.contains("toy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_witness_policy_the_protocol_cannot_enforce_is_refused() {
+        let e = parse(&toy("witness_policy = \"p.policy\"")).unwrap_err();
+        assert_eq!(e.key, "upstream[0].witness_policy", "{e}");
+        assert!(e.message.contains("no witnesses"), "{e}");
+    }
+
+    #[test]
+    fn two_upstreams_with_one_name_are_refused() {
+        let e = parse(&(toy("") + &toy(""))).unwrap_err();
+        assert_eq!(e.key, "upstream[1].name", "{e}");
     }
 
     #[test]
@@ -1257,15 +1308,6 @@ mod tests {
         assert_eq!(e.file, "t.toml");
         assert_eq!(e.key, "server");
         assert!(e.message.contains("lissten"), "{e}");
-    }
-
-    #[test]
-    fn type_error_in_inline_table_names_the_key_path() {
-        let text = format!(
-            "[[upstream]]\nname = \"a\"\nprotocol = \"gomod\"\nurl = \"https://x\"\nnamespaces = [\"*\"]\nsumdb = {{ name = \"sum.golang.org\", key = \"{GO_KEY}\" }}\n\n[[upstream]]\nname = \"b\"\nprotocol = \"gomod\"\nurl = \"https://y\"\nsumdb = {{ name = \"x\", key = 5 }}\n"
-        );
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.key, "upstream[1].sumdb.key", "{e}");
     }
 
     #[test]
@@ -1316,32 +1358,5 @@ mod tests {
         let c = parse("[server]\nidle_timeout = \"5s\"\nprobe_connections = 0\n").unwrap();
         assert_eq!(c.server.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.server.probe_connections, 0);
-    }
-
-    #[test]
-    fn go_patterns_normalize() {
-        assert_eq!(
-            normalize_go_pattern("github.com/acme/*").unwrap(),
-            "github.com/acme"
-        );
-        assert_eq!(
-            normalize_go_pattern("github.com/acme").unwrap(),
-            "github.com/acme"
-        );
-        assert_eq!(normalize_go_pattern("*").unwrap(), "*");
-        assert!(normalize_go_pattern("github.com/*/x").is_err());
-        assert!(normalize_go_pattern("github.com//x").is_err());
-        assert!(normalize_go_pattern("*.acme.com").is_err());
-    }
-
-    #[test]
-    fn warg_namespaces_are_kebab_case() {
-        assert!(valid_warg_namespace("acme"));
-        assert!(valid_warg_namespace("my-org2"));
-        assert!(valid_warg_namespace("WASI"));
-        assert!(!valid_warg_namespace("my_org"));
-        assert!(!valid_warg_namespace("-x"));
-        assert!(!valid_warg_namespace("1abc"));
-        assert!(!valid_warg_namespace("a:b"));
     }
 }

@@ -1,21 +1,25 @@
-//! The routing table: which upstream owns a Warg namespace or a Go module
-//! path.
+//! The routing table: which upstream owns a namespace of a protocol (a Warg
+//! namespace, a Go module path).
 //!
-//! Built from the validated `[[upstream]]` entries (config validation calls
-//! [`Federation::new`] to refuse overlapping claims); the protocol fronts call
-//! [`Federation::route_warg`] and [`Federation::route_go`] on every request.
+//! Built from the validated `[[upstream]]` entries, one table per protocol,
+//! each matching by its protocol's [`Matching`] rule; building it refuses
+//! overlapping claims (`Config::parse` in `src/ecosystems.rs` builds it to
+//! check a file, and turns a [`FederationError`] into a [`ConfigError`]
+//! naming the key). The protocol fronts call [`Federation::route`] (or
+//! [`Federation::owner`]) on every request.
 //!
-//! Warg namespaces match exactly and case-insensitively; a Warg upstream with
-//! `default = true` takes namespaces nobody claims. Go patterns are `*` (every
-//! module) or a path prefix (`github.com/acme/*` or `github.com/acme`) that
+//! [`Matching::Label`] (Warg): namespaces match exactly and
+//! case-insensitively; an upstream with `default = true` takes namespaces
+//! nobody claims. [`Matching::PathPrefix`] (Go): patterns are `*` (every
+//! path) or a path prefix (`github.com/acme/*` or `github.com/acme`) that
 //! matches the path itself and every path below it, element by element; the
 //! longest matching prefix wins. Each namespace and each pattern has exactly
 //! one owner.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::config::{Protocol, UpstreamConfig};
+use crate::config::{ConfigError, Matching, Protocol, UpstreamConfig};
 
 /// An overlapping claim found while building the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +36,7 @@ pub enum FederationError {
         /// The first owner.
         owner: String,
     },
-    /// Two Warg upstreams are both `default = true`.
+    /// Two upstreams of one protocol are both `default = true`.
     #[error("upstream {claimant:?} (upstream[{index}]) is a second default after {owner:?}")]
     TwoDefaults {
         /// Index of the second default.
@@ -41,6 +45,56 @@ pub enum FederationError {
         claimant: String,
         /// The first default.
         owner: String,
+        /// Their protocol.
+        protocol: &'static str,
+    },
+}
+
+impl FederationError {
+    /// The error as the configuration file `origin` shows it: at the key
+    /// of the second claim.
+    pub fn config_error(&self, origin: &str) -> ConfigError {
+        let (key, message) = match self {
+            FederationError::Overlap {
+                index,
+                namespace,
+                owner,
+                ..
+            } => (
+                format!("upstream[{index}].namespaces"),
+                format!("{namespace:?} is already owned by upstream {owner:?}"),
+            ),
+            FederationError::TwoDefaults {
+                index,
+                owner,
+                protocol,
+                ..
+            } => (
+                format!("upstream[{index}].default"),
+                format!("upstream {owner:?} is already the default {protocol} upstream"),
+            ),
+        };
+        ConfigError {
+            file: origin.to_string(),
+            key,
+            message,
+        }
+    }
+}
+
+/// One protocol's table: upstream indices by namespace.
+#[derive(Debug, Clone)]
+enum Table {
+    /// [`Matching::Label`]: lowercased namespace → owner, and the default.
+    Label {
+        owners: HashMap<String, usize>,
+        default: Option<usize>,
+    },
+    /// [`Matching::PathPrefix`]: prefixes, longest first, with their owner;
+    /// `*` kept apart.
+    PathPrefix {
+        prefixes: Vec<(String, usize)>,
+        star: Option<usize>,
     },
 }
 
@@ -48,21 +102,14 @@ pub enum FederationError {
 #[derive(Debug, Clone)]
 pub struct Federation {
     upstreams: Vec<UpstreamConfig>,
-    /// Lowercased Warg namespace → index.
-    warg: HashMap<String, usize>,
-    warg_default: Option<usize>,
-    /// Go prefixes, longest first, with their owner; `*` is kept apart.
-    go: Vec<(String, usize)>,
-    go_star: Option<usize>,
+    /// By protocol name.
+    tables: BTreeMap<&'static str, (Protocol, Table)>,
 }
 
 impl Federation {
     /// Builds the table, refusing overlapping claims.
     pub fn new(upstreams: &[UpstreamConfig]) -> Result<Federation, FederationError> {
-        let mut warg: HashMap<String, usize> = HashMap::new();
-        let mut warg_default: Option<usize> = None;
-        let mut go: Vec<(String, usize)> = Vec::new();
-        let mut go_star: Option<usize> = None;
+        let mut tables: BTreeMap<&'static str, (Protocol, Table)> = BTreeMap::new();
         for (i, u) in upstreams.iter().enumerate() {
             let overlap = |ns: &str, owner: usize| FederationError::Overlap {
                 index: i,
@@ -70,50 +117,66 @@ impl Federation {
                 namespace: ns.to_string(),
                 owner: upstreams[owner].name.clone(),
             };
-            match u.protocol {
-                Protocol::Warg => {
+            let (_, table) = tables.entry(u.protocol.name()).or_insert_with(|| {
+                let table = match u.protocol.matching() {
+                    Matching::Label => Table::Label {
+                        owners: HashMap::new(),
+                        default: None,
+                    },
+                    Matching::PathPrefix => Table::PathPrefix {
+                        prefixes: Vec::new(),
+                        star: None,
+                    },
+                };
+                (u.protocol, table)
+            });
+            match table {
+                Table::Label { owners, default } => {
                     for ns in &u.namespaces {
                         let key = ns.to_ascii_lowercase();
-                        if let Some(&owner) = warg.get(&key) {
+                        if let Some(&owner) = owners.get(&key) {
                             return Err(overlap(ns, owner));
                         }
-                        warg.insert(key, i);
+                        owners.insert(key, i);
                     }
                     if u.default {
-                        if let Some(owner) = warg_default {
+                        if let Some(owner) = *default {
                             return Err(FederationError::TwoDefaults {
                                 index: i,
                                 claimant: u.name.clone(),
                                 owner: upstreams[owner].name.clone(),
+                                protocol: u.protocol.name(),
                             });
                         }
-                        warg_default = Some(i);
+                        *default = Some(i);
                     }
                 }
-                Protocol::Gomod => {
+                Table::PathPrefix { prefixes, star } => {
                     for p in &u.namespaces {
                         let prefix = p.strip_suffix("/*").unwrap_or(p);
                         if prefix == "*" {
-                            if let Some(owner) = go_star {
+                            if let Some(owner) = *star {
                                 return Err(overlap("*", owner));
                             }
-                            go_star = Some(i);
-                        } else if let Some(&(_, owner)) = go.iter().find(|(q, _)| q == prefix) {
+                            *star = Some(i);
+                        } else if let Some(&(_, owner)) = prefixes.iter().find(|(q, _)| q == prefix)
+                        {
                             return Err(overlap(p, owner));
                         } else {
-                            go.push((prefix.to_string(), i));
+                            prefixes.push((prefix.to_string(), i));
                         }
                     }
                 }
             }
         }
-        go.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        for (_, table) in tables.values_mut() {
+            if let Table::PathPrefix { prefixes, .. } = table {
+                prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+            }
+        }
         Ok(Federation {
             upstreams: upstreams.to_vec(),
-            warg,
-            warg_default,
-            go,
-            go_star,
+            tables,
         })
     }
 
@@ -127,50 +190,63 @@ impl Federation {
         self.upstreams.iter().find(|u| u.name == name)
     }
 
-    /// The Warg upstream that owns `namespace`, else the default one.
-    pub fn route_warg(&self, namespace: &str) -> Option<&UpstreamConfig> {
-        let key = namespace.to_ascii_lowercase();
-        self.warg
-            .get(&key)
-            .copied()
-            .or(self.warg_default)
-            .map(|i| &self.upstreams[i])
+    /// The `protocol` upstream that owns `namespace`: for
+    /// [`Matching::Label`] the explicit claim, else the default; for
+    /// [`Matching::PathPrefix`] the longest matching prefix, else `*`.
+    pub fn route(&self, protocol: &str, namespace: &str) -> Option<&UpstreamConfig> {
+        let i = match &self.tables.get(protocol)?.1 {
+            Table::Label { owners, default } => owners
+                .get(&namespace.to_ascii_lowercase())
+                .copied()
+                .or(*default),
+            Table::PathPrefix { prefixes, star } => prefixes
+                .iter()
+                .find(|(prefix, _)| path_has_prefix(namespace, prefix))
+                .map(|&(_, i)| i)
+                .or(*star),
+        }?;
+        self.upstreams.get(i)
     }
 
-    /// The Warg upstream that owns `namespace` by an explicit claim (no
-    /// default), for answering with a `warg-registry-hint`.
-    pub fn warg_owner(&self, namespace: &str) -> Option<&UpstreamConfig> {
-        self.warg
-            .get(&namespace.to_ascii_lowercase())
-            .map(|&i| &self.upstreams[i])
-    }
-
-    /// The Go upstream whose pattern matches `module_path` most specifically.
-    pub fn route_go(&self, module_path: &str) -> Option<&UpstreamConfig> {
-        self.go
-            .iter()
-            .find(|(prefix, _)| path_has_prefix(module_path, prefix))
-            .map(|&(_, i)| i)
-            .or(self.go_star)
-            .map(|i| &self.upstreams[i])
+    /// The `protocol` upstream that owns `namespace` by an explicit claim
+    /// (no default, no `*`), e.g. for answering with a
+    /// `warg-registry-hint`.
+    pub fn owner(&self, protocol: &str, namespace: &str) -> Option<&UpstreamConfig> {
+        let i = match &self.tables.get(protocol)?.1 {
+            Table::Label { owners, .. } => owners.get(&namespace.to_ascii_lowercase()).copied(),
+            Table::PathPrefix { prefixes, .. } => prefixes
+                .iter()
+                .find(|(prefix, _)| path_has_prefix(namespace, prefix))
+                .map(|&(_, i)| i),
+        }?;
+        self.upstreams.get(i)
     }
 
     /// Table rows: (protocol, namespace or pattern, upstream), sorted.
     pub fn rows(&self) -> Vec<(Protocol, String, &UpstreamConfig)> {
         let mut rows: Vec<(Protocol, String, &UpstreamConfig)> = Vec::new();
-        for (ns, &i) in &self.warg {
-            rows.push((Protocol::Warg, ns.clone(), &self.upstreams[i]));
+        for (protocol, table) in self.tables.values() {
+            let p = *protocol;
+            match table {
+                Table::Label { owners, default } => {
+                    for (ns, &i) in owners {
+                        rows.push((p, ns.clone(), &self.upstreams[i]));
+                    }
+                    if let Some(i) = *default {
+                        rows.push((p, "(default)".into(), &self.upstreams[i]));
+                    }
+                }
+                Table::PathPrefix { prefixes, star } => {
+                    for (prefix, i) in prefixes {
+                        rows.push((p, format!("{prefix}/*"), &self.upstreams[*i]));
+                    }
+                    if let Some(i) = *star {
+                        rows.push((p, "*".into(), &self.upstreams[i]));
+                    }
+                }
+            }
         }
-        if let Some(i) = self.warg_default {
-            rows.push((Protocol::Warg, "(default)".into(), &self.upstreams[i]));
-        }
-        for (p, i) in &self.go {
-            rows.push((Protocol::Gomod, format!("{p}/*"), &self.upstreams[*i]));
-        }
-        if let Some(i) = self.go_star {
-            rows.push((Protocol::Gomod, "*".into(), &self.upstreams[i]));
-        }
-        rows.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+        rows.sort_by(|a, b| (a.0.name(), &a.1).cmp(&(b.0.name(), &b.1)));
         rows
     }
 }
@@ -200,11 +276,6 @@ impl fmt::Display for Federation {
             "PROTOCOL", "NAMESPACE", "UPSTREAM"
         )?;
         for (proto, ns, u) in rows {
-            let key = match (&u.operator_key, &u.sumdb) {
-                (Some(k), _) => k.clone(),
-                (None, Some(s)) => format!("sumdb {} {}", s.url, s.key),
-                (None, None) => String::new(),
-            };
             writeln!(
                 f,
                 "{:<8} {:<w_ns$} {:<w_up$} {}",
@@ -213,13 +284,18 @@ impl fmt::Display for Federation {
                 u.name,
                 u.url
             )?;
-            writeln!(f, "{:<8} {:<w_ns$} {:<w_up$}   {}", "", "", "", key)?;
+            writeln!(f, "{:<8} {:<w_ns$} {:<w_up$}   {}", "", "", "", u.pinned())?;
         }
-        if self.go_star.is_none() && !self.go.is_empty() {
-            writeln!(f, "(Go modules matching no pattern are refused)")?;
-        }
-        if self.warg_default.is_none() && !self.warg.is_empty() {
-            writeln!(f, "(Warg namespaces no upstream claims are refused)")?;
+        for (protocol, table) in self.tables.values() {
+            match table {
+                Table::PathPrefix { prefixes, star } if star.is_none() && !prefixes.is_empty() => {
+                    writeln!(f, "({protocol} names matching no pattern are refused)")?
+                }
+                Table::Label { owners, default } if default.is_none() && !owners.is_empty() => {
+                    writeln!(f, "({protocol} namespaces no upstream claims are refused)")?
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -228,8 +304,19 @@ impl fmt::Display for Federation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, ProtocolConfig};
+    use crate::gomod::config::{self as gomod, PROTOCOL as GO};
+    use crate::warg::config::{self as warg, PROTOCOL as WARG};
     use std::path::Path;
+
+    const PROTOCOLS: &[&dyn ProtocolConfig] = &[&gomod::CONFIG, &warg::CONFIG];
+
+    /// Parses `text` and builds its table, the two checks
+    /// `Config::parse` makes.
+    fn parse(text: &str, origin: &str) -> Result<Federation, ConfigError> {
+        let c = Config::parse_with(text, origin, Path::new("."), PROTOCOLS)?;
+        Federation::new(&c.upstreams).map_err(|e| e.config_error(origin))
+    }
 
     const GO_KEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
     // A valid P-256 point (the generator, compressed).
@@ -248,8 +335,7 @@ mod tests {
     }
 
     fn fed(text: &str) -> Federation {
-        let c = Config::parse(text, "t.toml", Path::new(".")).unwrap();
-        Federation::new(&c.upstreams).unwrap()
+        parse(text, "t.toml").unwrap()
     }
 
     #[test]
@@ -257,35 +343,35 @@ mod tests {
         let f = fed(&(go("public", &["*"])
             + &go("acme", &["github.com/acme/*"])
             + &go("tools", &["github.com/acme/tools"])));
-        assert_eq!(f.route_go("github.com/acme/x").unwrap().name, "acme");
-        assert_eq!(f.route_go("github.com/acme").unwrap().name, "acme");
+        assert_eq!(f.route(GO, "github.com/acme/x").unwrap().name, "acme");
+        assert_eq!(f.route(GO, "github.com/acme").unwrap().name, "acme");
         assert_eq!(
-            f.route_go("github.com/acme/tools/v2").unwrap().name,
+            f.route(GO, "github.com/acme/tools/v2").unwrap().name,
             "tools"
         );
-        assert_eq!(f.route_go("github.com/acmeco/x").unwrap().name, "public");
-        assert_eq!(f.route_go("golang.org/x/mod").unwrap().name, "public");
+        assert_eq!(f.route(GO, "github.com/acmeco/x").unwrap().name, "public");
+        assert_eq!(f.route(GO, "golang.org/x/mod").unwrap().name, "public");
     }
 
     #[test]
     fn go_module_without_owner_is_unrouted() {
         let f = fed(&go("acme", &["github.com/acme/*"]));
-        assert!(f.route_go("github.com/other/x").is_none());
+        assert!(f.route(GO, "github.com/other/x").is_none());
     }
 
     #[test]
     fn warg_routes_case_insensitively_and_falls_back_to_default() {
         let f = fed(&(warg("internal", &["acme"], false) + &warg("ba", &["wasi"], true)));
-        assert_eq!(f.route_warg("ACME").unwrap().name, "internal");
-        assert_eq!(f.route_warg("wasi").unwrap().name, "ba");
-        assert_eq!(f.route_warg("other").unwrap().name, "ba");
-        assert!(f.warg_owner("other").is_none());
+        assert_eq!(f.route(WARG, "ACME").unwrap().name, "internal");
+        assert_eq!(f.route(WARG, "wasi").unwrap().name, "ba");
+        assert_eq!(f.route(WARG, "other").unwrap().name, "ba");
+        assert!(f.owner(WARG, "other").is_none());
     }
 
     #[test]
     fn overlapping_warg_namespace_names_both_upstreams() {
         let text = warg("internal", &["acme"], false) + &warg("x", &["Acme"], false);
-        let e = Config::parse(&text, "f.toml", Path::new(".")).unwrap_err();
+        let e = parse(&text, "f.toml").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.toml: upstream[1].namespaces: \"acme\" is already owned by upstream \"internal\""
@@ -295,7 +381,7 @@ mod tests {
     #[test]
     fn same_go_pattern_twice_is_refused() {
         let text = go("a", &["github.com/acme/*"]) + &go("b", &["github.com/acme"]);
-        let e = Config::parse(&text, "f.toml", Path::new(".")).unwrap_err();
+        let e = parse(&text, "f.toml").unwrap_err();
         assert!(
             e.to_string().contains("already owned by upstream \"a\""),
             "{e}"
@@ -305,7 +391,7 @@ mod tests {
     #[test]
     fn two_warg_defaults_are_refused() {
         let text = warg("a", &["x"], true) + &warg("b", &["y"], true);
-        let e = Config::parse(&text, "f.toml", Path::new(".")).unwrap_err();
+        let e = parse(&text, "f.toml").unwrap_err();
         assert_eq!(e.key, "upstream[1].default");
     }
 

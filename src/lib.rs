@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod ecosystem;
+pub mod ecosystems;
 pub mod federation;
 pub mod gomod;
 pub mod http;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use bulwark::admin::Admin;
 use bulwark::config::{Config, ConfigError, LogFormat};
+use bulwark::ecosystem::EcosystemContext;
+use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
-use bulwark::gomod::front::GoFront;
-use bulwark::gomod::verifier::GoIndex;
+use bulwark::pipeline::artifacts::Artifacts;
+use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Front, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
-use bulwark::verify::trust::TrustState;
-use bulwark::warg::front::WargFront;
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -124,44 +124,42 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// The protocol fronts, in the order they are asked.
+/// The protocol fronts, one per registered ecosystem that has upstreams,
+/// in the order of `ECOSYSTEMS` (the order they are asked).
 ///
-/// The trust state
-/// (`<data_dir>/state.redb`), the blob store (`<data_dir>/blobs`) and the
-/// artifact index (`<data_dir>/index.redb`) are opened here, once, and
-/// shared by the fronts.
+/// The trust state (`<data_dir>/state.redb`), the blob store
+/// (`<data_dir>/blobs`) and the artifact index (`<data_dir>/index.redb`) are
+/// opened here, once, and shared by the fronts through the
+/// [`EcosystemContext`].
 async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
-    let mut fronts: Vec<Arc<dyn Front>> = Vec::new();
     let data_dir = app.data_dir().clone();
-    let trust = {
-        let path = data_dir.join("state.redb");
-        tokio::task::spawn_blocking(move || TrustState::open(path)).await??
-    };
+    let trust = Trust::open(data_dir.join("state.redb")).await?;
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
     let index = {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
     };
-    if let Some(warg) = WargFront::new(
-        &app.config,
-        app.federation.clone(),
-        trust.clone(),
+    let artifacts = Artifacts::new(
         blobs.clone(),
-        index,
-    )? {
-        fronts.push(Arc::new(warg));
-    }
-    let index = GoIndex::open(&data_dir.join("gomod.redb"))?;
-    let go = GoFront::new(
-        &app.config,
-        app.federation.clone(),
+        index.clone(),
+        trust.clone(),
         app.metrics.clone(),
+    );
+    let ctx = EcosystemContext {
+        config: app.config.clone(),
+        federation: app.federation.clone(),
+        metrics: app.metrics.clone(),
+        data_dir,
         trust,
+        artifacts,
         blobs,
         index,
-    )?;
-    if !go.is_empty() {
-        fronts.push(Arc::new(go));
+    };
+    let mut fronts = Vec::new();
+    for ecosystem in ECOSYSTEMS {
+        if let Some(front) = ecosystem.front(&ctx)? {
+            fronts.push(front);
+        }
     }
     Ok(fronts)
 }

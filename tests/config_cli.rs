@@ -94,3 +94,29 @@ fn a_witness_policy_is_parsed_and_checked_by_check_config() {
     );
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_key_another_protocol_takes_is_refused_naming_it_and_what_the_protocol_takes() {
+    // Each protocol reads its own keys (src/<ecosystem>/config.rs); a Warg
+    // key on a gomod upstream cannot be enforced there, so it is an error.
+    let config = format!(
+        "[[upstream]]\nname = \"golang\"\nprotocol = \"gomod\"\nurl = \"http://127.0.0.1:1\"\n\
+         namespaces = [\"*\"]\nsumdb = {{ name = \"sum.golang.org\", url = \"http://127.0.0.1:1\", key = \"{GO_KEY}\" }}\n\
+         operator_key = \"{WARG_KEY}\"\n"
+    );
+    let (ok, err) = check(&config, None);
+    assert!(!ok, "a warg key on a gomod upstream must be refused");
+    assert!(
+        err.contains("upstream[0].operator_key")
+            && err.contains("unknown field `operator_key`")
+            && err.contains("sumdb"),
+        "{err}"
+    );
+    // An unknown protocol names the ones there are.
+    let (ok, err) = check(&config.replace("\"gomod\"", "\"gomodd\""), None);
+    assert!(!ok);
+    assert!(
+        err.contains("upstream[0].protocol") && err.contains("gomod") && err.contains("warg"),
+        "{err}"
+    );
+}

@@ -37,8 +37,9 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
-use crate::config::{Config, Protocol};
+use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
+use crate::gomod::config::{GoSettings, PROTOCOL};
 use crate::gomod::dirhash::{self, Limits};
 use crate::gomod::module::{
     decode_request_path, parse_list, unescape_path, unescape_version, Info, ModuleVersion,
@@ -49,10 +50,9 @@ use crate::gomod::zipread;
 use crate::metrics::Metrics;
 use crate::pipeline::respond::{blob_response, BlobResponse};
 use crate::server::{full, ApiError, Front, ReqBody, ResBody};
-use crate::store::{Blob, Digest, FsBlobStore};
+use crate::store::{Blob, Digest};
 use crate::tlog::note::VerifierKey;
 use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
-use crate::verify::trust::TrustState;
 
 /// How long unsigned metadata (`list`, `.info`, `@latest`) is cached.
 const META_TTL: Duration = Duration::from_secs(30);
@@ -92,23 +92,17 @@ pub struct GoFront {
 }
 
 impl GoFront {
-    /// Builds the front for every `gomod` upstream of `config`.
-    pub fn new(
-        config: &Config,
-        federation: Arc<Federation>,
-        metrics: Arc<Metrics>,
-        trust: TrustState,
-        blobs: FsBlobStore,
-        index: GoIndex,
-    ) -> anyhow::Result<GoFront> {
+    /// Builds the front for every `gomod` upstream of the configuration,
+    /// with the Go index at `<data_dir>/gomod.redb`.
+    pub fn new(ctx: &EcosystemContext) -> anyhow::Result<GoFront> {
+        let (config, federation, metrics) =
+            (&ctx.config, ctx.federation.clone(), ctx.metrics.clone());
+        let (trust, blobs) = (ctx.trust.state().clone(), ctx.blobs.clone());
+        let index = GoIndex::open(&ctx.data_dir.join("gomod.redb"))?;
         let mut by_upstream = HashMap::new();
         let mut by_sumdb = HashMap::new();
-        for u in config
-            .upstreams
-            .iter()
-            .filter(|u| u.protocol == Protocol::Gomod)
-        {
-            let Some(sdb) = &u.sumdb else {
+        for u in ctx.upstreams(PROTOCOL) {
+            let Some(GoSettings { sumdb: sdb }) = u.settings::<GoSettings>() else {
                 anyhow::bail!("upstream {}: protocol gomod needs sumdb", u.name);
             };
             let key: VerifierKey = sdb
@@ -174,7 +168,7 @@ impl GoFront {
 
     fn proxy_route(&self, path: &str) -> Option<(Arc<GoUpstream>, ProxyRequest)> {
         let req = ProxyRequest::parse(path).ok()?;
-        let u = self.federation.route_go(req.module_path())?;
+        let u = self.federation.route(PROTOCOL, req.module_path())?;
         let g = self.by_upstream.get(&u.name)?;
         Some((g.clone(), req))
     }

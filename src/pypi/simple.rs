@@ -151,7 +151,7 @@ pub enum SimpleError {
 /// Whether `s` is a plain distribution file name: ASCII letters, digits
 /// and `.`, `_`, `-`, `+`, `!`, `~` (what wheel and sdist names are made
 /// of), not `.` or `..`, at most [`MAX_FILENAME`] bytes.
-fn check_filename(s: &str) -> Result<(), SimpleError> {
+pub fn check_filename(s: &str) -> Result<(), SimpleError> {
     let plain = !s.is_empty()
         && s.len() <= MAX_FILENAME
         && s != "."

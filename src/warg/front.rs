@@ -60,13 +60,14 @@ use futures_util::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use indexmap::IndexMap;
 
-use crate::config::{Config, Protocol, WargPublish};
+use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
 use crate::server::{Front, ReqBody, ResBody};
 use crate::store::{ArtifactIndex, Digest as BlobDigest, FsBlobStore};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamOptions, UpstreamRequest};
 use crate::verify::trust::TrustState;
 use crate::warg::checks::{CheckError, LogKind, PinnedKey, ValidatedLog};
+use crate::warg::config::{WargPublish, WargSettings, PROTOCOL};
 use crate::warg::verify::{
     self as wv, LeafRef, OperatorState, PackageState, VerifiedCheckpoint, WargVerifyError,
 };
@@ -215,24 +216,20 @@ impl WargFront {
     /// The front over `config`'s Warg upstreams, sharing the server's trust
     /// state, blob store and artifact index; `None` when no Warg upstream
     /// is configured.
-    pub fn new(
-        config: &Config,
-        federation: Arc<Federation>,
-        trust: TrustState,
-        blobs: FsBlobStore,
-        index: ArtifactIndex,
-    ) -> anyhow::Result<Option<WargFront>> {
+    pub fn new(ctx: &EcosystemContext) -> anyhow::Result<Option<WargFront>> {
+        let (config, federation) = (&ctx.config, ctx.federation.clone());
+        let (trust, blobs, index) = (
+            ctx.trust.state().clone(),
+            ctx.blobs.clone(),
+            ctx.index.clone(),
+        );
         let mut upstreams = Vec::new();
         let mut default = None;
-        for u in config
-            .upstreams
-            .iter()
-            .filter(|u| u.protocol == Protocol::Warg)
-        {
-            let key_text = u.operator_key.as_deref().ok_or_else(|| {
+        for u in ctx.upstreams(PROTOCOL) {
+            let settings = u.settings::<WargSettings>().ok_or_else(|| {
                 anyhow::anyhow!("upstream {}: a Warg upstream needs operator_key", u.name)
             })?;
-            let key = PinnedKey::parse(key_text)
+            let key = PinnedKey::parse(&settings.operator_key)
                 .map_err(|e| anyhow::anyhow!("upstream {}: {e}", u.name))?;
             let mut opts = UpstreamOptions::new(u.name.clone(), u.url.clone());
             opts.extra_ca_pem = u.ca_file.clone();
@@ -243,7 +240,7 @@ impl WargFront {
             // remember a 404 (a package may be published a moment later).
             opts.negative_ttl = Duration::ZERO;
             opts.retries = 1;
-            let writer = match u.publish {
+            let writer = match settings.publish {
                 WargPublish::Forward => {
                     let mut w = opts.clone();
                     // Writes are the client's: its failures are its own.
@@ -261,10 +258,10 @@ impl WargFront {
                 name: u.name.clone(),
                 client: UpstreamClient::new(opts)?,
                 writer,
-                publish: u.publish,
+                publish: settings.publish,
                 key,
                 max_age: u.checkpoint_age_bound(&config.server),
-                reuse: u.checkpoint_reuse,
+                reuse: settings.checkpoint_reuse,
                 verified: Mutex::new(Verified::default()),
                 unreachable: AtomicBool::new(false),
                 ledger_fetch: tokio::sync::Mutex::new(()),
@@ -300,7 +297,7 @@ impl WargFront {
 
     /// The upstream owning `namespace`: explicit claim, else the default.
     fn owner(&self, namespace: &str) -> Option<&Arc<Upstream>> {
-        match self.federation.warg_owner(namespace) {
+        match self.federation.owner(PROTOCOL, namespace) {
             Some(u) => self.upstream(&u.name),
             None => self.default_upstream(),
         }

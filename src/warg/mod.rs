@@ -13,6 +13,29 @@
 //! `tests/support/WARG.md` records how the reference peers behave.
 
 pub mod checks;
+pub mod config;
 pub mod front;
 pub mod verify;
 pub mod wire;
+
+use std::sync::Arc;
+
+use crate::config::ProtocolConfig;
+use crate::ecosystem::{Ecosystem, EcosystemContext};
+use crate::server::Front;
+
+/// The Warg ecosystem, registered in `src/ecosystems.rs`.
+pub struct Warg;
+
+/// The one instance.
+pub static ECOSYSTEM: Warg = Warg;
+
+impl Ecosystem for Warg {
+    fn config(&self) -> &'static dyn ProtocolConfig {
+        &config::CONFIG
+    }
+
+    fn front(&self, ctx: &EcosystemContext) -> anyhow::Result<Option<Arc<dyn Front>>> {
+        Ok(front::WargFront::new(ctx)?.map(|f| Arc::new(f) as Arc<dyn Front>))
+    }
+}

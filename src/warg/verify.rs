@@ -34,10 +34,12 @@ mod tests;
 
 pub use checkpoint::{verify_checkpoint, VerifiedCheckpoint};
 pub use error::WargVerifyError;
-pub use logs::{OperatorState, PackageState, VerifiedRecord, VerifiedRelease, MAX_LOG_RECORDS};
+pub use logs::{
+    LeafRef, OperatorState, PackageState, VerifiedRecord, VerifiedRelease, MAX_LOG_RECORDS,
+};
 pub use proofs::{
     verify_consistency, verify_consistency_from, verify_inclusion, verify_log_inclusion,
-    verify_map_inclusion, LeafRef,
+    verify_map_inclusion,
 };
 pub use warg_crypto::signing::{KeyID, PublicKey};
 

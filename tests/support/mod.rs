@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
 pub mod gofixture;
+pub mod pypi;
 pub mod serve;
 pub mod warg;

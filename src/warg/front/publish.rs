@@ -10,9 +10,9 @@ use http::{header, HeaderValue, Request, StatusCode};
 
 use super::answer::{body_error, expect_ok, expect_status, refuse, upstream_failure, Answer};
 use super::{Upstream, WargFront};
-use crate::config::WargPublish;
 use crate::server::{drain_body, read_body, read_body_within, ReqBody};
 use crate::upstream::UpstreamRequest;
+use crate::warg::config::WargPublish;
 use crate::warg::wire::{self, LogId, PackageRecord, PublishRecordRequest};
 
 /// Largest publish request read from a client (one signed record).

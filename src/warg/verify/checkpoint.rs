@@ -7,7 +7,7 @@
 //! Called by the Warg front on every checkpoint an upstream answers, before
 //! the trust state sees it.
 
-use super::error::WargVerifyError;
+use super::error::{printable, WargVerifyError};
 use super::logs::OperatorState;
 use crate::warg::wire::{RegistryLen, SignedCheckpoint, TimestampedCheckpoint};
 use warg_crypto::hash::{AnyHash, Hash, Sha256};
@@ -132,9 +132,4 @@ fn sha256_root(what: &'static str, value: &AnyHash) -> Result<Hash<Sha256>, Warg
         what,
         seen: printable(&value.to_string()),
     })
-}
-
-/// At most 100 characters of an untrusted string, for error messages.
-pub(super) fn printable(s: &str) -> String {
-    s.chars().take(100).collect()
 }

@@ -243,3 +243,8 @@ impl WargVerifyError {
         wire::message_body(status, &self.to_string())
     }
 }
+
+/// At most 100 characters of an untrusted string, for error messages.
+pub(super) fn printable(s: &str) -> String {
+    s.chars().take(100).collect()
+}

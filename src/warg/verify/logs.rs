@@ -10,9 +10,7 @@
 //! proves the log heads included ([`super::verify_inclusion`]) and before it
 //! serves content a release names.
 
-use super::checkpoint::printable;
-use super::error::WargVerifyError;
-use super::proofs::LeafRef;
+use super::error::{printable, WargVerifyError};
 use crate::warg::wire::{
     self, LogId, PackageName, PublishedProtoEnvelopeBody, PublishedRecord, RecordId, RegistryIndex,
 };
@@ -26,6 +24,25 @@ use warg_protocol::{ProtoEnvelope, PublishedProtoEnvelope, Validator, Version};
 /// The most records one log state holds (operator or package). Far above
 /// any real log; a bound on what a hostile upstream can make bulwark keep.
 pub const MAX_LOG_RECORDS: usize = 1 << 20;
+
+/// A leaf of the registry log: the record `record_id` of log `log_id`,
+/// published at `registry_index`. Log inclusion proves the leaf at that
+/// index; map inclusion proves `record_id` is the log's head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafRef {
+    pub registry_index: RegistryIndex,
+    pub log_id: LogId,
+    pub record_id: RecordId,
+}
+
+impl LeafRef {
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "registry index {}, log {}, record {}",
+            self.registry_index, self.log_id, self.record_id
+        )
+    }
+}
 
 /// A validated record: where it sits in the registry log and its ID (the
 /// leaf `(log ID, record ID)` at `registry_index`).

@@ -14,30 +14,11 @@
 
 use super::checkpoint::VerifiedCheckpoint;
 use super::error::WargVerifyError;
+use super::logs::LeafRef;
 use crate::warg::wire::{
-    self, InclusionResponse, LogId, LogLeaf, MapLeaf, RecordId, RegistryIndex, RegistryLen,
-    DEFAULT_BUNDLE_LIMIT, MAP_DEPTH,
+    self, InclusionResponse, LogLeaf, MapLeaf, RegistryLen, DEFAULT_BUNDLE_LIMIT, MAP_DEPTH,
 };
 use warg_crypto::hash::{AnyHash, Hash, Sha256};
-
-/// A leaf of the registry log: the record `record_id` of log `log_id`,
-/// published at `registry_index`. Log inclusion proves the leaf at that
-/// index; map inclusion proves `record_id` is the log's head.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeafRef {
-    pub registry_index: RegistryIndex,
-    pub log_id: LogId,
-    pub record_id: RecordId,
-}
-
-impl LeafRef {
-    fn describe(&self) -> String {
-        format!(
-            "registry index {}, log {}, record {}",
-            self.registry_index, self.log_id, self.record_id
-        )
-    }
-}
 
 /// Checks both halves of an inclusion answer (`POST /v1/proof/inclusion`
 /// with `leafs` = the registry indices of `leaves`, in order): the log

@@ -1,0 +1,83 @@
+//! What an ecosystem is to the rest of bulwark: a folder (`src/gomod/`,
+//! `src/warg/`) that provides one [`Ecosystem`], registered with one line
+//! in `src/ecosystems.rs`. `docs/ecosystem.md` walks through adding one.
+//!
+//! An ecosystem gives two things:
+//!
+//! - its configuration ([`Ecosystem::config`], a [`ProtocolConfig`] in its
+//!   own `config.rs`): the `protocol = "..."` name, how its namespaces are
+//!   written and matched, and its own `[[upstream]]` keys, read and checked
+//!   there;
+//! - its front ([`Ecosystem::front`]): the routes and wire shapes of its
+//!   protocol, built from an [`EcosystemContext`] that carries everything
+//!   shared: the configuration, the routing table, the metrics, the
+//!   pipeline (the trust state's async facade [`Trust`] and the artifact
+//!   service [`Artifacts`]) and the data directory.
+//!
+//! This file knows no ecosystem; `src/ecosystems.rs` knows them all.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{Config, ProtocolConfig, UpstreamConfig};
+use crate::federation::Federation;
+use crate::metrics::Metrics;
+use crate::pipeline::artifacts::Artifacts;
+use crate::pipeline::trust::Trust;
+use crate::server::Front;
+use crate::store::{ArtifactIndex, FsBlobStore};
+
+/// One ecosystem (a package protocol): its configuration and its front.
+pub trait Ecosystem: Sync {
+    /// The configuration side: the `protocol` name, namespaces and own
+    /// keys.
+    fn config(&self) -> &'static dyn ProtocolConfig;
+
+    /// The `protocol = "..."` name.
+    fn protocol(&self) -> &'static str {
+        self.config().protocol()
+    }
+
+    /// The front serving this ecosystem's upstreams, or `None` when the
+    /// configuration has none. Called once, at start-up.
+    fn front(&self, ctx: &EcosystemContext) -> anyhow::Result<Option<Arc<dyn Front>>>;
+}
+
+/// What every front is built from: the shared state, opened once by
+/// `main.rs` for all ecosystems.
+#[derive(Clone)]
+pub struct EcosystemContext {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The routing table ([`Federation::route`]).
+    pub federation: Arc<Federation>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// `server.data_dir`: an ecosystem keeps any file of its own below it.
+    pub data_dir: PathBuf,
+    /// The trust state of every upstream's log (`<data_dir>/state.redb`),
+    /// async: the quarantine gate, accepted checkpoints, advancing them.
+    pub trust: Trust,
+    /// The artifact service: lookup in the index, fill a miss by the
+    /// ecosystem's hash rule, stream what was verified.
+    pub artifacts: Artifacts,
+    /// The blob store (`<data_dir>/blobs`) and the artifact index
+    /// (`<data_dir>/index.redb`) themselves, for fronts not yet moved onto
+    /// [`Artifacts`] (issue 9); a front on the pipeline does not use them.
+    pub blobs: FsBlobStore,
+    /// See `blobs`.
+    pub index: ArtifactIndex,
+}
+
+impl EcosystemContext {
+    /// The configured upstreams speaking `protocol`, in file order.
+    pub fn upstreams<'a>(
+        &'a self,
+        protocol: &'a str,
+    ) -> impl Iterator<Item = &'a UpstreamConfig> + 'a {
+        self.config
+            .upstreams
+            .iter()
+            .filter(move |u| u.protocol.name() == protocol)
+    }
+}

@@ -1,0 +1,189 @@
+//! The PyPI front: the simple repository API under `/pypi/`, as `pip` and
+//! `uv` use it (`--index-url http://bulwark/pypi/simple/`):
+//!
+//! - `GET /pypi/simple/` — the project list of the `default = true`
+//!   upstream;
+//! - `GET /pypi/simple/<project>/` — a project page, from the upstream that
+//!   owns the project, checked and written anew in the format the client's
+//!   `Accept` asks for (PEP 691 JSON or PEP 503 HTML), every file URL
+//!   pointing at bulwark;
+//! - `GET /pypi/files/<project>/<filename>` — a file, served only once its
+//!   bytes hash to the `sha256` the project's page gives (and from the
+//!   store afterwards, also with the upstream down).
+//!
+//! Routes and wire shapes only: pages and files come from
+//! [`super::resolve`], which works through the pipeline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+
+use crate::ecosystem::EcosystemContext;
+use crate::federation::Federation;
+use crate::pipeline::refusal::Refusal;
+use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
+
+use super::config::PROTOCOL;
+use super::name::ProjectName;
+use super::resolve::PypiUpstream;
+use super::simple::{check_filename, Format, Links};
+
+const SIMPLE: &str = "/pypi/simple/";
+const FILES: &str = "/pypi/files/";
+
+/// The PyPI front (see the module documentation).
+pub struct PypiFront {
+    federation: Arc<Federation>,
+    upstreams: HashMap<String, Arc<PypiUpstream>>,
+    /// The `default = true` upstream, which serves the project list.
+    default: Option<Arc<PypiUpstream>>,
+}
+
+impl PypiFront {
+    /// The front for every `pypi` upstream, or `None` if there is none.
+    pub fn new(ctx: &EcosystemContext) -> anyhow::Result<Option<PypiFront>> {
+        let mut upstreams = HashMap::new();
+        let mut default = None;
+        for u in ctx.upstreams(PROTOCOL) {
+            let up = Arc::new(PypiUpstream::new(ctx, u)?);
+            if u.default {
+                default = Some(up.clone());
+            }
+            upstreams.insert(u.name.clone(), up);
+        }
+        if upstreams.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(PypiFront {
+            federation: ctx.federation.clone(),
+            upstreams,
+            default,
+        }))
+    }
+
+    fn owner(&self, project: &ProjectName) -> Result<&Arc<PypiUpstream>, Box<ApiError>> {
+        self.federation
+            .route(PROTOCOL, project.as_str())
+            .and_then(|u| self.upstreams.get(&u.name))
+            .ok_or_else(|| not_found(format!("no pypi upstream serves project {project}")))
+    }
+
+    fn default_upstream(&self) -> Result<&Arc<PypiUpstream>, Box<ApiError>> {
+        self.default.as_ref().ok_or_else(|| {
+            not_found("no pypi upstream is default = true: there is no project list".into())
+        })
+    }
+
+    async fn answer(
+        &self,
+        route: &'static str,
+        req: Request<ReqBody>,
+    ) -> Result<Response<ResBody>, Box<ApiError>> {
+        let path = req.uri().path().to_string();
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let format = Format::negotiate(accept.as_deref());
+        match route {
+            "pypi.list" => {
+                let up = self.default_upstream()?;
+                let list = up.list().await.map_err(refused)?;
+                let body = list.render(format, |p| format!("{SIMPLE}{p}/"));
+                Ok(page_response(format, body, None))
+            }
+            "pypi.project" => {
+                let name = path
+                    .strip_prefix(SIMPLE)
+                    .map(|r| r.trim_end_matches('/'))
+                    .unwrap_or("");
+                let project = ProjectName::parse(name).map_err(|e| not_found(e.to_string()))?;
+                let up = self.owner(&project)?;
+                let (page, warning) = up.page(&project).await.map_err(refused)?;
+                let body = page.render(format, |f| {
+                    Some(Links {
+                        file: format!("{FILES}{project}/{}", f.filename),
+                        provenance: None,
+                    })
+                });
+                Ok(page_response(format, body, warning))
+            }
+            _ => {
+                let rest = path.strip_prefix(FILES).unwrap_or("");
+                let (name, filename) = rest.split_once('/').unwrap_or((rest, ""));
+                let project = ProjectName::parse(name).map_err(|e| not_found(e.to_string()))?;
+                check_filename(filename).map_err(|e| not_found(e.to_string()))?;
+                let up = self.owner(&project)?;
+                let (blob, digest) = up.file(&project, filename).await.map_err(refused)?;
+                let mut res = Response::new(stream_body(blob.len(), blob.into_stream()));
+                let h = res.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+                    h.insert(header::ETAG, v);
+                }
+                Ok(res)
+            }
+        }
+    }
+}
+
+fn not_found(message: String) -> Box<ApiError> {
+    Box::new(ApiError::new(StatusCode::NOT_FOUND, message))
+}
+
+fn refused(r: Refusal) -> Box<ApiError> {
+    Box::new(r.api_error())
+}
+
+fn page_response(format: Format, body: Vec<u8>, warning: Option<String>) -> Response<ResBody> {
+    let mut res = Response::new(full(body));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        h.insert(header::WARNING, w);
+    }
+    res
+}
+
+impl Front for PypiFront {
+    fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return None;
+        }
+        let path = req.uri().path();
+        if path == SIMPLE {
+            Some("pypi.list")
+        } else if path.starts_with(SIMPLE) {
+            Some("pypi.project")
+        } else if path.starts_with(FILES) {
+            Some("pypi.file")
+        } else {
+            None
+        }
+    }
+
+    fn handle<'a>(
+        &'a self,
+        route: &'static str,
+        req: Request<ReqBody>,
+    ) -> BoxFuture<'a, Response<ResBody>> {
+        async move {
+            match self.answer(route, req).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,299 @@
+//! PyPI through bulwark, end to end, with the real `pip` and `uv` against
+//! the real `pypiserver` over loopback (`attestations = "off"`: files are
+//! checked against the sha256 of the upstream's index page).
+//!
+//! - pip and uv install a project and its dependency through bulwark, each
+//!   with an empty cache; the pages bulwark writes point every file at
+//!   itself, in the format the client asked for;
+//! - what was verified is served after a restart with the upstream gone;
+//! - a file whose bytes differ from the index's sha256 is refused (check
+//!   `digest`) and nothing is stored;
+//! - an index that lists a file twice with two digests is refused.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::pypi::{bin_dir, make_wheel, PypiServer};
+use support::serve::{spawn, Spawned};
+
+const UPSTREAM: &str = "py";
+
+/// A started bulwark, killed and reaped when dropped.
+struct Bulwark(Spawned);
+
+impl Drop for Bulwark {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
+fn start(config: &Path) -> Bulwark {
+    Bulwark(spawn(
+        Path::new(env!("CARGO_BIN_EXE_bulwark")),
+        config,
+        "bulwark=info",
+    ))
+}
+
+fn write_config(dir: &Path, index_url: &str) -> PathBuf {
+    let file = dir.join("bulwark.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
+             [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"pypi\"\nurl = \"{index_url}\"\n\
+             namespaces = []\ndefault = true\nattestations = \"off\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("write config");
+    file
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// HTTP/1.0 GET with extra header lines.
+fn get(addr: SocketAddr, path: &str, headers: &str) -> Reply {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    Reply {
+        status,
+        head,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `pip install` into `target` through bulwark, with no cache and no
+/// configuration of the user's.
+fn pip_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
+    Command::new(bin_dir().join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+        ])
+        .args(["--isolated", "--index-url", index, "--target"])
+        .arg(target)
+        .arg(what)
+        .env("HOME", home)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .output()
+        .expect("run pip")
+}
+
+fn uv_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
+    Command::new(bin_dir().join("uv"))
+        .args([
+            "pip",
+            "install",
+            "--no-cache",
+            "--no-config",
+            "--index-url",
+            index,
+        ])
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .arg("--target")
+        .arg(target)
+        .arg(what)
+        .env("HOME", home)
+        .env("UV_CACHE_DIR", home.join("uv-cache"))
+        .output()
+        .expect("run uv")
+}
+
+fn objects(data: &Path) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&data.join("blobs/objects"))
+}
+
+#[test]
+fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    make_wheel(&pkgs, "alpha", "1.0", &["beta>=2"]);
+    let beta = make_wheel(&pkgs, "beta", "2.0", &[]);
+    let upstream = PypiServer::start(&pkgs);
+    let config = write_config(dir.path(), &upstream.index_url());
+    let b = start(&config);
+    let index = format!("http://{}/pypi/simple/", b.0.addr);
+
+    // A page in each format, every file URL pointing at bulwark.
+    let json = get(
+        b.0.addr,
+        "/pypi/simple/Alpha/",
+        "Accept: application/vnd.pypi.simple.v1+json\r\n",
+    );
+    assert_eq!(json.status, 200, "{}", String::from_utf8_lossy(&json.body));
+    assert_eq!(
+        json.header("content-type").as_deref(),
+        Some("application/vnd.pypi.simple.v1+json")
+    );
+    let j = json.json();
+    assert_eq!(j["name"], "alpha");
+    assert_eq!(
+        j["files"][0]["url"],
+        "/pypi/files/alpha/alpha-1.0-py3-none-any.whl"
+    );
+    assert_eq!(
+        j["files"][0]["hashes"]["sha256"].as_str().unwrap().len(),
+        64
+    );
+    let html = get(b.0.addr, "/pypi/simple/beta/", "");
+    assert_eq!(html.status, 200);
+    let text = String::from_utf8_lossy(&html.body);
+    assert!(
+        text.contains("href=\"/pypi/files/beta/beta-2.0-py3-none-any.whl#sha256="),
+        "{text}"
+    );
+
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pip_target = dir.path().join("pip-target");
+    assert_success(
+        "pip install",
+        &pip_install(&home, &index, &pip_target, "alpha"),
+    );
+    assert!(pip_target.join("alpha/__init__.py").exists());
+    assert!(pip_target.join("beta/__init__.py").exists());
+    let uv_target = dir.path().join("uv-target");
+    assert_success(
+        "uv pip install",
+        &uv_install(&home, &index, &uv_target, "alpha"),
+    );
+    assert!(uv_target.join("beta/__init__.py").exists());
+
+    // The upstream goes away and bulwark restarts: verified files are
+    // still served, with their digest as ETag; a file never fetched is not.
+    drop(upstream);
+    drop(b);
+    let b = start(&config);
+    let r = get(b.0.addr, "/pypi/files/beta/beta-2.0-py3-none-any.whl", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(&beta).unwrap());
+    assert!(r.header("etag").is_some_and(|e| e.starts_with("\"sha256:")));
+    let r = get(b.0.addr, "/pypi/files/gamma/gamma-1.0-py3-none-any.whl", "");
+    assert_ne!(r.status, 200);
+}
+
+#[test]
+fn a_file_whose_bytes_differ_from_the_index_sha256_is_refused_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let wheel = make_wheel(&pkgs, "alpha", "1.0", &[]);
+    let upstream = PypiServer::start(&pkgs);
+    let b = start(&write_config(dir.path(), &upstream.index_url()));
+    // bulwark reads the page (and keeps it briefly)...
+    assert_eq!(get(b.0.addr, "/pypi/simple/alpha/", "").status, 200);
+    // ...then the upstream serves other bytes under that name.
+    let mut bytes = std::fs::read(&wheel).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wheel, &bytes).unwrap();
+    let before = objects(&dir.path().join("data"));
+    let r = get(b.0.addr, "/pypi/files/alpha/alpha-1.0-py3-none-any.whl", "");
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json();
+    assert_eq!(j["upstream"], UPSTREAM, "{j}");
+    assert_eq!(j["check"], "digest", "{j}");
+    assert_ne!(j["expected"], j["seen"], "{j}");
+    assert_eq!(objects(&dir.path().join("data")), before);
+}
+
+/// A fake index that misbehaves on purpose: it answers every request with
+/// one fixed PEP 503 page listing one file twice, with two digests.
+#[test]
+fn an_index_listing_a_file_twice_with_two_digests_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let page = format!(
+        "<a href=\"/p/alpha-1.0.tar.gz#sha256={}\">alpha-1.0.tar.gz</a>\n\
+         <a href=\"/q/alpha-1.0.tar.gz#sha256={}\">alpha-1.0.tar.gz</a>\n",
+        "1".repeat(64),
+        "2".repeat(64)
+    );
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(&write_config(dir.path(), &format!("http://{addr}/simple")));
+    let r = get(b.0.addr, "/pypi/simple/alpha/", "");
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json();
+    assert_eq!(j["check"], "index page", "{j}");
+    assert!(j["message"].as_str().unwrap().contains("twice"), "{j}");
+    drop(b);
+    server.join().unwrap();
+}

@@ -1,0 +1,95 @@
+//! The real PyPI peers for tests: `pypiserver` (a simple-repository
+//! server), `pip` and `uv`, from the Python environment `.ci/setup` makes
+//! in `~/.cache/bulwark-tools/py` (or `$BULWARK_PY_DIR`).
+//!
+//! [`PypiServer`] runs pypiserver's own WSGI app on a port-0 socket
+//! (`tests/support/run_pypiserver.py` prints the port); dropping it closes the
+//! launcher's standard input, which ends it, and reaps it.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The Python environment's `bin` directory.
+pub fn bin_dir() -> PathBuf {
+    let root = std::env::var_os("BULWARK_PY_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/bulwark-tools/py"))
+        })
+        .expect("HOME or BULWARK_PY_DIR");
+    let bin = root.join("bin");
+    assert!(
+        bin.join("python").exists() && bin.join("uv").exists(),
+        "no Python environment with pypiserver, pip and uv at {} (run .ci/setup)",
+        root.display()
+    );
+    bin
+}
+
+fn support(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(file)
+}
+
+/// Writes a minimal wheel `NAME-VERSION-py3-none-any.whl` into `dir`.
+pub fn make_wheel(dir: &Path, name: &str, version: &str, requires: &[&str]) -> PathBuf {
+    let status = Command::new(bin_dir().join("python"))
+        .arg(support("mkwheel.py"))
+        .arg(dir)
+        .args([name, version])
+        .args(requires)
+        .status()
+        .expect("run mkwheel.py");
+    assert!(status.success(), "mkwheel.py failed");
+    dir.join(format!("{name}-{version}-py3-none-any.whl"))
+}
+
+/// A running pypiserver.
+pub struct PypiServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl PypiServer {
+    /// Serves the packages in `dir`.
+    pub fn start(dir: &Path) -> PypiServer {
+        let mut child = Command::new(bin_dir().join("python"))
+            .arg(support("run_pypiserver.py"))
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start pypiserver");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read pypiserver's port");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pypiserver did not start: {line:?}");
+        };
+        PypiServer { child, addr }
+    }
+
+    /// Its simple index URL.
+    pub fn index_url(&self) -> String {
+        format!("http://{}/simple", self.addr)
+    }
+}
+
+impl Drop for PypiServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
