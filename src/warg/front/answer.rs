@@ -21,7 +21,8 @@ pub(super) struct Answer {
     pub stream: Option<ResBody>,
     /// A stored blob and its digest, answered by
     /// [`crate::pipeline::respond::blob_response`] (ETag, 304, HEAD, Range).
-    pub blob: Option<(crate::store::Blob, crate::store::Digest)>,
+    /// (Boxed: `Answer` is the error type of many functions.)
+    pub blob: Option<Box<(crate::store::Blob, crate::store::Digest)>>,
 }
 
 impl Answer {
@@ -54,9 +55,10 @@ impl Answer {
         method: &http::Method,
     ) -> Response<ResBody> {
         use crate::pipeline::respond::{blob_response, BlobResponse};
-        let Some((blob, digest)) = self.blob else {
+        let Some(stored) = self.blob else {
             return self.into_response();
         };
+        let (blob, digest) = *stored;
         let opts = BlobResponse {
             content_type: self.content_type,
             immutable: true,
@@ -264,7 +266,7 @@ pub(super) fn octets(bytes: Bytes) -> Answer {
 /// store.
 pub(super) fn stored_octets(blob: crate::store::Blob, digest: crate::store::Digest) -> Answer {
     let mut a = octets(Bytes::new());
-    a.blob = Some((blob, digest));
+    a.blob = Some(Box::new((blob, digest)));
     a
 }
 
