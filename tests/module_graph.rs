@@ -40,13 +40,6 @@ const KNOWN: &[&[&str]] = &[
     // admin.rs and server.rs import each other, and server.rs calls into
     // server/conn.rs, which uses server.rs's items (issue 9: hotpath).
     &["admin.rs", "server.rs", "server/conn.rs"],
-    // warg/front.rs calls into its children, which use its items (issue 9:
-    // the Warg front's rewrite).
-    &[
-        "warg/front.rs",
-        "warg/front/checkpoint.rs",
-        "warg/front/content.rs",
-    ],
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
-//! The Warg front's adapters around `warg::verify`: the pinned key parsed
+//! The Warg ecosystem's adapters around `warg::verify`: the pinned key parsed
 //! from configuration, the validated-log record the front caches, and the
 //! conversion of a Warg consistency bundle (node hashes by in-order index)
 //! into the RFC 9162 proof the trust state checks (Warg's interior hash is
 //! RFC 6962's `H(0x01 ‖ l ‖ r)`, so the same subtree hashes verify there).
 //!
-//! Called by `warg::front` only; all other verification is
-//! `warg::verify`'s.
+//! Called by the Warg ecosystem modules (`follower`, `logs`, `registry`)
+//! only; all other verification is `warg::verify`'s.
 
 use std::collections::HashMap;
 

@@ -7,14 +7,30 @@
 //!   crates' own (`warg-api`, `warg-protocol`, `warg-transparency`).
 //! - [`verify`]: the checks on everything an upstream sends (pinned-key
 //!   checkpoints, operator and package log validation, inclusion and
-//!   consistency proofs), pure and synchronous.
+//!   consistency proofs), pure and synchronous; [`checks`]: the adapters
+//!   around it (pinned key, validated logs, consistency bundles as RFC 9162
+//!   proofs).
+//! - [`registry`]: the ecosystem's side of the pipeline, with
+//!   [`follower`] (checkpoints), [`logs`], [`proofs`], [`ledger`],
+//!   [`content`], [`publish`] and [`memory`]: everything that touches an
+//!   upstream, the trust state or the content store. Failures are the
+//!   pipeline's `Refusal` ([`refuse`]).
+//! - [`front`]: routes and wire shapes only, calling [`registry::Registries`].
 //!
-//! The Warg front, verifier and upstream client build on `wire`;
 //! `tests/support/WARG.md` records how the reference peers behave.
 
 pub mod checks;
 pub mod config;
+pub mod content;
+pub mod follower;
 pub mod front;
+pub mod ledger;
+pub mod logs;
+pub mod memory;
+pub mod proofs;
+pub mod publish;
+pub mod refuse;
+pub mod registry;
 pub mod verify;
 pub mod wire;
 

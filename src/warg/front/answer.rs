@@ -1,14 +1,12 @@
-//! The Warg front's answers: the response type, every refusal, the one rule
-//! for upstream statuses, and bounded reading of client request bodies.
+//! The Warg front's answers: the response type, refusals rendered in
+//! Warg's `{"status","message"}` shape, and bounded reading of client
+//! request bodies.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::pipeline::refusal::{Refusal, CHECK_DIGEST};
 use crate::server::{full, read_body_within, ReqBody, ResBody};
-use crate::upstream::{StatusClass, UpstreamError, UpstreamResponse};
-use crate::verify::trust::TrustError;
-use crate::warg::checks::CheckError;
-use crate::warg::verify::WargVerifyError;
 use crate::warg::wire;
 
 /// A refusal or an answer: status, body, extra headers.
@@ -45,6 +43,15 @@ impl Answer {
     pub fn header(mut self, name: &'static str, value: String) -> Answer {
         self.headers.push((name, value));
         self
+    }
+
+    /// With a `Warning` header, if there is one (what is served from what
+    /// bulwark verified earlier while the upstream cannot confirm it).
+    pub fn warning(self, warning: Option<String>) -> Answer {
+        match warning {
+            Some(w) => self.header("warning", w),
+            None => self,
+        }
     }
 
     /// The response to a request with these headers and method (they
@@ -92,163 +99,37 @@ impl Answer {
     }
 }
 
-/// 502: the upstream's answer failed a check.
-pub(super) fn refuse(up: &str, e: impl std::fmt::Display) -> Answer {
-    tracing::warn!(upstream = up, "warg: refused: {e}");
-    Answer::message(
-        StatusCode::BAD_GATEWAY,
-        format!("bulwark refused the answer of upstream `{up}`: {e}"),
-    )
-}
-
-pub(super) fn check_refusal(up: &str, e: &CheckError) -> Answer {
-    refuse(up, format!("{} check failed: {e}", e.check()))
-}
-
-/// A short name of the `warg::verify` check that failed (an adapter: the
-/// verifier's error has no such method).
-fn verify_check(e: &WargVerifyError) -> &'static str {
-    use WargVerifyError as E;
-    match e {
-        E::CheckpointKey { .. } => "operator-key",
-        E::CheckpointSignature { .. } => "checkpoint-signature",
-        E::NotCommitter { .. } => "commit-permission",
-        E::TimestampRewind { .. } | E::Rewind { .. } => "rewind",
-        E::ConsistencyLengths { .. } | E::ConsistencyRoot { .. } => "consistency",
-        E::TooManyRecords { .. }
-        | E::RecordOrder { .. }
-        | E::FetchToken { .. }
-        | E::RecordDecode { .. }
-        | E::RecordInvalid { .. } => "log-validation",
-        E::NothingToProve { .. }
-        | E::ProofCount { .. }
-        | E::ProofKind { .. }
-        | E::ProofLength { .. }
-        | E::IndexPastLog { .. }
-        | E::ProofLeaf { .. }
-        | E::ProofUnusable { .. }
-        | E::MapPeers { .. }
-        | E::RootMismatch { .. }
-        | E::Bundle(_) => "inclusion",
-        _ => "checkpoint",
+/// What Warg calls a check in its messages (the digest a Warg release
+/// names is its content digest).
+fn check_words(check: &'static str) -> &'static str {
+    match check {
+        CHECK_DIGEST => "content digest",
+        c => c,
     }
 }
 
-pub(super) fn verify_refusal(up: &str, e: &WargVerifyError) -> Answer {
-    refuse(up, format!("{} check failed: {e}", verify_check(e)))
-}
-
-/// The trust state refused (or could not be read): 502 naming the check,
-/// 503 when the state could not be read (never served on a read error).
-pub(super) fn trust_refusal(up: &str, e: &TrustError) -> Answer {
-    tracing::warn!(
-        upstream = up,
-        check = e.check(),
-        "warg: trust state refused: {e}"
-    );
-    let status = match e {
-        TrustError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    Answer::message(
-        status,
+/// A refusal in Warg's `{"status","message"}` shape, its status kept. The
+/// message names the upstream, the check, and what was expected and seen
+/// (where the check has them and the text does not say them already).
+pub(super) fn refusal(r: &Refusal) -> Answer {
+    let prefix = format!("upstream {}: ", r.upstream);
+    let detail = r.message.strip_prefix(&prefix).unwrap_or(&r.message);
+    let mut text = if r.is_not_found() {
+        format!("upstream `{}`: {detail}", r.upstream)
+    } else {
+        tracing::warn!(upstream = r.upstream, check = r.check, "warg: refused: {r}");
         format!(
-            "bulwark refused upstream `{up}`: {} check failed: {e}",
-            e.check()
-        ),
-    )
-}
-
-pub(super) fn upstream_failure(up: &str, e: &UpstreamError) -> Answer {
-    Answer::message(
-        StatusCode::BAD_GATEWAY,
-        format!("upstream `{up}` failed: {e}"),
-    )
-}
-
-/// Whether an upstream error means it did not answer (offline mode).
-pub(super) fn unreachable(e: &UpstreamError) -> bool {
-    !matches!(
-        e,
-        UpstreamError::Status { .. } | UpstreamError::TooLarge { .. }
-    )
-}
-
-/// Most characters of an upstream's own error message quoted back.
-const QUOTED_MESSAGE: usize = 200;
-
-/// The one rule for upstream statuses on every Warg route: only `expected`
-/// (200 on every read route) takes the verified path. An upstream 4xx/5xx
-/// keeps its status with bulwark's own `{"status","message"}` body (the
-/// upstream's `message`, if it sent one, quoted and cut short); any other
-/// status (another 2xx, 1xx, 3xx) is a 502 refusal.
-pub(super) fn expect_status(
-    up: &str,
-    what: &str,
-    expected: StatusCode,
-    resp: UpstreamResponse,
-) -> Result<UpstreamResponse, Answer> {
-    let s = resp.status;
-    let quoted = upstream_message(&resp.body)
-        .map(|m| format!(" (the upstream said: {m:?})"))
-        .unwrap_or_default();
-    status_rule(up, what, expected, s, &quoted).map(|()| resp)
-}
-
-/// [`expect_status`] on a status alone (a streamed answer), `quoted` being
-/// what the upstream said, if anything.
-pub(super) fn status_rule(
-    up: &str,
-    what: &str,
-    expected: StatusCode,
-    s: StatusCode,
-    quoted: &str,
-) -> Result<(), Answer> {
-    match StatusClass::of(s, expected) {
-        StatusClass::Success => return Ok(()),
-        StatusClass::Failure(_) => {
-            tracing::info!(
-                upstream = up,
-                status = s.as_u16(),
-                "warg: {what} answered {s}"
-            );
-            return Err(Answer::message(
-                s,
-                format!("upstream `{up}` answered {s} to {what}{quoted}"),
-            ));
+            "bulwark refused upstream `{}`: {} check failed: {detail}",
+            r.upstream,
+            check_words(r.check)
+        )
+    };
+    if let (Some(e), Some(s)) = (&r.expected, &r.seen) {
+        if !(detail.contains(e.as_str()) && detail.contains(s.as_str())) {
+            text.push_str(&format!(" (expected {e}; seen {s})"));
         }
-        StatusClass::Unexpected(_) => {}
     }
-    Err(refuse(
-        up,
-        format!("status check failed: {what} answered {s}, expected {expected}"),
-    ))
-}
-
-/// [`expect_status`] with 200.
-pub(super) fn expect_ok(
-    up: &str,
-    what: &str,
-    resp: UpstreamResponse,
-) -> Result<UpstreamResponse, Answer> {
-    expect_status(up, what, StatusCode::OK, resp)
-}
-
-/// The printable `message` of an upstream's `{"status","message"}` body,
-/// cut to [`QUOTED_MESSAGE`] characters.
-fn upstream_message(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct M {
-        message: String,
-    }
-    let m: M = wire::decode_json("upstream error", body, 64 * 1024).ok()?;
-    let text: String = m
-        .message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(QUOTED_MESSAGE)
-        .collect();
-    (!text.is_empty()).then_some(text)
+    Answer::message(r.status, text)
 }
 
 pub(super) fn octets(bytes: Bytes) -> Answer {
@@ -262,26 +143,11 @@ pub(super) fn octets(bytes: Bytes) -> Answer {
     }
 }
 
-/// Stored content (immutable: named by its digest), streamed from the
-/// store.
+/// Stored content, streamed from the store.
 pub(super) fn stored_octets(blob: crate::store::Blob, digest: crate::store::Digest) -> Answer {
     let mut a = octets(Bytes::new());
     a.blob = Some(Box::new((blob, digest)));
     a
-}
-
-pub(super) fn poisoned() -> Answer {
-    Answer::message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal state lock poisoned",
-    )
-}
-
-pub(super) fn task_failed(e: impl std::fmt::Display) -> Answer {
-    Answer::message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("internal task failed: {e}"),
-    )
 }
 
 /// The answer for a client body that could not be read: the body reader's
@@ -308,4 +174,41 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     let value = wire::decode_json(what, &body, limit)
         .map_err(|e| Answer::message(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok((body, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(a: &Answer) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(v["status"], a.status.as_u16());
+        v["message"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_refusal_names_upstream_check_expected_and_seen_in_wargs_shape() {
+        let r = Refusal::bad_answer("acme-up", "ledger", "upstream acme-up: leaves differ")
+            .expected_seen("root A", "root B");
+        let a = refusal(&r);
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            message(&a),
+            "bulwark refused upstream `acme-up`: ledger check failed: leaves differ (expected root A; seen root B)"
+        );
+        let r = Refusal::bad_answer("acme-up", CHECK_DIGEST, "upstream acme-up: bytes differ");
+        assert!(message(&refusal(&r)).contains("content digest check failed"));
+    }
+
+    #[test]
+    fn an_upstream_error_status_is_kept() {
+        let r = Refusal::from_upstream(&crate::upstream::UpstreamError::Status {
+            upstream: "acme-up".into(),
+            url: "http://x/v1/proof/consistency".into(),
+            code: 500,
+        });
+        let a = refusal(&r);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(message(&a).contains("acme-up"));
+    }
 }

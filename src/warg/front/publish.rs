@@ -1,30 +1,27 @@
-//! Publishing (`POST /v1/package/{logId}/record`, content uploads) and
-//! record lookups. bulwark's upstream `token` is a read credential: it is
-//! never attached to a client's write. With `publish = "forward"` a write
-//! goes to the upstream owning the namespace through a client without that
-//! token, carrying the client's own `Authorization` header; with
-//! `publish = "off"` (the default) it is refused with 403 before its body
-//! is read.
+//! Publishing routes (`POST /v1/package/{logId}/record`, content uploads)
+//! and record lookups: which upstream a write is for, and bounded reading
+//! of the client's body. A write to an upstream whose `publish` is `"off"`
+//! (the default) is refused with 403 before its body is read (uploads) or
+//! sent anywhere; the ecosystem forwards the rest with the client's own
+//! credential (`warg::publish`).
 
 use http::{header, HeaderValue, Request, StatusCode};
 
-use super::answer::{body_error, expect_ok, expect_status, refuse, upstream_failure, Answer};
-use super::{Upstream, WargFront};
+use super::answer::{body_error, refusal, Answer};
+use super::WargFront;
 use crate::server::{drain_body, read_body, read_body_within, ReqBody};
-use crate::upstream::UpstreamRequest;
-use crate::warg::config::WargPublish;
+use crate::warg::publish::publish_off;
+use crate::warg::registry::Registry;
 use crate::warg::wire::{self, LogId, PackageRecord, PublishRecordRequest};
 
 /// Largest publish request read from a client (one signed record).
-pub(super) const MAX_PUBLISH_REQUEST: usize = 1024 * 1024;
-/// Largest record-state answer read from an upstream.
-const MAX_RECORD_ANSWER: usize = 1024 * 1024;
+const MAX_PUBLISH_REQUEST: usize = 1024 * 1024;
 
 impl WargFront {
     /// `POST /v1/package/{logId}/record`.
     pub(super) async fn publish(
         &self,
-        up: Option<std::sync::Arc<Upstream>>,
+        up: Option<std::sync::Arc<Registry>>,
         log_id: &LogId,
         req: Request<ReqBody>,
     ) -> Answer {
@@ -48,7 +45,7 @@ impl WargFront {
                 .map(|r| r.package_name.into_owned());
                 match name {
                     Some(n) if &wire::package_log_id(&n) == log_id => {
-                        self.learn([(log_id.clone(), n.clone())]);
+                        self.warg.learn([(log_id.clone(), n.clone())]);
                         match self.owner(n.namespace()) {
                             Some(u) => u.clone(),
                             None => {
@@ -69,42 +66,30 @@ impl WargFront {
         if let Err(a) = self.admit(&up).await {
             return a;
         }
-        let Some(writer) = writer(&up) else {
-            return publish_off(&up.name);
-        };
+        if !up.publishes() {
+            return refusal(&publish_off(&up.name));
+        }
         let path = parts.uri.path().to_string();
-        let request = with_client_auth(
-            UpstreamRequest::post(
-                path,
-                HeaderValue::from_static(wire::CONTENT_TYPE_JSON),
-                body,
-            )
-            .max_response_bytes(MAX_RECORD_ANSWER as u64),
-            &parts.headers,
-        );
-        let resp = match writer.send(request).await {
-            Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
-        };
-        match expect_status(&up.name, "the publish", StatusCode::ACCEPTED, resp) {
-            Ok(r) => record_answer(&up.name, StatusCode::ACCEPTED, &r.body),
-            Err(a) => a,
+        let auth = parts.headers.get(header::AUTHORIZATION).cloned();
+        match self.warg.publish_record(&up, path, body, auth).await {
+            Ok(r) => record_answer(StatusCode::ACCEPTED, &r),
+            Err(r) => refusal(&r),
         }
     }
 
     /// `POST …/record/{recordId}/content/{digest}`: the content bytes of a
     /// record being published (the server's body limit bounds them).
-    pub(super) async fn upload(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    pub(super) async fn upload(&self, up: &Registry, req: Request<ReqBody>) -> Answer {
         if let Err(a) = self.admit(up).await {
             return a;
         }
         // Refused before the body is read.
-        let Some(writer) = writer(up) else {
-            return publish_off(&up.name);
-        };
-        // One buffered upload at a time (see `WargFront::uploads`); held
-        // until the upstream has the bytes.
-        let Ok(_permit) = self.uploads.acquire().await else {
+        if !up.publishes() {
+            return refusal(&publish_off(&up.name));
+        }
+        // One buffered upload at a time; held until the upstream has the
+        // bytes.
+        let Some(_slot) = self.warg.upload_slot().await else {
             return Answer::message(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
         let (parts, body) = req.into_parts();
@@ -117,24 +102,17 @@ impl WargFront {
             .get(header::CONTENT_TYPE)
             .cloned()
             .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-        let request = with_client_auth(
-            UpstreamRequest::post(parts.uri.path().to_string(), ct, body)
-                .max_response_bytes(MAX_RECORD_ANSWER as u64),
-            &parts.headers,
-        );
-        let resp = match writer.send(request).await {
-            Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
-        };
-        match expect_status(&up.name, "the content upload", StatusCode::CREATED, resp) {
-            Ok(_) => Answer::json(StatusCode::CREATED, bytes::Bytes::new()),
-            Err(a) => a,
+        let auth = parts.headers.get(header::AUTHORIZATION).cloned();
+        let path = parts.uri.path().to_string();
+        match self.warg.upload_content(up, path, ct, body, auth).await {
+            Ok(()) => Answer::json(StatusCode::CREATED, bytes::Bytes::new()),
+            Err(r) => refusal(&r),
         }
     }
 
-    /// `GET /v1/package/{logId}/record/{recordId}`: the record's publishing
-    /// state (a read: bulwark's read client), decoded and re-encoded.
-    pub(super) async fn record(&self, up: &Upstream, req: Request<ReqBody>) -> Answer {
+    /// `GET /v1/package/{logId}/record/{recordId}`: the record's
+    /// publishing state, re-encoded.
+    pub(super) async fn record(&self, up: &Registry, req: Request<ReqBody>) -> Answer {
         if let Err(a) = self.admit(up).await {
             return a;
         }
@@ -143,51 +121,18 @@ impl WargFront {
         if let Err(e) = drain_body(body).await {
             return body_error(e);
         }
-        let request = UpstreamRequest::get(parts.uri.path().to_string())
-            .max_response_bytes(MAX_RECORD_ANSWER as u64);
-        let resp = match up.client.send(request).await {
-            Ok(r) => r,
-            Err(e) => return upstream_failure(&up.name, &e),
-        };
-        match expect_ok(&up.name, "the record lookup", resp) {
-            Ok(r) => record_answer(&up.name, StatusCode::OK, &r.body),
-            Err(a) => a,
+        match self
+            .warg
+            .record_state(up, parts.uri.path().to_string())
+            .await
+        {
+            Ok(r) => record_answer(StatusCode::OK, &r),
+            Err(r) => refusal(&r),
         }
     }
 }
 
-/// The write client of an upstream (`publish = "forward"`), else `None`.
-fn writer(up: &Upstream) -> Option<&crate::upstream::UpstreamClient> {
-    match up.publish {
-        WargPublish::Forward => up.writer.as_ref(),
-        WargPublish::Off => None,
-    }
-}
-
-fn publish_off(up: &str) -> Answer {
-    Answer::message(
-        StatusCode::FORBIDDEN,
-        format!(
-            "publishing through bulwark to upstream `{up}` is off (publish = \"off\"); \
-             publish to the registry directly, or ask the operator to set publish = \"forward\""
-        ),
-    )
-}
-
-/// The client's own `Authorization` header, if it sent one (the write
-/// client has no token of its own to put in its place).
-fn with_client_auth(request: UpstreamRequest, headers: &http::HeaderMap) -> UpstreamRequest {
-    match headers.get(header::AUTHORIZATION) {
-        Some(v) => request.header(header::AUTHORIZATION, v.clone()),
-        None => request,
-    }
-}
-
-/// A record-state answer, decoded and re-encoded (never the upstream's
-/// bytes verbatim).
-fn record_answer(up: &str, status: StatusCode, body: &[u8]) -> Answer {
-    match wire::decode_json::<PackageRecord>("record state", body, MAX_RECORD_ANSWER) {
-        Ok(r) => Answer::json(status, wire::encode_json(&r)),
-        Err(e) => refuse(up, e),
-    }
+/// A record-state answer in bulwark's own bytes.
+fn record_answer(status: StatusCode, r: &PackageRecord) -> Answer {
+    Answer::json(status, wire::encode_json(r))
 }
