@@ -2,7 +2,10 @@
 //! `/readyz` (configuration loaded, data directory writable, every front
 //! ready) and `/metrics` (Prometheus text).
 //!
-//! Called by `server.rs` before any protocol front is asked.
+//! An ordinary front ([`Admin`]), added first by `main.rs` so it is asked
+//! before any protocol front. Its probes (`/healthz`, `/readyz`) skip
+//! authentication and the queue; none of its routes counts against the
+//! concurrency limit.
 //!
 //! `/healthz` and `/readyz` answer without authentication (orchestrators
 //! probe them); `/readyz` writes and fsyncs a probe file, so its result is
@@ -10,13 +13,17 @@
 //! often it is called, the data directory sees at most one probe per
 //! [`READY_TTL`].
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::server::{full, json_response, ApiError, App, ReqBody, ResBody};
+use crate::http::{full, json_response, ApiError, Front, ReqBody, ResBody};
+use crate::metrics::Metrics;
 
 /// Route label of `/healthz`.
 pub const ROUTE_HEALTHZ: &str = "healthz";
@@ -42,8 +49,51 @@ struct Status<'a> {
     reason: Option<String>,
 }
 
+/// The admin front.
+pub struct Admin {
+    metrics: Arc<Metrics>,
+    data_dir: PathBuf,
+    /// The protocol fronts whose readiness `/readyz` reports.
+    fronts: Vec<Arc<dyn Front>>,
+    ready: ReadyCache,
+}
+
+impl Admin {
+    /// The admin routes over `metrics`, probing `data_dir` and `fronts`.
+    pub fn new(metrics: Arc<Metrics>, data_dir: PathBuf, fronts: Vec<Arc<dyn Front>>) -> Admin {
+        Admin {
+            metrics,
+            data_dir,
+            fronts,
+            ready: ReadyCache::default(),
+        }
+    }
+}
+
+impl Front for Admin {
+    fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
+        route(req.uri().path())
+    }
+
+    fn handle<'a>(
+        &'a self,
+        route: &'static str,
+        req: Request<ReqBody>,
+    ) -> BoxFuture<'a, Response<ResBody>> {
+        Box::pin(handle(self, route, req))
+    }
+
+    fn is_probe(&self, route: &'static str) -> bool {
+        route == ROUTE_HEALTHZ || route == ROUTE_READYZ
+    }
+
+    fn is_unlimited(&self, _route: &'static str) -> bool {
+        true
+    }
+}
+
 /// Answers an admin route.
-pub async fn handle(app: &App, route: &'static str, req: Request<ReqBody>) -> Response<ResBody> {
+async fn handle(app: &Admin, route: &'static str, req: Request<ReqBody>) -> Response<ResBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut res = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -94,11 +144,11 @@ pub const READY_TTL: Duration = Duration::from_secs(1);
 
 /// The last readiness result and when it was computed.
 #[derive(Debug, Default)]
-pub(crate) struct ReadyCache(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
+struct ReadyCache(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
 
 /// Readiness, from the cache while it is fresh; otherwise computed once
 /// (concurrent callers wait for that one result).
-async fn readiness(app: &App) -> Result<(), String> {
+async fn readiness(app: &Admin) -> Result<(), String> {
     let mut last = app.ready.0.lock().await;
     if let Some((at, r)) = last.as_ref() {
         if at.elapsed() < READY_TTL {
@@ -114,10 +164,10 @@ async fn readiness(app: &App) -> Result<(), String> {
 
 /// The data directory takes a write (a probe file written, synced and
 /// removed) and every front reports ready.
-async fn probe(app: &App) -> Result<(), String> {
+async fn probe(app: &Admin) -> Result<(), String> {
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let n = PROBES.fetch_add(1, Ordering::Relaxed);
-    let dir = app.data_dir().clone();
+    let dir = app.data_dir.clone();
     let probe = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::io::Write as _;
         let path = dir.join(format!(".readyz-{}-{n}", std::process::id()));
@@ -133,10 +183,10 @@ async fn probe(app: &App) -> Result<(), String> {
         Ok(Err(e)) => {
             return Err(format!(
                 "data directory {} is not writable: {e}",
-                app.data_dir().display()
+                app.data_dir.display()
             ))
         }
         Err(e) => return Err(format!("readiness probe failed: {e}")),
     }
-    app.fronts_ready()
+    app.fronts.iter().try_for_each(|f| f.ready())
 }

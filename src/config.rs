@@ -103,8 +103,14 @@ pub struct ServerConfig {
     /// Time a client has to send a complete request head (slow clients are
     /// disconnected), and to finish a TLS handshake.
     pub header_read_timeout: Duration,
-    /// Requests handled at once; more get 503 at once instead of queueing.
+    /// Requests handled at once; more wait in a queue (see `queue_length`).
     pub max_concurrency: usize,
+    /// Requests that may wait for one of the `max_concurrency` slots; a
+    /// request beyond them gets 503 (with `Retry-After`) at once. 0: no
+    /// queue. Health probes and metrics never wait.
+    pub queue_length: usize,
+    /// Longest a request waits in the queue before it gets 503.
+    pub queue_timeout: Duration,
     /// Connections open at once (besides the `probe_connections`); beyond
     /// this new connections are closed at once.
     pub max_connections: usize,
@@ -339,6 +345,8 @@ struct RawServer {
     request_timeout: Option<String>,
     header_read_timeout: Option<String>,
     max_concurrency: Option<usize>,
+    queue_length: Option<usize>,
+    queue_timeout: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_peer: Option<usize>,
     probe_connections: Option<usize>,
@@ -397,6 +405,10 @@ pub mod defaults {
     pub const HEADER_READ_TIMEOUT: &str = "10s";
     /// `server.max_concurrency`
     pub const MAX_CONCURRENCY: usize = 512;
+    /// `server.queue_length`
+    pub const QUEUE_LENGTH: usize = 4096;
+    /// `server.queue_timeout`
+    pub const QUEUE_TIMEOUT: &str = "5s";
     /// `server.max_connections`
     pub const MAX_CONNECTIONS: usize = 4096;
     /// `server.max_connections_per_peer`
@@ -798,6 +810,12 @@ impl Validator<'_> {
                 defaults::HEADER_READ_TIMEOUT,
             )?,
             max_concurrency,
+            queue_length: raw.queue_length.unwrap_or(defaults::QUEUE_LENGTH),
+            queue_timeout: self.duration(
+                "server.queue_timeout",
+                raw.queue_timeout,
+                defaults::QUEUE_TIMEOUT,
+            )?,
             max_connections,
             shutdown_grace: self.duration(
                 "server.shutdown_grace",
@@ -1297,6 +1315,19 @@ mod tests {
         let e = parse("[server]\nrequest_timeout = \"soon\"\n").unwrap_err();
         assert_eq!(e.key, "server.request_timeout");
         assert!(e.message.contains("soon"));
+    }
+
+    #[test]
+    fn the_request_queue_is_configured_and_checked() {
+        let c = parse("[server]\n").unwrap();
+        assert_eq!(c.server.queue_length, defaults::QUEUE_LENGTH);
+        assert_eq!(c.server.queue_timeout, Duration::from_secs(5));
+        let c = parse("[server]\nqueue_length = 0\nqueue_timeout = \"250ms\"\n").unwrap();
+        assert_eq!(c.server.queue_length, 0);
+        assert_eq!(c.server.queue_timeout, Duration::from_millis(250));
+        let e = parse("[server]\nqueue_timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(e.key, "server.queue_timeout", "{e}");
+        assert!(parse("[server]\nqueue_length = -1\n").is_err());
     }
 
     #[test]

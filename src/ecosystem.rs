@@ -21,11 +21,10 @@ use std::sync::Arc;
 
 use crate::config::{Config, ProtocolConfig, UpstreamConfig};
 use crate::federation::Federation;
+use crate::http::Front;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::trust::Trust;
-use crate::server::Front;
-use crate::store::{ArtifactIndex, FsBlobStore};
 
 /// One ecosystem (a package protocol): its configuration and its front.
 pub trait Ecosystem: Sync {
@@ -61,12 +60,6 @@ pub struct EcosystemContext {
     /// The artifact service: lookup in the index, fill a miss by the
     /// ecosystem's hash rule, stream what was verified.
     pub artifacts: Artifacts,
-    /// The blob store (`<data_dir>/blobs`) and the artifact index
-    /// (`<data_dir>/index.redb`) themselves, for fronts not yet moved onto
-    /// [`Artifacts`] (issue 9); a front on the pipeline does not use them.
-    pub blobs: FsBlobStore,
-    /// See `blobs`.
-    pub index: ArtifactIndex,
 }
 
 impl EcosystemContext {

@@ -7,6 +7,7 @@ pub mod ecosystem;
 pub mod ecosystems;
 pub mod federation;
 pub mod gomod;
+pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod pypi;

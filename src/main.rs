@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bulwark::admin::Admin;
 use bulwark::config::{Config, ConfigError, LogFormat};
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
+use bulwark::http::Front;
 use bulwark::pipeline::artifacts::Artifacts;
 use bulwark::pipeline::trust::Trust;
-use bulwark::server::{App, Front, Server};
+use bulwark::server::{App, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use clap::{Parser, Subcommand};
 
@@ -138,12 +140,7 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
     };
-    let artifacts = Artifacts::new(
-        blobs.clone(),
-        index.clone(),
-        trust.clone(),
-        app.metrics.clone(),
-    );
+    let artifacts = Artifacts::new(blobs, index, trust.clone(), app.metrics.clone());
     let ctx = EcosystemContext {
         config: app.config.clone(),
         federation: app.federation.clone(),
@@ -151,8 +148,6 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         data_dir,
         trust,
         artifacts,
-        blobs,
-        index,
     };
     let mut fronts = Vec::new();
     for ecosystem in ECOSYSTEMS {
@@ -189,7 +184,13 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        for front in protocol_fronts(&app).await? {
+        let fronts = protocol_fronts(&app).await?;
+        app.add_front(Arc::new(Admin::new(
+            app.metrics.clone(),
+            app.data_dir().clone(),
+            fronts.clone(),
+        )));
+        for front in fronts {
             app.add_front(front);
         }
         let server = Server::bind(app).await?;

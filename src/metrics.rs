@@ -67,6 +67,7 @@ pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     request_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    queued: Gauge,
     rejected: Family<ReasonLabel, Counter>,
     upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
     verifications: Family<Verification, Counter>,
@@ -114,6 +115,12 @@ impl Metrics {
             "http_requests_in_flight",
             "Requests being handled now (those counted against server.max_concurrency)",
             in_flight.clone(),
+        );
+        let queued = Gauge::default();
+        registry.register(
+            "http_requests_queued",
+            "Requests waiting for one of the server.max_concurrency slots (server.queue_length)",
+            queued.clone(),
         );
         let rejected = Family::<ReasonLabel, Counter>::default();
         registry.register(
@@ -171,6 +178,7 @@ impl Metrics {
             requests,
             request_duration,
             in_flight,
+            queued,
             rejected,
             upstream_latency,
             verifications,
@@ -210,6 +218,13 @@ impl Metrics {
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    /// Marks a request as waiting in the queue; the guard marks it done
+    /// when dropped.
+    pub fn queued(&self) -> InFlight {
+        self.queued.inc();
+        InFlight(self.queued.clone())
     }
 
     /// Counts a request refused by the server itself.

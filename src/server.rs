@@ -1,25 +1,32 @@
 //! The HTTP server: accepts connections (plain or rustls TLS), speaks HTTP/1.1
 //! and HTTP/2, applies the limits, and hands each request to a protocol front.
 //!
-//! `main.rs` builds an [`App`] from the configuration, adds the protocol
-//! fronts ([`App::add_front`]), binds a [`Server`] and runs it until SIGTERM.
-//! Every request goes through the same steps, in this order:
+//! `main.rs` builds an [`App`] from the configuration, adds the fronts
+//! ([`App::add_front`]: the admin routes of `admin.rs` first, then the
+//! protocol fronts), binds a [`Server`] and runs it until SIGTERM. The HTTP
+//! types fronts use ([`Front`], [`ApiError`], the bodies) live in
+//! `crate::http`, below both. Every request goes through the same steps, in
+//! this order:
 //!
-//! 1. request id (`x-request-id`, kept if the client's is sane, else made up;
-//!    echoed on the response);
-//! 2. routing: the admin routes (`/healthz`, `/readyz`, `/metrics`), then each
-//!    front in the order added, else a JSON 404;
-//! 3. bearer-token authentication when tokens are configured (401; `/healthz`
-//!    and `/readyz` exempt);
-//! 4. the concurrency limit (503 at once when saturated, no queue; admin
-//!    routes exempt so probes and scrapes still answer); a request holds its
+//! 1. request id (`x-request-id`, kept if the client's is sane, else made up
+//!    from a per-process random prefix and a counter; echoed on the
+//!    response);
+//! 2. routing: each front in the order added (the admin routes `/healthz`,
+//!    `/readyz`, `/metrics` first), else a JSON 404;
+//! 3. bearer-token authentication when tokens are configured (401; health
+//!    probes, [`Front::is_probe`], exempt);
+//! 4. the body limit from `Content-Length` (413);
+//! 5. the concurrency limit: a request takes one of `server.max_concurrency`
+//!    slots, or waits for one in a bounded first-come-first-served queue
+//!    (`server.queue_length` requests, each for at most
+//!    `server.queue_timeout`), else 503 with `Retry-After` (probes and
+//!    metrics, [`Front::is_unlimited`], never wait); a request holds its
 //!    slot until its response head is ready (bodies stream from disk in
 //!    bounded chunks, so a slow reader costs a connection, not memory);
-//! 5. the body limit (413 from `Content-Length`, and while the body is read);
-//!    fronts read bodies with [`read_body_within`] (a per-route limit,
-//!    enforced while reading), and a body nobody reads is drained, never
-//!    buffered;
 //! 6. the front, under the request timeout (504) and a panic guard (500);
+//!    fronts read bodies with [`read_body_within`] (a per-route limit,
+//!    enforced while reading; `server.max_body_bytes` while the body is
+//!    read), and a body nobody reads is drained, never buffered;
 //! 7. metrics and one log line.
 //!
 //! Limits below the request level: the head size and header count (431, by
@@ -37,69 +44,30 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
-use futures_util::{FutureExt as _, StreamExt as _};
+use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use self::conn::{Admission, ConnState, Timeouts, Watched};
 
-use crate::admin;
 use crate::config::Config;
 use crate::federation::Federation;
 use crate::metrics::Metrics;
 
-/// Errors carried by bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// A request body as fronts see it: streaming, already bounded by
-/// `server.max_body_bytes` (reading past it fails; see [`read_body`]).
-pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
-/// A response body.
-pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// The request id, in the request's extensions for fronts to log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-/// A protocol front (Warg, Go modules, ...): claims requests by route and
-/// answers them. Fronts call only the layers below them (federation, verify,
-/// store, upstream), never sockets.
-pub trait Front: Send + Sync + 'static {
-    /// The route label (a static name such as `"warg.fetch_logs"`, used in
-    /// metrics and logs) if this front answers `req`, else `None`.
-    fn route(&self, req: &Request<ReqBody>) -> Option<&'static str>;
-
-    /// Answers a request this front claimed under `route`. Errors are
-    /// responses too (see [`ApiError`]); a panic becomes a 500.
-    fn handle<'a>(
-        &'a self,
-        route: &'static str,
-        req: Request<ReqBody>,
-    ) -> BoxFuture<'a, Response<ResBody>>;
-
-    /// Whether the front can serve (e.g. its trust state is open); `/readyz`
-    /// reports the first `Err`.
-    fn ready(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
+use crate::http::{drain_body, ApiError, BoxError, Front, ReqBody, RequestId, ResBody};
 
 /// Shared state of the server: configuration, routing table, metrics and
 /// the fronts.
@@ -112,10 +80,14 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     fronts: Vec<Arc<dyn Front>>,
     concurrency: Arc<Semaphore>,
+    /// Requests waiting for a concurrency slot.
+    queued: AtomicUsize,
     /// SHA-256 of each accepted bearer token (compared in constant time).
     token_hashes: Vec<[u8; 32]>,
-    /// The last `/readyz` result (see `admin.rs`).
-    pub(crate) ready: admin::ReadyCache,
+    /// Request ids made up here: a random prefix per process, then a
+    /// counter (unique without a random draw per request).
+    id_prefix: u64,
+    id_next: AtomicU64,
 }
 
 impl std::fmt::Debug for App {
@@ -153,13 +125,16 @@ impl App {
             federation: Arc::new(federation),
             metrics: Arc::new(metrics),
             fronts: Vec::new(),
+            queued: AtomicUsize::new(0),
             token_hashes,
-            ready: admin::ReadyCache::default(),
+            id_prefix: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
+            id_next: AtomicU64::new(0),
             config: Arc::new(config),
         })
     }
 
-    /// Adds a protocol front; fronts are asked in the order added.
+    /// Adds a front (the admin routes first, then the protocol fronts);
+    /// fronts are asked in the order added.
     pub fn add_front(&mut self, front: Arc<dyn Front>) {
         self.fronts.push(front);
     }
@@ -167,11 +142,6 @@ impl App {
     /// The data directory.
     pub fn data_dir(&self) -> &PathBuf {
         &self.config.server.data_dir
-    }
-
-    /// Readiness of every front (first failure).
-    pub(crate) fn fronts_ready(&self) -> Result<(), String> {
-        self.fronts.iter().try_for_each(|f| f.ready())
     }
 
     fn authorized(&self, req: &Request<ReqBody>) -> bool {
@@ -203,214 +173,6 @@ impl App {
     }
 }
 
-/// A JSON error body: `{"status","message"}` plus, where relevant, which
-/// upstream, which check, and what was expected and seen.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ApiError {
-    /// HTTP status code.
-    pub status: u16,
-    /// What went wrong, in a sentence.
-    pub message: String,
-    /// The upstream involved.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
-    /// The verification check that failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check: Option<String>,
-    /// What the check expected.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<String>,
-    /// What it saw.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seen: Option<String>,
-}
-
-impl ApiError {
-    /// An error with a status and a message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: status.as_u16(),
-            message: message.into(),
-            upstream: None,
-            check: None,
-            expected: None,
-            seen: None,
-        }
-    }
-
-    /// Names the upstream.
-    pub fn upstream(mut self, name: impl Into<String>) -> ApiError {
-        self.upstream = Some(name.into());
-        self
-    }
-
-    /// Names the failed check with what it expected and what it saw.
-    pub fn check(
-        mut self,
-        check: impl Into<String>,
-        expected: impl Into<String>,
-        seen: impl Into<String>,
-    ) -> ApiError {
-        // A check with no values to compare (an unreachable upstream, say)
-        // leaves the fields out rather than sending empty strings.
-        let nonempty = |s: String| (!s.is_empty()).then_some(s);
-        self.check = Some(check.into());
-        self.expected = nonempty(expected.into());
-        self.seen = nonempty(seen.into());
-        self
-    }
-
-    /// The response carrying this error.
-    pub fn into_response(self) -> Response<ResBody> {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_response(status, &self)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.message)
-    }
-}
-
-/// A body of these bytes.
-pub fn full(bytes: impl Into<Bytes>) -> ResBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A response with `value` as JSON and `content-type: application/json`.
-pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<ResBody> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| {
-        br#"{"status":500,"message":"response could not be encoded"}"#.to_vec()
-    });
-    let mut res = Response::new(full(body));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
-/// Reads a whole request body (bounded by `server.max_body_bytes`); a body
-/// over the limit is a 413 [`ApiError`], a broken one a 400. Routes with a
-/// smaller limit of their own use [`read_body_within`].
-pub async fn read_body(body: ReqBody) -> Result<Bytes, ApiError> {
-    read_body_within(body, usize::MAX).await
-}
-
-/// Reads a whole request body of at most `limit` bytes (and at most
-/// `server.max_body_bytes`), checking the limit against the declared length
-/// before reading and against the bytes while reading: never more than
-/// `limit` bytes are held. Over a limit: 413; a broken body: 400.
-pub async fn read_body_within(mut body: ReqBody, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = |seen: String| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body of {seen} bytes is larger than this route's limit of {limit} bytes"
-            ),
-        )
-    };
-    let declared = body.size_hint().lower();
-    if declared > limit as u64 {
-        return Err(too_large(declared.to_string()));
-    }
-    // What the client declared (already within the limit) is allocated
-    // once, so a large body is never copied while it grows.
-    let mut buf = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(body_read_error)?;
-        if let Ok(data) = frame.into_data() {
-            if data.len() > limit.saturating_sub(buf.len()) {
-                return Err(too_large(format!("at least {}", buf.len() + data.len())));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
-}
-
-/// Reads a request body to its end and throws it away, holding one frame
-/// at a time (bounded by `server.max_body_bytes`, so a keep-alive
-/// connection can carry the next request). Over the limit: 413.
-pub async fn drain_body(mut body: ReqBody) -> Result<(), ApiError> {
-    while let Some(frame) = body.frame().await {
-        frame.map_err(body_read_error)?;
-    }
-    Ok(())
-}
-
-fn body_read_error(e: BoxError) -> ApiError {
-    if e.is::<http_body_util::LengthLimitError>() {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body is larger than server.max_body_bytes",
-        )
-    } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )
-    }
-}
-
-/// A response body of exactly `len` bytes taken from `stream` chunk by
-/// chunk as the client reads (`Content-Length: len`): memory stays at one
-/// chunk whatever `len` is. A stream that fails, or yields more or fewer
-/// than `len` bytes, aborts the response (the client never sees a short
-/// body as complete).
-pub fn stream_body(len: u64, stream: BoxStream<'static, Result<Bytes, io::Error>>) -> ResBody {
-    StreamBody { stream, left: len }.boxed_unsync()
-}
-
-struct StreamBody {
-    stream: BoxStream<'static, Result<Bytes, io::Error>>,
-    left: u64,
-}
-
-impl hyper::body::Body for StreamBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        match futures_util::ready!(self.stream.as_mut().poll_next_unpin(cx)) {
-            Some(Ok(chunk)) => {
-                let n = chunk.len() as u64;
-                if n > self.left {
-                    return Poll::Ready(Some(Err("response body longer than its length".into())));
-                }
-                self.left -= n;
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-            None => Poll::Ready(Some(Err(format!(
-                "response body ended {} bytes before its length",
-                self.left
-            )
-            .into()))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
-    }
-}
-
-/// The routes that skip authentication (liveness and readiness probes).
-const AUTH_EXEMPT: [&str; 2] = [admin::ROUTE_HEALTHZ, admin::ROUTE_READYZ];
 /// Marks requests on a connection that holds a health-probe slot.
 #[derive(Debug, Clone, Copy)]
 struct ProbeSlot;
@@ -419,7 +181,6 @@ struct ProbeSlot;
 pub const ROUTE_UNMATCHED: &str = "unmatched";
 
 enum Target {
-    Admin(&'static str),
     Front(Arc<dyn Front>, &'static str),
     Unmatched,
 }
@@ -427,13 +188,23 @@ enum Target {
 impl Target {
     fn route(&self) -> &'static str {
         match self {
-            Target::Admin(r) | Target::Front(_, r) => r,
+            Target::Front(_, r) => r,
             Target::Unmatched => ROUTE_UNMATCHED,
         }
     }
+
+    /// A health probe: no authentication, never queued.
+    fn is_probe(&self) -> bool {
+        matches!(self, Target::Front(f, r) if f.is_probe(r))
+    }
+
+    /// Outside the concurrency limit.
+    fn is_unlimited(&self) -> bool {
+        matches!(self, Target::Front(f, r) if f.is_unlimited(r))
+    }
 }
 
-fn request_id<B>(req: &Request<B>) -> String {
+fn request_id<B>(app: &App, req: &Request<B>) -> String {
     if let Some(v) = req.headers().get("x-request-id") {
         let b = v.as_bytes();
         let sane = !b.is_empty()
@@ -446,9 +217,52 @@ fn request_id<B>(req: &Request<B>) -> String {
             }
         }
     }
-    let mut raw = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
-    hex::encode(raw)
+    let n = app.id_next.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{n:016x}", app.id_prefix)
+}
+
+/// Why a request got no concurrency slot.
+enum NoSlot {
+    /// The queue was full.
+    QueueFull,
+    /// It waited `server.queue_timeout` in the queue.
+    Timeout,
+}
+
+/// A concurrency slot: at once if one is free, else after waiting in the
+/// bounded queue (`server.queue_length`, `server.queue_timeout`).
+async fn slot(app: &App) -> Result<OwnedSemaphorePermit, NoSlot> {
+    if let Ok(p) = app.concurrency.clone().try_acquire_owned() {
+        return Ok(p);
+    }
+    let limits = &app.config.server;
+    // Take a place in the queue, or leave at once when it is full.
+    let place = app
+        .queued
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < limits.queue_length).then_some(n + 1)
+        });
+    if place.is_err() {
+        return Err(NoSlot::QueueFull);
+    }
+    struct Leave<'a>(&'a AtomicUsize);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let _leave = Leave(&app.queued);
+    let _waiting = app.metrics.queued();
+    // The semaphore is fair (first come, first served) and never closed.
+    match tokio::time::timeout(
+        limits.queue_timeout,
+        app.concurrency.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(_)) | Err(_) => Err(NoSlot::Timeout),
+    }
 }
 
 /// Handles one request through every step listed at the top of this file.
@@ -458,7 +272,7 @@ where
     B::Error: Into<BoxError>,
 {
     let start = Instant::now();
-    let id = request_id(&req);
+    let id = request_id(&app, &req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let limits = &app.config.server;
@@ -473,9 +287,7 @@ where
     parts.extensions.insert(RequestId(id.clone()));
     let req = Request::from_parts(parts, Limited::new(body, limit).boxed_unsync());
 
-    let target = if let Some(r) = admin::route(&path) {
-        Target::Admin(r)
-    } else if let Some((f, r)) = app
+    let target = if let Some((f, r)) = app
         .fronts
         .iter()
         .find_map(|f| f.route(&req).map(|r| (f.clone(), r)))
@@ -487,8 +299,8 @@ where
     let route = target.route();
 
     let probe_slot = req.extensions().get::<ProbeSlot>().is_some();
-    let mut guard = None;
-    let early: Option<(ApiError, &str)> = if probe_slot && !AUTH_EXEMPT.contains(&route) {
+    let probe = target.is_probe();
+    let early: Option<(ApiError, &str)> = if probe_slot && !probe {
         // A connection admitted into a slot kept for health probes while
         // every other slot was taken: it carries one probe, nothing else.
         Some((
@@ -501,44 +313,65 @@ where
             ),
             "connections",
         ))
-    } else if !AUTH_EXEMPT.contains(&route) && !app.authorized(&req) {
+    } else if !probe && !app.authorized(&req) {
         Some((
             ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
             "unauthorized",
         ))
-    } else if matches!(target, Target::Admin(_)) {
-        None
     } else {
-        match app.concurrency.clone().try_acquire_owned() {
+        match declared_len {
+            Some(n) if n > limits.max_body_bytes => Some((
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "request body of {n} bytes is larger than the limit of {} bytes",
+                        limits.max_body_bytes
+                    ),
+                ),
+                "body_too_large",
+            )),
+            _ => None,
+        }
+    };
+    let mut guard = None;
+    let early = match early {
+        Some(e) => Some(e),
+        None if target.is_unlimited() => None,
+        None => match slot(&app).await {
             Ok(p) => {
                 guard = Some(p);
                 None
             }
-            Err(_) => Some((
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "server is handling its maximum of {} requests; retry shortly",
-                        limits.max_concurrency
+            Err(why) => {
+                let (detail, reason) = match why {
+                    NoSlot::QueueFull => (
+                        format!(
+                            "its queue of {} waiting requests is full",
+                            limits.queue_length
+                        ),
+                        "queue_full",
                     ),
-                ),
-                "concurrency",
-            )),
-        }
+                    NoSlot::Timeout => (
+                        format!(
+                            "this request waited server.queue_timeout ({}) for one",
+                            humantime::format_duration(limits.queue_timeout)
+                        ),
+                        "queue_timeout",
+                    ),
+                };
+                Some((
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "server is handling its maximum of {} requests and {detail}; retry shortly",
+                            limits.max_concurrency
+                        ),
+                    ),
+                    reason,
+                ))
+            }
+        },
     };
-    let early = early.or_else(|| match declared_len {
-        Some(n) if n > limits.max_body_bytes => Some((
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body of {n} bytes is larger than the limit of {} bytes",
-                    limits.max_body_bytes
-                ),
-            ),
-            "body_too_large",
-        )),
-        _ => None,
-    });
 
     // Requests that hold a concurrency permit are the ones "in flight".
     let in_flight = guard.as_ref().map(|_| app.metrics.in_flight());
@@ -563,10 +396,8 @@ where
             res
         }
         None => {
-            let app2 = app.clone();
             let fut = async move {
                 match target {
-                    Target::Admin(r) => admin::handle(&app2, r, req).await,
                     Target::Front(f, r) => f.handle(r, req).await,
                     Target::Unmatched => unmatched(req).await,
                 }
@@ -840,11 +671,8 @@ async fn serve_connection(
                 }
             }
             let h2 = buf == H2_PREFACE;
-            let io = Prefixed {
-                prefix: Bytes::from(buf),
-                inner: stream,
-            };
-            serve_io(app, io, h2, state, stopping).await;
+            stream.put_back(Bytes::from(buf));
+            serve_io(app, stream, h2, state, stopping).await;
         }
     }
 }
@@ -936,54 +764,6 @@ async fn serve_io<I>(
     }
 }
 
-/// A stream with bytes already read from it put back in front.
-struct Prefixed<I> {
-    prefix: Bytes,
-    inner: I,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 /// Installs the SIGTERM and SIGINT handlers at once and returns a future
 /// that completes on the first of them.
 ///
@@ -1005,6 +785,10 @@ pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{full, read_body};
+    use bytes::Bytes;
+    use futures_util::future::BoxFuture;
+    use http_body_util::Full;
     use std::path::Path;
 
     struct Misbehaving;
@@ -1045,7 +829,13 @@ mod tests {
         );
         let config = Config::parse(&text, "t.toml", Path::new(".")).unwrap();
         let mut app = App::new(config).unwrap();
-        app.add_front(Arc::new(Misbehaving));
+        let fronts: Vec<Arc<dyn Front>> = vec![Arc::new(Misbehaving)];
+        app.add_front(Arc::new(crate::admin::Admin::new(
+            app.metrics.clone(),
+            app.data_dir().clone(),
+            fronts.clone(),
+        )));
+        app.add_front(fronts[0].clone());
         (Arc::new(app), dir)
     }
 

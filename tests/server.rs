@@ -612,6 +612,76 @@ fn saturated_server_answers_503_at_once_and_recovers() {
 }
 
 #[test]
+fn requests_beyond_max_concurrency_wait_in_a_bounded_queue() {
+    let b = Bulwark::start(
+        "max_concurrency = 1\nqueue_length = 1\nqueue_timeout = \"60s\"\nrequest_timeout = \"60s\"",
+        "",
+    );
+    // The one slot is held by a request whose body has not all arrived.
+    let mut busy = b.connect();
+    busy.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\nConnection: close\r\n\r\n12345",
+    )
+    .unwrap();
+    b.wait_for_metric("bulwark_http_requests_in_flight", 1.0);
+
+    // The next request waits in the queue...
+    let mut waiting = b.connect();
+    waiting
+        .write_all(b"GET /queued HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    b.wait_for_metric("bulwark_http_requests_queued", 1.0);
+    // ...the queue holds one: another gets 503 at once, with Retry-After.
+    let r = b.get("/anything");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("queue of 1 waiting requests is full"));
+    // Health probes never queue.
+    assert_eq!(b.get("/healthz").status, 200);
+    assert_eq!(b.get("/readyz").status, 200);
+
+    // When the slot frees, the waiting request is served.
+    busy.write_all(b"67890").unwrap();
+    assert_eq!(read_response(&mut busy).unwrap().status, 404);
+    let r = read_response(&mut waiting).unwrap();
+    assert_eq!(r.status, 404, "{r:?}");
+    b.wait_for_metric("bulwark_http_requests_queued", 0.0);
+    b.wait_for_metric("bulwark_http_requests_in_flight", 0.0);
+    let m = b.get("/metrics").body;
+    assert!(
+        m.contains("bulwark_http_rejected_requests_total{reason=\"queue_full\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_request_that_waits_queue_timeout_gets_503() {
+    let b = Bulwark::start(
+        "max_concurrency = 1\nqueue_timeout = \"100ms\"\nrequest_timeout = \"60s\"",
+        "",
+    );
+    let mut busy = b.connect();
+    busy.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\nConnection: close\r\n\r\n12345",
+    )
+    .unwrap();
+    b.wait_for_metric("bulwark_http_requests_in_flight", 1.0);
+    let r = b.get("/anything");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("server.queue_timeout (100ms)"));
+    busy.write_all(b"67890").unwrap();
+    assert_eq!(read_response(&mut busy).unwrap().status, 404);
+    assert_eq!(b.get("/anything").status, 404);
+}
+
+#[test]
 fn speaks_http2_with_prior_knowledge() {
     let b = Bulwark::start("", "");
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -8,13 +8,14 @@
 //! the file; `verify` re-hashes them all (disk corruption, tampering). A
 //! blob that no longer hashes to its name is moved to
 //! `<data_dir>/blobs/corrupt/` (so it is never served again, and fetched
-//! and verified anew when asked for) and listed; exit 1 if there was any.
+//! and verified anew when asked for) and listed, and the artifact-index
+//! entries naming it are dropped; exit 1 if there was any.
 //! Safe while `bulwark serve` runs on the same data directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bulwark::store::{FsBlobConfig, FsBlobStore};
+use bulwark::store::scrub;
 use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
@@ -53,11 +54,11 @@ pub fn run(
         }
     };
     let data_dir = config.server.data_dir.clone();
-    let report = runtime.block_on(async move {
-        let store = FsBlobStore::open(data_dir, FsBlobConfig::default()).await?;
-        store.verify_all().await
-    });
-    let report = match report {
+    let report = runtime.block_on(async move { scrub(&data_dir).await });
+    let bulwark::store::ScrubReport {
+        blobs: report,
+        index,
+    } = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -75,6 +76,16 @@ pub fn run(
             "unknown file {} (not a digest name; left alone)",
             path.display()
         );
+    }
+    match index {
+        Ok(n) if !report.corrupt.is_empty() => {
+            println!("{n} artifact-index entr(ies) naming a corrupt blob dropped")
+        }
+        Ok(_) => {}
+        Err(e) => println!(
+            "artifact-index entries naming a corrupt blob not dropped ({e}); \
+             a running server fetches and checks that content anew when asked for it"
+        ),
     }
     println!("{} blob(s) ok, {} corrupt", report.ok, report.corrupt.len());
     if report.corrupt.is_empty() {

@@ -38,8 +38,9 @@ use crate::gomod::module::{
 };
 use crate::gomod::service::{Answer, GoUpstream};
 use crate::gomod::verifier::ModFile;
+use crate::http::{full, stream_body, ApiError, Front, ReqBody, ResBody};
 use crate::pipeline::refusal::Refusal;
-use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
+use crate::pipeline::respond::{blob_response, BlobResponse};
 
 /// The Go-modules front (see the module documentation).
 pub struct GoFront {
@@ -91,6 +92,7 @@ impl GoFront {
                 body: crate::store::Blob::from_bytes(bytes::Bytes::new()),
                 content_type: "text/plain; charset=utf-8",
                 warning: None,
+                digest: None,
             });
         }
         if rest == "latest" {
@@ -134,9 +136,23 @@ impl GoFront {
     }
 }
 
-/// An answer as an HTTP response: in-memory bodies whole, stored blobs
-/// streamed from the store.
-fn respond(a: Answer) -> Response<ResBody> {
+/// An answer as an HTTP response: a module file through the pipeline's
+/// blob response (`ETag`, `If-None-Match`, `Range`, `HEAD`, immutable);
+/// other in-memory bodies whole, stored blobs streamed from the store.
+fn respond(parts: &http::request::Parts, a: Answer) -> Response<ResBody> {
+    if let Some(digest) = a.digest {
+        return blob_response(
+            &parts.headers,
+            &parts.method,
+            a.body,
+            &digest,
+            BlobResponse {
+                content_type: a.content_type,
+                immutable: true,
+                warning: a.warning,
+            },
+        );
+    }
     let body = match a.body.in_memory() {
         Some(b) => full(b.clone()),
         None => stream_body(a.body.len(), a.body.into_stream()),
@@ -184,7 +200,8 @@ impl Front for GoFront {
         req: Request<ReqBody>,
     ) -> BoxFuture<'a, Response<ResBody>> {
         async move {
-            let path = match decode_request_path(req.uri().path()) {
+            let (parts, _body) = req.into_parts();
+            let path = match decode_request_path(parts.uri.path()) {
                 Ok(p) => p,
                 Err(e) => {
                     return ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
@@ -202,7 +219,8 @@ impl Front for GoFront {
             } else {
                 Err(ApiError::new(StatusCode::NOT_FOUND, "not routed"))
             };
-            r.map(respond).unwrap_or_else(ApiError::into_response)
+            r.map(|a| respond(&parts, a))
+                .unwrap_or_else(ApiError::into_response)
         }
         .boxed()
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::config::ProtocolConfig;
 use crate::ecosystem::{Ecosystem, EcosystemContext};
-use crate::server::Front;
+use crate::http::Front;
 
 /// The Go modules ecosystem, registered in `src/ecosystems.rs`.
 pub struct Go;

@@ -70,6 +70,9 @@ pub struct Answer {
     pub content_type: &'static str,
     /// A `Warning` header value (served from a stale verified state).
     pub warning: Option<String>,
+    /// The stored blob's digest, for a module file (immutable content:
+    /// served with `ETag`, conditional and range requests).
+    pub digest: Option<crate::store::Digest>,
 }
 
 impl Answer {
@@ -78,6 +81,7 @@ impl Answer {
             body: Blob::from_bytes(body),
             content_type,
             warning,
+            digest: None,
         }
     }
 }
@@ -181,7 +185,7 @@ impl GoUpstream {
             .lookup(&self.name, file.index_kind(), &key)
             .await?;
         let epoch = lookup.epoch();
-        if let Lookup::Hit { blob, .. } = lookup {
+        if let Lookup::Hit { blob, entry, .. } = lookup {
             // Refuses a stale tree the upstream answers about; warns when
             // serving offline.
             let warning = v
@@ -193,6 +197,7 @@ impl GoUpstream {
                 body: blob,
                 content_type,
                 warning,
+                digest: Some(entry.digest),
             });
         }
         self.metrics.cache("gomod.module", false);
@@ -204,7 +209,7 @@ impl GoUpstream {
             ModFile::Zip => self.limits.max_zip_bytes,
             ModFile::Mod => MAX_MOD_BYTES,
         };
-        let (_, body) = self
+        let (entry, body) = self
             .artifacts
             .fill(Fill {
                 upstream: &self.name,
@@ -226,6 +231,7 @@ impl GoUpstream {
             body,
             content_type,
             warning,
+            digest: Some(entry.digest),
         })
     }
 

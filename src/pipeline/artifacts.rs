@@ -181,6 +181,10 @@ impl Artifacts {
         kind: &str,
         key: &str,
     ) -> Result<Option<Entry>, Refusal> {
+        // A hit in the index's memory mirror costs no blocking-pool hop.
+        if let Some(e) = self.index.get_cached(upstream, epoch, kind, key) {
+            return Ok(Some(e));
+        }
         let index = self.index.clone();
         let (u, k, key) = (upstream.to_string(), kind.to_string(), key.to_string());
         tokio::task::spawn_blocking(move || index.get(&u, epoch, &k, &key))

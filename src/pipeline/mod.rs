@@ -11,10 +11,13 @@
 //!   lookup from the index, and fills a miss by fetching the bytes (exact
 //!   200 only, streamed), checking them by the ecosystem's hash rule,
 //!   storing and indexing them.
+//! - [`respond`]: [`respond::blob_response`], the one HTTP answer for a
+//!   stored blob (ETag, 304, HEAD, Range, immutable caching).
 //!
 //! Ecosystems (`gomod`, `warg`, ...) build on this; fronts only route and
 //! shape answers.
 
 pub mod artifacts;
 pub mod refusal;
+pub mod respond;
 pub mod trust;

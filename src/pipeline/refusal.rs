@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::server::ApiError;
+use crate::http::ApiError;
 use crate::store::{IndexError, StoreError};
 use crate::upstream::{StatusClass, UpstreamError};
 use crate::verify::trust::{TrustError, Verified, MAX_CLOCK_SKEW};

@@ -23,8 +23,9 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
+use crate::http::{full, ApiError, Front, ReqBody, ResBody};
 use crate::pipeline::refusal::Refusal;
-use crate::server::{full, stream_body, ApiError, Front, ReqBody, ResBody};
+use crate::pipeline::respond::{blob_response, BlobResponse};
 
 use super::config::PROTOCOL;
 use super::name::ProjectName;
@@ -119,16 +120,17 @@ impl PypiFront {
                 check_filename(filename).map_err(|e| not_found(e.to_string()))?;
                 let up = self.owner(&project)?;
                 let (blob, digest) = up.file(&project, filename).await.map_err(refused)?;
-                let mut res = Response::new(stream_body(blob.len(), blob.into_stream()));
-                let h = res.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!("\"{digest}\"")) {
-                    h.insert(header::ETAG, v);
-                }
-                Ok(res)
+                Ok(blob_response(
+                    req.headers(),
+                    req.method(),
+                    blob,
+                    &digest,
+                    BlobResponse {
+                        content_type: "application/octet-stream",
+                        immutable: true,
+                        warning: None,
+                    },
+                ))
             }
         }
     }

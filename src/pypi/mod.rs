@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::config::ProtocolConfig;
 use crate::ecosystem::{Ecosystem, EcosystemContext};
-use crate::server::Front;
+use crate::http::Front;
 
 pub mod config;
 pub mod filename;

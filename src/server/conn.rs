@@ -46,7 +46,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::{BoxError, ResBody};
+use crate::http::{BoxError, ResBody};
 use crate::metrics::Metrics;
 
 /// Which connections are let in.
@@ -281,15 +281,26 @@ impl Drop for Tracked {
 }
 
 /// The client socket, watched: records when writes make progress and when
-/// one starts waiting on the client.
+/// one starts waiting on the client. Bytes read ahead (to tell HTTP/2 from
+/// HTTP/1.1) can be put back in front of what it reads next.
 pub(super) struct Watched<I> {
     inner: I,
     state: Arc<ConnState>,
+    prefix: Bytes,
 }
 
 impl<I> Watched<I> {
     pub(super) fn new(inner: I, state: Arc<ConnState>) -> Self {
-        Watched { inner, state }
+        Watched {
+            inner,
+            state,
+            prefix: Bytes::new(),
+        }
+    }
+
+    /// Has the next reads return `bytes` first.
+    pub(super) fn put_back(&mut self, bytes: Bytes) {
+        self.prefix = bytes;
     }
 
     fn wrote(&self, r: &Poll<io::Result<usize>>) {
@@ -321,6 +332,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

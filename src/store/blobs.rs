@@ -31,13 +31,18 @@
 //! Reads are bounded by `max_blob_size` (checked on the file's length when
 //! it is opened). Blobs are hashed once, while written; content served to
 //! clients is read with [`FsBlobStore::get_stream`], which streams the file
-//! in chunks of [`READ_CHUNK`] bytes, so serving a blob costs one chunk of
-//! memory whatever its size. Small blobs (at most `memory_max_object`) are
-//! read whole instead, re-hashed when `verify_on_read` is set (a file that
-//! does not hash to its name is moved to `corrupt/` and reported, never
-//! served), and kept in the in-memory tier, whose budget is counted in
-//! bytes.
+//! in chunks of [`READ_CHUNK`] bytes (reads from any offset:
+//! see [`Blob::range`]), so serving a blob costs one chunk of memory
+//! whatever its size, and no re-hash. Small blobs (at most
+//! `memory_max_object`) are read whole instead and kept in the in-memory
+//! tier, whose budget is counted in bytes, so a hot small blob costs no
+//! file access. [`FsBlobStore::get`] (small metadata such as tiles, read
+//! whole) re-hashes what it reads from disk when `verify_on_read` is set: a
+//! file that does not hash to its name is moved to `corrupt/` and
+//! reported, never served. [`FsBlobStore::verify_all`] (`bulwark store
+//! verify`) is the scrub: it re-hashes every blob.
 
+use super::read::READ_CHUNK;
 use super::{Blob, BlobStore, ByteStream, Digest, StoreError, Stored};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
@@ -55,8 +60,6 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// What one in-memory entry costs beyond its bytes (key and bookkeeping),
 /// so that many tiny blobs cannot exceed the budget.
 const ENTRY_OVERHEAD: usize = 128;
-/// Blobs are read from disk in chunks of at most this many bytes.
-pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Settings of the filesystem blob store.
 #[derive(Debug, Clone)]
@@ -69,9 +72,10 @@ pub struct FsBlobConfig {
     /// Largest blob kept in the in-memory tier (and read whole); larger
     /// blobs are streamed from their file. Default 1 MiB.
     pub memory_max_object: u64,
-    /// Re-hash blobs read whole from disk (by `get`, and small blobs by
-    /// `get_stream`) before returning them. Default true. Streamed blobs
-    /// are not re-hashed: they were hashed while written.
+    /// Re-hash blobs read whole from disk by `get` (small metadata such as
+    /// tiles) before returning them. Default true. Content opened with
+    /// `get_stream` is never re-hashed: it was hashed while written, and
+    /// `bulwark store verify` re-hashes everything on demand.
     pub verify_on_read: bool,
 }
 
@@ -226,13 +230,14 @@ impl FsBlobStore {
     }
 
     /// Reads a whole opened file of `len` bytes (at most the limit) and,
-    /// if configured, verifies it. Runs on the blocking pool.
+    /// if `verify`, re-hashes it. Runs on the blocking pool.
     fn read_whole(
         inner: &Inner,
         d: &Digest,
         mut file: File,
         path: &Path,
         len: u64,
+        verify: bool,
     ) -> Result<Bytes, StoreError> {
         let limit = inner.cfg.max_blob_size;
         // `len` is at most the configured limit, so this allocation is
@@ -249,7 +254,7 @@ impl FsBlobStore {
                 seen: buf.len() as u64,
             });
         }
-        if inner.cfg.verify_on_read {
+        if verify {
             let seen = Digest::of(&buf);
             if seen != *d {
                 let moved_to = move_aside(&inner.corrupt, path, d)?;
@@ -276,7 +281,8 @@ impl FsBlobStore {
         blocking(move || match FsBlobStore::open_file(&inner, &d)? {
             None => Ok(None),
             Some((file, path, len)) => {
-                FsBlobStore::read_whole(&inner, &d, file, &path, len).map(Some)
+                let verify = inner.cfg.verify_on_read;
+                FsBlobStore::read_whole(&inner, &d, file, &path, len, verify).map(Some)
             }
         })
         .await
@@ -312,7 +318,9 @@ impl FsBlobStore {
                 return Ok(None);
             };
             if len <= small {
-                let bytes = FsBlobStore::read_whole(&inner, &d, file, &path, len)?;
+                // Not re-hashed: content was hashed while written (the
+                // scrub, `bulwark store verify`, re-hashes it on demand).
+                let bytes = FsBlobStore::read_whole(&inner, &d, file, &path, len, false)?;
                 return Ok(Some(Err(bytes)));
             }
             Ok(Some(Ok((file, path, len))))
@@ -324,10 +332,7 @@ impl FsBlobStore {
                 self.remember(digest, &bytes).await;
                 Ok(Some(Blob::from_bytes(bytes)))
             }
-            Some(Ok((file, path, len))) => Ok(Some(Blob::from_stream(
-                len,
-                file_stream(tokio::fs::File::from_std(file), path, len),
-            ))),
+            Some(Ok((file, path, len))) => Ok(Some(Blob::from_file(file, path, len))),
         }
     }
 
@@ -588,36 +593,6 @@ impl BlobStore for FsBlobStore {
     ) -> BoxFuture<'a, Result<Stored, StoreError>> {
         Box::pin(FsBlobStore::put_stream(self, digest, body))
     }
-}
-
-/// The `len` bytes of an opened blob file, in chunks of at most
-/// [`READ_CHUNK`] bytes, each read only when the consumer asks for it. A
-/// file that ends early fails the stream (it never yields a short blob as
-/// if it were whole); bytes past `len` are never read.
-fn file_stream(file: tokio::fs::File, path: PathBuf, len: u64) -> ByteStream<'static> {
-    use tokio::io::AsyncReadExt as _;
-    Box::pin(futures_util::stream::try_unfold(
-        (file, path, len),
-        |(mut file, path, left)| async move {
-            if left == 0 {
-                return Ok(None);
-            }
-            let want = left.min(READ_CHUNK as u64);
-            let mut buf = BytesMut::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
-            let n = (&mut file).take(want).read_buf(&mut buf).await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "content store: {} ended {left} bytes before its length",
-                        path.display()
-                    ),
-                ));
-            }
-            let left = left - n as u64;
-            Ok(Some((buf.freeze(), (file, path, left))))
-        },
-    ))
 }
 
 fn blob_path(objects: &Path, digest: &Digest) -> PathBuf {

@@ -23,15 +23,25 @@
 //! verified is still served after a crash or restart; a write of entries
 //! that are all present already writes nothing (no fsync).
 //!
-//! The API is synchronous (redb); async callers use `spawn_blocking`.
+//! A memory mirror answers repeated lookups without a redb transaction: a
+//! byte-weighed cache ([`MIRROR_BYTES`]) of entries read or written by this
+//! process, filled after a read and after a write commits, and purged
+//! after a deletion commits (a lookup that raced with a deletion does not
+//! put back what was deleted). redb lets one process open the file, so the
+//! mirror sees every write. A miss in the mirror reads the file.
+//!
+//! The API is synchronous (redb); async callers try [`ArtifactIndex::get_cached`]
+//! (memory only, never blocks) and run [`ArtifactIndex::get`] on the
+//! blocking pool when it has no answer.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::Digest;
+use super::digest::Digest;
 
 /// The kinds of keys, one definition each.
 pub mod kinds {
@@ -56,6 +66,15 @@ const ENTRIES: TableDefinition<(&str, u64, &str, &str), &[u8]> = TableDefinition
 pub const MAX_PROOF_TEXT: usize = 1024;
 /// Longest upstream, kind or key.
 pub const MAX_KEY_PART: usize = 1024;
+/// Byte budget of the memory mirror: each entry counts its key, its proof
+/// text and [`MIRROR_ENTRY_OVERHEAD`] (about 100,000 entries of typical
+/// size).
+pub const MIRROR_BYTES: u64 = 32 * 1024 * 1024;
+/// What one mirrored entry costs beyond its key and proof text.
+const MIRROR_ENTRY_OVERHEAD: usize = 160;
+
+/// The mirror's key: (upstream, epoch, kind, key).
+type MirrorKey = (Arc<str>, u64, Arc<str>, Box<str>);
 
 /// What the index holds for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,10 +162,18 @@ fn check_part(what: &'static str, s: &str) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// The artifact index. Cheap to clone (shared database).
+/// The artifact index. Cheap to clone (shared database and mirror).
 #[derive(Clone)]
 pub struct ArtifactIndex {
     db: Arc<redb::Database>,
+    mirror: moka::sync::Cache<MirrorKey, Entry>,
+    /// Bumped after every deletion commits; a read that saw another value
+    /// when it began does not fill the mirror.
+    deletions: Arc<AtomicU64>,
+}
+
+fn mirror_key(upstream: &str, epoch: u64, kind: &str, key: &str) -> MirrorKey {
+    (Arc::from(upstream), epoch, Arc::from(kind), Box::from(key))
 }
 
 impl std::fmt::Debug for ArtifactIndex {
@@ -165,10 +192,31 @@ impl ArtifactIndex {
             Ok(())
         })
         .map_err(|(op, detail)| IndexError::Storage { op, detail })?;
-        Ok(ArtifactIndex { db: Arc::new(db) })
+        let mirror = moka::sync::Cache::builder()
+            .max_capacity(MIRROR_BYTES)
+            .weigher(|k: &MirrorKey, v: &Entry| {
+                let n = k.0.len() + k.2.len() + k.3.len() + v.proof.len() + MIRROR_ENTRY_OVERHEAD;
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .build();
+        Ok(ArtifactIndex {
+            db: Arc::new(db),
+            mirror,
+            deletions: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// The entry for `(upstream, epoch, kind, key)`, if one was recorded.
+    /// The entry for `(upstream, epoch, kind, key)` if the memory mirror
+    /// holds it; `None` says nothing (ask [`ArtifactIndex::get`]). Never
+    /// blocks: callable on the async threads.
+    pub fn get_cached(&self, upstream: &str, epoch: u64, kind: &str, key: &str) -> Option<Entry> {
+        // Lookups by borrowed parts would need a key type of their own;
+        // the allocation is small next to a redb transaction.
+        self.mirror.get(&mirror_key(upstream, epoch, kind, key))
+    }
+
+    /// The entry for `(upstream, epoch, kind, key)`, if one was recorded:
+    /// from the memory mirror, else from the file (and then mirrored).
     pub fn get(
         &self,
         upstream: &str,
@@ -179,15 +227,26 @@ impl ArtifactIndex {
         check_part("upstream", upstream)?;
         check_part("kind", kind)?;
         check_part("key", key)?;
+        let mkey = mirror_key(upstream, epoch, kind, key);
+        if let Some(e) = self.mirror.get(&mkey) {
+            return Ok(Some(e));
+        }
+        let seen = self.deletions.load(Ordering::Acquire);
         let txn = self.db.begin_read().map_err(storage("begin read"))?;
         let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
-        match t
+        let found = match t
             .get((upstream, epoch, kind, key))
             .map_err(storage("read"))?
         {
-            Some(v) => Entry::decode(v.value()).map(Some),
-            None => Ok(None),
+            Some(v) => Entry::decode(v.value())?,
+            None => return Ok(None),
+        };
+        drop(t);
+        drop(txn);
+        if self.deletions.load(Ordering::Acquire) == seen {
+            self.mirror.insert(mkey, found.clone());
         }
+        Ok(Some(found))
     }
 
     /// Records every `(key, entry)` of one `(upstream, epoch, kind)` in one
@@ -224,10 +283,11 @@ impl ArtifactIndex {
             return Ok(0);
         }
         let txn = self.db.begin_write().map_err(storage("begin write"))?;
-        let mut new = 0;
+        let mut written = Vec::with_capacity(missing.len());
         {
             let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
-            for (key, entry) in missing {
+            for e in missing {
+                let (key, entry) = (&e.0, &e.1);
                 let present = t
                     .get((upstream, epoch, kind, key.as_str()))
                     .map_err(storage("read"))?
@@ -238,12 +298,67 @@ impl ArtifactIndex {
                         entry.encode().as_slice(),
                     )
                     .map_err(storage("write"))?;
-                    new += 1;
+                    written.push(e);
                 }
             }
         }
         txn.commit().map_err(storage("commit"))?;
-        Ok(new)
+        // Mirrored once durable.
+        for (key, entry) in &written {
+            self.mirror
+                .insert(mirror_key(upstream, epoch, kind, key), entry.clone());
+        }
+        Ok(written.len())
+    }
+
+    /// Deletes every entry (of any upstream, epoch and kind) that names
+    /// one of `digests`: the scrub (`bulwark store verify`) found those
+    /// blobs corrupt. Returns how many were deleted. Reads the whole index.
+    pub fn remove_digests(&self, digests: &[Digest]) -> Result<u64, IndexError> {
+        if digests.is_empty() {
+            return Ok(0);
+        }
+        type Key = (String, u64, String, String);
+        let keys: Vec<Key> = {
+            let txn = self.db.begin_read().map_err(storage("begin read"))?;
+            let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            let mut keys = Vec::new();
+            for item in t.iter().map_err(storage("read"))? {
+                let (k, v) = item.map_err(storage("read"))?;
+                let names = v
+                    .value()
+                    .get(..32)
+                    .is_some_and(|d| digests.iter().any(|x| x.as_bytes() == d));
+                if names {
+                    let (u, e, kind, key) = k.value();
+                    keys.push((u.to_string(), e, kind.to_string(), key.to_string()));
+                }
+            }
+            keys
+        };
+        self.remove_keys(&keys)?;
+        Ok(keys.len() as u64)
+    }
+
+    /// Deletes `keys` in one durable transaction, then from the mirror.
+    fn remove_keys(&self, keys: &[(String, u64, String, String)]) -> Result<(), IndexError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(storage("begin write"))?;
+        {
+            let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+            for (u, e, kind, key) in keys {
+                t.remove((u.as_str(), *e, kind.as_str(), key.as_str()))
+                    .map_err(storage("delete"))?;
+            }
+        }
+        txn.commit().map_err(storage("commit"))?;
+        self.deletions.fetch_add(1, Ordering::AcqRel);
+        for (u, e, kind, key) in keys {
+            self.mirror.invalidate(&mirror_key(u, *e, kind, key));
+        }
+        Ok(())
     }
 
     /// Deletes every entry of `upstream` from epochs before `epoch`.
@@ -253,7 +368,7 @@ impl ArtifactIndex {
         if epoch == 0 {
             return Ok(0);
         }
-        let keys: Vec<(u64, String, String)> = {
+        let keys: Vec<(String, u64, String, String)> = {
             let txn = self.db.begin_read().map_err(storage("begin read"))?;
             let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
             let range = t
@@ -263,22 +378,11 @@ impl ArtifactIndex {
             for item in range {
                 let (k, _) = item.map_err(storage("read"))?;
                 let (_, e, kind, key) = k.value();
-                keys.push((e, kind.to_string(), key.to_string()));
+                keys.push((upstream.to_string(), e, kind.to_string(), key.to_string()));
             }
             keys
         };
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let txn = self.db.begin_write().map_err(storage("begin write"))?;
-        {
-            let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
-            for (e, kind, key) in &keys {
-                t.remove((upstream, *e, kind.as_str(), key.as_str()))
-                    .map_err(storage("delete"))?;
-            }
-        }
-        txn.commit().map_err(storage("commit"))?;
+        self.remove_keys(&keys)?;
         Ok(keys.len() as u64)
     }
 }
@@ -350,6 +454,83 @@ mod tests {
         assert!(!has("a", 1, b"1"));
         assert!(has("a", 2, b"2"));
         assert!(has("b", 0, b"3"));
+    }
+
+    #[test]
+    fn the_mirror_answers_lookups_and_forgets_what_was_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
+        let (x, y) = (Digest::of(b"x"), Digest::of(b"y"));
+        let k = |d: &Digest| d.to_string();
+        idx.put_all("a", 1, kinds::WARG_CONTENT, &[(k(&x), entry(b"x"))])
+            .unwrap();
+        idx.put_all("a", 2, kinds::WARG_CONTENT, &[(k(&y), entry(b"y"))])
+            .unwrap();
+        // Written entries are mirrored at once.
+        let got = idx.get_cached("a", 1, kinds::WARG_CONTENT, &k(&x)).unwrap();
+        assert_eq!(got.digest, x);
+        // A reopened index mirrors what it reads.
+        drop(idx);
+        let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_none());
+        assert!(idx
+            .get("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .unwrap()
+            .is_some());
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_some());
+        // Deleted entries are gone from the mirror too.
+        assert_eq!(idx.remove_before("a", 2).unwrap(), 1);
+        assert!(idx
+            .get_cached("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .is_none());
+        assert!(idx
+            .get("a", 1, kinds::WARG_CONTENT, &k(&x))
+            .unwrap()
+            .is_none());
+        assert!(idx
+            .get("a", 2, kinds::WARG_CONTENT, &k(&y))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn remove_digests_drops_every_entry_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
+        let (bad, good) = (Digest::of(b"bad"), Digest::of(b"good"));
+        idx.put_all(
+            "a",
+            1,
+            "go.zip",
+            &[
+                ("m@v1".into(), Entry::new(bad, "r1")),
+                ("m@v2".into(), Entry::new(good, "r2")),
+            ],
+        )
+        .unwrap();
+        idx.put_all(
+            "b",
+            3,
+            kinds::WARG_CONTENT,
+            &[(bad.to_string(), Entry::new(bad, "r3"))],
+        )
+        .unwrap();
+        assert_eq!(idx.remove_digests(&[bad]).unwrap(), 2);
+        assert!(idx.get("a", 1, "go.zip", "m@v1").unwrap().is_none());
+        assert!(idx.get_cached("a", 1, "go.zip", "m@v1").is_none());
+        assert!(idx
+            .get("b", 3, kinds::WARG_CONTENT, &bad.to_string())
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            idx.get("a", 1, "go.zip", "m@v2").unwrap().unwrap().digest,
+            good
+        );
+        assert_eq!(idx.remove_digests(&[bad]).unwrap(), 0);
     }
 
     #[test]

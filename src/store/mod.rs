@@ -30,24 +30,29 @@
 pub mod blobs;
 pub mod digest;
 pub mod index;
+mod read;
+mod scrub;
 #[cfg(test)]
 pub(crate) mod test_child;
 pub mod versioned;
 
-pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport, READ_CHUNK};
+pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport};
 pub use digest::{Digest, DigestError};
 pub use index::{ArtifactIndex, IndexError};
+pub use read::{ByteStream, READ_BUDGET, READ_CHUNK};
+pub use scrub::{scrub, ScrubReport};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
 use std::path::PathBuf;
 
-/// A body to store, chunk by chunk. A chunk error aborts the put.
-pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
-
 /// A stored blob opened for reading: its length, and its bytes either
-/// already in memory (small blobs) or as a stream of chunks read on demand.
+/// already in memory (small blobs), as an open file read chunk by chunk on
+/// demand, or as a stream of chunks.
+///
+/// [`Blob::range`] narrows it to a byte range without reading what it
+/// skips (a file is read from the range's first byte), so HTTP `Range`
+/// answers and `HEAD` cost no reads of unwanted bytes.
 pub struct Blob {
     len: u64,
     body: BlobBody,
@@ -55,6 +60,12 @@ pub struct Blob {
 
 enum BlobBody {
     Memory(Bytes),
+    /// `len` bytes of `file` from `offset`.
+    File {
+        file: std::fs::File,
+        path: PathBuf,
+        offset: u64,
+    },
     Stream(ByteStream<'static>),
 }
 
@@ -85,6 +96,19 @@ impl Blob {
         }
     }
 
+    /// The first `len` bytes of an open file (of at least that length),
+    /// read chunk by chunk when streamed; `path` names it in errors.
+    pub(crate) fn from_file(file: std::fs::File, path: PathBuf, len: u64) -> Blob {
+        Blob {
+            len,
+            body: BlobBody::File {
+                file,
+                path,
+                offset: 0,
+            },
+        }
+    }
+
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
         self.len
@@ -99,17 +123,65 @@ impl Blob {
     pub fn in_memory(&self) -> Option<&Bytes> {
         match &self.body {
             BlobBody::Memory(b) => Some(b),
-            BlobBody::Stream(_) => None,
+            _ => None,
         }
     }
 
-    /// Its bytes as a stream of chunks.
+    /// The bytes `start..start + len` of the blob (clamped to its end).
+    /// Nothing is read: a file is later read from `start`, bytes in memory
+    /// are shared. (A blob that is only a stream skips what it must, as
+    /// it streams.)
+    pub fn range(self, start: u64, len: u64) -> Blob {
+        let start = start.min(self.len);
+        let len = len.min(self.len - start);
+        let body = match self.body {
+            BlobBody::Memory(b) => {
+                // start + len <= b.len(), which is a usize.
+                let (s, e) = (start as usize, (start + len) as usize);
+                BlobBody::Memory(b.slice(s..e))
+            }
+            BlobBody::File { file, path, offset } => BlobBody::File {
+                file,
+                path,
+                offset: offset + start,
+            },
+            BlobBody::Stream(s) => BlobBody::Stream(skip_stream(s, start)),
+        };
+        Blob { len, body }
+    }
+
+    /// Its bytes as a stream of chunks (at most [`READ_CHUNK`] bytes each
+    /// when read from a file).
     pub fn into_stream(self) -> ByteStream<'static> {
         match self.body {
             BlobBody::Memory(b) => Box::pin(futures_util::stream::once(async move { Ok(b) })),
+            BlobBody::File { file, path, offset } => {
+                read::file_stream(file, path, offset, self.len)
+            }
             BlobBody::Stream(s) => s,
         }
     }
+}
+
+/// `stream` without its first `skip` bytes.
+fn skip_stream(stream: ByteStream<'static>, skip: u64) -> ByteStream<'static> {
+    use futures_util::StreamExt as _;
+    if skip == 0 {
+        return stream;
+    }
+    Box::pin(
+        stream
+            .scan(skip, |left, chunk| {
+                let out = chunk.map(|mut c| {
+                    let drop = usize::try_from(*left).unwrap_or(usize::MAX).min(c.len());
+                    *left -= drop as u64;
+                    bytes::Buf::advance(&mut c, drop);
+                    c
+                });
+                std::future::ready(Some(out))
+            })
+            .filter(|c| std::future::ready(!matches!(c, Ok(b) if b.is_empty()))),
+    )
 }
 
 /// What a successful put did.
@@ -217,5 +289,47 @@ impl StoreError {
             StoreError::Io { .. } => "io",
             StoreError::Task(_) => "task",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ranged_blob_reads_only_its_range_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FsBlobConfig {
+            memory_max_object: 0,
+            ..FsBlobConfig::default()
+        };
+        let store = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        let data: Vec<u8> = (0..3 * READ_CHUNK as u32 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let d = Digest::of(&data);
+        store.put(&d, Bytes::from(data.clone())).await.unwrap();
+        let blob = store.get_stream(&d).await.unwrap().unwrap();
+        assert!(blob.in_memory().is_none());
+        let start = READ_CHUNK as u64 + 3;
+        let part = blob.range(start, 2 * READ_CHUNK as u64);
+        assert_eq!(part.len(), 2 * READ_CHUNK as u64);
+        // Exactly the range's bytes, read from its first byte on.
+        use futures_util::StreamExt as _;
+        let mut got = Vec::new();
+        let mut s = part.into_stream();
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &data[start as usize..start as usize + 2 * READ_CHUNK]);
+        // Memory blobs slice without copying; a range past the end is empty.
+        let m = Blob::from_bytes(Bytes::from_static(b"0123456789")).range(8, 5);
+        assert_eq!(m.in_memory().unwrap().as_ref(), b"89");
+        assert_eq!(
+            Blob::from_bytes(Bytes::from_static(b"01"))
+                .range(5, 1)
+                .len(),
+            0
+        );
     }
 }

@@ -39,7 +39,7 @@ use http::{header, Method, Request, Response, StatusCode};
 
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
-use crate::server::{Front, ReqBody, ResBody};
+use crate::http::{Front, ReqBody, ResBody};
 use crate::warg::config::PROTOCOL;
 use crate::warg::follower::MAX_CHECKPOINT_BYTES;
 use crate::warg::ledger::LEDGER_PAGE;
@@ -163,6 +163,7 @@ impl WargFront {
                 headers: Vec::new(),
                 content_type: "text/plain",
                 stream: None,
+                blob: None,
             },
             (Route::FetchLogs, _) => self.fetch_logs(up, req).await,
             (Route::PublishRecord { log_id }, _) => self.publish(up, &log_id, req).await,
@@ -385,6 +386,7 @@ impl WargFront {
                 headers: Vec::new(),
                 content_type: wire::CONTENT_TYPE_LEDGER,
                 stream: None,
+                blob: None,
             },
             Err(r) => refusal(&r),
         }
@@ -445,7 +447,7 @@ impl Front for WargFront {
             if route == "warg.content_bytes" {
                 let path = req.uri().path().to_string();
                 return match self.content_route(&path).await {
-                    Some(a) => a.into_response(),
+                    Some(a) => a.into_response_for(req.headers(), req.method()),
                     None => {
                         Answer::message(StatusCode::NOT_FOUND, "no such content").into_response()
                     }
@@ -483,7 +485,7 @@ fn sane_authority(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::full;
+    use crate::http::full;
 
     fn req(uri: &str, host: Option<&str>) -> Request<ReqBody> {
         let mut b = Request::builder().uri(uri);

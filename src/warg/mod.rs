@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use crate::config::ProtocolConfig;
 use crate::ecosystem::{Ecosystem, EcosystemContext};
-use crate::server::Front;
+use crate::http::Front;
 
 /// The Warg ecosystem, registered in `src/ecosystems.rs`.
 pub struct Warg;

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::http::{full, read_body_within, ReqBody, ResBody};
 use crate::pipeline::refusal::{Refusal, CHECK_DIGEST};
-use crate::server::{full, read_body_within, ReqBody, ResBody};
 use crate::warg::wire;
 
 /// A refusal or an answer: status, body, extra headers.
@@ -17,6 +17,10 @@ pub(super) struct Answer {
     pub content_type: &'static str,
     /// Streamed content (a stored blob) sent instead of `body`.
     pub stream: Option<ResBody>,
+    /// A stored blob and its digest, answered by
+    /// [`crate::pipeline::respond::blob_response`] (ETag, 304, HEAD, Range).
+    /// (Boxed: `Answer` is the error type of many functions.)
+    pub blob: Option<Box<(crate::store::Blob, crate::store::Digest)>>,
 }
 
 impl Answer {
@@ -27,6 +31,7 @@ impl Answer {
             headers: Vec::new(),
             content_type: wire::CONTENT_TYPE_JSON,
             stream: None,
+            blob: None,
         }
     }
 
@@ -49,7 +54,36 @@ impl Answer {
         }
     }
 
+    /// The response to a request with these headers and method (they
+    /// matter to a stored blob only).
+    pub fn into_response_for(
+        self,
+        headers: &http::HeaderMap,
+        method: &http::Method,
+    ) -> Response<ResBody> {
+        use crate::pipeline::respond::{blob_response, BlobResponse};
+        let Some(stored) = self.blob else {
+            return self.into_response();
+        };
+        let (blob, digest) = *stored;
+        let opts = BlobResponse {
+            content_type: self.content_type,
+            immutable: true,
+            warning: None,
+        };
+        let mut res = blob_response(headers, method, blob, &digest, opts);
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                res.headers_mut().insert(name, v);
+            }
+        }
+        res
+    }
+
     pub fn into_response(self) -> Response<ResBody> {
+        if self.blob.is_some() {
+            return self.into_response_for(&http::HeaderMap::new(), &http::Method::GET);
+        }
         let mut res = Response::new(self.stream.unwrap_or_else(|| full(self.body)));
         *res.status_mut() = self.status;
         res.headers_mut().insert(
@@ -105,19 +139,20 @@ pub(super) fn octets(bytes: Bytes) -> Answer {
         headers: Vec::new(),
         content_type: "application/octet-stream",
         stream: None,
+        blob: None,
     }
 }
 
 /// Stored content, streamed from the store.
-pub(super) fn stored_octets(blob: crate::store::Blob) -> Answer {
+pub(super) fn stored_octets(blob: crate::store::Blob, digest: crate::store::Digest) -> Answer {
     let mut a = octets(Bytes::new());
-    a.stream = Some(crate::server::stream_body(blob.len(), blob.into_stream()));
+    a.blob = Some(Box::new((blob, digest)));
     a
 }
 
 /// The answer for a client body that could not be read: the body reader's
 /// own status (413 over the limit), else 400.
-pub(super) fn body_error(e: crate::server::ApiError) -> Answer {
+pub(super) fn body_error(e: crate::http::ApiError) -> Answer {
     Answer::message(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         e.message,

@@ -70,7 +70,7 @@ impl WargFront {
             Err(a) => return a,
         };
         match self.warg.content(up, &d).await {
-            Ok(Some(c)) => stored_octets(c.blob).warning(c.warning),
+            Ok(Some(c)) => stored_octets(c.blob, d).warning(c.warning),
             Ok(None) => not_found(digest),
             Err(r) => refusal(&r),
         }

@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Request, StatusCode};
 
 use super::answer::{body_error, refusal, Answer};
 use super::WargFront;
-use crate::server::{drain_body, read_body, read_body_within, ReqBody};
+use crate::http::{drain_body, read_body, read_body_within, ReqBody};
 use crate::warg::publish::publish_off;
 use crate::warg::registry::Registry;
 use crate::warg::wire::{self, LogId, PackageRecord, PublishRecordRequest};
