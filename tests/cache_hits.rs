@@ -8,13 +8,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use sha2::Digest as _;
 use support::gofixture::{write_module, FixtureOptions, GoFixture};
+use support::http::send;
 
 const MODULE: &str = "example.com/cached";
 const ZIP: &str = "/example.com/cached/@v/v1.0.0.zip";
@@ -22,37 +21,17 @@ const MOD: &str = "/example.com/cached/@v/v1.0.0.mod";
 
 /// A running `bulwark serve`, killed and reaped on drop.
 struct Bulwark {
-    child: Child,
+    child: std::process::Child,
     addr: SocketAddr,
 }
 
 impl Bulwark {
     fn start(config: &Path) -> Bulwark {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bulwark");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(a) = l.strip_prefix("listening on ") {
-                        break a.parse().expect("address");
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("bulwark exited before listening");
-                }
-            }
-        };
-        Bulwark { child, addr }
+        let s = support::serve::spawn(Path::new(env!("CARGO_BIN_EXE_bulwark")), config, "warn");
+        Bulwark {
+            child: s.child,
+            addr: s.addr,
+        }
     }
 }
 
@@ -60,53 +39,6 @@ impl Drop for Bulwark {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// One HTTP/1.0 exchange (the server closes after the answer).
-fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    Reply {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
     }
 }
 

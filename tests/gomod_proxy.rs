@@ -14,13 +14,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use bulwark::gomod::sumdb;
 use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture, TileKind};
+use support::http::{get, Reply};
 
 const GREET: &str = "example.com/greet";
 const HELLO: &str = "example.com/Hello";
@@ -186,49 +187,6 @@ impl Drop for Bulwark {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", text(&self.body)))
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        let name = name.to_ascii_lowercase();
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim().to_ascii_lowercase() == name).then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// HTTP/1.0 GET (bulwark answers with a Content-Length and closes).
-fn get(addr: SocketAddr, path: &str) -> Reply {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    Reply {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
     }
 }
 

@@ -13,10 +13,11 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use support::http::{get, send};
 use support::pypi::{bin_dir, make_wheel, PypiServer};
 use support::serve::{spawn, Spawned};
 
@@ -53,51 +54,6 @@ fn write_config(dir: &Path, index_url: &str) -> PathBuf {
     )
     .expect("write config");
     file
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// HTTP/1.0 GET with extra header lines.
-fn get(addr: SocketAddr, path: &str, headers: &str) -> Reply {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    Reply {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    }
 }
 
 fn assert_success(what: &str, out: &Output) {
@@ -182,10 +138,11 @@ fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() 
     let index = format!("http://{}/pypi/simple/", b.0.addr);
 
     // A page in each format, every file URL pointing at bulwark.
-    let json = get(
+    let json = send(
         b.0.addr,
+        "GET",
         "/pypi/simple/Alpha/",
-        "Accept: application/vnd.pypi.simple.v1+json\r\n",
+        &[("Accept", "application/vnd.pypi.simple.v1+json")],
     );
     assert_eq!(json.status, 200, "{}", String::from_utf8_lossy(&json.body));
     assert_eq!(
@@ -202,7 +159,7 @@ fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() 
         j["files"][0]["hashes"]["sha256"].as_str().unwrap().len(),
         64
     );
-    let html = get(b.0.addr, "/pypi/simple/beta/", "");
+    let html = get(b.0.addr, "/pypi/simple/beta/");
     assert_eq!(html.status, 200);
     let text = String::from_utf8_lossy(&html.body);
     assert!(
@@ -231,11 +188,11 @@ fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() 
     drop(upstream);
     drop(b);
     let b = start(&config);
-    let r = get(b.0.addr, "/pypi/files/beta/beta-2.0-py3-none-any.whl", "");
+    let r = get(b.0.addr, "/pypi/files/beta/beta-2.0-py3-none-any.whl");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, std::fs::read(&beta).unwrap());
     assert!(r.header("etag").is_some_and(|e| e.starts_with("\"sha256:")));
-    let r = get(b.0.addr, "/pypi/files/gamma/gamma-1.0-py3-none-any.whl", "");
+    let r = get(b.0.addr, "/pypi/files/gamma/gamma-1.0-py3-none-any.whl");
     assert_ne!(r.status, 200);
 }
 
@@ -248,14 +205,14 @@ fn a_file_whose_bytes_differ_from_the_index_sha256_is_refused_and_not_stored() {
     let upstream = PypiServer::start(&pkgs);
     let b = start(&write_config(dir.path(), &upstream.index_url()));
     // bulwark reads the page (and keeps it briefly)...
-    assert_eq!(get(b.0.addr, "/pypi/simple/alpha/", "").status, 200);
+    assert_eq!(get(b.0.addr, "/pypi/simple/alpha/").status, 200);
     // ...then the upstream serves other bytes under that name.
     let mut bytes = std::fs::read(&wheel).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&wheel, &bytes).unwrap();
     let before = objects(&dir.path().join("data"));
-    let r = get(b.0.addr, "/pypi/files/alpha/alpha-1.0-py3-none-any.whl", "");
+    let r = get(b.0.addr, "/pypi/files/alpha/alpha-1.0-py3-none-any.whl");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     let j = r.json();
     assert_eq!(j["upstream"], UPSTREAM, "{j}");
@@ -289,7 +246,7 @@ fn an_index_listing_a_file_twice_with_two_digests_is_refused() {
     });
     let dir = tempfile::tempdir().unwrap();
     let b = start(&write_config(dir.path(), &format!("http://{addr}/simple")));
-    let r = get(b.0.addr, "/pypi/simple/alpha/", "");
+    let r = get(b.0.addr, "/pypi/simple/alpha/");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     let j = r.json();
     assert_eq!(j["check"], "index page", "{j}");

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 
 pub mod gofixture;
+pub mod http;
 pub mod pypi;
 pub mod serve;
 pub mod warg;
