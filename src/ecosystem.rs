@@ -25,6 +25,7 @@ use crate::http::Front;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::trust::Trust;
+use crate::upstream::UpstreamOptions;
 
 /// One ecosystem (a package protocol): its configuration and its front.
 pub trait Ecosystem: Sync {
@@ -63,6 +64,20 @@ pub struct EcosystemContext {
 }
 
 impl EcosystemContext {
+    /// The upstream client options every ecosystem starts from for `u`
+    /// talking to `url`: its name, its bearer `token`, its extra CA
+    /// (`ca_file`), and latency observed in the server's metrics.
+    pub fn upstream_options(&self, u: &UpstreamConfig, url: &str) -> UpstreamOptions {
+        let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
+        o.bearer_token = u.token.as_ref().map(|t| t.0.clone());
+        o.extra_ca_pem = u.ca_file.clone();
+        let m = self.metrics.clone();
+        o.latency_hook = Some(Arc::new(move |name: &str, d: std::time::Duration, _| {
+            m.observe_upstream_latency(name, d)
+        }));
+        o
+    }
+
     /// The configured upstreams speaking `protocol`, in file order.
     pub fn upstreams<'a>(
         &'a self,

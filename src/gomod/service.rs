@@ -41,7 +41,7 @@ use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::store::Blob;
 use crate::tlog::note::VerifierKey;
-use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
+use crate::upstream::{UpstreamClient, UpstreamRequest};
 
 /// The content type of text answers.
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -111,16 +111,7 @@ impl GoUpstream {
             .parse()
             .map_err(|e| anyhow::anyhow!("upstream {}: sumdb.key: {e}", u.name))?;
         let policy = u.witness_policy.as_ref().map(|w| w.policy.clone());
-        let options = |url: &str| {
-            let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
-            o.bearer_token = u.token.as_ref().map(|t| t.0.clone());
-            o.extra_ca_pem = u.ca_file.clone();
-            let m = ctx.metrics.clone();
-            o.latency_hook = Some(Arc::new(move |name: &str, d: Duration, _| {
-                m.observe_upstream_latency(name, d)
-            }));
-            o
-        };
+        let options = |url: &str| ctx.upstream_options(u, url);
         let proxy = UpstreamClient::new(options(&u.url))?;
         let sumdb_client = UpstreamClient::new(options(&sdb.url))?;
         let verifier = SumdbVerifier::new(

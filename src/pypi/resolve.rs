@@ -11,11 +11,10 @@ use http::{header, HeaderValue};
 
 use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
-use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::store::{Blob, Digest};
-use crate::upstream::{UpstreamClient, UpstreamOptions, UpstreamRequest};
+use crate::upstream::{UpstreamClient, UpstreamRequest};
 
 use super::name::ProjectName;
 use super::simple::{
@@ -89,17 +88,7 @@ impl PypiUpstream {
             base.set_path(&p);
         }
         let origin = base.origin().ascii_serialization();
-        let metrics: Arc<Metrics> = ctx.metrics.clone();
-        let options = |url: &str| {
-            let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
-            o.bearer_token = u.token.as_ref().map(|t| t.0.clone());
-            o.extra_ca_pem = u.ca_file.clone();
-            let m = metrics.clone();
-            o.latency_hook = Some(Arc::new(move |name: &str, d: Duration, _| {
-                m.observe_upstream_latency(name, d)
-            }));
-            o
-        };
+        let options = |url: &str| ctx.upstream_options(u, url);
         Ok(PypiUpstream {
             name: u.name.clone(),
             index: UpstreamClient::new(options(u.url.trim_end_matches('/')))?,

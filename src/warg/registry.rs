@@ -203,16 +203,7 @@ impl Registries {
         check: &'static str,
         r: Result<T, WargVerifyError>,
     ) -> Result<T, Refusal> {
-        match r {
-            Ok(v) => {
-                self.tally(reg, check, true);
-                Ok(v)
-            }
-            Err(e) => {
-                self.tally(reg, verify_check(&e), false);
-                Err(from_verify(&reg.name, &e))
-            }
-        }
+        self.counted(reg, check, r, verify_check, from_verify)
     }
 
     /// [`Self::verified`] for the adapters of `warg::checks`.
@@ -222,14 +213,27 @@ impl Registries {
         check: &'static str,
         r: Result<T, CheckError>,
     ) -> Result<T, Refusal> {
+        self.counted(reg, check, r, CheckError::check, from_check)
+    }
+
+    /// Counts an outcome (`check` when it passed, `failed(e)` otherwise)
+    /// and turns a failure into a refusal with `refuse`.
+    fn counted<T, E>(
+        &self,
+        reg: &Registry,
+        check: &'static str,
+        r: Result<T, E>,
+        failed: impl Fn(&E) -> &'static str,
+        refuse: impl Fn(&str, &E) -> Refusal,
+    ) -> Result<T, Refusal> {
         match r {
             Ok(v) => {
                 self.tally(reg, check, true);
                 Ok(v)
             }
             Err(e) => {
-                self.tally(reg, e.check(), false);
-                Err(from_check(&reg.name, &e))
+                self.tally(reg, failed(&e), false);
+                Err(refuse(&reg.name, &e))
             }
         }
     }
