@@ -157,6 +157,7 @@ impl FsBlobStore {
                 fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
             }
             sync_dir(&root).map_err(io_err("fsync directory", &root))?;
+            create_shards(&o)?;
             remove_stale_temps(&t)
         })
         .await?;
@@ -604,6 +605,26 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates the 256 shard directories (`sha256/00` to `sha256/ff`) that
+/// are missing, and makes their names durable (one fsync of `objects`,
+/// only if one was created): a first write into a shard then costs no
+/// directory creation and no fsync of `objects` on its way.
+fn create_shards(objects: &Path) -> Result<(), StoreError> {
+    let mut created = false;
+    for i in 0..=255u8 {
+        let shard = objects.join(format!("{i:02x}"));
+        match fs::create_dir(&shard) {
+            Ok(()) => created = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", &shard)(e)),
+        }
+    }
+    if created {
+        sync_dir(objects).map_err(io_err("fsync directory", objects))?;
+    }
+    Ok(())
+}
+
 /// Removes every file in `tmp` whose writer is gone (its `flock` can be
 /// taken). Returns how many were removed.
 fn remove_stale_temps(tmp: &Path) -> Result<usize, StoreError> {
@@ -825,6 +846,31 @@ mod tests {
         assert_eq!(store.get(&d).await.unwrap(), Some(b));
         assert_eq!(store.get(&Digest::of(b"other")).await.unwrap(), None);
         assert!(files_under(store.temp_dir()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn open_creates_every_shard_so_a_first_write_creates_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let objects = dir.path().join("blobs/sha256");
+        let shards: Vec<String> = fs::read_dir(&objects)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(shards.len(), 256, "{shards:?}");
+        assert!(objects.join("00").is_dir() && objects.join("ff").is_dir());
+        // A shard removed behind the store's back is made again by a write.
+        let b = Bytes::from_static(b"into a removed shard");
+        let d = Digest::of(&b);
+        fs::remove_dir(objects.join(&d.hex()[..2])).unwrap();
+        assert_eq!(store.put(&d, b.clone()).await.unwrap(), Stored::New);
+        assert_eq!(fs::read(store.path_of(&d)).unwrap(), b.as_ref());
+        // And a reopen puts every missing shard back.
+        let other = if &d.hex()[..2] == "7f" { "80" } else { "7f" };
+        fs::remove_dir(objects.join(other)).unwrap();
+        drop(store);
+        open(dir.path()).await;
+        assert!(objects.join(other).is_dir());
     }
 
     #[tokio::test]

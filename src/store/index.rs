@@ -23,6 +23,13 @@
 //! verified is still served after a crash or restart; a write of entries
 //! that are all present already writes nothing (no fsync).
 //!
+//! Writes are group-committed: the writes that arrive while a commit is
+//! being flushed wait for it, and the first of them then commits them all
+//! in one transaction, one flush; each returns only after the flush that
+//! made its own entries durable (nothing is acknowledged before its
+//! fsync). Concurrent fills (parallel downloads, several clients) share
+//! their flushes instead of queueing one flush each.
+//!
 //! A memory mirror answers repeated lookups without a redb transaction: a
 //! byte-weighed cache ([`MIRROR_BYTES`]) of entries read or written by this
 //! process, filled after a read and after a write commits, and purged
@@ -36,7 +43,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -138,7 +145,7 @@ impl Entry {
 
 /// Why the index could not answer. A caller refuses to serve on any of
 /// these (never "not found").
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IndexError {
     #[error("artifact index: {op}: {detail}")]
     Storage { op: &'static str, detail: String },
@@ -170,6 +177,70 @@ pub struct ArtifactIndex {
     /// Bumped after every deletion commits; a read that saw another value
     /// when it began does not fill the mirror.
     deletions: Arc<AtomicU64>,
+    group: Arc<Group>,
+}
+
+/// The group commit of writes (see the module documentation).
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+    /// Signalled when a commit finished (its writes have their outcome).
+    done: Condvar,
+    /// How many write transactions were committed (for tests).
+    commits: AtomicU64,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Writes waiting for the next commit.
+    queue: Vec<Arc<Write>>,
+    /// Whether a thread is committing a batch now.
+    committing: bool,
+}
+
+/// One `put_all` waiting in the group: what to write, and its outcome
+/// once the commit that holds it is durable.
+struct Write {
+    upstream: String,
+    epoch: u64,
+    kind: String,
+    entries: Vec<(String, Entry)>,
+    outcome: Mutex<Option<Result<usize, IndexError>>>,
+}
+
+/// The batch a leader commits. Dropped when the commit is over (or its
+/// thread panicked): lets the next leader in, and fails every write of
+/// the batch left without an outcome, so no writer waits forever.
+struct Lead<'a> {
+    group: &'a Group,
+    batch: Vec<Arc<Write>>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        for w in &self.batch {
+            let mut o = w.outcome.lock().unwrap_or_else(|p| p.into_inner());
+            if o.is_none() {
+                *o = Some(Err(IndexError::Storage {
+                    op: "commit",
+                    detail: "the thread committing this write failed".into(),
+                }));
+            }
+        }
+        let mut state = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.committing = false;
+        drop(state);
+        self.group.done.notify_all();
+    }
+}
+
+impl Write {
+    fn outcome(&self) -> Option<Result<usize, IndexError>> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 fn mirror_key(upstream: &str, epoch: u64, kind: &str, key: &str) -> MirrorKey {
@@ -184,10 +255,15 @@ impl std::fmt::Debug for ArtifactIndex {
 
 impl ArtifactIndex {
     /// Opens (creating if needed) the index file, usually
-    /// `<data_dir>/index.redb`.
+    /// `<data_dir>/index.redb`, for this process alone: it fails while
+    /// another process (a running `bulwark serve`) has it open. So the
+    /// memory mirror sees every write, and a commit is one flush (redb's
+    /// checksummed commit; a file shared with writers in other processes
+    /// needs two).
     pub fn open(path: impl AsRef<Path>) -> Result<ArtifactIndex, IndexError> {
         let path = path.as_ref();
-        let db = crate::store::versioned::open(path, SCHEMA_VERSION, |txn| {
+        let mode = redb::ConcurrencyMode::ExclusiveWriter;
+        let db = crate::store::versioned::open(path, SCHEMA_VERSION, mode, |txn| {
             txn.open_table(ENTRIES)?;
             Ok(())
         })
@@ -203,6 +279,7 @@ impl ArtifactIndex {
             db: Arc::new(db),
             mirror,
             deletions: Arc::new(AtomicU64::new(0)),
+            group: Arc::new(Group::default()),
         })
     }
 
@@ -249,8 +326,10 @@ impl ArtifactIndex {
         Ok(Some(found))
     }
 
-    /// Records every `(key, entry)` of one `(upstream, epoch, kind)` in one
-    /// durable transaction. Keys already present keep their first entry
+    /// Records every `(key, entry)` of one `(upstream, epoch, kind)`,
+    /// durably before it returns, all in one transaction (shared with the
+    /// writes of other threads that wait for the same flush: see the
+    /// module documentation). Keys already present keep their first entry
     /// (what first proved them); when every key is present nothing is
     /// written. Returns how many entries were new.
     pub fn put_all(
@@ -265,7 +344,7 @@ impl ArtifactIndex {
         for (key, _) in entries {
             check_part("key", key)?;
         }
-        let missing: Vec<&(String, Entry)> = {
+        let missing: Vec<(String, Entry)> = {
             let txn = self.db.begin_read().map_err(storage("begin read"))?;
             let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
             let mut missing = Vec::new();
@@ -274,7 +353,7 @@ impl ArtifactIndex {
                     .map_err(storage("read"))?
                     .is_none()
                 {
-                    missing.push(e);
+                    missing.push(e.clone());
                 }
             }
             missing
@@ -282,33 +361,86 @@ impl ArtifactIndex {
         if missing.is_empty() {
             return Ok(0);
         }
-        let txn = self.db.begin_write().map_err(storage("begin write"))?;
-        let mut written = Vec::with_capacity(missing.len());
-        {
-            let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
-            for e in missing {
-                let (key, entry) = (&e.0, &e.1);
-                let present = t
-                    .get((upstream, epoch, kind, key.as_str()))
-                    .map_err(storage("read"))?
-                    .is_some();
-                if !present {
-                    t.insert(
-                        (upstream, epoch, kind, key.as_str()),
-                        entry.encode().as_slice(),
-                    )
-                    .map_err(storage("write"))?;
-                    written.push(e);
+        let write = Arc::new(Write {
+            upstream: upstream.to_string(),
+            epoch,
+            kind: kind.to_string(),
+            entries: missing,
+            outcome: Mutex::new(None),
+        });
+        let group = &self.group;
+        let mut state = group.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.queue.push(write.clone());
+        loop {
+            if let Some(outcome) = write.outcome() {
+                return outcome;
+            }
+            if !state.committing {
+                // Lead: commit everything queued (our own write included,
+                // since ours has no outcome yet and no other leader runs).
+                state.committing = true;
+                let batch = std::mem::take(&mut state.queue);
+                drop(state);
+                let lead = Lead { group, batch };
+                let outcomes = self.commit_batch(&lead.batch);
+                for (w, o) in lead.batch.iter().zip(outcomes) {
+                    *w.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+                }
+                drop(lead);
+                state = group.state.lock().unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state = group.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Writes `batch` in one durable transaction; the outcome of each write
+    /// (all fail if the commit fails). Entries are mirrored once durable.
+    fn commit_batch(&self, batch: &[Arc<Write>]) -> Vec<Result<usize, IndexError>> {
+        let mut written: Vec<Vec<&(String, Entry)>> = Vec::with_capacity(batch.len());
+        let committed: Result<(), IndexError> = (|| {
+            let txn = self.db.begin_write().map_err(storage("begin write"))?;
+            {
+                let mut t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+                for w in batch {
+                    let (upstream, epoch, kind) = (w.upstream.as_str(), w.epoch, w.kind.as_str());
+                    let mut new = Vec::new();
+                    for e in &w.entries {
+                        let key = e.0.as_str();
+                        let present = t
+                            .get((upstream, epoch, kind, key))
+                            .map_err(storage("read"))?
+                            .is_some();
+                        if !present {
+                            t.insert((upstream, epoch, kind, key), e.1.encode().as_slice())
+                                .map_err(storage("write"))?;
+                            new.push(e);
+                        }
+                    }
+                    written.push(new);
                 }
             }
+            txn.commit().map_err(storage("commit"))?;
+            self.group.commits.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })();
+        match committed {
+            Ok(()) => batch
+                .iter()
+                .zip(&written)
+                .map(|(w, new)| {
+                    // Mirrored once durable.
+                    for (key, entry) in new {
+                        self.mirror.insert(
+                            mirror_key(&w.upstream, w.epoch, &w.kind, key),
+                            entry.clone(),
+                        );
+                    }
+                    Ok(new.len())
+                })
+                .collect(),
+            Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
         }
-        txn.commit().map_err(storage("commit"))?;
-        // Mirrored once durable.
-        for (key, entry) in &written {
-            self.mirror
-                .insert(mirror_key(upstream, epoch, kind, key), entry.clone());
-        }
-        Ok(written.len())
     }
 
     /// Deletes every entry (of any upstream, epoch and kind) that names
@@ -540,5 +672,122 @@ mod tests {
         let back = Entry::decode(&e.encode()).unwrap();
         assert_eq!(back.digest, e.digest);
         assert_eq!(back.proof, e.proof);
+    }
+
+    #[test]
+    fn one_process_at_a_time_opens_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let idx = ArtifactIndex::open(&path).unwrap();
+        // A second opener (the CLI while `serve` runs) is refused, so the
+        // mirror of the first sees every write.
+        match ArtifactIndex::open(&path) {
+            Err(IndexError::Storage { op: "open", .. }) => {}
+            other => panic!("want an open error, got {:?}", other.map(|_| ())),
+        }
+        drop(idx);
+        ArtifactIndex::open(&path).unwrap();
+    }
+
+    #[test]
+    fn writes_that_wait_for_a_commit_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let idx = ArtifactIndex::open(&path).unwrap();
+        const WRITERS: usize = 6;
+        // Hold redb's write lock: the first writer leads and blocks in
+        // its commit; the others queue behind it.
+        let held = idx.db.begin_write().unwrap();
+        let threads: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let writer = idx.clone();
+                let t = std::thread::spawn(move || {
+                    let b = format!("blob {i}");
+                    let e = Entry::new(Digest::of(b.as_bytes()), "r");
+                    writer.put_all("a", 1, kinds::GOMOD_MOD, &[(format!("m{i}@v1"), e)])
+                });
+                // Writer 0 leads (it took an empty queue and blocks in its
+                // commit) before writers 1..=i queue up behind it.
+                let queued = i;
+                loop {
+                    let st = idx.group.state.lock().unwrap();
+                    if st.committing && st.queue.len() == queued {
+                        break;
+                    }
+                    drop(st);
+                    std::thread::yield_now();
+                }
+                t
+            })
+            .collect();
+        // Nothing is acknowledged before its commit.
+        assert!(threads.iter().all(|t| !t.is_finished()));
+        drop(held);
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), 1);
+        }
+        // Writer 0's commit, then one commit for the five that waited.
+        assert_eq!(idx.group.commits.load(Ordering::Relaxed), 2);
+        drop(idx);
+        let idx = ArtifactIndex::open(&path).unwrap();
+        for i in 0..WRITERS {
+            let b = format!("blob {i}");
+            let got = idx
+                .get("a", 1, kinds::GOMOD_MOD, &format!("m{i}@v1"))
+                .unwrap();
+            assert_eq!(got.unwrap().digest, Digest::of(b.as_bytes()));
+        }
+    }
+
+    const CHILD_DIR: &str = "BULWARK_INDEX_CRASH_DIR";
+
+    #[test]
+    #[ignore = "child process of a crash test"]
+    fn crash_child_writes_entries_from_many_threads() {
+        let Ok(dir) = std::env::var(CHILD_DIR) else {
+            return;
+        };
+        let idx = ArtifactIndex::open(std::path::Path::new(&dir).join("index.redb")).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let idx = idx.clone();
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        let key = format!("t{t}n{n}");
+                        let e = Entry::new(Digest::of(key.as_bytes()), "r");
+                        idx.put_all("a", 1, kinds::GOMOD_ZIP, &[(key.clone(), e)])
+                            .unwrap();
+                        // Acknowledged: printed only after put_all returned.
+                        println!("ACKED {key}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        unreachable!("the parent kills this process");
+    }
+
+    #[test]
+    fn every_acknowledged_group_write_survives_a_kill() {
+        use crate::store::test_child::{test_name, ChildTest};
+        let dir = tempfile::tempdir().unwrap();
+        let name = test_name(
+            module_path!(),
+            "crash_child_writes_entries_from_many_threads",
+        );
+        let mut child = ChildTest::spawn(&name, &[(CHILD_DIR, dir.path().to_str().unwrap())]);
+        let acked: Vec<String> = (0..200).map(|_| child.wait_for("ACKED ")).collect();
+        child.kill();
+        let idx = ArtifactIndex::open(dir.path().join("index.redb")).unwrap();
+        for key in &acked {
+            let got = idx.get("a", 1, kinds::GOMOD_ZIP, key).unwrap();
+            assert_eq!(
+                got.map(|e| e.digest),
+                Some(Digest::of(key.as_bytes())),
+                "{key} was acknowledged"
+            );
+        }
     }
 }

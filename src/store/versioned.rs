@@ -1,7 +1,9 @@
-//! The redb files bulwark keeps (`state.redb`, `index.redb`): opened in
-//! multi-writer mode (the CLI may change them while `serve` runs) and
-//! stamped with a schema version, so that a newer file is never read by
-//! an older bulwark.
+//! The redb files bulwark keeps (`state.redb`, `index.redb`), stamped with
+//! a schema version, so that a newer file is never read by an older
+//! bulwark. Each file says who may write it ([`redb::ConcurrencyMode`]):
+//! the trust state in multi-writer mode (the CLI changes it while `serve`
+//! runs), the artifact index by one process at a time (a commit is then
+//! one flush instead of the two a file shared with other writers needs).
 
 use std::path::Path;
 
@@ -13,17 +15,18 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Why a file could not be opened: the operation and what went wrong.
 pub type OpenError = (&'static str, String);
 
-/// Opens (creating if needed) the redb file at `path`, records
+/// Opens (creating if needed) the redb file at `path` in `mode`, records
 /// `schema_version` in a new file and refuses a file of another version;
 /// `tables` then opens (creates) the caller's tables in the same write
 /// transaction.
 pub fn open(
     path: &Path,
     schema_version: u64,
+    mode: redb::ConcurrencyMode,
     tables: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::TableError>,
 ) -> Result<redb::Database, OpenError> {
     let mut builder = redb::Builder::new();
-    builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+    builder.set_concurrency_mode(mode);
     let db = builder
         .create(path)
         .map_err(|e| ("open", format!("{}: {e}", path.display())))?;

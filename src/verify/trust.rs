@@ -579,7 +579,9 @@ impl TrustState {
     /// `<data_dir>/state.redb`.
     pub fn open(path: impl AsRef<Path>) -> Result<TrustState, TrustError> {
         let path = path.as_ref();
-        let db = crate::store::versioned::open(path, SCHEMA_VERSION, |txn| {
+        // The CLI (`bulwark upstream clear`) changes it while `serve` runs.
+        let mode = redb::ConcurrencyMode::MultiWriter;
+        let db = crate::store::versioned::open(path, SCHEMA_VERSION, mode, |txn| {
             txn.open_table(UPSTREAMS)?;
             txn.open_table(CHECKPOINTS)?;
             txn.open_table(EVIDENCE)?;
