@@ -9,13 +9,33 @@
 #   MODULES=100 ROUNDS=5 benches/gomod-load.sh
 #   BULWARK=target/debug/bulwark benches/gomod-load.sh
 #   FSYNCS=1 benches/gomod-load.sh   # also count bulwark's fsync/fdatasync
-#                                    # calls (strace -f -c), per module
+#                                    # calls and the wall time they blocked
+#                                    # (strace -f -c -w), per module
 #
 # Needs: go (golang-go), golang.org/x/mod in /usr/share/gocode
-# (golang-golang-x-mod-dev), a built bulwark (cargo build --release);
-# strace for FSYNCS=1.
+# (golang-golang-x-mod-dev), bc, a built bulwark (cargo build --release);
+# strace for FSYNCS=1. Missing Debian packages are installed with apt-get.
 # Talks only to loopback.
 set -euo pipefail
+
+# Installs the Debian packages named after each missing command or path
+# (`cmd:package` or `/path:package`).
+need() {
+    local missing=()
+    for want in "$@"; do
+        local what=${want%%:*} pkg=${want#*:}
+        case $what in
+            /*) [ -e "$what" ] || missing+=("$pkg") ;;
+            *) command -v "$what" >/dev/null || missing+=("$pkg") ;;
+        esac
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    echo "installing ${missing[*]} (apt-get)..." >&2
+    apt-get install -y -q "${missing[@]}" >&2 ||
+        { apt-get update -q >&2 && apt-get install -y -q "${missing[@]}" >&2; }
+}
+need go:golang-go bc:bc /usr/share/gocode/src/golang.org/x/mod:golang-golang-x-mod-dev
+[ -z "${FSYNCS:-}" ] || need strace:strace
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 MODULES=${MODULES:-40}
@@ -81,7 +101,8 @@ EOF
     local out="$1.out"
     local wrap=()
     if [ -n "${FSYNCS:-}" ]; then
-        wrap=(strace -f -c -e trace=fsync,fdatasync -o "$1.strace")
+        # -w: wall time blocked in the calls, not CPU time.
+        wrap=(strace --seccomp-bpf -f -c -w -e trace=fsync,fdatasync -o "$1.strace")
     fi
     RUST_LOG=error "${wrap[@]}" "$BULWARK" serve --config "$tmp/bulwark.toml" >"$out" 2>"$tmp/b.err" &
     b_pid=$!
@@ -143,6 +164,7 @@ printf '  through bulwark warm  %8.3f s   ratio %.2f\n' "$w" "$(echo "$w / $d" |
 if [ -n "${FSYNCS:-}" ]; then
     # strace -c lines: % time, seconds, usecs/call, calls, [errors,] syscall.
     n=$(cat "$tmp"/data*.strace | awk '$NF == "fsync" || $NF == "fdatasync" { s += $4 } END { print s + 0 }')
-    printf '  bulwark fsync+fdatasync calls, cold and warm run: %.1f per module\n' \
-        "$(echo "$n / ($MODULES * $ROUNDS)" | bc -l)"
+    secs=$(cat "$tmp"/data*.strace | awk '$NF == "fsync" || $NF == "fdatasync" { s += $2 } END { print s + 0 }')
+    printf '  bulwark fsync+fdatasync, cold and warm run: %.1f calls, %.2f ms blocked, per module\n' \
+        "$(echo "$n / ($MODULES * $ROUNDS)" | bc -l)" "$(echo "1000 * $secs / ($MODULES * $ROUNDS)" | bc -l)"
 fi
