@@ -18,21 +18,24 @@
 # Talks only to loopback.
 set -euo pipefail
 
-# Installs the Debian packages named after each missing command or path
-# (`cmd:package` or `/path:package`).
+# need <what>:<package>...: installs with apt-get (as root) the Debian
+# package of each missing command or path (`cmd:package`, `/path:package`),
+# then fails naming anything still missing.
+have() { case $1 in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null ;; esac; }
 need() {
-    local missing=()
+    local missing=() want what
     for want in "$@"; do
-        local what=${want%%:*} pkg=${want#*:}
-        case $what in
-            /*) [ -e "$what" ] || missing+=("$pkg") ;;
-            *) command -v "$what" >/dev/null || missing+=("$pkg") ;;
-        esac
+        what=${want%%:*}
+        have "$what" || missing+=("${want#*:}")
     done
-    [ ${#missing[@]} -eq 0 ] && return
-    echo "installing ${missing[*]} (apt-get)..." >&2
-    apt-get install -y -q "${missing[@]}" >&2 ||
-        { apt-get update -q >&2 && apt-get install -y -q "${missing[@]}" >&2; }
+    if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${missing[*]}..." >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 || true
+    fi
+    for want in "$@"; do
+        what=${want%%:*}
+        have "$what" || { echo "needs $what (Debian: ${want#*:})" >&2; exit 2; }
+    done
 }
 need go:golang-go bc:bc /usr/share/gocode/src/golang.org/x/mod:golang-golang-x-mod-dev
 [ -z "${FSYNCS:-}" ] || need strace:strace
