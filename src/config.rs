@@ -573,6 +573,12 @@ impl ProtocolKeys<'_> {
         self.v.url(&format!("upstream[{}].{key}", self.index), text)
     }
 
+    /// A file path the upstream names, relative to the configuration
+    /// file's directory unless absolute.
+    pub fn path(&self, p: impl Into<PathBuf>) -> PathBuf {
+        self.v.resolve(p.into())
+    }
+
     /// The `[server]` table, for checks that depend on it.
     pub fn server(&self) -> &ServerConfig {
         self.server
