@@ -69,14 +69,12 @@ pub struct RegistrySignature {
 pub struct Dist {
     /// The upstream's tarball URL, as given.
     pub tarball: String,
-    /// The SHA-512 `dist.integrity` names.
+    /// The SHA-512 `dist.integrity` names (the strongest hash npm
+    /// checks; bulwark checks the tarball against it).
     pub sha512: [u8; 64],
-    /// `sha512-<base64>`: the integrity string bulwark serves and the
-    /// signed message uses.
+    /// The integrity string as the upstream wrote it: what the registry
+    /// signed and what bulwark serves.
     pub integrity: String,
-    /// The integrity string as the upstream wrote it (what the registry
-    /// signed).
-    pub integrity_given: String,
     pub shasum: Option<String>,
     pub signatures: Vec<RegistrySignature>,
     file_count: Option<Value>,
@@ -176,11 +174,7 @@ fn parse_dist(v: Option<&Value>) -> Result<Dist, Removed> {
     }
     Ok(Dist {
         tarball: tarball.to_string(),
-        integrity: format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(sha512)
-        ),
-        integrity_given: given.to_string(),
+        integrity: given.to_string(),
         sha512,
         shasum: string_field(dist, "shasum").map(str::to_string),
         signatures,

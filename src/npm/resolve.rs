@@ -121,7 +121,7 @@ pub fn check_signatures(
             &s.sig,
             name.as_str(),
             version,
-            &v.dist.integrity_given,
+            &v.dist.integrity,
             published,
         )
         .map_err(removed)?;

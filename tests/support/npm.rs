@@ -209,3 +209,197 @@ pub fn publish(npm: &Npm, registry: &Verdaccio, pkg: &Path) {
     let out = npm.run(pkg, &registry.url(), "publish-cache", &["publish"]);
     assert_success("npm publish", &out);
 }
+
+/// How the [`SigningRegistry`] signs one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// With key `i` of [`test_key`], over the right message.
+    Key(u8),
+    /// With key `i`, over another version's message (a signature that
+    /// does not verify).
+    Wrong(u8),
+    /// No signature.
+    None,
+}
+
+/// Test registry key `i` (a fixed P-256 key) and its key ID.
+pub fn test_key(i: u8) -> (p256::ecdsa::SigningKey, String) {
+    let key = p256::ecdsa::SigningKey::from_slice(&[0x40 + i; 32]).expect("test key");
+    (key, format!("SHA256:bulwark-test-key-{i}"))
+}
+
+/// A `keys.json` (the shape Sigstore's TUF repository distributes npm's
+/// keys in) with test keys `(i, valid_from, valid_until)`.
+pub fn keys_json(keys: &[(u8, &str, Option<&str>)]) -> String {
+    use base64::Engine as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(i, start, end)| {
+            let (k, id) = test_key(*i);
+            let spki = k.verifying_key().to_public_key_der().expect("spki");
+            let mut window = serde_json::json!({ "start": start });
+            if let Some(end) = end {
+                window["end"] = serde_json::json!(end);
+            }
+            serde_json::json!({
+                "keyId": id,
+                "keyUsage": "npm:signatures",
+                "publicKey": {
+                    "rawBytes": base64::engine::general_purpose::STANDARD.encode(spki.as_bytes()),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": window,
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// A registry in front of verdaccio that adds what a private registry
+/// lacks: `dist.signatures` on every version of every packument (ECDSA
+/// P-256 over `<name>@<version>:<integrity>`, base64 DER, as the public
+/// registry signs), made with test keys chosen per version. Everything
+/// else is verdaccio's own answer (verdaccio writes tarball URLs on this
+/// registry's address, from the Host header it is sent).
+pub struct SigningRegistry {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SigningRegistry {
+    /// Serves in front of `upstream`; `sign(name, version)` says how each
+    /// version is signed.
+    pub fn start(
+        upstream: SocketAddr,
+        sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
+    ) -> SigningRegistry {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sign = std::sync::Arc::new(sign);
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let sign = sign.clone();
+                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign));
+            }
+        });
+        SigningRegistry {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Its registry URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for SigningRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_signed(
+    mut conn: std::net::TcpStream,
+    me: SocketAddr,
+    upstream: SocketAddr,
+    sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync),
+) {
+    use std::io::{Read, Write};
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut line = head.lines().next().unwrap_or("").split(' ');
+    let (method, path) = (line.next().unwrap_or(""), line.next().unwrap_or("/"));
+    let accept = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("accept")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "application/json".into());
+    // Forward with this registry's address as Host.
+    let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    let _ = write!(
+        up,
+        "{method} {path} HTTP/1.0\r\nHost: {me}\r\nAccept: {accept}\r\n\r\n"
+    );
+    let mut raw = Vec::new();
+    let _ = up.read_to_end(&mut raw);
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let status_line = String::from_utf8_lossy(&raw[..split])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let body = &raw[split + 4..];
+    let signed = (status_line.contains(" 200 ") && !path.contains("/-/"))
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .map(|mut doc| {
+            add_signatures(&mut doc, sign);
+            serde_json::to_vec(&doc).expect("json")
+        });
+    match signed {
+        Some(body) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+        None => {
+            let _ = conn.write_all(&raw);
+        }
+    }
+}
+
+fn add_signatures(doc: &mut serde_json::Value, sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync)) {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let name = doc["name"].as_str().unwrap_or("").to_string();
+    let Some(versions) = doc.get_mut("versions").and_then(|v| v.as_object_mut()) else {
+        return;
+    };
+    for (version, m) in versions.iter_mut() {
+        let integrity = m["dist"]["integrity"].as_str().unwrap_or("").to_string();
+        let (i, message) = match sign(&name, version) {
+            Sign::None => continue,
+            Sign::Key(i) => (i, format!("{name}@{version}:{integrity}")),
+            Sign::Wrong(i) => (i, format!("{name}@0.0.0-other:{integrity}")),
+        };
+        let (key, id) = test_key(i);
+        let sig: p256::ecdsa::Signature = key.sign(message.as_bytes());
+        m["dist"]["signatures"] = serde_json::json!([{
+            "keyid": id,
+            "sig": base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
+        }]);
+    }
+}
