@@ -7,6 +7,9 @@
 //!   full and abbreviated, point every tarball at bulwark;
 //! - with the upstream stopped, the verified tarballs still install, and
 //!   after a restart the tarballs are still served from the store;
+//! - `min_release_age`: a version bulwark first saw less than that long
+//!   ago is hidden and its tarball refused, whatever the packument's
+//!   `time` claims, and the first sighting survives a restart;
 //! - a tarball whose bytes differ from `dist.integrity` is refused (check
 //!   `digest`, naming the upstream, the expected and the seen sha512) and
 //!   nothing is stored.
@@ -16,7 +19,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::http::{get, send};
-use support::npm::{assert_success, make_package, publish, Npm, Verdaccio};
+use support::npm::{assert_success, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio};
 use support::serve::{spawn, Spawned};
 
 const UPSTREAM: &str = "verdaccio";
@@ -46,13 +49,17 @@ fn start(config: &Path) -> Bulwark {
 }
 
 fn write_config(dir: &Path, url: &str) -> PathBuf {
+    write_config_with(dir, url, "")
+}
+
+fn write_config_with(dir: &Path, url: &str, extra: &str) -> PathBuf {
     let file = dir.join("bulwark.toml");
     std::fs::write(
         &file,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
              [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"npm\"\nurl = \"{url}\"\n\
-             namespaces = [\"*\"]\nsignatures = \"off\"\nattestations = \"off\"\n",
+             namespaces = [\"*\"]\nsignatures = \"off\"\nattestations = \"off\"\n{extra}\n",
             dir.join("data").display()
         ),
     )
@@ -249,4 +256,58 @@ fn a_tarball_whose_bytes_differ_from_dist_integrity_is_refused_and_not_stored() 
     let out = client.run(&project, &b.registry(), "cache", &["install", "@acme/pad"]);
     assert!(!out.status.success());
     assert!(!project.join("node_modules/@acme/pad").exists());
+}
+
+#[test]
+fn a_version_younger_than_min_release_age_is_hidden_whatever_the_packument_time_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let verdaccio = Verdaccio::start(&dir.path().join("verdaccio"));
+    let publisher = Npm::new(&dir.path().join("publisher"));
+    let pkg = make_package(&dir.path().join("packages"), "fresh", "1.0.0", &[]);
+    publish(&publisher, &verdaccio, &pkg);
+    // The registry claims every version is from 2015.
+    let upstream = SigningRegistry::backdated(verdaccio.addr, |_, _| Sign::None);
+    let raw = get(upstream.addr, "/fresh").json();
+    assert_eq!(raw["time"]["1.0.0"], "2015-01-01T00:00:00.000Z");
+    let config = write_config_with(dir.path(), &upstream.url(), "min_release_age = \"1h\"");
+    let b = start(&config);
+
+    let r = get(b.0.addr, "/npm/fresh");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert!(j["versions"].as_object().unwrap().is_empty(), "{j}");
+    assert!(j["dist-tags"].get("latest").is_none(), "{j}");
+    let refused = |b: &Bulwark| {
+        let r = get(b.0.addr, "/npm/fresh/-/fresh-1.0.0.tgz");
+        assert_eq!(r.status, 502, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["check"], "min release age", "{j}");
+        assert_eq!(j["upstream"], UPSTREAM, "{j}");
+        assert!(j["expected"].as_str().unwrap().contains("1h"), "{j}");
+        j["seen"].as_str().unwrap().to_string()
+    };
+    let seen = refused(&b);
+    assert!(seen.starts_with("first seen at "), "{seen}");
+    let client = Npm::new(&dir.path().join("client"));
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
+    )
+    .unwrap();
+    let out = client.run(
+        &project,
+        &b.registry(),
+        "cache",
+        &["install", "fresh@1.0.0"],
+    );
+    assert!(!out.status.success());
+
+    // The first sighting is durable: after a restart it is the same time.
+    drop(b);
+    let b = start(&config);
+    let again = refused(&b);
+    let at = |s: &str| s.split(" (").next().unwrap().to_string();
+    assert_eq!(at(&again), at(&seen));
 }

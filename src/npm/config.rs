@@ -22,6 +22,13 @@
 //!   distributes the registry's keys in (`keys[].keyId`, `keyUsage`,
 //!   `publicKey.rawBytes`, `publicKey.validFor`); the embedded default is
 //!   the public registry's published set. Read and checked at load.
+//! - `min_release_age = "7d"` (optional): a version is hidden from
+//!   packuments and its tarball refused until bulwark itself first saw it
+//!   at least that long ago (recorded, durably, the first time a packument
+//!   lists it; the packument's `time` field, which the registry alone
+//!   asserts, is never used for this). A version whose integrity differs
+//!   from the one first seen is refused too. On a new data directory every
+//!   version starts young.
 //! - `attestations`: this build does not check publish attestations or
 //!   provenance when serving, so only `"off"` is accepted; `"required"`
 //!   (the default) and `"if-present"` are refused rather than ignored.
@@ -62,19 +69,25 @@ pub struct NpmSettings {
     pub keys: Arc<NpmKeys>,
     /// Where they came from (for `check-config`).
     pub keys_source: String,
+    /// Hide versions bulwark first saw less than this long ago.
+    pub min_release_age: Option<std::time::Duration>,
 }
 
 impl UpstreamSettings for NpmSettings {
     fn pinned(&self) -> String {
-        match self.signatures {
+        let age = self.min_release_age.map_or(String::new(), |d| {
+            format!("; min_release_age {}", humantime::format_duration(d))
+        });
+        let what = match self.signatures {
             Signatures::Required => format!(
                 "registry signatures required, keys {}; attestations off",
                 self.keys_source
             ),
             Signatures::Off => "signatures off: tarballs checked against dist.integrity only; \
                                 attestations off"
-                .into(),
-        }
+                .to_string(),
+        };
+        what + &age
     }
 
     fn witness_log_key(&self) -> Result<(&'static str, &str), String> {
@@ -92,6 +105,7 @@ struct RawNpm {
     signatures: Option<String>,
     registry_keys: Option<String>,
     attestations: Option<String>,
+    min_release_age: Option<String>,
 }
 
 impl ProtocolConfig for NpmProtocol {
@@ -174,6 +188,24 @@ impl ProtocolConfig for NpmProtocol {
                 (k, path.display().to_string())
             }
         };
+        let min_release_age = match raw.min_release_age {
+            None => None,
+            Some(text) => match humantime::parse_duration(text.trim()) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    return Err(keys.err(
+                        "min_release_age",
+                        format!("must be longer than zero, saw {text:?}"),
+                    ))
+                }
+                Err(e) => {
+                    return Err(keys.err(
+                        "min_release_age",
+                        format!("expected a duration like \"7d\", saw {text:?} ({e})"),
+                    ))
+                }
+            },
+        };
         if signatures == Signatures::Required && npm_keys.keys().is_empty() {
             return Err(keys.err(
                 "registry_keys",
@@ -184,6 +216,7 @@ impl ProtocolConfig for NpmProtocol {
             signatures,
             keys: Arc::new(npm_keys),
             keys_source,
+            min_release_age,
         }))
     }
 }
@@ -221,9 +254,17 @@ mod tests {
         let s = c.upstreams[0].settings::<NpmSettings>().unwrap();
         assert_eq!(s.signatures, Signatures::Required);
         assert!(!s.keys.keys().is_empty());
-        let c = parse("\"*\"", "attestations = \"off\"\nsignatures = \"off\"").unwrap();
+        let c = parse(
+            "\"*\"",
+            "attestations = \"off\"\nsignatures = \"off\"\nmin_release_age = \"7d\"",
+        )
+        .unwrap();
         let s = c.upstreams[0].settings::<NpmSettings>().unwrap();
         assert_eq!(s.signatures, Signatures::Off);
+        assert_eq!(
+            s.min_release_age,
+            Some(std::time::Duration::from_secs(7 * 86400))
+        );
         for (ns, extra, key, want) in [
             ("\"*\"", "", "attestations", "(the default) is not enforced"),
             (

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::sigstore::npm::NpmKeys;
+use crate::store::index::Entry;
 use crate::store::{Blob, Digest};
 use crate::upstream::{UpstreamClient, UpstreamRequest};
 
@@ -31,6 +32,12 @@ use super::packument::{Packument, Removed, Version, MAX_PACKUMENT_BYTES};
 pub const TARBALL_KIND: &str = "npm.tarball";
 /// The check name of a version's registry signature.
 pub const CHECK_SIGNATURE: &str = "npm registry signature";
+/// The index kind recording when bulwark first saw a version (key:
+/// `<name>@<version>`; digest: SHA-256 of the integrity string first
+/// seen; the entry's time is the first sighting).
+pub const SEEN_KIND: &str = "npm.first-seen";
+/// The check name of `min_release_age`.
+pub const CHECK_RELEASE_AGE: &str = "min release age";
 /// How long a checked packument is reused.
 const PACKUMENT_TTL: Duration = Duration::from_secs(30);
 /// Byte budget of each packument cache, per upstream.
@@ -138,6 +145,39 @@ pub fn check_signatures(
     })
 }
 
+/// Whether a version first seen as `first` (its integrity then, and when)
+/// may be served at `now` under `min_release_age = min`.
+pub fn release_age_ok(
+    first: &Entry,
+    integrity: &str,
+    min: Duration,
+    now: std::time::SystemTime,
+) -> Result<(), Removed> {
+    if first.digest != Digest::of(integrity.as_bytes()) {
+        return Err(Removed {
+            check: "integrity",
+            expected: format!("the integrity first seen ({})", first.proof),
+            seen: integrity.to_string(),
+        });
+    }
+    let age = now.duration_since(first.at).unwrap_or_default();
+    if age >= min {
+        return Ok(());
+    }
+    Err(Removed {
+        check: CHECK_RELEASE_AGE,
+        expected: format!(
+            "a version bulwark first saw at least {} ago",
+            humantime::format_duration(min)
+        ),
+        seen: format!(
+            "first seen at {} ({} ago)",
+            humantime::format_rfc3339_seconds(first.at),
+            humantime::format_duration(Duration::from_secs(age.as_secs()))
+        ),
+    })
+}
+
 impl NpmUpstream {
     /// The upstream of `u`, with its clients.
     pub fn new(ctx: &EcosystemContext, u: &UpstreamConfig) -> anyhow::Result<NpmUpstream> {
@@ -227,7 +267,70 @@ impl NpmUpstream {
         for ok in checks {
             self.metrics.verification(&self.name, CHECK_SIGNATURE, ok);
         }
+        let mut parsed = parsed;
+        if let Some(min) = self.settings.min_release_age {
+            self.hide_young(&mut parsed, min).await?;
+        }
         Ok((parsed, weight))
+    }
+
+    /// `min_release_age`: records the first sighting of every version not
+    /// seen before (one durable index transaction), then removes the
+    /// versions first seen less than `min` ago, and those whose integrity
+    /// is not the one first seen.
+    async fn hide_young(&self, p: &mut Packument, min: Duration) -> Result<(), Refusal> {
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let mut seen = std::collections::BTreeMap::new();
+        let mut new = Vec::new();
+        for (v, version) in &p.versions {
+            let key = format!("{}@{v}", p.name);
+            let digest = Digest::of(version.dist.integrity.as_bytes());
+            match self
+                .artifacts
+                .entry(&self.name, epoch, SEEN_KIND, &key)
+                .await?
+            {
+                Some(e) => {
+                    seen.insert(v.clone(), e);
+                }
+                None => new.push((
+                    key,
+                    Entry::new(
+                        digest,
+                        format!("first seen with {}", version.dist.integrity),
+                    ),
+                )),
+            }
+        }
+        if !new.is_empty() {
+            self.artifacts
+                .index(&self.name, epoch, SEEN_KIND, new.clone())
+                .await?;
+            for (key, e) in new {
+                // Keys already present keep their first entry: read back
+                // the one that counts.
+                let e = self
+                    .artifacts
+                    .entry(&self.name, epoch, SEEN_KIND, &key)
+                    .await?
+                    .unwrap_or(e);
+                if let Some((_, v)) = key.rsplit_once('@') {
+                    seen.insert(v.to_string(), e);
+                }
+            }
+        }
+        let now = std::time::SystemTime::now();
+        p.retain(|v, version| {
+            let Some(e) = seen.get(v) else {
+                return Err(Removed {
+                    check: CHECK_RELEASE_AGE,
+                    expected: "a record of when bulwark first saw the version".into(),
+                    seen: "none".into(),
+                });
+            };
+            release_age_ok(e, &version.dist.integrity, min, now)
+        });
+        Ok(())
     }
 
     /// The path on the registry's origin of a version's tarball; a tarball
@@ -319,5 +422,27 @@ impl NpmUpstream {
             })
             .await?;
         Ok((blob, entry.digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn release_age_counts_from_the_first_sighting_and_pins_the_integrity() {
+        let first = Entry::new(Digest::of(b"sha512-a"), "first seen with sha512-a");
+        let day = Duration::from_secs(86400);
+        let min = 7 * day;
+        let later = |d: Duration| first.at + d;
+        assert!(release_age_ok(&first, "sha512-a", min, later(8 * day)).is_ok());
+        let r = release_age_ok(&first, "sha512-a", min, later(day)).unwrap_err();
+        assert_eq!(r.check, CHECK_RELEASE_AGE);
+        assert!(r.seen.contains("1day ago"), "{r:?}");
+        let r = release_age_ok(&first, "sha512-b", min, later(8 * day)).unwrap_err();
+        assert_eq!(r.check, "integrity");
+        // A clock that went back counts as no age at all.
+        assert!(release_age_ok(&first, "sha512-a", min, SystemTime::UNIX_EPOCH).is_err());
     }
 }

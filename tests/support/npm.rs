@@ -275,6 +275,23 @@ impl SigningRegistry {
         upstream: SocketAddr,
         sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
     ) -> SigningRegistry {
+        SigningRegistry::serve(upstream, sign, false)
+    }
+
+    /// Like [`SigningRegistry::start`], and every `time` of every
+    /// packument says 2015 (a registry claiming its versions are old).
+    pub fn backdated(
+        upstream: SocketAddr,
+        sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
+    ) -> SigningRegistry {
+        SigningRegistry::serve(upstream, sign, true)
+    }
+
+    fn serve(
+        upstream: SocketAddr,
+        sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
+        backdate: bool,
+    ) -> SigningRegistry {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -287,7 +304,7 @@ impl SigningRegistry {
                 }
                 let Ok(conn) = conn else { continue };
                 let sign = sign.clone();
-                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign));
+                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign, backdate));
             }
         });
         SigningRegistry {
@@ -318,6 +335,7 @@ fn serve_signed(
     me: SocketAddr,
     upstream: SocketAddr,
     sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync),
+    backdate: bool,
 ) {
     use std::io::{Read, Write};
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
@@ -364,6 +382,13 @@ fn serve_signed(
         .flatten()
         .map(|mut doc| {
             add_signatures(&mut doc, sign);
+            if backdate {
+                if let Some(t) = doc.get_mut("time").and_then(|t| t.as_object_mut()) {
+                    for v in t.values_mut() {
+                        *v = serde_json::json!("2015-01-01T00:00:00.000Z");
+                    }
+                }
+            }
             serde_json::to_vec(&doc).expect("json")
         });
     match signed {
