@@ -5,8 +5,9 @@
 //! - npm installs a package with a dependency and a scoped dependency
 //!   through bulwark with an empty cache; the packuments bulwark writes,
 //!   full and abbreviated, point every tarball at bulwark;
-//! - with the upstream stopped, the verified tarballs still install, and
-//!   after a restart the tarballs are still served from the store;
+//! - with the upstream stopped, the verified tarballs still install, also
+//!   after a restart (the packuments from the last good copy bulwark kept,
+//!   with a `Warning`; the tarballs from the store);
 //! - `min_release_age`: a version bulwark first saw less than that long
 //!   ago is hidden and its tarball refused, whatever the packument's
 //!   `time` claims, and the first sighting survives a restart;
@@ -191,10 +192,29 @@ fn npm_installs_through_bulwark_and_verified_tarballs_outlive_the_upstream() {
     assert_success("npm install with the upstream down", &out);
     assert!(project2.join("node_modules/@acme/pad/index.js").exists());
 
-    // After a restart with the upstream down, the tarballs are served
-    // from the store (ETag = digest, Range).
+    // After a restart with the upstream down, the packuments come from the
+    // last good copy bulwark kept (checked again), with a Warning, and the
+    // tarballs from the store (ETag = digest, Range): npm still installs.
     drop(b);
     let b = start(&config);
+    let r = get(b.0.addr, "/npm/alpha");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("warning")
+            .is_some_and(|w| w.starts_with("110 bulwark") && w.contains(UPSTREAM)),
+        "{}",
+        r.head
+    );
+    let project3 = dir.path().join("project3");
+    std::fs::create_dir_all(&project3).unwrap();
+    std::fs::write(
+        project3.join("package.json"),
+        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
+    )
+    .unwrap();
+    let out = client.run(&project3, &b.registry(), "cache-3", &["install", "alpha"]);
+    assert_success("npm install after a restart with the upstream down", &out);
+    assert!(project3.join("node_modules/beta/index.js").exists());
     let r = get(b.0.addr, "/npm/beta/-/beta-2.0.0.tgz");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("etag").is_some_and(|e| e.starts_with("\"sha256:")));
@@ -209,6 +229,9 @@ fn npm_installs_through_bulwark_and_verified_tarballs_outlive_the_upstream() {
     assert_eq!(part.body, [0x1f, 0x8b]);
     let r = get(b.0.addr, "/npm/gamma/-/gamma-1.0.0.tgz");
     assert_ne!(r.status, 200);
+    let r = get(b.0.addr, "/npm/gamma");
+    assert_eq!(r.status, 502, "never seen, upstream down: {}", r.text());
+    assert_eq!(r.json()["check"], "unreachable");
 }
 
 #[test]

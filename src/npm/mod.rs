@@ -9,6 +9,8 @@
 //!   and written back full or abbreviated with tarball URLs pointing at
 //!   bulwark;
 //! - [`resolve`]: packuments and tarballs through the pipeline;
+//! - [`saved`]: the last good packuments on disk, for restarts while the
+//!   upstream is down;
 //! - [`front`]: the routes under `/npm/`.
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub mod front;
 pub mod name;
 pub mod packument;
 pub mod resolve;
+pub mod saved;
 
 /// The npm ecosystem (registered in `src/ecosystems.rs`).
 pub struct Npm;

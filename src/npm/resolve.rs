@@ -7,7 +7,8 @@
 //! cannot be reached. Tarballs are resolved to the SHA-512 their version's
 //! `dist.integrity` names, fetched, checked, stored and indexed by the
 //! artifact service, and served from the store afterwards (also with the
-//! upstream down).
+//! upstream down). The last good packument of each package is also kept
+//! on disk ([`super::saved`]) for restarts while the upstream is down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::upstream::{UpstreamClient, UpstreamRequest};
 use super::config::{NpmSettings, Signatures};
 use super::name::PackageName;
 use super::packument::{Packument, Removed, Version, MAX_PACKUMENT_BYTES};
+use super::saved::Saved;
 
 /// The artifact kind of a tarball (key: `<name>@<version>`).
 pub const TARBALL_KIND: &str = "npm.tarball";
@@ -75,6 +77,8 @@ pub struct NpmUpstream {
     /// The last good packument of each package, served only while the
     /// upstream cannot be reached.
     stale: Cache,
+    /// The last good packuments, on disk.
+    saved: Saved,
     artifacts: Artifacts,
     metrics: Arc<Metrics>,
 }
@@ -200,6 +204,7 @@ impl NpmUpstream {
             base,
             packuments: packument_cache(Some(PACKUMENT_TTL)),
             stale: packument_cache(None),
+            saved: Saved::new(&ctx.data_dir, &u.name),
             artifacts: ctx.artifacts.clone(),
             metrics: ctx.metrics.clone(),
         })
@@ -225,16 +230,20 @@ impl NpmUpstream {
                 self.stale.insert(key, (p.clone(), weight)).await;
                 Ok((p, None))
             }
-            Err(r) if r.is_unreachable() => match self.stale.get(&key).await {
-                Some((p, _)) => Ok((
-                    p,
-                    Some(stale_warning(
-                        &self.name,
-                        "unreachable; packument checked earlier",
-                    )),
-                )),
-                None => Err(r),
-            },
+            Err(r) if r.is_unreachable() => {
+                let warning = stale_warning(&self.name, "unreachable; packument checked earlier");
+                if let Some((p, _)) = self.stale.get(&key).await {
+                    return Ok((p, Some(warning)));
+                }
+                match self.saved_packument(name).await? {
+                    Some((p, weight)) => {
+                        let p = Arc::new(p);
+                        self.stale.insert(key, (p.clone(), weight)).await;
+                        Ok((p, Some(warning)))
+                    }
+                    None => Err(r),
+                }
+            }
             Err(r) => Err(r),
         }
     }
@@ -245,12 +254,51 @@ impl NpmUpstream {
             .max_response_bytes(MAX_PACKUMENT_BYTES);
         let res = self.registry.send(req).await?;
         Refusal::status_rule(&self.name, &res.url, res.status, http::StatusCode::OK)?;
-        let weight = u32::try_from(res.body.len()).unwrap_or(u32::MAX);
+        let body = res.body;
+        let (p, weight) = self.check_packument(name, body.clone()).await?;
+        // Kept for restarts while the upstream is down (see `saved`).
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, n) = (self.saved.clone(), name.clone());
+        let kept = tokio::task::spawn_blocking(move || saved.save(epoch, &n, &body)).await;
+        if let Err(e) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(upstream = %self.name, package = %name, "packument not saved: {e}");
+        }
+        Ok((p, weight))
+    }
+
+    /// The last good packument saved on disk, checked again as a fresh
+    /// answer would be.
+    async fn saved_packument(
+        &self,
+        name: &PackageName,
+    ) -> Result<Option<(Packument, u32)>, Refusal> {
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, n) = (self.saved.clone(), name.clone());
+        let body = tokio::task::spawn_blocking(move || saved.load(epoch, &n))
+            .await
+            .map_err(|e| refusal(&self.name, "store", e))?
+            .map_err(|e| refusal(&self.name, "store", e))?;
+        match body {
+            Some(b) => Ok(Some(self.check_packument(name, b.into()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Parses a full packument and filters it by the upstream's rules.
+    async fn check_packument(
+        &self,
+        name: &PackageName,
+        body: bytes::Bytes,
+    ) -> Result<(Packument, u32), Refusal> {
+        let weight = u32::try_from(body.len()).unwrap_or(u32::MAX);
         let (settings, n) = (self.settings.clone(), name.clone());
         // Parsing a large document and checking thousands of signatures
         // is CPU work: off the async threads.
         let (parsed, checks) = tokio::task::spawn_blocking(move || {
-            let mut p = Packument::parse(&res.body, &n)?;
+            let mut p = Packument::parse(&body, &n)?;
             let mut checks = Vec::new();
             if settings.signatures == Signatures::Required {
                 p.retain(|v, version| {
