@@ -478,6 +478,45 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
+    /// The real registry signature from npm/pacote's tests, in a
+    /// packument, through the embedded keys.
+    #[test]
+    fn a_real_registry_signature_verifies_at_its_publish_time_only() {
+        let integrity = "sha512-5ZYe1LgwHIaag0p9loMwsf5N/wJ4XAuHVNhSO+qulQOXWnyJVuco6IZjo+5u4ZLF/GimdHJcX+QK892ONfOCqQ==";
+        let doc = |time: &str, sig: &str, keyid: &str| {
+            serde_json::json!({
+                "name": "@isaacs/namespace-test",
+                "time": { "1.0.0": time },
+                "versions": { "1.0.0": {
+                    "name": "@isaacs/namespace-test", "version": "1.0.0",
+                    "dist": { "tarball": "http://r/t.tgz", "integrity": integrity,
+                              "signatures": [{ "keyid": keyid, "sig": sig }] } } }
+            })
+            .to_string()
+        };
+        let sig = "MEQCIHXwKYe70+xcDOvFhM1etZQFUKEwz9VarppUbp5/Ie1+AiAM7aZcT1a2JR0oF/XwjNb13YEHwiagnDapLgYbklRvtA==";
+        let id = "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA";
+        let keys = NpmKeys::embedded().unwrap();
+        let name = PackageName::parse("@isaacs/namespace-test").unwrap();
+        let check = |body: String| {
+            let p = Packument::parse(body.as_bytes(), &name).unwrap();
+            check_signatures(&keys, &name, "1.0.0", &p.versions["1.0.0"])
+        };
+        assert_eq!(check(doc("2023-11-14T22:13:20.000Z", sig, id)).unwrap(), id);
+        // The key had expired when a version says it was published.
+        let r = check(doc("2025-06-01T00:00:00.000Z", sig, id)).unwrap_err();
+        assert!(r.seen.starts_with("npm key validity"), "{r:?}");
+        // Another message under the same key.
+        let other = sig.replace("MEQCIHXw", "MEQCIHXx");
+        let r = check(doc("2023-11-14T22:13:20.000Z", &other, id)).unwrap_err();
+        assert_eq!(r.check, CHECK_SIGNATURE);
+        // Only unpinned keys, or no time to choose a key by.
+        let r = check(doc("2023-11-14T22:13:20.000Z", sig, "SHA256:other")).unwrap_err();
+        assert!(r.seen.contains("unpinned"), "{r:?}");
+        let r = check(doc("not a time", sig, id)).unwrap_err();
+        assert!(r.expected.contains("publish time"), "{r:?}");
+    }
+
     #[test]
     fn release_age_counts_from_the_first_sighting_and_pins_the_integrity() {
         let first = Entry::new(Digest::of(b"sha512-a"), "first seen with sha512-a");
