@@ -506,4 +506,121 @@ mod tests {
         assert!(p.versions.is_empty() && p.dist_tags.is_empty());
         assert_eq!(p.removed["1.0.0"].check, "npm registry signature");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                "[a-z0-9@/._-]{0,12}".prop_map(Value::String),
+                Just(json!(INTEGRITY)),
+                Just(json!("sha512-AAAA")),
+                Just(json!("2024-01-01T00:00:00.000Z")),
+            ]
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            json_leaf().prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("name".to_string()),
+                            Just("version".to_string()),
+                            Just("dist".to_string()),
+                            Just("integrity".to_string()),
+                            Just("tarball".to_string()),
+                            Just("signatures".to_string()),
+                            Just("keyid".to_string()),
+                            Just("sig".to_string()),
+                            Just("versions".to_string()),
+                            Just("dist-tags".to_string()),
+                            Just("time".to_string()),
+                            Just("1.0.0".to_string()),
+                            Just("latest".to_string()),
+                            "[a-z0-9.]{1,6}",
+                        ],
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A packument-shaped document with arbitrary parts.
+        fn packument() -> impl Strategy<Value = Value> {
+            let version = (json_value(), json_value(), prop::bool::ANY, "[0-9.]{1,6}").prop_map(
+                |(extra, dist, good, v)| {
+                    let mut m = match extra {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    m.insert("name".into(), json!("x"));
+                    m.insert("version".into(), json!(v.clone()));
+                    let dist = if good {
+                        json!({ "tarball": "http://u/x.tgz", "integrity": INTEGRITY,
+                                "signatures": [{ "keyid": "k", "sig": v }] })
+                    } else {
+                        dist
+                    };
+                    m.insert("dist".into(), dist);
+                    (v, Value::Object(m))
+                },
+            );
+            (
+                prop::collection::vec(version, 0..5),
+                json_value(),
+                json_value(),
+                json_value(),
+            )
+                .prop_map(|(versions, tags, time, rest)| {
+                    let mut doc = match rest {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    doc.insert("name".into(), json!("x"));
+                    doc.insert(
+                        "versions".into(),
+                        Value::Object(versions.into_iter().collect()),
+                    );
+                    doc.insert("dist-tags".into(), tags);
+                    doc.insert("time".into(), time);
+                    Value::Object(doc)
+                })
+        }
+
+        proptest! {
+            /// What the fuzz target `npm_packument` checks: no input
+            /// panics, and what bulwark writes parses back to the same
+            /// versions, integrity, signatures and tags.
+            #[test]
+            fn what_bulwark_writes_parses_back_the_same(doc in packument()) {
+                let name = PackageName::parse("x").unwrap();
+                let body = serde_json::to_vec(&doc).unwrap();
+                if let Ok(p) = Packument::parse(&body, &name) {
+                    let url = |n: &PackageName, v: &str| format!("http://b/npm/{n}/-/{}-{v}.tgz", n.bare());
+                    for abbreviated in [false, true] {
+                        let back = Packument::parse(&p.render(abbreviated, url), &name).unwrap();
+                        prop_assert_eq!(back.versions.keys().collect::<Vec<_>>(), p.versions.keys().collect::<Vec<_>>());
+                        for (v, version) in &p.versions {
+                            prop_assert_eq!(&back.versions[v].dist.integrity, &version.dist.integrity);
+                            prop_assert_eq!(&back.versions[v].dist.signatures, &version.dist.signatures);
+                        }
+                        prop_assert_eq!(&back.dist_tags, &p.dist_tags);
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let name = PackageName::parse("x").unwrap();
+                let _ = Packument::parse(&bytes, &name);
+            }
+        }
+    }
 }
