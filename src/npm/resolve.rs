@@ -42,8 +42,12 @@ pub const SEEN_KIND: &str = "npm.first-seen";
 pub const CHECK_RELEASE_AGE: &str = "min release age";
 /// How long a checked packument is reused.
 const PACKUMENT_TTL: Duration = Duration::from_secs(30);
-/// Byte budget of each packument cache, per upstream.
+/// Byte budget of each packument cache, per upstream (a parsed packument
+/// is weighed as [`PARSED_WEIGHT`] times its document's size).
 const PACKUMENT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// About how much memory a parsed packument takes per byte of its
+/// document.
+const PARSED_WEIGHT: u32 = 3;
 /// Largest tarball fetched.
 pub const MAX_TARBALL_BYTES: u64 = 1024 * 1024 * 1024;
 
@@ -218,18 +222,20 @@ impl NpmUpstream {
         name: &PackageName,
     ) -> Result<(Arc<Packument>, Option<String>), Refusal> {
         let key = name.as_str().to_string();
-        if let Some((p, _)) = self.packuments.get(&key).await {
-            return Ok((p, None));
-        }
-        match self.fetch_packument(name).await {
-            Ok((p, weight)) => {
+        // One fetch and check per package at a time: concurrent misses
+        // wait for it.
+        let fresh = self
+            .packuments
+            .try_get_with(key.clone(), async {
+                let (p, weight) = self.fetch_packument(name).await?;
                 let p = Arc::new(p);
-                self.packuments
-                    .insert(key.clone(), (p.clone(), weight))
-                    .await;
-                self.stale.insert(key, (p.clone(), weight)).await;
-                Ok((p, None))
-            }
+                self.stale.insert(key.clone(), (p.clone(), weight)).await;
+                Ok::<_, Refusal>((p, weight))
+            })
+            .await
+            .map_err(|e: Arc<Refusal>| Refusal::clone(&e));
+        match fresh {
+            Ok((p, _)) => Ok((p, None)),
             Err(r) if r.is_unreachable() => {
                 let warning = stale_warning(&self.name, "unreachable; packument checked earlier");
                 if let Some((p, _)) = self.stale.get(&key).await {
@@ -293,7 +299,9 @@ impl NpmUpstream {
         name: &PackageName,
         body: bytes::Bytes,
     ) -> Result<(Packument, u32), Refusal> {
-        let weight = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        let weight = u32::try_from(body.len())
+            .unwrap_or(u32::MAX)
+            .saturating_mul(PARSED_WEIGHT);
         let (settings, n) = (self.settings.clone(), name.clone());
         // Parsing a large document and checking thousands of signatures
         // is CPU work: off the async threads.
