@@ -283,10 +283,18 @@ impl NpmUpstream {
     ) -> Result<Option<(Packument, u32)>, Refusal> {
         let epoch = self.artifacts.trust().gate(&self.name).await?;
         let (saved, n) = (self.saved.clone(), name.clone());
+        let unreadable = |e: String| {
+            Refusal::new(
+                &self.name,
+                "store",
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("upstream {}: saved packument of {name}: {e}", self.name),
+            )
+        };
         let body = tokio::task::spawn_blocking(move || saved.load(epoch, &n))
             .await
-            .map_err(|e| refusal(&self.name, "store", e))?
-            .map_err(|e| refusal(&self.name, "store", e))?;
+            .map_err(|e| unreadable(e.to_string()))?
+            .map_err(|e| unreadable(e.to_string()))?;
         match body {
             Some(b) => Ok(Some(self.check_packument(name, b.into()).await?)),
             None => Ok(None),
