@@ -9,7 +9,10 @@
 //!   its publish time, or whose key is not pinned is removed from the
 //!   packument (and its dist-tag dropped), its tarball refused naming the
 //!   check, and the failures are counted in the metrics;
-//! - npm installs the versions whose signatures verify;
+//! - a tarball on another origin than its registry's is refused;
+//! - npm installs the versions whose signatures verify, and a scoped
+//!   package from the internal registry `@acme/*` routes to (unsigned,
+//!   `signatures = "off"`);
 //! - `/-/npm/v1/keys` answers the pinned keys in the registry's format,
 //!   and npm's own signature check (pacote with `verifySignatures`, what
 //!   `npm audit signatures` runs per package) passes through bulwark under
@@ -38,7 +41,7 @@ impl Drop for Bulwark {
     }
 }
 
-fn write_config(dir: &Path, url: &str) -> PathBuf {
+fn write_config(dir: &Path, url: &str, internal: &str) -> PathBuf {
     std::fs::write(
         dir.join("npm-keys.json"),
         keys_json(&[
@@ -58,7 +61,9 @@ fn write_config(dir: &Path, url: &str) -> PathBuf {
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
              [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"npm\"\nurl = \"{url}\"\n\
              namespaces = [\"*\"]\nsignatures = \"required\"\nregistry_keys = \"npm-keys.json\"\n\
-             attestations = \"off\"\n",
+             attestations = \"off\"\n\n\
+             [[upstream]]\nname = \"internal\"\nprotocol = \"npm\"\nurl = \"{internal}\"\n\
+             namespaces = [\"@acme/*\"]\nsignatures = \"off\"\nattestations = \"off\"\n",
             dir.join("data").display()
         ),
     )
@@ -101,6 +106,7 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
         ("signed", "1.1.0", vec![]),
         ("expired", "1.0.0", vec![]),
         ("unknown", "1.0.0", vec![]),
+        ("foreign", "1.0.0", vec![]),
         ("@acme/app", "1.0.0", vec![("signed", "^1.0.0")]),
     ] {
         publish(
@@ -109,15 +115,27 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
             &make_package(&pkgs, name, version, &deps),
         );
     }
-    let upstream = SigningRegistry::start(verdaccio.addr, |name, version| match (name, version) {
-        ("signed", "1.1.0") => Sign::Wrong(1),
-        ("expired", _) => Sign::Key(2),
-        ("unknown", _) => Sign::Key(3),
-        _ => Sign::Key(1),
-    });
+    // `foreign`'s signed packument points its tarball at another host.
+    let upstream = SigningRegistry::edited(
+        verdaccio.addr,
+        |name, version| match (name, version) {
+            ("signed", "1.1.0") => Sign::Wrong(1),
+            ("expired", _) => Sign::Key(2),
+            ("unknown", _) => Sign::Key(3),
+            _ => Sign::Key(1),
+        },
+        |doc| {
+            if doc["name"] == "foreign" {
+                doc["versions"]["1.0.0"]["dist"]["tarball"] =
+                    serde_json::json!("http://127.0.0.1:9/foreign/-/foreign-1.0.0.tgz");
+            }
+        },
+    );
+    // `@acme/*` goes to the internal registry (verdaccio itself, unsigned,
+    // signatures = "off"); every other name to the signing one.
     let b = Bulwark(spawn(
         Path::new(env!("CARGO_BIN_EXE_bulwark")),
-        &write_config(dir.path(), &upstream.url()),
+        &write_config(dir.path(), &upstream.url(), &verdaccio.url()),
         "bulwark=info",
     ));
 
@@ -148,6 +166,19 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
         assert!(j["seen"].as_str().unwrap().contains(seen), "{path}: {j}");
         assert!(!j["expected"].as_str().unwrap().is_empty(), "{j}");
     }
+    let r = get(b.0.addr, "/npm/foreign/-/foreign-1.0.0.tgz");
+    assert_eq!(r.status, 502, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["check"], "tarball URL", "{j}");
+    assert_eq!(j["seen"], "http://127.0.0.1:9", "{j}");
+    // The scoped package comes from the internal registry, unsigned.
+    let r = get(b.0.addr, "/npm/@acme%2fapp");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert!(
+        j["versions"]["1.0.0"]["dist"].get("signatures").is_none(),
+        "{j}"
+    );
     let fails = metric(
         &b,
         "bulwark_verifications_total{upstream=\"signed-registry\",check=\"npm registry signature\",outcome=\"fail\"}",
@@ -189,14 +220,13 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
     // npm's own signature verification (pacote, as `npm audit
     // signatures` runs it) accepts bulwark's packuments under the keys
     // bulwark answers.
-    let out = npm_verify(&client, &registry, &["signed@1.0.0", "@acme/app@1.0.0"]);
+    let out = npm_verify(&client, &registry, &["signed@1.0.0"]);
     assert_success("pacote verifySignatures", &out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!("verified signed@1.0.0 {}", test_key(1).1)),
         "{text}"
     );
-    assert!(text.contains("verified @acme/app@1.0.0"), "{text}");
     // ...and not what does not.
     let out = client.run(&project, &registry, "cache", &["install", "expired"]);
     assert!(!out.status.success());

@@ -275,7 +275,7 @@ impl SigningRegistry {
         upstream: SocketAddr,
         sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
     ) -> SigningRegistry {
-        SigningRegistry::serve(upstream, sign, false)
+        SigningRegistry::edited(upstream, sign, |_| {})
     }
 
     /// Like [`SigningRegistry::start`], and every `time` of every
@@ -284,18 +284,27 @@ impl SigningRegistry {
         upstream: SocketAddr,
         sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
     ) -> SigningRegistry {
-        SigningRegistry::serve(upstream, sign, true)
+        SigningRegistry::edited(upstream, sign, |doc| {
+            if let Some(t) = doc.get_mut("time").and_then(|t| t.as_object_mut()) {
+                for v in t.values_mut() {
+                    *v = serde_json::json!("2015-01-01T00:00:00.000Z");
+                }
+            }
+        })
     }
 
-    fn serve(
+    /// Like [`SigningRegistry::start`], and `edit` changes every signed
+    /// packument before it is sent.
+    pub fn edited(
         upstream: SocketAddr,
         sign: impl Fn(&str, &str) -> Sign + Send + Sync + 'static,
-        backdate: bool,
+        edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
     ) -> SigningRegistry {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sign = std::sync::Arc::new(sign);
+        let edit = std::sync::Arc::new(edit);
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -303,8 +312,8 @@ impl SigningRegistry {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let sign = sign.clone();
-                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign, backdate));
+                let (sign, edit) = (sign.clone(), edit.clone());
+                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign, &*edit));
             }
         });
         SigningRegistry {
@@ -335,7 +344,7 @@ fn serve_signed(
     me: SocketAddr,
     upstream: SocketAddr,
     sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync),
-    backdate: bool,
+    edit: &(dyn Fn(&mut serde_json::Value) + Send + Sync),
 ) {
     use std::io::{Read, Write};
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
@@ -382,13 +391,7 @@ fn serve_signed(
         .flatten()
         .map(|mut doc| {
             add_signatures(&mut doc, sign);
-            if backdate {
-                if let Some(t) = doc.get_mut("time").and_then(|t| t.as_object_mut()) {
-                    for v in t.values_mut() {
-                        *v = serde_json::json!("2015-01-01T00:00:00.000Z");
-                    }
-                }
-            }
+            edit(&mut doc);
             serde_json::to_vec(&doc).expect("json")
         });
     match signed {
