@@ -316,6 +316,12 @@ impl UpstreamConfig {
         any.downcast_ref::<T>()
     }
 
+    /// The protocol's settings, shared, if they are a `T`.
+    pub fn settings_arc<T: UpstreamSettings>(&self) -> Option<Arc<T>> {
+        let any: Arc<dyn Any + Send + Sync> = self.settings.clone();
+        any.downcast::<T>().ok()
+    }
+
     /// What `check-config` prints for its pinned key(s).
     pub fn pinned(&self) -> String {
         self.settings.pinned()
@@ -571,6 +577,12 @@ impl ProtocolKeys<'_> {
     /// trailing slash.
     pub fn url(&self, key: &str, text: &str) -> Result<String, ConfigError> {
         self.v.url(&format!("upstream[{}].{key}", self.index), text)
+    }
+
+    /// A file named by one of the upstream's keys, resolved against the
+    /// configuration file's directory.
+    pub fn path(&self, written: &str) -> PathBuf {
+        self.v.resolve(PathBuf::from(written))
     }
 
     /// The `[server]` table, for checks that depend on it.

@@ -19,5 +19,6 @@
 
 pub mod artifacts;
 pub mod refusal;
+pub mod rekor;
 pub mod respond;
 pub mod trust;
