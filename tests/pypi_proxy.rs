@@ -221,6 +221,31 @@ fn a_file_whose_bytes_differ_from_the_index_sha256_is_refused_and_not_stored() {
     assert_eq!(objects(&dir.path().join("data")), before);
 }
 
+#[test]
+fn a_wheels_core_metadata_is_read_out_of_the_verified_wheel_and_outlives_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    make_wheel(&pkgs, "delta", "2.0", &["alpha>=1"]);
+    let upstream = PypiServer::start(&pkgs);
+    let b = start(&write_config(dir.path(), &upstream.index_url()));
+    let path = "/pypi/files/delta/delta-2.0-py3-none-any.whl.metadata";
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "Metadata-Version: 2.1\nName: delta\nVersion: 2.0\nRequires-Dist: alpha>=1\n"
+    );
+    // Only wheels carry it.
+    std::fs::write(pkgs.join("delta-2.1.tar.gz"), b"not really").unwrap();
+    let r = get(b.0.addr, "/pypi/files/delta/delta-2.1.tar.gz.metadata");
+    assert_ne!(r.status, 200, "{}", r.text());
+    drop(upstream);
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Requires-Dist: alpha>=1"));
+}
+
 /// A fake index that misbehaves on purpose: it answers every request with
 /// one fixed PEP 503 page listing one file twice, with two digests.
 #[test]

@@ -13,6 +13,8 @@
 //!   (and from the store afterwards, also with the upstream down); the
 //!   `Bulwark-Attestation` header says what vouches for it: `verified`,
 //!   `none` (`if-present` let it through) or `off`;
+//! - `GET /pypi/files/<project>/<wheel>.metadata` — the wheel's core
+//!   metadata (PEP 658), read out of the verified wheel;
 //! - `GET /pypi/provenance/<project>/<filename>` — bulwark's Integrity
 //!   API: the file's verified provenance (the page's `provenance` URLs
 //!   point here).
@@ -42,6 +44,8 @@ use super::simple::{check_filename, Format, Links};
 const SIMPLE: &str = "/pypi/simple/";
 const FILES: &str = "/pypi/files/";
 const PROVENANCE: &str = "/pypi/provenance/";
+/// A wheel's core metadata is at its URL plus this (PEP 658).
+const METADATA_SUFFIX: &str = ".metadata";
 /// The response header saying what vouches for a served file.
 pub const ATTESTATION_HEADER: &str = "bulwark-attestation";
 
@@ -146,6 +150,15 @@ impl PypiFront {
             _ => {
                 let (project, filename) = file_path(&path, FILES)?;
                 let up = self.owner(&project)?;
+                if let Some(wheel) = filename.strip_suffix(METADATA_SUFFIX) {
+                    let body = up.metadata(&project, wheel).await.map_err(refused)?;
+                    let mut res = Response::new(full(body));
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    return Ok(res);
+                }
                 let (blob, digest, vouched) = up.file(&project, filename).await.map_err(refused)?;
                 let mut res = blob_response(
                     req.headers(),

@@ -28,8 +28,8 @@ use super::config::{Attestations, PypiSettings};
 use super::name::ProjectName;
 use super::provenance::{publisher_id, verify_provenance};
 use super::simple::{
-    parse_list_html, parse_list_json, parse_project_html, parse_project_json, DistFile,
-    ProjectList, ProjectPage, JSON_V1,
+    parse_list_html, parse_list_json, parse_project_html, parse_project_json, CoreMetadata,
+    DistFile, ProjectList, ProjectPage, JSON_V1,
 };
 
 /// The artifact kind of a distribution file (key: `<project>/<filename>`).
@@ -39,6 +39,11 @@ pub const PROVENANCE_KIND: &str = "pypi.provenance";
 /// The artifact kind marking a file served unattested under
 /// `attestations = "if-present"` (same key; the digest is the file's).
 pub const UNATTESTED_KIND: &str = "pypi.unattested";
+/// The artifact kind of a wheel's core metadata (PEP 658), taken from the
+/// verified wheel (same key as the wheel).
+pub const METADATA_KIND: &str = "pypi.metadata";
+/// Largest `METADATA` read out of a wheel.
+pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest provenance answer read.
 const MAX_PROVENANCE_BYTES: u64 = crate::sigstore::input::MAX_INPUT as u64;
 /// How long a checked index page is reused.
@@ -393,6 +398,72 @@ impl PypiUpstream {
         Ok(())
     }
 
+    /// A wheel's core metadata (PEP 658): its `*.dist-info/METADATA`, read
+    /// out of the wheel once the wheel itself is verified (and so served
+    /// under the wheel's policy), stored and indexed. If the page gives the
+    /// metadata's sha256 (PEP 714), the bytes must have it.
+    pub async fn metadata(
+        &self,
+        project: &ProjectName,
+        filename: &str,
+    ) -> Result<bytes::Bytes, Refusal> {
+        let key = format!("{project}/{filename}");
+        let epoch = self
+            .artifacts
+            .trust()
+            .gate(&self.name)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        if let Some(e) = self
+            .artifacts
+            .entry(&self.name, epoch, METADATA_KIND, &key)
+            .await?
+        {
+            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
+                return Ok(b);
+            }
+        }
+        let (_, digest, _) = self.file(project, filename).await?;
+        let path = self.artifacts.blobs().path_of(&digest);
+        let up = self.name.clone();
+        let wheel = filename.to_string();
+        let body = tokio::task::spawn_blocking(move || wheel_metadata(&path, &wheel))
+            .await
+            .map_err(|e| refusal(&up, "core metadata", format!("task: {e}")))?
+            .map_err(|e| refusal(&self.name, "core metadata", format!("{filename}: {e}")))?;
+        // The page's claim about the metadata, when the page can be had.
+        if let Ok((page, _)) = self.page(project).await {
+            if let Some(f) = page.files.iter().find(|f| f.filename == filename) {
+                if let CoreMetadata::Present(Some(want)) = f.core_metadata {
+                    let seen = Digest::of(&body);
+                    let want = Digest::from_bytes(want.0);
+                    if seen != want {
+                        return Err(refusal(
+                            &self.name,
+                            "core metadata",
+                            format!(
+                                "the page's core-metadata sha256 for {filename} is not that of \
+                                 the METADATA inside the verified wheel"
+                            ),
+                        )
+                        .expected_seen(want.to_string(), seen.to_string()));
+                    }
+                }
+            }
+        }
+        self.artifacts
+            .put_proven(
+                &self.name,
+                epoch,
+                METADATA_KIND,
+                key,
+                body.clone(),
+                format!("METADATA inside the verified {filename}"),
+            )
+            .await?;
+        Ok(body)
+    }
+
     /// A file's verified provenance (bulwark's Integrity API): the stored
     /// one, else fetched and verified against the index's sha256 now, and
     /// kept. `None`: the upstream lists none for the file.
@@ -592,4 +663,52 @@ impl PypiUpstream {
         )
         .expected_seen(expected, seen))
     }
+}
+
+/// The `METADATA` file of the wheel at `path`: the one entry
+/// `<something>.dist-info/METADATA` at the top of the archive, at most
+/// [`MAX_METADATA_BYTES`].
+fn wheel_metadata(path: &std::path::Path, filename: &str) -> Result<bytes::Bytes, String> {
+    use std::io::Read as _;
+    if !filename.ends_with(".whl") {
+        return Err("core metadata is served for wheels only".into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("open the stored wheel: {e}"))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip archive: {e}"))?;
+    let mut found: Option<usize> = None;
+    for i in 0..zip.len() {
+        let name = zip
+            .name_for_index(i)
+            .ok_or_else(|| format!("zip entry {i} has no name"))?;
+        let is_metadata = name
+            .as_ref()
+            .map_err(|e| format!("zip entry {i}: {e}"))?
+            .strip_suffix(".dist-info/METADATA")
+            .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'));
+        if is_metadata {
+            if found.is_some() {
+                return Err("more than one *.dist-info/METADATA".into());
+            }
+            found = Some(i);
+        }
+    }
+    let i = found.ok_or("no *.dist-info/METADATA")?;
+    let entry = zip
+        .by_index(i)
+        .map_err(|e| format!("METADATA entry: {e}"))?;
+    if entry.size() > MAX_METADATA_BYTES {
+        return Err(format!(
+            "METADATA is {} bytes, more than {MAX_METADATA_BYTES}",
+            entry.size()
+        ));
+    }
+    let mut out = Vec::new();
+    entry
+        .take(MAX_METADATA_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("read METADATA: {e}"))?;
+    if out.len() as u64 > MAX_METADATA_BYTES {
+        return Err(format!("METADATA is more than {MAX_METADATA_BYTES} bytes"));
+    }
+    Ok(bytes::Bytes::from(out))
 }

@@ -57,9 +57,21 @@ pub struct PypiServer {
 impl PypiServer {
     /// Serves the packages in `dir`.
     pub fn start(dir: &Path) -> PypiServer {
+        PypiServer::launch(dir, None)
+    }
+
+    /// Serves the packages in `dir`, with the PEP 740 provenance objects
+    /// in `provenance` (`<filename>.provenance`) through an Integrity API
+    /// and `data-provenance` links (see `run_pypiserver.py`).
+    pub fn start_with_provenance(dir: &Path, provenance: &Path) -> PypiServer {
+        PypiServer::launch(dir, Some(provenance))
+    }
+
+    fn launch(dir: &Path, provenance: Option<&Path>) -> PypiServer {
         let mut child = Command::new(bin_dir().join("python"))
             .arg(support("run_pypiserver.py"))
             .arg(dir)
+            .args(provenance)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -78,6 +90,11 @@ impl PypiServer {
             panic!("pypiserver did not start: {line:?}");
         };
         PypiServer { child, addr }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Its simple index URL.
