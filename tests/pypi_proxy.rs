@@ -246,6 +246,38 @@ fn a_wheels_core_metadata_is_read_out_of_the_verified_wheel_and_outlives_the_ups
     assert!(r.text().contains("Requires-Dist: alpha>=1"));
 }
 
+#[test]
+fn files_on_another_origin_are_fetched_only_from_a_configured_file_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let wheel = make_wheel(&pkgs, "epsilon", "1.0", &[]);
+    let files_host = PypiServer::start(&pkgs);
+    let index = PypiServer::start_with_files_at(&pkgs, &files_host.url());
+    let path = "/pypi/files/epsilon/epsilon-1.0-py3-none-any.whl";
+
+    // Not configured: the page does not choose where bulwark connects.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let b = start(&write_config(&plain, &index.index_url()));
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 502, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["check"], "file URL", "{j}");
+    assert_eq!(j["seen"], files_host.url(), "{j}");
+    drop(b);
+
+    // Configured: fetched there and checked against the index's sha256.
+    let config = write_config(dir.path(), &index.index_url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("file_origins = [\"{}\"]\n", files_host.url()));
+    std::fs::write(&config, text).unwrap();
+    let b = start(&config);
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, std::fs::read(&wheel).unwrap());
+}
+
 /// A fake index that misbehaves on purpose: it answers every request with
 /// one fixed PEP 503 page listing one file twice, with two digests.
 #[test]

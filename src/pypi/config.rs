@@ -10,6 +10,7 @@
 //! project_attestations = { "legacy-*" = "off" }
 //! sigstore_root = "trusted_root.json"  # default: the embedded production root
 //! rekor_urls = { "rekor.sigstore.dev" = "https://rekor-mirror.internal" }
+//! file_origins = ["https://files.internal"]
 //! ```
 //!
 //! - `attestations = "required"` (the default): a file is served only when
@@ -34,6 +35,11 @@
 //!   keys) instead of the embedded production root; `rekor_urls`: a Rekor
 //!   log's host → the base URL to fetch its consistency proofs from (the
 //!   log's key stays the root's).
+//! - `file_origins`: other origins (`scheme://host[:port]`) the index's
+//!   pages may send files and provenance to, besides the index's own (an
+//!   index that serves its files from a separate host). A URL on any other
+//!   origin is refused: an unsigned page does not choose where bulwark
+//!   connects.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,6 +111,8 @@ pub struct PypiSettings {
     pub root: Arc<TrustRoot>,
     /// Where the root came from, for `check-config`.
     pub root_source: String,
+    /// Origins besides the index's that files may be fetched from.
+    pub file_origins: Vec<url::Url>,
 }
 
 impl std::fmt::Debug for PypiSettings {
@@ -150,6 +158,12 @@ impl UpstreamSettings for PypiSettings {
         for (p, e) in self.publishers.iter() {
             s.push_str(&format!("; {p}: publisher {}", e.written));
         }
+        for o in &self.file_origins {
+            s.push_str(&format!(
+                "; files also from {}",
+                o.origin().ascii_serialization()
+            ));
+        }
         s
     }
 
@@ -169,6 +183,8 @@ struct RawPypi {
     sigstore_root: Option<String>,
     #[serde(default)]
     rekor_urls: BTreeMap<String, String>,
+    #[serde(default)]
+    file_origins: Vec<String>,
 }
 
 impl ProtocolConfig for PypiProtocol {
@@ -238,7 +254,21 @@ impl ProtocolConfig for PypiProtocol {
             root.override_url(host, &url)
                 .map_err(|r| keys.err(&key, r.to_string()))?;
         }
+        let mut file_origins = Vec::new();
+        for (i, written) in raw.file_origins.iter().enumerate() {
+            let key = format!("file_origins[{i}]");
+            let checked = keys.url(&key, written)?;
+            let url = url::Url::parse(&checked).map_err(|e| keys.err(&key, e.to_string()))?;
+            if !matches!(url.path(), "" | "/") || url.query().is_some() {
+                return Err(keys.err(
+                    &key,
+                    format!("expected an origin like \"https://files.example\", saw {written:?}"),
+                ));
+            }
+            file_origins.push(url);
+        }
         Ok(Arc::new(PypiSettings {
+            file_origins,
             attestations,
             project_attestations,
             publishers,

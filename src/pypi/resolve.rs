@@ -76,9 +76,10 @@ pub struct PypiUpstream {
     pub name: String,
     /// The index client (its base is the configured `url`).
     index: UpstreamClient,
-    /// The file client: the index's origin (file URLs are resolved against
-    /// the page they are on).
-    files: UpstreamClient,
+    /// The file clients, one per origin files may come from: the index's
+    /// own first, then `file_origins` (file URLs are resolved against the
+    /// page they are on).
+    files: Vec<(url::Origin, UpstreamClient)>,
     /// The configured `url`, with a trailing slash.
     base: url::Url,
     pages: moka::future::Cache<String, (Arc<ProjectPage>, u32)>,
@@ -130,21 +131,30 @@ impl PypiUpstream {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let origin = base.origin().ascii_serialization();
         let options = |url: &str| ctx.upstream_options(u, url);
+        let settings = u.settings_arc::<PypiSettings>().ok_or_else(|| {
+            anyhow::anyhow!("upstream {}: not a pypi upstream's settings", u.name)
+        })?;
+        let mut files = Vec::new();
+        for o in std::iter::once(&base).chain(&settings.file_origins) {
+            let origin = o.origin();
+            if files.iter().any(|(seen, _)| *seen == origin) {
+                continue;
+            }
+            let client = UpstreamClient::new(options(&origin.ascii_serialization()))?;
+            files.push((origin, client));
+        }
         Ok(PypiUpstream {
             name: u.name.clone(),
             index: UpstreamClient::new(options(u.url.trim_end_matches('/')))?,
-            files: UpstreamClient::new(options(&origin))?,
+            files,
             base,
             pages: page_cache(Some(PAGE_TTL)),
             stale: page_cache(None),
             artifacts: ctx.artifacts.clone(),
             trust: ctx.trust.clone(),
             rekor: ctx.rekor.clone(),
-            settings: u.settings_arc::<PypiSettings>().ok_or_else(|| {
-                anyhow::anyhow!("upstream {}: not a pypi upstream's settings", u.name)
-            })?,
+            settings,
         })
     }
 
@@ -222,15 +232,15 @@ impl PypiUpstream {
         .map_err(|e| refusal(&self.name, "index page", e))
     }
 
-    /// The path on the upstream's origin of a URL on `project`'s page (a
-    /// file's, a provenance's); another origin is refused (no client for
-    /// it).
+    /// The client and path of a URL on `project`'s page (a file's, a
+    /// provenance's): on the index's origin or one of `file_origins`;
+    /// another origin is refused.
     fn origin_path(
         &self,
         project: &ProjectName,
         written: &str,
         what: &'static str,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(&UpstreamClient, String), Refusal> {
         let page = self
             .base
             .join(&format!("{project}/"))
@@ -238,21 +248,25 @@ impl PypiUpstream {
         let url = page
             .join(written)
             .map_err(|e| refusal(&self.name, what, format!("{written:?}: {e}")))?;
-        if url.origin() != self.base.origin() {
+        let origin = url.origin();
+        let Some((_, client)) = self.files.iter().find(|(o, _)| *o == origin) else {
+            let allowed: Vec<String> = self
+                .files
+                .iter()
+                .map(|(o, _)| o.ascii_serialization())
+                .collect();
             return Err(refusal(
                 &self.name,
                 what,
-                format!(
-                    "{} is not on the index's origin {}",
-                    url,
-                    self.base.origin().ascii_serialization()
-                ),
-            ));
-        }
-        Ok(match url.query() {
+                format!("{url} is not on the index's origin or a file_origins entry"),
+            )
+            .expected_seen(allowed.join(", "), origin.ascii_serialization()));
+        };
+        let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
-        })
+        };
+        Ok((client, path))
     }
 
     /// The page entry of `filename` and its index sha256.
@@ -332,7 +346,7 @@ impl PypiUpstream {
                 .expected_seen(stored.to_string(), digest.to_string()))
             }
             None => {
-                let path = self.origin_path(project, &f.url, "file URL")?;
+                let (client, path) = self.origin_path(project, &f.url, "file URL")?;
                 let (_, blob) = self
                     .artifacts
                     .fill(Fill {
@@ -342,7 +356,7 @@ impl PypiUpstream {
                         key: key.clone(),
                         proof: format!("sha256 given by the index page of {project}"),
                         rule: Rule::Sha256(digest),
-                        client: &self.files,
+                        client,
                         request: UpstreamRequest::get(path).max_response_bytes(MAX_FILE_BYTES),
                     })
                     .await?;
@@ -541,9 +555,8 @@ impl PypiUpstream {
             self.judge(project, &[], &f.filename).await?;
             return Ok(None);
         };
-        let path = self.origin_path(project, url, "provenance URL")?;
-        let res = self
-            .files
+        let (client, path) = self.origin_path(project, url, "provenance URL")?;
+        let res = client
             .send(UpstreamRequest::get(path).max_response_bytes(MAX_PROVENANCE_BYTES))
             .await?;
         Refusal::status_rule(&self.name, &res.url, res.status, http::StatusCode::OK)?;

@@ -7,7 +7,11 @@ With a second argument, a directory of PEP 740 provenance objects
 Integrity API (`GET /integrity/<project>/<version>/<filename>/provenance`)
 and the `data-provenance` attribute on the project pages' links to files
 that have one (pypiserver's pages are asked for as HTML, PEP 503). Under
-`/rekor/` it answers as a Rekor log that cannot prove anything: 404."""
+`/rekor/` it answers as a Rekor log that cannot prove anything: 404.
+
+With FILES_BASE in the environment (`http://host:port`), its pages link
+every file there instead, as an index whose files live on a separate host
+does."""
 import os
 import re
 import sys
@@ -17,7 +21,8 @@ import wsgiref.simple_server
 import pypiserver
 
 app = pypiserver.app(roots=[sys.argv[1]], disable_fallback=True, authenticate=[], password_file=".")
-prov_dir = sys.argv[2] if len(sys.argv) > 2 else None
+prov_dir = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+files_base = os.environ.get("FILES_BASE")
 
 LINK = re.compile(r'<a href="([^"#]*/)?([^"/#]+)(#[^"]*)?"')
 
@@ -45,7 +50,8 @@ def with_provenance(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
-    if prov_dir is None or not path.startswith("/simple/") or path == "/simple/":
+    if (prov_dir is None and files_base is None) or not path.startswith("/simple/") \
+            or path == "/simple/":
         return app(environ, start_response)
     environ["HTTP_ACCEPT"] = "text/html"
     project = path.strip("/").split("/")[-1]
@@ -59,11 +65,14 @@ def with_provenance(environ, start_response):
 
     def add(m):
         filename = m.group(2)
+        link = m.group(0)
+        if files_base is not None:
+            link = link.replace('href="/', f'href="{files_base}/', 1)
         if provenance_of(filename) is None:
-            return m.group(0)
+            return link
         version = filename.split("-")[1].removesuffix(".tar.gz") if "-" in filename else "0"
         url = f"/integrity/{project}/{version}/{filename}/provenance"
-        return m.group(0) + f' data-provenance="{url}"'
+        return link + f' data-provenance="{url}"'
 
     body = LINK.sub(add, body).encode()
     headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
