@@ -16,8 +16,11 @@
 //!   attested, its unattested file is refused (`attestation downgrade`)
 //!   until an operator accepts it with `bulwark upstream publishers`;
 //! - refusals: a provenance of another file, a publisher other than the
-//!   configured one, and a second checkpoint of the same Rekor log that the
-//!   log cannot prove consistent with the first.
+//!   configured one, a second checkpoint of the same Rekor log that the
+//!   log will not prove consistent with the first (and, when the log cannot
+//!   be reached at all, `rekor_consistency` decides); a Rekor entry of
+//!   another artifact, a tampered inclusion proof or checkpoint, a staging
+//!   attestation under the production root — nothing of them stored.
 
 mod support;
 
@@ -429,4 +432,161 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     let r = get(b.0.addr, &file_path("gitlab-oidc-project", GITLAB));
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(accepted_size(&data_dir, SHARD), Some(31550402));
+    drop(b);
+
+    // A log that cannot be reached at all: refused under
+    // rekor_consistency = "required"...
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let rekor = format!("rekor_urls = {{ \"rekor.sigstore.dev\" = \"http://{dead}\" }}");
+    let config = write_config(
+        dir.path(),
+        &upstream,
+        &format!("{rekor}\nrekor_consistency = \"required\""),
+    );
+    let b = start(&config);
+    let r = get(b.0.addr, &file_path("gitlab-oidc-project", GITLAB));
+    assert_eq!(r.status, 502, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["check"], "consistency proof", "{e}");
+    assert_eq!(e["seen"], "unreachable", "{e}");
+    drop(b);
+    // ...and by default served on its inclusion proof and signed
+    // checkpoint, the deferral counted; the checkpoint is not recorded.
+    let config = write_config(dir.path(), &upstream, &rekor);
+    let b = start(&config);
+    let r = get(b.0.addr, &file_path("gitlab-oidc-project", GITLAB));
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), b.stderr());
+    assert_eq!(r.header("bulwark-attestation").as_deref(), Some("verified"));
+    let metrics = get(b.0.addr, "/metrics").text();
+    assert!(
+        metrics.contains("check=\"rekor consistency deferred\""),
+        "{metrics}"
+    );
+    assert_eq!(accepted_size(&data_dir, SHARD), Some(31550402));
+}
+
+fn objects(data: &Path) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&data.join("blobs/objects"))
+}
+
+/// Each attack is refused with its check named, and nothing is stored.
+#[test]
+fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream_dirs(dir.path());
+    let wheel = "rfc8785-0.1.2-py3-none-any.whl";
+    std::fs::copy(data(wheel), up.packages.join(wheel)).unwrap();
+    // Signed on the staging instance: not under the production root.
+    std::fs::write(
+        up.provenance.join(format!("{wheel}.provenance")),
+        provenance_of(
+            &format!("{wheel}.publish.attestation"),
+            serde_json::json!({"kind": "GitHub", "repository": "trailofbits/rfc8785.py",
+                               "workflow": "release.yml", "environment": null}),
+        ),
+    )
+    .unwrap();
+    let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
+    let b = start(&write_config(dir.path(), &upstream, ""));
+    let data_dir = dir.path().join("data");
+    let before = objects(&data_dir);
+
+    let r = get(b.0.addr, &file_path("rfc8785", wheel));
+    assert_eq!(r.status, 403, "{}", r.text());
+    let staging = r.json()["check"].as_str().unwrap().to_string();
+
+    let real: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data(&format!("{ATTESTED}.provenance"))).unwrap())
+            .unwrap();
+    let other: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data(&format!("{GITLAB}.publish.attestation"))).unwrap(),
+    )
+    .unwrap();
+    let att = "/attestation_bundles/0/attestations/0";
+    let entry = format!("{att}/verification_material/transparency_entries/0");
+    let mut refusals = Vec::new();
+    for (what, tamper) in [
+        (
+            "a Rekor entry of another artifact",
+            Box::new(|p: &mut serde_json::Value| {
+                *p.pointer_mut(&format!("{att}/verification_material/transparency_entries"))
+                    .unwrap() = other["verification_material"]["transparency_entries"].clone();
+            }) as Box<dyn Fn(&mut serde_json::Value)>,
+        ),
+        (
+            "a tampered inclusion proof",
+            Box::new(|p: &mut serde_json::Value| {
+                let h = p
+                    .pointer_mut(&format!("{entry}/inclusionProof/hashes/0"))
+                    .unwrap();
+                let mut s = h.as_str().unwrap().to_string();
+                s.replace_range(
+                    0..4,
+                    if s.starts_with("AAAA") {
+                        "BBBB"
+                    } else {
+                        "AAAA"
+                    },
+                );
+                *h = serde_json::Value::String(s);
+            }),
+        ),
+        (
+            "a tampered checkpoint",
+            Box::new(|p: &mut serde_json::Value| {
+                let c = p
+                    .pointer_mut(&format!("{entry}/inclusionProof/checkpoint/envelope"))
+                    .unwrap();
+                let s = c.as_str().unwrap().replacen("31550402", "31550403", 1);
+                *c = serde_json::Value::String(s);
+            }),
+        ),
+    ] {
+        let mut p = real.clone();
+        tamper(&mut p);
+        std::fs::write(
+            up.provenance.join(format!("{ATTESTED}.provenance")),
+            serde_json::to_vec(&p).unwrap(),
+        )
+        .unwrap();
+        let r = get(b.0.addr, &file_path("pypi-attestations", ATTESTED));
+        assert_eq!(r.status, 403, "{what}: {}", r.text());
+        let e = r.json();
+        assert_eq!(e["upstream"], UPSTREAM, "{what}: {e}");
+        assert!(!e["expected"].as_str().unwrap().is_empty(), "{what}: {e}");
+        refusals.push((what, e["check"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(objects(&data_dir), before, "something refused was stored");
+    assert_eq!(accepted_size(&data_dir, SHARD), None);
+    // The staging instance's log is not in the production root; the other
+    // artifact's entry carries its own time, outside the certificate's
+    // validity; the altered proof and checkpoint no longer verify.
+    assert_eq!(staging, "log");
+    assert_eq!(
+        refusals,
+        [
+            (
+                "a Rekor entry of another artifact",
+                "certificate chain".to_string()
+            ),
+            ("a tampered inclusion proof", "inclusion proof".to_string()),
+            ("a tampered checkpoint", "checkpoint signature".to_string()),
+        ]
+    );
 }

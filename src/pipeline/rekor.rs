@@ -7,9 +7,12 @@
 //! `/api/v2/`)
 //! (authenticated against the verified checkpoint before use).
 //!
-//! A proof that cannot be fetched refuses the artifact (fail closed): an
-//! attestation whose log cannot show it is an extension of what bulwark
-//! saw before proves nothing about a fork.
+//! A proof the log answers wrongly (or not with its success answer)
+//! refuses the artifact; a proof that fails to verify is evidence and
+//! quarantines the log. A log that cannot be reached at all (DNS, connect,
+//! timeout) leaves the checkpoint unproven: [`Consistency::Deferred`], and
+//! the ecosystem's policy decides (`rekor_consistency`): refuse, or serve
+//! on the entry's inclusion proof and signed checkpoint alone, marked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,17 @@ use super::trust::Trust;
 const REKOR_V2_PREFIX: &str = "/api/v2";
 /// Largest tile answer read (a full tile of hashes is 8 KiB).
 const MAX_TILE_BYTES: u64 = 64 * 1024;
+
+/// What recording an entry's checkpoint established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Recorded: consistent with everything accepted of its log.
+    Proven,
+    /// Not recorded: the log could not be reached for the consistency
+    /// proof. The entry's inclusion in its signed checkpoint is verified;
+    /// that the checkpoint extends what bulwark accepted is not.
+    Deferred,
+}
 
 /// The Rekor logs bulwark has talked to, one client each (by base URL).
 #[derive(Clone)]
@@ -74,8 +88,14 @@ impl Rekor {
 
     /// Records the checkpoint of each entry, in order. `upstream` is the
     /// upstream whose artifact the entries vouch for (it names the
-    /// refusal).
-    pub async fn record(&self, upstream: &str, entries: &[LogEntry]) -> Result<(), Refusal> {
+    /// refusal). [`Consistency::Deferred`] if any entry's log could not be
+    /// reached for its proof.
+    pub async fn record(
+        &self,
+        upstream: &str,
+        entries: &[LogEntry],
+    ) -> Result<Consistency, Refusal> {
+        let mut outcome = Consistency::Proven;
         for entry in entries {
             let client = self.client(entry).map_err(|e| {
                 Refusal::bad_answer(
@@ -90,12 +110,21 @@ impl Rekor {
             let recorded = self
                 .trust
                 .run(move |state| {
-                    let mut source = HttpProofs { client, handle };
-                    Ok(record(state, &e, &mut source, now))
+                    let mut source = HttpProofs {
+                        client,
+                        handle,
+                        unreachable: std::cell::Cell::new(false),
+                    };
+                    let r = record(state, &e, &mut source, now);
+                    Ok((r, source.unreachable.get()))
                 })
                 .await
                 .map_err(|e| Refusal::from_trust(&e))?;
+            let (recorded, unreachable) = recorded;
             match recorded {
+                Err(r) if unreachable && r.check == "consistency proof" => {
+                    outcome = Consistency::Deferred;
+                }
                 Ok(
                     Recorded::First(_)
                     | Recorded::Extended { .. }
@@ -121,7 +150,7 @@ impl Rekor {
                 }
             }
         }
-        Ok(())
+        Ok(outcome)
     }
 }
 
@@ -130,6 +159,8 @@ impl Rekor {
 struct HttpProofs {
     client: UpstreamClient,
     handle: tokio::runtime::Handle,
+    /// Set when a request could not reach the log at all.
+    unreachable: std::cell::Cell<bool>,
 }
 
 impl HttpProofs {
@@ -140,7 +171,12 @@ impl HttpProofs {
                 self.client
                     .send(UpstreamRequest::get(path.clone()).max_response_bytes(max)),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                if e.is_unreachable() {
+                    self.unreachable.set(true);
+                }
+                e.to_string()
+            })?;
         if res.status != StatusCode::OK {
             return Err(format!("{}: status {}, want 200", res.url, res.status));
         }

@@ -11,6 +11,7 @@
 //! sigstore_root = "trusted_root.json"  # default: the embedded production root
 //! rekor_urls = { "rekor.sigstore.dev" = "https://rekor-mirror.internal" }
 //! file_origins = ["https://files.internal"]
+//! rekor_consistency = "when-reachable"  # or "required"
 //! ```
 //!
 //! - `attestations = "required"` (the default): a file is served only when
@@ -35,6 +36,15 @@
 //!   keys) instead of the embedded production root; `rekor_urls`: a Rekor
 //!   log's host → the base URL to fetch its consistency proofs from (the
 //!   log's key stays the root's).
+//! - `rekor_consistency`: what to do when a Rekor log cannot be reached
+//!   (DNS, connect, timeout) for the consistency proof a new checkpoint
+//!   needs. `"when-reachable"` (the default): the attestation is accepted
+//!   on its inclusion proof and signed checkpoint, the checkpoint is not
+//!   recorded (so a split view it shows goes unseen), and the deferral is
+//!   counted (`bulwark_verifications_total{check="rekor consistency
+//!   deferred"}`) and logged; an air-gapped mirror cannot reach Rekor at
+//!   all. `"required"`: refused. A log that answers, but not with a proof
+//!   that verifies, is refused (and quarantined) either way.
 //! - `file_origins`: other origins (`scheme://host[:port]`) the index's
 //!   pages may send files and provenance to, besides the index's own (an
 //!   index that serves its files from a separate host). A URL on any other
@@ -113,6 +123,9 @@ pub struct PypiSettings {
     pub root_source: String,
     /// Origins besides the index's that files may be fetched from.
     pub file_origins: Vec<url::Url>,
+    /// Refuse an attestation whose Rekor log cannot be reached for a
+    /// consistency proof (`rekor_consistency = "required"`).
+    pub rekor_consistency_required: bool,
 }
 
 impl std::fmt::Debug for PypiSettings {
@@ -158,6 +171,9 @@ impl UpstreamSettings for PypiSettings {
         for (p, e) in self.publishers.iter() {
             s.push_str(&format!("; {p}: publisher {}", e.written));
         }
+        if self.rekor_consistency_required {
+            s.push_str("; Rekor consistency required");
+        }
         for o in &self.file_origins {
             s.push_str(&format!(
                 "; files also from {}",
@@ -185,6 +201,7 @@ struct RawPypi {
     rekor_urls: BTreeMap<String, String>,
     #[serde(default)]
     file_origins: Vec<String>,
+    rekor_consistency: Option<String>,
 }
 
 impl ProtocolConfig for PypiProtocol {
@@ -267,7 +284,18 @@ impl ProtocolConfig for PypiProtocol {
             }
             file_origins.push(url);
         }
+        let rekor_consistency_required = match raw.rekor_consistency.as_deref() {
+            None | Some("when-reachable") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(keys.err(
+                    "rekor_consistency",
+                    format!("expected \"required\" or \"when-reachable\", saw {other:?}"),
+                ))
+            }
+        };
         Ok(Arc::new(PypiSettings {
+            rekor_consistency_required,
             file_origins,
             attestations,
             project_attestations,

@@ -17,7 +17,7 @@ use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
-use crate::pipeline::rekor::Rekor;
+use crate::pipeline::rekor::{Consistency, Rekor};
 use crate::pipeline::trust::Trust;
 use crate::sigstore::{IdentityPolicy, Options};
 use crate::store::{Blob, Digest};
@@ -599,9 +599,46 @@ impl PypiUpstream {
         };
         let mut rekor = Vec::new();
         for att in &verified.attestations {
-            self.rekor.record(&self.name, &att.entries).await?;
+            let consistency = self.rekor.record(&self.name, &att.entries).await?;
+            let deferred = consistency == Consistency::Deferred;
+            if deferred {
+                self.artifacts.metrics().verification(
+                    &self.name,
+                    "rekor consistency deferred",
+                    false,
+                );
+                if self.settings.rekor_consistency_required {
+                    return Err(Refusal::new(
+                        &self.name,
+                        "consistency proof",
+                        http::StatusCode::BAD_GATEWAY,
+                        format!(
+                            "upstream {}: {}: the Rekor log could not be reached for the \
+                             consistency proof of its checkpoint, and rekor_consistency = \
+                             \"required\"",
+                            self.name, f.filename
+                        ),
+                    )
+                    .expected_seen("a consistency proof from the log", "unreachable"));
+                }
+                tracing::warn!(
+                    upstream = %self.name,
+                    file = %f.filename,
+                    "Rekor unreachable: attestation accepted on its inclusion proof and signed \
+                     checkpoint; consistency with earlier checkpoints not proven"
+                );
+            }
             for e in &att.entries {
-                rekor.push(format!("{} entry {}", e.checkpoint.origin, e.log_index));
+                rekor.push(format!(
+                    "{} entry {}{}",
+                    e.checkpoint.origin,
+                    e.log_index,
+                    if deferred {
+                        " (consistency not proven: log unreachable)"
+                    } else {
+                        ""
+                    }
+                ));
             }
         }
         self.artifacts
