@@ -579,10 +579,10 @@ impl ProtocolKeys<'_> {
         self.v.url(&format!("upstream[{}].{key}", self.index), text)
     }
 
-    /// A file named by one of the upstream's keys, resolved against the
-    /// configuration file's directory.
-    pub fn path(&self, written: &str) -> PathBuf {
-        self.v.resolve(PathBuf::from(written))
+    /// A file path the upstream names, relative to the configuration
+    /// file's directory unless absolute.
+    pub fn path(&self, p: impl Into<PathBuf>) -> PathBuf {
+        self.v.resolve(p.into())
     }
 
     /// The `[server]` table, for checks that depend on it.
