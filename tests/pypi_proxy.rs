@@ -295,7 +295,12 @@ fn a_file_younger_than_min_release_age_is_hidden_and_refused_whatever_the_index_
     let b = start(&config);
     let page = send(b.0.addr, "GET", "/pypi/simple/zeta/", &json);
     assert_eq!(page.status, 200, "{}", page.text());
-    assert_eq!(page.json()["files"], serde_json::json!([]), "{}", page.text());
+    assert_eq!(
+        page.json()["files"],
+        serde_json::json!([]),
+        "{}",
+        page.text()
+    );
     let r = get(b.0.addr, path);
     assert_eq!(r.status, 403, "{}", r.text());
     let first = r.json();

@@ -1,8 +1,10 @@
 //! The `pypi` protocol's part of the configuration. An `[[upstream]]` with
 //! `protocol = "pypi"` has `url` = the upstream's simple index (the URL
 //! `pip --index-url` would take), owns project names (`namespaces`, in any
-//! spelling; compared in their PEP 503 normal form; `default = true` takes
-//! every project nobody claims), and says how files are checked:
+//! spelling, `*` matching any run of characters (`acme-*`); compared in
+//! their PEP 503 normal form; an exact name before the most specific
+//! pattern; `default = true` takes every project nobody claims), and says
+//! how files are checked:
 //!
 //! ```toml
 //! attestations = "required"          # or "if-present", "off"
@@ -230,6 +232,10 @@ impl ProtocolConfig for PypiProtocol {
     }
 
     fn namespace(&self, written: &str) -> Result<String, String> {
+        if written.contains('*') {
+            return normalize_pattern(written)
+                .map_err(|e| format!("expected a project name pattern like \"acme-*\": {e}"));
+        }
         ProjectName::parse(written)
             .map(|n| n.as_str().to_string())
             .map_err(|e| format!("expected a project name like \"sampleproject\": {e}"))
