@@ -6,7 +6,8 @@
 //! real binary in between.
 //!
 //! - `attestations = "required"` (the default): an attested sdist is
-//!   served (`pip download` prepares it) once its provenance verified; the
+//!   served (`pip download` prepares it, `uv pip install` builds and installs
+//!   another) once its provenance verified; the
 //!   page points at bulwark's Integrity API, which serves that provenance;
 //!   the Rekor checkpoint is in the trust state; an unattested file is
 //!   refused (check `attestation`), also to pip; with the upstream gone,
@@ -140,6 +141,15 @@ fn write_config(dir: &Path, upstream: &PypiServer, extra: &str) -> PathBuf {
     file
 }
 
+/// `rekor_urls` sending the production Rekor log to a closed local port.
+fn no_rekor() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    format!("rekor_urls = {{ \"rekor.sigstore.dev\" = \"http://{dead}\" }}")
+}
+
 fn file_path(project: &str, filename: &str) -> String {
     format!("/pypi/files/{project}/{filename}")
 }
@@ -156,7 +166,9 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
     let up = upstream_dirs(dir.path());
     make_wheel(&up.packages, "plain", "1.0", &[]);
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let config = write_config(dir.path(), &upstream, "");
+    // Tests use no network: the production Rekor log is "reached" at a
+    // closed local port.
+    let config = write_config(dir.path(), &upstream, &no_rekor());
     let b = start(&config);
     let addr = b.0.addr;
 
@@ -244,6 +256,31 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
         std::fs::read(data(MODELS)).unwrap()
     );
 
+    // The real uv installs the GitLab-published sdist (its Rekor checkpoint
+    // is older than the accepted one: proven a prefix, which needs the log,
+    // unreachable here, so the default rekor_consistency =
+    // "when-reachable" defers that proof).
+    let out = Command::new(bin_dir().join("uv"))
+        .args(["pip", "install", "--no-cache", "--no-config", "--no-deps"])
+        .args(["--no-build-isolation", "--index-url"])
+        .arg(format!("http://{addr}/pypi/simple/"))
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .arg("--target")
+        .arg(dir.path().join("uv-target"))
+        .arg("gitlab-oidc-project==0.0.3")
+        .env("HOME", dir.path())
+        .env("UV_CACHE_DIR", dir.path().join("uv-cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "uv pip install: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        b.stderr()
+    );
+
     // An unattested wheel is refused, to pip as to anyone, with the reason.
     let r = get(addr, &file_path("plain", "plain-1.0-py3-none-any.whl"));
     assert_eq!(r.status, 403, "{}", r.text());
@@ -296,7 +333,11 @@ fn if_present_marks_unattested_files_and_never_downgrades_an_attested_project() 
     // (the stolen-token upload).
     make_wheel(&up.packages, "pypi_attestations", "0.0.20", &[]);
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let config = write_config(dir.path(), &upstream, "attestations = \"if-present\"");
+    let config = write_config(
+        dir.path(),
+        &upstream,
+        &format!("attestations = \"if-present\"\n{}", no_rekor()),
+    );
     let b = start(&config);
     let addr = b.0.addr;
 
@@ -503,7 +544,7 @@ fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stor
     )
     .unwrap();
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let b = start(&write_config(dir.path(), &upstream, ""));
+    let b = start(&write_config(dir.path(), &upstream, &no_rekor()));
     let data_dir = dir.path().join("data");
     let before = objects(&data_dir);
 
