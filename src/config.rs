@@ -316,6 +316,12 @@ impl UpstreamConfig {
         any.downcast_ref::<T>()
     }
 
+    /// The protocol's settings, shared, if they are a `T`.
+    pub fn settings_arc<T: UpstreamSettings>(&self) -> Option<Arc<T>> {
+        let any: Arc<dyn Any + Send + Sync> = self.settings.clone();
+        any.downcast::<T>().ok()
+    }
+
     /// What `check-config` prints for its pinned key(s).
     pub fn pinned(&self) -> String {
         self.settings.pinned()

@@ -17,6 +17,7 @@ use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
 use bulwark::http::Front;
 use bulwark::pipeline::artifacts::Artifacts;
+use bulwark::pipeline::rekor::Rekor;
 use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
@@ -146,6 +147,7 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         federation: app.federation.clone(),
         metrics: app.metrics.clone(),
         data_dir,
+        rekor: Rekor::new(trust.clone()),
         trust,
         artifacts,
     };
