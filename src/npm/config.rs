@@ -38,6 +38,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Matching, ProtocolConfig, ProtocolKeys, UpstreamSettings};
+use crate::pipeline::release_age::parse_min_release_age;
 use crate::sigstore::npm::{NpmKeys, MAX_KEYS_FILE};
 
 use super::name::PackageName;
@@ -188,24 +189,11 @@ impl ProtocolConfig for NpmProtocol {
                 (k, path.display().to_string())
             }
         };
-        let min_release_age = match raw.min_release_age {
-            None => None,
-            Some(text) => match humantime::parse_duration(text.trim()) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => {
-                    return Err(keys.err(
-                        "min_release_age",
-                        format!("must be longer than zero, saw {text:?}"),
-                    ))
-                }
-                Err(e) => {
-                    return Err(keys.err(
-                        "min_release_age",
-                        format!("expected a duration like \"7d\", saw {text:?} ({e})"),
-                    ))
-                }
-            },
-        };
+        let min_release_age = raw
+            .min_release_age
+            .map(|t| parse_min_release_age(&t))
+            .transpose()
+            .map_err(|e| keys.err("min_release_age", e))?;
         if signatures == Signatures::Required && npm_keys.keys().is_empty() {
             return Err(keys.err(
                 "registry_keys",

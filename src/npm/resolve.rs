@@ -20,8 +20,8 @@ use crate::ecosystem::EcosystemContext;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
+use crate::pipeline::release_age::{release_age_ok, CHECK_RELEASE_AGE};
 use crate::sigstore::npm::NpmKeys;
-use crate::store::index::Entry;
 use crate::store::{Blob, Digest};
 use crate::upstream::{UpstreamClient, UpstreamRequest};
 
@@ -36,10 +36,9 @@ pub const TARBALL_KIND: &str = "npm.tarball";
 pub const CHECK_SIGNATURE: &str = "npm registry signature";
 /// The index kind recording when bulwark first saw a version (key:
 /// `<name>@<version>`; digest: SHA-256 of the integrity string first
-/// seen; the entry's time is the first sighting).
+/// seen; the entry's time is the first sighting), for
+/// [`crate::pipeline::release_age`].
 pub const SEEN_KIND: &str = "npm.first-seen";
-/// The check name of `min_release_age`.
-pub const CHECK_RELEASE_AGE: &str = "min release age";
 /// How long a checked packument is reused.
 const PACKUMENT_TTL: Duration = Duration::from_secs(30);
 /// Byte budget of each packument cache, per upstream (a parsed packument
@@ -150,39 +149,6 @@ pub fn check_signatures(
         } else {
             format!("signatures by unpinned keys {}", unknown.join(", "))
         },
-    })
-}
-
-/// Whether a version first seen as `first` (its integrity then, and when)
-/// may be served at `now` under `min_release_age = min`.
-pub fn release_age_ok(
-    first: &Entry,
-    integrity: &str,
-    min: Duration,
-    now: std::time::SystemTime,
-) -> Result<(), Removed> {
-    if first.digest != Digest::of(integrity.as_bytes()) {
-        return Err(Removed {
-            check: "integrity",
-            expected: format!("the integrity first seen ({})", first.proof),
-            seen: integrity.to_string(),
-        });
-    }
-    let age = now.duration_since(first.at).unwrap_or_default();
-    if age >= min {
-        return Ok(());
-    }
-    Err(Removed {
-        check: CHECK_RELEASE_AGE,
-        expected: format!(
-            "a version bulwark first saw at least {} ago",
-            humantime::format_duration(min)
-        ),
-        seen: format!(
-            "first seen at {} ({} ago)",
-            humantime::format_rfc3339_seconds(first.at),
-            humantime::format_duration(Duration::from_secs(age.as_secs()))
-        ),
     })
 }
 
@@ -339,60 +305,46 @@ impl NpmUpstream {
     }
 
     /// `min_release_age`: records the first sighting of every version not
-    /// seen before (one durable index transaction), then removes the
-    /// versions first seen less than `min` ago, and those whose integrity
-    /// is not the one first seen.
+    /// seen before, then removes the versions first seen less than `min`
+    /// ago, and those whose integrity is not the one first seen.
     async fn hide_young(&self, p: &mut Packument, min: Duration) -> Result<(), Refusal> {
         let epoch = self.artifacts.trust().gate(&self.name).await?;
-        let mut seen = std::collections::BTreeMap::new();
-        let mut new = Vec::new();
-        for (v, version) in &p.versions {
-            let key = format!("{}@{v}", p.name);
-            let digest = Digest::of(version.dist.integrity.as_bytes());
-            match self
-                .artifacts
-                .entry(&self.name, epoch, SEEN_KIND, &key)
-                .await?
-            {
-                Some(e) => {
-                    seen.insert(v.clone(), e);
-                }
-                None => new.push((
-                    key,
-                    Entry::new(
-                        digest,
-                        format!("first seen with {}", version.dist.integrity),
-                    ),
-                )),
-            }
-        }
-        if !new.is_empty() {
-            self.artifacts
-                .index(&self.name, epoch, SEEN_KIND, new.clone())
-                .await?;
-            for (key, e) in new {
-                // Keys already present keep their first entry: read back
-                // the one that counts.
-                let e = self
-                    .artifacts
-                    .entry(&self.name, epoch, SEEN_KIND, &key)
-                    .await?
-                    .unwrap_or(e);
-                if let Some((_, v)) = key.rsplit_once('@') {
-                    seen.insert(v.to_string(), e);
-                }
-            }
-        }
+        let sightings = p
+            .versions
+            .iter()
+            .map(|(v, version)| {
+                (
+                    format!("{}@{v}", p.name),
+                    Digest::of(version.dist.integrity.as_bytes()),
+                    format!("first seen with {}", version.dist.integrity),
+                )
+            })
+            .collect();
+        let seen = self
+            .artifacts
+            .first_seen(&self.name, epoch, SEEN_KIND, sightings)
+            .await?;
         let now = std::time::SystemTime::now();
+        let name = p.name.clone();
         p.retain(|v, version| {
-            let Some(e) = seen.get(v) else {
+            let Some(first) = seen.get(&format!("{name}@{v}")) else {
                 return Err(Removed {
                     check: CHECK_RELEASE_AGE,
                     expected: "a record of when bulwark first saw the version".into(),
                     seen: "none".into(),
                 });
             };
-            release_age_ok(e, &version.dist.integrity, min, now)
+            release_age_ok(
+                first,
+                &Digest::of(version.dist.integrity.as_bytes()),
+                min,
+                now,
+            )
+            .map_err(|t| Removed {
+                check: t.check,
+                expected: t.expected,
+                seen: t.seen,
+            })
         });
         Ok(())
     }
@@ -492,7 +444,6 @@ impl NpmUpstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
 
     /// The real registry signature from npm/pacote's tests, in a
     /// packument, through the embedded keys.
@@ -531,21 +482,5 @@ mod tests {
         assert!(r.seen.contains("unpinned"), "{r:?}");
         let r = check(doc("not a time", sig, id)).unwrap_err();
         assert!(r.expected.contains("publish time"), "{r:?}");
-    }
-
-    #[test]
-    fn release_age_counts_from_the_first_sighting_and_pins_the_integrity() {
-        let first = Entry::new(Digest::of(b"sha512-a"), "first seen with sha512-a");
-        let day = Duration::from_secs(86400);
-        let min = 7 * day;
-        let later = |d: Duration| first.at + d;
-        assert!(release_age_ok(&first, "sha512-a", min, later(8 * day)).is_ok());
-        let r = release_age_ok(&first, "sha512-a", min, later(day)).unwrap_err();
-        assert_eq!(r.check, CHECK_RELEASE_AGE);
-        assert!(r.seen.contains("1day ago"), "{r:?}");
-        let r = release_age_ok(&first, "sha512-b", min, later(8 * day)).unwrap_err();
-        assert_eq!(r.check, "integrity");
-        // A clock that went back counts as no age at all.
-        assert!(release_age_ok(&first, "sha512-a", min, SystemTime::UNIX_EPOCH).is_err());
     }
 }
