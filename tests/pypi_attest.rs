@@ -82,6 +82,16 @@ fn provenance_of(attestation: &str, publisher: serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// The GitLab-published sdist's provenance, with the publisher its
+/// certificate names.
+fn gitlab_provenance() -> Vec<u8> {
+    provenance_of(
+        &format!("{GITLAB}.publish.attestation"),
+        serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
+                           "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
+    )
+}
+
 /// The packages and provenance objects of the upstream: every real
 /// attested file with its provenance, and `extra` files without.
 struct Upstream {
@@ -106,11 +116,7 @@ fn upstream_dirs(root: &Path) -> Upstream {
     .unwrap();
     std::fs::write(
         u.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     std::fs::write(
@@ -447,11 +453,7 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     // Restore the gitlab project's own provenance and ask again.
     std::fs::write(
         up.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
