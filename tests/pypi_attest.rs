@@ -82,6 +82,16 @@ fn provenance_of(attestation: &str, publisher: serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// The GitLab-published sdist's provenance, with the publisher its
+/// certificate names.
+fn gitlab_provenance() -> Vec<u8> {
+    provenance_of(
+        &format!("{GITLAB}.publish.attestation"),
+        serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
+                           "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
+    )
+}
+
 /// The packages and provenance objects of the upstream: every real
 /// attested file with its provenance, and `extra` files without.
 struct Upstream {
@@ -106,11 +116,7 @@ fn upstream_dirs(root: &Path) -> Upstream {
     .unwrap();
     std::fs::write(
         u.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     std::fs::write(
@@ -447,11 +453,7 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     // Restore the gitlab project's own provenance and ask again.
     std::fs::write(
         up.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
@@ -509,23 +511,6 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     assert_eq!(accepted_size(&data_dir, SHARD), Some(31550402));
 }
 
-fn objects(data: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&data.join("blobs/objects"))
-}
-
 /// Each attack is refused with its check named, and nothing is stored.
 #[test]
 fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stored() {
@@ -546,7 +531,7 @@ fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stor
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
     let b = start(&write_config(dir.path(), &upstream, &no_rekor()));
     let data_dir = dir.path().join("data");
-    let before = objects(&data_dir);
+    let before = support::serve::stored_objects(&data_dir);
 
     let r = get(b.0.addr, &file_path("rfc8785", wheel));
     assert_eq!(r.status, 403, "{}", r.text());
@@ -613,7 +598,11 @@ fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stor
         assert!(!e["expected"].as_str().unwrap().is_empty(), "{what}: {e}");
         refusals.push((what, e["check"].as_str().unwrap().to_string()));
     }
-    assert_eq!(objects(&data_dir), before, "something refused was stored");
+    assert_eq!(
+        support::serve::stored_objects(&data_dir),
+        before,
+        "something refused was stored"
+    );
     assert_eq!(accepted_size(&data_dir, SHARD), None);
     // The staging instance's log is not in the production root; the other
     // artifact's entry carries its own time, outside the certificate's

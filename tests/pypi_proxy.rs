@@ -107,24 +107,6 @@ fn uv_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
         .expect("run uv")
 }
 
-fn objects(data: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&data.join("blobs/objects"))
-}
-
 #[test]
 fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,14 +193,17 @@ fn a_file_whose_bytes_differ_from_the_index_sha256_is_refused_and_not_stored() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&wheel, &bytes).unwrap();
-    let before = objects(&dir.path().join("data"));
+    let before = support::serve::stored_objects(&dir.path().join("data"));
     let r = get(b.0.addr, "/pypi/files/alpha/alpha-1.0-py3-none-any.whl");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     let j = r.json();
     assert_eq!(j["upstream"], UPSTREAM, "{j}");
     assert_eq!(j["check"], "digest", "{j}");
     assert_ne!(j["expected"], j["seen"], "{j}");
-    assert_eq!(objects(&dir.path().join("data")), before);
+    assert_eq!(
+        support::serve::stored_objects(&dir.path().join("data")),
+        before
+    );
 }
 
 #[test]

@@ -476,6 +476,24 @@ impl PypiUpstream {
         Ok(())
     }
 
+    /// The current epoch (after the quarantine gate) and the small verified
+    /// bytes stored under `kind` and `key` (a provenance, a METADATA), if any.
+    async fn stored(&self, kind: &str, key: &str) -> Result<(u64, Option<bytes::Bytes>), Refusal> {
+        let epoch = self
+            .artifacts
+            .trust()
+            .gate(&self.name)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        let Some(e) = self.artifacts.entry(&self.name, epoch, kind, key).await? else {
+            return Ok((epoch, None));
+        };
+        Ok((
+            epoch,
+            self.artifacts.small_blob(&self.name, &e.digest).await?,
+        ))
+    }
+
     /// A wheel's core metadata (PEP 658): its `*.dist-info/METADATA`, read
     /// out of the wheel once the wheel itself is verified (and so served
     /// under the wheel's policy), stored and indexed. If the page gives the
@@ -486,20 +504,9 @@ impl PypiUpstream {
         filename: &str,
     ) -> Result<bytes::Bytes, Refusal> {
         let key = format!("{project}/{filename}");
-        let epoch = self
-            .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        if let Some(e) = self
-            .artifacts
-            .entry(&self.name, epoch, METADATA_KIND, &key)
-            .await?
-        {
-            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
-                return Ok(b);
-            }
+        let (epoch, stored) = self.stored(METADATA_KIND, &key).await?;
+        if let Some(b) = stored {
+            return Ok(b);
         }
         let (_, digest, _) = self.file(project, filename).await?;
         let path = self.artifacts.blobs().path_of(&digest);
@@ -555,20 +562,9 @@ impl PypiUpstream {
         if mode == Attestations::Off {
             return Ok(None);
         }
-        let epoch = self
-            .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        if let Some(e) = self
-            .artifacts
-            .entry(&self.name, epoch, PROVENANCE_KIND, &key)
-            .await?
-        {
-            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
-                return Ok(Some(b));
-            }
+        let (epoch, stored) = self.stored(PROVENANCE_KIND, &key).await?;
+        if stored.is_some() {
+            return Ok(stored);
         }
         let (f, sha) = self.listed(project, filename).await?;
         if f.provenance.is_none() {
