@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use support::http::{get, send};
 use support::npm::{assert_success, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio};
-use support::serve::{spawn, Spawned};
+use support::serve::{spawn, stored_objects, Spawned};
 
 const UPSTREAM: &str = "verdaccio";
 
@@ -66,24 +66,6 @@ fn write_config_with(dir: &Path, url: &str, extra: &str) -> PathBuf {
     )
     .expect("write config");
     file
-}
-
-fn objects(data: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&data.join("blobs/objects"))
 }
 
 #[test]
@@ -252,7 +234,7 @@ fn a_tarball_whose_bytes_differ_from_dist_integrity_is_refused_and_not_stored() 
     bytes[last] ^= 0xff;
     std::fs::write(&stored, &bytes).unwrap();
 
-    let before = objects(&dir.path().join("data"));
+    let before = stored_objects(&dir.path().join("data"));
     let r = get(b.0.addr, "/npm/@acme/pad/-/pad-1.0.0.tgz");
     assert_eq!(r.status, 502, "{}", r.text());
     let j = r.json();
@@ -265,7 +247,7 @@ fn a_tarball_whose_bytes_differ_from_dist_integrity_is_refused_and_not_stored() 
     assert!(j["seen"].as_str().unwrap().starts_with("sha512:"), "{j}");
     assert_ne!(j["expected"], j["seen"], "{j}");
     assert!(j["error"].as_str().is_some(), "npm's error field: {j}");
-    assert_eq!(objects(&dir.path().join("data")), before);
+    assert_eq!(stored_objects(&dir.path().join("data")), before);
 
     // And npm, asking through bulwark, gets no package.
     let client = Npm::new(&dir.path().join("client"));
