@@ -209,7 +209,12 @@ if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
         best_n=0; best_b=0; errs=0
         for r in $(seq 1 "$ROUNDS"); do
             read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
+            if [ -n "${PERF_OUT:-}" ]; then
+                perf record -q -e cpu-clock -g -p "$b_pid" -o "$PERF_OUT.${label%% *}.$r" 2>/dev/null &
+                perf_pid=$!
+            fi
             read -r b e2 s2 <<<"$(run_wrk "http://$b_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
+            if [ -n "${PERF_OUT:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
             best_n=$(max "$best_n" "$n"); best_b=$(max "$best_b" "$b")
             errs=$((errs + e1 + s1 + e2 + s2))
             echo "  round $r $label: nginx $n, bulwark $b req/s" >&2
