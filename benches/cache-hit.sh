@@ -210,7 +210,7 @@ if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
         for r in $(seq 1 "$ROUNDS"); do
             read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
             if [ -n "${PERF_OUT:-}" ]; then
-                perf record -q -e cpu-clock -g -p "$b_pid" -o "$PERF_OUT.${label%% *}.$r" 2>/dev/null &
+                perf record -q -e cpu-clock ${PERF_ARGS:--g} -p "$b_pid" -o "$PERF_OUT.${label%% *}.$r" 2>/dev/null &
                 perf_pid=$!
             fi
             read -r b e2 s2 <<<"$(run_wrk "http://$b_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
