@@ -7,21 +7,26 @@
 #                                   # non-2xx, socket errors, bulwark's peak RSS
 #   benches/cache-hit.sh big        # a ~500 MiB module zip fetched by 50 curl
 #                                   # clients at once: bulwark's peak RSS
-#   benches/cache-hit.sh all        # the three, in this order
+#   benches/cache-hit.sh warg       # a real Warg 10 MiB content GET:
+#                                   # benches/warg-hit.sh (warg-server, a
+#                                   # published package, a verified
+#                                   # download through bulwark)
+#   benches/cache-hit.sh all        # the four, in this order
 #
 # Settings (environment): ROUNDS (3), SECONDS_PER_ROUND (5), CONNS (32),
 # THREADS (2), BIG_CONNS (1000), BIG_SECONDS (60), BIG_PATH (the .mod),
-# CLIENTS (50), LOGS (on), BULWARK (release binary of $CARGO_TARGET_DIR).
+# CLIENTS (50), LOGS (on), BULWARK (release binary of $CARGO_TARGET_DIR),
+# CASES (the hits measured: "zip mod 10m"), PERF_OUT (when set, a
+# `perf record -e cpu-clock` profile of bulwark during each of its rounds
+# is written to $PERF_OUT.<case>.<round>; PERF_ARGS, default -g, are
+# perf's call-graph flags, e.g. "--call-graph dwarf,16384").
 #
 # hits: wrk with THREADS threads and CONNS connections, rounds alternating
 # nginx, bulwark, nginx, bulwark, ...; each side's best of ROUNDS rounds of
 # SECONDS_PER_ROUND seconds, for three cache hits:
 #   - a 1 MiB module .zip (a module of one 1 MiB file of random bytes),
 #   - that module's small .mod (43 bytes),
-#   - a 10 MiB module .zip, standing in for a Warg 10 MiB content GET: both
-#     are a verified blob streamed from the store by the same code, and
-#     setting up warg-server with a published package is too slow for a
-#     script. (The Warg hit path's own overhead is one index lookup more.)
+#   - a 10 MiB module .zip (the Warg 10 MiB content GET is `warg` mode).
 #
 # Both servers log every request when LOGS=on (the default configuration
 # of each: bulwark's `info` request line to a file, nginx's access_log to a
@@ -37,10 +42,12 @@
 # once, which also warms its cache); the script checks they are the files in
 # bulwark's blob store.
 #
-# Needs (Debian): nginx, wrk, curl, bc, python3 (a free port for nginx),
-# golang-go and golang-golang-x-mod-dev (the Go fixture upstream,
-# tests/gofixture/sumdbfixture), and a built bulwark
-# (cargo build --release). Installs nothing. Talks only to loopback.
+# Needs (Debian): nginx (nginx-light), wrk, curl, bc, python3 (a free port
+# for nginx), golang-go and golang-golang-x-mod-dev (the Go fixture
+# upstream, tests/gofixture/sumdbfixture), and a built bulwark
+# (cargo build --release); `warg` mode also what benches/warg-hit.sh
+# needs. nginx and wrk are installed with apt-get when missing and this
+# runs as root; nothing else is installed. Talks only to loopback.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,8 +62,16 @@ CLIENTS=${CLIENTS:-50}
 LOGS=${LOGS:-on}
 target=${CARGO_TARGET_DIR:-$here/target}
 BULWARK=${BULWARK:-$target/release/bulwark}
-case "$MODE" in hits|conns|big|all) ;; *) echo "usage: $0 [hits|conns|big|all]" >&2; exit 2;; esac
+case "$MODE" in hits|conns|big|warg|all) ;; *) echo "usage: $0 [hits|conns|big|warg|all]" >&2; exit 2;; esac
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
+if [ "$MODE" = warg ]; then exec "$here/benches/warg-hit.sh"; fi
+missing=()
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]}..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
+fi
 for tool in nginx wrk curl bc python3 go; do
     command -v "$tool" >/dev/null || { echo "needs $tool (see the top of $0)" >&2; exit 2; }
 done
@@ -204,8 +219,9 @@ if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
     printf '%-22s %14s %14s %8s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" "ratio" "target"
     for spec in "1 MiB module .zip|/example.com/bench/zip1m/@v/v1.0.0.zip|0.9" \
                 "small .mod|/example.com/bench/zip1m/@v/v1.0.0.mod|0.8" \
-                "10 MiB (Warg stand-in)|/example.com/bench/zip10m/@v/v1.0.0.zip|0.9"; do
+                "10 MiB module .zip|/example.com/bench/zip10m/@v/v1.0.0.zip|0.9"; do
         IFS='|' read -r label p want <<<"$spec"
+        case " ${CASES:-zip mod 10m} " in *" $(case $label in "1 MiB"*) echo zip;; small*) echo mod;; *) echo 10m;; esac) "*) ;; *) continue;; esac
         best_n=0; best_b=0; errs=0
         for r in $(seq 1 "$ROUNDS"); do
             read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
@@ -255,3 +271,4 @@ if [ "$MODE" = big ] || [ "$MODE" = all ]; then
         "$CLIENTS" "$size" "$bad" "$(echo "$t1 - $t0" | bc -l)" $((rss / 1024))
 fi
 stop_bulwark
+if [ "$MODE" = all ]; then "$here/benches/warg-hit.sh"; fi

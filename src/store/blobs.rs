@@ -85,8 +85,8 @@ impl Default for FsBlobConfig {
     fn default() -> Self {
         FsBlobConfig {
             max_blob_size: 512 * 1024 * 1024,
-            memory_budget: 64 * 1024 * 1024,
-            memory_max_object: 16 * 1024 * 1024,
+            memory_budget: super::hot::DEFAULT_BUDGET,
+            memory_max_object: super::hot::DEFAULT_MAX_OBJECT,
             verify_on_read: true,
         }
     }
@@ -1062,6 +1062,46 @@ mod tests {
                 .map(|b| b.len()),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn hot_blobs_up_to_the_object_limit_are_served_from_memory_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        // The defaults keep a module zip of a few MiB in memory.
+        let store = open(dir.path()).await;
+        let zip = pattern(3 * 1024 * 1024 + 155, 25);
+        let d = Digest::of(&zip);
+        store.put_stream(&d, chunks(&zip, 64 * 1024)).await.unwrap();
+        let first = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(first.in_memory(), Some(&zip));
+        fs::remove_file(store.path_of(&d)).unwrap();
+        let again = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(again.in_memory(), Some(&zip), "a hit reads no file");
+
+        // A budget held by blobs still in use: the next blob streams from
+        // its file instead of growing memory past the budget.
+        let cfg = FsBlobConfig {
+            memory_budget: 4 * 1024 * 1024,
+            memory_max_object: 2 * 1024 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let small = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        let mut held = Vec::new();
+        let mut streamed = 0;
+        for i in 0..4u8 {
+            let b = pattern(1536 * 1024, 40 + i);
+            let d = Digest::of(&b);
+            small.put_stream(&d, chunks(&b, 64 * 1024)).await.unwrap();
+            let blob = small.get_stream(&d).await.unwrap().unwrap();
+            if blob.in_memory().is_none() {
+                streamed += 1;
+                assert_eq!(collect(blob).await.unwrap().1, b);
+            } else {
+                held.push(blob);
+            }
+        }
+        assert!(held.len() <= 2, "{} blobs of 1.5 MiB in a 4 MiB budget", held.len());
+        assert!(streamed >= 2);
     }
 
     #[tokio::test]

@@ -28,6 +28,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Digest;
 
+/// Default budget of the tier (`server.blob_cache_bytes`): 64 MiB.
+pub const DEFAULT_BUDGET: u64 = 64 * 1024 * 1024;
+/// Default largest blob of the tier (`server.blob_cache_max_object`):
+/// 16 MiB.
+pub const DEFAULT_MAX_OBJECT: u64 = 16 * 1024 * 1024;
+
 /// What one entry costs beyond its bytes (key and bookkeeping), so that
 /// many tiny blobs cannot exceed the budget.
 const ENTRY_OVERHEAD: u64 = 128;
@@ -177,9 +183,12 @@ impl HotBlobs {
         self.cache.entry_count()
     }
 
-    /// Bytes of the budget free now (in whole units).
+    /// Bytes of the budget free now (in whole units), after pending
+    /// evictions ran.
     #[cfg(test)]
     pub fn available(&self) -> u64 {
+        // Evicted entries are dropped by moka's housekeeping.
+        self.cache.run_pending_tasks();
         self.budget.available_permits() as u64 * UNIT
     }
 }
@@ -187,6 +196,11 @@ impl HotBlobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_leave_room_to_fill_one_more_blob() {
+        assert!(DEFAULT_MAX_OBJECT <= DEFAULT_BUDGET / 2);
+    }
 
     fn d(i: u8) -> Digest {
         Digest::of(&[i])

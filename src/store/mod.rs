@@ -30,7 +30,7 @@
 pub mod blobs;
 pub mod digest;
 pub mod index;
-mod hot;
+pub mod hot;
 mod read;
 mod scrub;
 #[cfg(test)]
