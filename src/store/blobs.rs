@@ -1100,7 +1100,11 @@ mod tests {
                 held.push(blob);
             }
         }
-        assert!(held.len() <= 2, "{} blobs of 1.5 MiB in a 4 MiB budget", held.len());
+        assert!(
+            held.len() <= 2,
+            "{} blobs of 1.5 MiB in a 4 MiB budget",
+            held.len()
+        );
         assert!(streamed >= 2);
     }
 

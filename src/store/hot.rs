@@ -33,6 +33,8 @@ pub const DEFAULT_BUDGET: u64 = 64 * 1024 * 1024;
 /// Default largest blob of the tier (`server.blob_cache_max_object`):
 /// 16 MiB.
 pub const DEFAULT_MAX_OBJECT: u64 = 16 * 1024 * 1024;
+// The defaults leave room to fill one more blob (see `HotBlobs::new`).
+const _: () = assert!(DEFAULT_MAX_OBJECT <= DEFAULT_BUDGET / 2);
 
 /// What one entry costs beyond its bytes (key and bookkeeping), so that
 /// many tiny blobs cannot exceed the budget.
@@ -196,11 +198,6 @@ impl HotBlobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_defaults_leave_room_to_fill_one_more_blob() {
-        assert!(DEFAULT_MAX_OBJECT <= DEFAULT_BUDGET / 2);
-    }
 
     fn d(i: u8) -> Digest {
         Digest::of(&[i])

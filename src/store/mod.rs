@@ -29,8 +29,8 @@
 
 pub mod blobs;
 pub mod digest;
-pub mod index;
 pub mod hot;
+pub mod index;
 mod read;
 mod scrub;
 #[cfg(test)]
