@@ -23,7 +23,10 @@
 #
 # hits: wrk with THREADS threads and CONNS connections, rounds alternating
 # nginx, bulwark, nginx, bulwark, ...; each side's best of ROUNDS rounds of
-# SECONDS_PER_ROUND seconds, for three cache hits:
+# SECONDS_PER_ROUND seconds, and each side's CPU time per request over its
+# rounds (benches/hits-lib.sh: the req/s ratio moves with whatever else
+# runs on the machine, the CPU per request much less), for three cache
+# hits:
 #   - a 1 MiB module .zip (a module of one 1 MiB file of random bytes),
 #   - that module's small .mod (43 bytes),
 #   - a 10 MiB module .zip (the Warg 10 MiB content GET is `warg` mode).
@@ -194,50 +197,26 @@ http {
 }
 EOF
 nginx -c "$tmp/nginx.conf" -p "$tmp" 2>>"$tmp/nginx-error.log" &
-pids+=($!)
+ng_pid=$!
+pids+=("$ng_pid")
 ng_addr="127.0.0.1:$ng_port"
 until curl -s -o /dev/null "http://$ng_addr/"; do sleep 0.05; done
 for p in "${paths[@]}"; do
     cmp -s <(curl -s "http://$ng_addr$p") "$root$p" || { echo "nginx serves other bytes for $p" >&2; exit 1; }
 done
 
-# wrk <url> <conns> <seconds>: prints "req/s non2xx socket_errors"
-run_wrk() {
-    local out
-    out=$(wrk -t"$THREADS" -c"$2" -d"$3"s --timeout 10s "$1" 2>&1)
-    local rps non2xx sock
-    rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\)/\1/p' <<<"$out")
-    non2xx=$(sed -n 's/^[[:space:]]*Non-2xx or 3xx responses:[[:space:]]*\([0-9]*\)/\1/p' <<<"$out")
-    sock=$(sed -n 's/^[[:space:]]*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\)/\1+\2+\3+\4/p' <<<"$out")
-    echo "${rps:-0} ${non2xx:-0} $(( ${sock:-0} ))"
-}
-max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
+. "$here/benches/hits-lib.sh"
 
 if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
     printf '\ncache hits: wrk -t%d -c%d, best of %d rounds of %d s, alternating nginx/bulwark, logs %s\n' \
         "$THREADS" "$CONNS" "$ROUNDS" "$SECONDS_PER_ROUND" "$LOGS"
-    printf '%-22s %14s %14s %8s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" "ratio" "target"
+    compare_header
     for spec in "1 MiB module .zip|/example.com/bench/zip1m/@v/v1.0.0.zip|0.9" \
                 "small .mod|/example.com/bench/zip1m/@v/v1.0.0.mod|0.8" \
                 "10 MiB module .zip|/example.com/bench/zip10m/@v/v1.0.0.zip|0.9"; do
         IFS='|' read -r label p want <<<"$spec"
         case " ${CASES:-zip mod 10m} " in *" $(case $label in "1 MiB"*) echo zip;; small*) echo mod;; *) echo 10m;; esac) "*) ;; *) continue;; esac
-        best_n=0; best_b=0; errs=0
-        for r in $(seq 1 "$ROUNDS"); do
-            read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
-            if [ -n "${PERF_OUT:-}" ]; then
-                perf record -q -e cpu-clock ${PERF_ARGS:--g} -p "$b_pid" -o "$PERF_OUT.${label%% *}.$r" 2>/dev/null &
-                perf_pid=$!
-            fi
-            read -r b e2 s2 <<<"$(run_wrk "http://$b_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
-            if [ -n "${PERF_OUT:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-            best_n=$(max "$best_n" "$n"); best_b=$(max "$best_b" "$b")
-            errs=$((errs + e1 + s1 + e2 + s2))
-            echo "  round $r $label: nginx $n, bulwark $b req/s" >&2
-        done
-        ratio=$(echo "$best_b / $best_n" | bc -l)
-        printf '%-22s %14.0f %14.0f %8.2f %8s%s\n' "$label" "$best_b" "$best_n" "$ratio" ">= $want" \
-            "$( [ "$errs" -gt 0 ] && echo "  ($errs errors)" )"
+        compare "$label" "$p" "$want" "$ng_addr" "$ng_pid" "$b_addr" "$b_pid"
     done
 fi
 
@@ -245,7 +224,7 @@ if [ "$MODE" = conns ] || [ "$MODE" = all ]; then
     stop_bulwark
     start_bulwark
     p=${BIG_PATH:-/example.com/bench/zip1m/@v/v1.0.0.mod}
-    read -r rps non2xx sock <<<"$(run_wrk "http://$b_addr$p" "$BIG_CONNS" "$BIG_SECONDS")"
+    read -r rps non2xx sock _ <<<"$(run_wrk "http://$b_addr$p" "$BIG_CONNS" "$BIG_SECONDS")"
     rss=$(peak_rss_kib "$b_pid")
     printf '\n%d connections for %d s on %s (wrk -t%d): %.0f req/s, non-2xx %d, socket errors %d, bulwark peak RSS %d MiB (target: 0 errors, <= 256 MiB)\n' \
         "$BIG_CONNS" "$BIG_SECONDS" "$p" "$THREADS" "$rps" "$non2xx" "$sock" $((rss / 1024))

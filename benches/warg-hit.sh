@@ -26,7 +26,8 @@
 #      the published file, are what nginx serves at the same path;
 #   4. wrk with THREADS threads and CONNS connections on that URL, rounds
 #      alternating nginx, bulwark, nginx, bulwark, ...; each side's best of
-#      ROUNDS rounds of SECONDS_PER_ROUND seconds. Each bulwark GET is the
+#      ROUNDS rounds of SECONDS_PER_ROUND seconds, and each side's CPU time
+#      per request over its rounds (benches/hits-lib.sh). Each bulwark GET is the
 #      full hit path: the quarantine gate, the artifact index of the
 #      upstream's epoch, the freshness check, the stored blob.
 #
@@ -203,34 +204,15 @@ http {
 }
 EOF
 nginx -c "$tmp/nginx.conf" -p "$tmp" 2>>"$tmp/nginx-error.log" &
-pids+=($!)
+ng_pid=$!
+pids+=("$ng_pid")
 ng_addr="127.0.0.1:$ng_port"
 until curl -s -o /dev/null "http://$ng_addr/"; do sleep 0.05; done
 cmp -s <(curl -s "http://$ng_addr$p") "$root$p" || { echo "nginx serves other bytes for $p" >&2; exit 1; }
 
-# wrk <url>: prints "req/s non2xx socket_errors"
-run_wrk() {
-    local out rps non2xx sock
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$SECONDS_PER_ROUND"s --timeout 10s "$1" 2>&1)
-    rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\)/\1/p' <<<"$out")
-    non2xx=$(sed -n 's/^[[:space:]]*Non-2xx or 3xx responses:[[:space:]]*\([0-9]*\)/\1/p' <<<"$out")
-    sock=$(sed -n 's/^[[:space:]]*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\)/\1+\2+\3+\4/p' <<<"$out")
-    echo "${rps:-0} ${non2xx:-0} $(( ${sock:-0} ))"
-}
-max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
+. "$here/benches/hits-lib.sh"
 
 printf '\nWarg content GET: wrk -t%d -c%d, best of %d rounds of %d s, alternating nginx/bulwark, logs %s\n' \
     "$THREADS" "$CONNS" "$ROUNDS" "$SECONDS_PER_ROUND" "$LOGS"
-printf '%-22s %14s %14s %8s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" "ratio" "target"
-label="Warg $((SIZE / 1048576)) MiB content"
-best_n=0; best_b=0; errs=0
-for r in $(seq 1 "$ROUNDS"); do
-    read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p")"
-    read -r b e2 s2 <<<"$(run_wrk "http://$b_addr$p")"
-    best_n=$(max "$best_n" "$n"); best_b=$(max "$best_b" "$b")
-    errs=$((errs + e1 + s1 + e2 + s2))
-    echo "  round $r $label: nginx $n, bulwark $b req/s" >&2
-done
-ratio=$(echo "$best_b / $best_n" | bc -l)
-printf '%-22s %14.0f %14.0f %8.2f %8s%s\n' "$label" "$best_b" "$best_n" "$ratio" ">= 0.9" \
-    "$( [ "$errs" -gt 0 ] && echo "  ($errs errors)" )"
+compare_header
+compare "Warg $((SIZE / 1048576)) MiB content" "$p" 0.9 "$ng_addr" "$ng_pid" "$b_addr" "$b_pid"
