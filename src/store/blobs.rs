@@ -37,10 +37,11 @@
 //! are read whole instead, when the memory tier's byte budget has room,
 //! and kept there ([`HotBlobs`]), so a hot blob costs no file access; the
 //! budget counts every buffer of the tier while it lives, cached or still
-//! being sent, so it bounds the tier's memory whatever the clients do. [`FsBlobStore::get`] (small metadata such as tiles, read
-//! whole) re-hashes what it reads from disk when `verify_on_read` is set: a
-//! file that does not hash to its name is moved to `corrupt/` and
-//! reported, never served. [`FsBlobStore::verify_all`] (`bulwark store
+//! being sent, so it bounds the tier's memory whatever the clients do.
+//! [`FsBlobStore::get`] (small metadata such as tiles, read whole)
+//! re-hashes what it reads from disk when `verify_on_read` is set: a file
+//! that does not hash to its name is moved to `corrupt/` and reported,
+//! never served. [`FsBlobStore::verify_all`] (`bulwark store
 //! verify`) is the scrub: it re-hashes every blob.
 
 use super::hot::HotBlobs;
