@@ -68,16 +68,8 @@ BULWARK=${BULWARK:-$target/release/bulwark}
 case "$MODE" in hits|conns|big|warg|all) ;; *) echo "usage: $0 [hits|conns|big|warg|all]" >&2; exit 2;; esac
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 if [ "$MODE" = warg ]; then exec "$here/benches/warg-hit.sh"; fi
-missing=()
-command -v nginx >/dev/null || missing+=(nginx-light)
-command -v wrk >/dev/null || missing+=(wrk)
-if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${missing[*]}..." >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
-fi
-for tool in nginx wrk curl bc python3 go; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (see the top of $0)" >&2; exit 2; }
-done
+. "$here/benches/hits-lib.sh"
+need_tools curl bc python3 go
 
 tmp=$(mktemp -d)
 pids=()
@@ -168,44 +160,11 @@ for p in "${paths[@]}"; do
     printf '  %-45s %10d bytes  blob %s\n' "$p" "$(stat -c %s "$root$p")" "${sum:0:16}..." >&2
 done
 
-# nginx's workers run as an unprivileged user: let them read the files.
-chmod a+rx "$tmp"; chmod -R a+rX "$root"
-ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if [ "$LOGS" = on ]; then access="access_log $tmp/nginx-access.log;"; else access="access_log off;"; fi
-cat >"$tmp/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log;
-events { worker_connections 8192; }
-http {
-    types { application/zip zip; text/plain mod; }
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    $access
-    client_body_temp_path $tmp/nginx-body;
-    proxy_temp_path $tmp/nginx-proxy;
-    fastcgi_temp_path $tmp/nginx-fastcgi;
-    uwsgi_temp_path $tmp/nginx-uwsgi;
-    scgi_temp_path $tmp/nginx-scgi;
-    server {
-        listen 127.0.0.1:$ng_port;
-        root $root;
-    }
-}
-EOF
-nginx -c "$tmp/nginx.conf" -p "$tmp" 2>>"$tmp/nginx-error.log" &
-ng_pid=$!
-pids+=("$ng_pid")
-ng_addr="127.0.0.1:$ng_port"
-until curl -s -o /dev/null "http://$ng_addr/"; do sleep 0.05; done
+start_nginx "$tmp" "$root" application/octet-stream 'types { application/zip zip; text/plain mod; }'
 for p in "${paths[@]}"; do
     cmp -s <(curl -s "http://$ng_addr$p") "$root$p" || { echo "nginx serves other bytes for $p" >&2; exit 1; }
 done
 
-. "$here/benches/hits-lib.sh"
 
 if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
     printf '\ncache hits: wrk -t%d -c%d, best of %d rounds of %d s, alternating nginx/bulwark, logs %s\n' \

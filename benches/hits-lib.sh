@@ -65,3 +65,59 @@ compare_header() {
     printf '%-22s %14s %14s %8s %8s %10s %10s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" \
         "ratio" "target" "bw µs/req" "ng µs/req" "cpu ratio"
 }
+
+# need_tools <tool>...: installs nginx-light and wrk with apt-get when
+# missing (as root), then fails naming any of <tool> still missing.
+need_tools() {
+    local missing=() tool
+    command -v nginx >/dev/null || missing+=(nginx-light)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${missing[*]}..." >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
+    fi
+    for tool in nginx wrk "$@"; do
+        command -v "$tool" >/dev/null || { echo "needs $tool (see the top of $0)" >&2; exit 2; }
+    done
+}
+
+# start_nginx <tmp> <root> <default type> [types block]: Debian's nginx
+# serving <root> as static files (worker_processes auto, sendfile on,
+# tcp_nopush on, keepalive_requests 1000000, access log per LOGS) on a free
+# loopback port; sets ng_addr and ng_pid and appends the pid to pids.
+start_nginx() {
+    local tmp=$1 root=$2 default_type=$3 types=${4:-} port access
+    # nginx's workers run as an unprivileged user: let them read the files.
+    chmod a+rx "$tmp"; chmod -R a+rX "$root"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if [ "${LOGS:-on}" = on ]; then access="access_log $tmp/nginx-access.log;"; else access="access_log off;"; fi
+    cat >"$tmp/nginx.conf" <<NGINX
+daemon off;
+worker_processes auto;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 8192; }
+http {
+    $types
+    default_type $default_type;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    $access
+    client_body_temp_path $tmp/nginx-body;
+    proxy_temp_path $tmp/nginx-proxy;
+    fastcgi_temp_path $tmp/nginx-fastcgi;
+    uwsgi_temp_path $tmp/nginx-uwsgi;
+    scgi_temp_path $tmp/nginx-scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+    }
+}
+NGINX
+    nginx -c "$tmp/nginx.conf" -p "$tmp" 2>>"$tmp/nginx-error.log" &
+    ng_pid=$!
+    pids+=("$ng_pid")
+    ng_addr="127.0.0.1:$port"
+    until curl -s -o /dev/null "http://$ng_addr/"; do sleep 0.05; done
+}
