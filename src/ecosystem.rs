@@ -24,6 +24,7 @@ use crate::federation::Federation;
 use crate::http::Front;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::Artifacts;
+use crate::pipeline::rekor::Rekor;
 use crate::pipeline::trust::Trust;
 use crate::upstream::UpstreamOptions;
 
@@ -61,6 +62,9 @@ pub struct EcosystemContext {
     /// The artifact service: lookup in the index, fill a miss by the
     /// ecosystem's hash rule, stream what was verified.
     pub artifacts: Artifacts,
+    /// The Rekor logs attestations are recorded in: each verified entry's
+    /// checkpoint proven consistent through the trust state.
+    pub rekor: Rekor,
 }
 
 impl EcosystemContext {

@@ -17,6 +17,7 @@ use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
 use bulwark::http::Front;
 use bulwark::pipeline::artifacts::Artifacts;
+use bulwark::pipeline::rekor::Rekor;
 use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Server};
 use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
@@ -118,6 +119,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: no escape codes in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -135,7 +138,12 @@ fn init_logging(format: LogFormat) {
 async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     let data_dir = app.data_dir().clone();
     let trust = Trust::open(data_dir.join("state.redb")).await?;
-    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    let blob_cfg = FsBlobConfig {
+        memory_budget: app.config.server.blob_cache_bytes,
+        memory_max_object: app.config.server.blob_cache_max_object,
+        ..FsBlobConfig::default()
+    };
+    let blobs = FsBlobStore::open(data_dir.clone(), blob_cfg).await?;
     let index = {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
@@ -146,6 +154,7 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         federation: app.federation.clone(),
         metrics: app.metrics.clone(),
         data_dir,
+        rekor: Rekor::new(trust.clone()),
         trust,
         artifacts,
     };

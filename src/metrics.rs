@@ -72,6 +72,7 @@ pub struct Metrics {
     upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
     verifications: Family<Verification, Counter>,
     cache: Family<CacheLabel, Counter>,
+    unvouched: Family<UpstreamLabel, Counter>,
     checkpoint_age: Family<UpstreamLabel, FloatGauge>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
@@ -147,6 +148,13 @@ impl Metrics {
             "Cache lookups by kind and result (hit or miss)",
             cache.clone(),
         );
+        let unvouched = Family::<UpstreamLabel, Counter>::default();
+        registry.register(
+            "unvouched_served",
+            "Artifacts served with no verified attestation because the policy allows it \
+             (attestations = \"if-present\"), by upstream",
+            unvouched.clone(),
+        );
         let checkpoint_age = Family::<UpstreamLabel, FloatGauge>::default();
         registry.register(
             "checkpoint_age_seconds",
@@ -183,6 +191,7 @@ impl Metrics {
             upstream_latency,
             verifications,
             cache,
+            unvouched,
             checkpoint_age,
             connections_open,
             connections_closed,
@@ -270,6 +279,16 @@ impl Metrics {
                 upstream: upstream.to_string(),
                 check: check.to_string(),
                 outcome: if ok { "ok" } else { "fail" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts an artifact of `upstream` served without a verified
+    /// attestation, as its `if-present` policy allows.
+    pub fn unvouched(&self, upstream: &str) {
+        self.unvouched
+            .get_or_create(&UpstreamLabel {
+                upstream: upstream.to_string(),
             })
             .inc();
     }

@@ -19,5 +19,7 @@
 
 pub mod artifacts;
 pub mod refusal;
+pub mod rekor;
+pub mod release_age;
 pub mod respond;
 pub mod trust;

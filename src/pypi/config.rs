@@ -1,30 +1,75 @@
 //! The `pypi` protocol's part of the configuration. An `[[upstream]]` with
 //! `protocol = "pypi"` has `url` = the upstream's simple index (the URL
 //! `pip --index-url` would take), owns project names (`namespaces`, in any
-//! spelling; compared in their PEP 503 normal form; `default = true` takes
-//! every project nobody claims), and says how files are checked:
+//! spelling, `*` matching any run of characters (`acme-*`); compared in
+//! their PEP 503 normal form; an exact name before the most specific
+//! pattern; `default = true` takes every project nobody claims), and says
+//! how files are checked:
 //!
 //! ```toml
-//! attestations = "off"
+//! attestations = "required"          # or "if-present", "off"
+//! publishers = { "sampleproject" = "GitHub:pypa/sampleproject", "acme-*" = "GitLab:acme/tools" }
+//! project_attestations = { "legacy-*" = "off" }
+//! sigstore_root = "trusted_root.json"  # default: the embedded production root
+//! rekor_urls = { "rekor.sigstore.dev" = "https://rekor-mirror.internal" }
+//! file_origins = ["https://files.internal"]
+//! rekor_consistency = "when-reachable"  # or "required"
+//! min_release_age = "7d"
 //! ```
 //!
-//! - `attestations = "required"` (the default) would serve a file only with
-//!   a verified PEP 740 provenance. This build does not check provenance
-//!   at serving time yet, so it refuses the setting rather than ignore it.
-//! - `attestations = "if-present"` likewise (it needs the never-downgrade
-//!   ledger).
-//! - `attestations = "off"`: a file is served when its bytes hash to the
-//!   `sha256` the upstream's index page gives for it (and only then); the
-//!   page itself is unsigned. This is the explicit opt-out of bulwark's
-//!   log guarantee, for private indexes that publish no provenance.
+//! - `attestations = "required"` (the default): a file is served only when
+//!   its bytes hash to the index's `sha256` and its PEP 740 provenance
+//!   verifies (every attestation: Sigstore chain, signature, Rekor
+//!   inclusion and checkpoint, recorded in the trust state; a subject
+//!   naming the file with its sha256; the Trusted Publisher).
+//! - `attestations = "if-present"`: files with provenance as above; files
+//!   without it are served on the index hash alone, marked with the
+//!   `Bulwark-Attestation: none` header and counted — unless the project
+//!   was seen attested before (never downgrade, `verify::ledger`).
+//! - `attestations = "off"`: the index page's `sha256` only; the page
+//!   itself is unsigned. The explicit opt-out of bulwark's log guarantee,
+//!   for private indexes that publish no provenance.
+//! - `publishers`: project pattern → the Trusted Publisher its files must
+//!   come from (`KIND:REPOSITORY[:WORKFLOW]`, KIND `GitHub` or `GitLab`).
+//! - `project_attestations`: project pattern → the `attestations` mode for
+//!   those projects. Patterns are project names in any spelling, `*`
+//!   matching any run of characters; the most specific wins
+//!   ([`crate::pattern`]).
+//! - `sigstore_root`: a Sigstore `trusted_root.json` (Fulcio CAs, Rekor
+//!   keys) instead of the embedded production root; `rekor_urls`: a Rekor
+//!   log's host → the base URL to fetch its consistency proofs from (the
+//!   log's key stays the root's).
+//! - `rekor_consistency`: what to do when a Rekor log cannot be reached
+//!   (DNS, connect, timeout) for the consistency proof a new checkpoint
+//!   needs. `"when-reachable"` (the default): the attestation is accepted
+//!   on its inclusion proof and signed checkpoint, the checkpoint is not
+//!   recorded (so a split view it shows goes unseen), and the deferral is
+//!   counted (`bulwark_verifications_total{check="rekor consistency
+//!   deferred"}`) and logged; an air-gapped mirror cannot reach Rekor at
+//!   all. `"required"`: refused. A log that answers, but not with a proof
+//!   that verifies, is refused (and quarantined) either way.
+//! - `min_release_age`: a file bulwark first saw less than this long ago
+//!   is left out of project pages and refused (check `min release age`);
+//!   the age counts from bulwark's own first sighting, never from the
+//!   index's `upload-time`. A file whose sha256 is not the one first seen
+//!   is refused (`first seen digest`). See `pipeline::release_age`.
+//! - `file_origins`: other origins (`scheme://host[:port]`) the index's
+//!   pages may send files and provenance to, besides the index's own (an
+//!   index that serves its files from a separate host). A URL on any other
+//!   origin is refused: an unsigned page does not choose where bulwark
+//!   connects.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Matching, ProtocolConfig, ProtocolKeys, UpstreamSettings};
+use crate::pattern::NamePatterns;
+use crate::pipeline::release_age::parse_min_release_age;
+use crate::sigstore::{IdentityPolicy, TrustRoot};
 
-use super::name::ProjectName;
+use super::name::{normalize_pattern, ProjectName};
 
 /// The `protocol = "..."` name.
 pub const PROTOCOL: &str = "pypi";
@@ -38,23 +83,121 @@ pub static CONFIG: PypiProtocol = PypiProtocol;
 /// How a file's authenticity is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attestations {
+    /// A verified PEP 740 provenance is required.
+    Required,
+    /// Verified when present; otherwise the index hash, marked and counted.
+    IfPresent,
     /// The index page's `sha256` only.
     Off,
 }
 
+impl Attestations {
+    fn parse(s: &str) -> Result<Attestations, String> {
+        match s {
+            "required" => Ok(Attestations::Required),
+            "if-present" => Ok(Attestations::IfPresent),
+            "off" => Ok(Attestations::Off),
+            other => Err(format!(
+                "expected \"required\", \"if-present\" or \"off\", saw {other:?}"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attestations::Required => "required",
+            Attestations::IfPresent => "if-present",
+            Attestations::Off => "off",
+        }
+    }
+}
+
+/// An expected Trusted Publisher, as written and as a policy.
+#[derive(Debug, Clone)]
+pub struct ExpectedPublisher {
+    pub written: String,
+    pub policy: IdentityPolicy,
+}
+
 /// A `pypi` upstream's own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PypiSettings {
+    /// The upstream's mode.
     pub attestations: Attestations,
+    /// Per project pattern.
+    pub project_attestations: NamePatterns<Attestations>,
+    pub publishers: NamePatterns<ExpectedPublisher>,
+    /// The Sigstore trusted root, with `rekor_urls` applied.
+    pub root: Arc<TrustRoot>,
+    /// Where the root came from, for `check-config`.
+    pub root_source: String,
+    /// Origins besides the index's that files may be fetched from.
+    pub file_origins: Vec<url::Url>,
+    /// Refuse an attestation whose Rekor log cannot be reached for a
+    /// consistency proof (`rekor_consistency = "required"`).
+    pub rekor_consistency_required: bool,
+    /// `min_release_age`, if set.
+    pub min_release_age: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for PypiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PypiSettings")
+            .field("attestations", &self.attestations)
+            .field("project_attestations", &self.project_attestations)
+            .field("publishers", &self.publishers)
+            .field("root_source", &self.root_source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PypiSettings {
+    /// The mode for `project`.
+    pub fn mode(&self, project: &ProjectName) -> Attestations {
+        self.project_attestations
+            .get(project.as_str())
+            .map_or(self.attestations, |(_, m)| *m)
+    }
+
+    /// The publisher `project`'s files must come from, if one is set.
+    pub fn publisher(&self, project: &ProjectName) -> Option<&ExpectedPublisher> {
+        self.publishers.get(project.as_str()).map(|(_, p)| p)
+    }
 }
 
 impl UpstreamSettings for PypiSettings {
     fn pinned(&self) -> String {
-        match self.attestations {
+        let mut s = match self.attestations {
             Attestations::Off => {
-                "attestations off: files checked against the index's sha256 only".into()
+                "attestations off: files checked against the index's sha256 only".to_string()
             }
+            mode => format!(
+                "attestations {}: PEP 740 provenance verified under {}",
+                mode.as_str(),
+                self.root_source
+            ),
+        };
+        for (p, m) in self.project_attestations.iter() {
+            s.push_str(&format!("; {p}: attestations {}", m.as_str()));
         }
+        for (p, e) in self.publishers.iter() {
+            s.push_str(&format!("; {p}: publisher {}", e.written));
+        }
+        if let Some(d) = self.min_release_age {
+            s.push_str(&format!(
+                "; min_release_age {}",
+                humantime::format_duration(d)
+            ));
+        }
+        if self.rekor_consistency_required {
+            s.push_str("; Rekor consistency required");
+        }
+        for o in &self.file_origins {
+            s.push_str(&format!(
+                "; files also from {}",
+                o.origin().ascii_serialization()
+            ));
+        }
+        s
     }
 
     fn witness_log_key(&self) -> Result<(&'static str, &str), String> {
@@ -66,6 +209,17 @@ impl UpstreamSettings for PypiSettings {
 #[serde(deny_unknown_fields)]
 struct RawPypi {
     attestations: Option<String>,
+    #[serde(default)]
+    project_attestations: BTreeMap<String, String>,
+    #[serde(default)]
+    publishers: BTreeMap<String, String>,
+    sigstore_root: Option<String>,
+    #[serde(default)]
+    rekor_urls: BTreeMap<String, String>,
+    #[serde(default)]
+    file_origins: Vec<String>,
+    rekor_consistency: Option<String>,
+    min_release_age: Option<String>,
 }
 
 impl ProtocolConfig for PypiProtocol {
@@ -78,6 +232,10 @@ impl ProtocolConfig for PypiProtocol {
     }
 
     fn namespace(&self, written: &str) -> Result<String, String> {
+        if written.contains('*') {
+            return normalize_pattern(written)
+                .map_err(|e| format!("expected a project name pattern like \"acme-*\": {e}"));
+        }
         ProjectName::parse(written)
             .map(|n| n.as_str().to_string())
             .map_err(|e| format!("expected a project name like \"sampleproject\": {e}"))
@@ -88,31 +246,92 @@ impl ProtocolConfig for PypiProtocol {
         keys: &mut ProtocolKeys<'_>,
     ) -> Result<Arc<dyn UpstreamSettings>, ConfigError> {
         let raw: RawPypi = keys.parse()?;
-        let attestations = match raw.attestations.as_deref().unwrap_or("required") {
-            "off" => Attestations::Off,
-            mode @ ("required" | "if-present") => {
-                return Err(keys.err(
-                    "attestations",
-                    format!(
-                        "{mode:?}{} is not enforced by this build yet (PEP 740 provenance is not \
-                         checked when a file is served); set attestations = \"off\" to serve files \
-                         checked against the index's sha256 only",
-                        if raw.attestations.is_none() {
-                            " (the default)"
-                        } else {
-                            ""
-                        }
-                    ),
-                ))
+        let attestations = Attestations::parse(raw.attestations.as_deref().unwrap_or("required"))
+            .map_err(|e| keys.err("attestations", e))?;
+        let mut project_attestations = NamePatterns::default();
+        for (pattern, mode) in &raw.project_attestations {
+            let key = format!("project_attestations.{pattern:?}");
+            let normal = normalize_pattern(pattern).map_err(|e| keys.err(&key, e))?;
+            let mode = Attestations::parse(mode).map_err(|e| keys.err(&key, e))?;
+            project_attestations
+                .insert(&normal, mode)
+                .map_err(|e| keys.err(&key, e))?;
+        }
+        let mut publishers = NamePatterns::default();
+        for (pattern, spec) in &raw.publishers {
+            let key = format!("publishers.{pattern:?}");
+            let normal = normalize_pattern(pattern).map_err(|e| keys.err(&key, e))?;
+            let policy = IdentityPolicy::publisher(spec).map_err(|e| keys.err(&key, e))?;
+            publishers
+                .insert(
+                    &normal,
+                    ExpectedPublisher {
+                        written: spec.clone(),
+                        policy,
+                    },
+                )
+                .map_err(|e| keys.err(&key, e))?;
+        }
+        let (mut root, root_source) = match &raw.sigstore_root {
+            None => (
+                TrustRoot::production()
+                    .map_err(|r| keys.err("sigstore_root", format!("embedded root: {r}")))?,
+                "the embedded Sigstore production root".to_string(),
+            ),
+            Some(written) => {
+                let path = keys.path(written);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| keys.err("sigstore_root", format!("{}: {e}", path.display())))?;
+                let root = TrustRoot::from_json(&text)
+                    .map_err(|r| keys.err("sigstore_root", format!("{}: {r}", path.display())))?;
+                (root, format!("the Sigstore root {}", path.display()))
             }
-            other => {
+        };
+        for (host, url) in &raw.rekor_urls {
+            let key = format!("rekor_urls.{host:?}");
+            let url = keys.url(&key, url)?;
+            root.override_url(host, &url)
+                .map_err(|r| keys.err(&key, r.to_string()))?;
+        }
+        let mut file_origins = Vec::new();
+        for (i, written) in raw.file_origins.iter().enumerate() {
+            let key = format!("file_origins[{i}]");
+            let checked = keys.url(&key, written)?;
+            let url = url::Url::parse(&checked).map_err(|e| keys.err(&key, e.to_string()))?;
+            if !matches!(url.path(), "" | "/") || url.query().is_some() {
                 return Err(keys.err(
-                    "attestations",
-                    format!("expected \"required\", \"if-present\" or \"off\", saw {other:?}"),
+                    &key,
+                    format!("expected an origin like \"https://files.example\", saw {written:?}"),
+                ));
+            }
+            file_origins.push(url);
+        }
+        let rekor_consistency_required = match raw.rekor_consistency.as_deref() {
+            None | Some("when-reachable") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(keys.err(
+                    "rekor_consistency",
+                    format!("expected \"required\" or \"when-reachable\", saw {other:?}"),
                 ))
             }
         };
-        Ok(Arc::new(PypiSettings { attestations }))
+        let min_release_age = raw
+            .min_release_age
+            .as_deref()
+            .map(parse_min_release_age)
+            .transpose()
+            .map_err(|e| keys.err("min_release_age", e))?;
+        Ok(Arc::new(PypiSettings {
+            min_release_age,
+            rekor_consistency_required,
+            file_origins,
+            attestations,
+            project_attestations,
+            publishers,
+            root: Arc::new(root),
+            root_source,
+        }))
     }
 }
 
@@ -130,17 +349,48 @@ mod tests {
     }
 
     #[test]
-    fn attestations_off_is_taken_and_what_cannot_be_enforced_is_refused() {
+    fn every_attestations_mode_and_the_policy_keys_are_read() {
         let c = parse("attestations = \"off\"").unwrap();
         let s = c.upstreams[0].settings::<PypiSettings>().unwrap();
         assert_eq!(s.attestations, Attestations::Off);
         assert_eq!(c.upstreams[0].namespaces, ["sample-project"]);
+        let c = parse("").unwrap();
+        let s = c.upstreams[0].settings::<PypiSettings>().unwrap();
+        assert_eq!(s.attestations, Attestations::Required, "the default");
+        let c = parse(
+            "attestations = \"if-present\"\nproject_attestations = { \"Legacy_*\" = \"off\", \"legacy-core\" = \"required\" }\npublishers = { \"Sample.Project\" = \"GitHub:pypa/sampleproject:release.yml\" }",
+        )
+        .unwrap();
+        let s = c.upstreams[0].settings::<PypiSettings>().unwrap();
+        let name = |n: &str| ProjectName::parse(n).unwrap();
+        assert_eq!(s.mode(&name("legacy.tool")), Attestations::Off);
+        assert_eq!(s.mode(&name("legacy-core")), Attestations::Required);
+        assert_eq!(s.mode(&name("other")), Attestations::IfPresent);
+        assert_eq!(
+            s.publisher(&name("sample_project")).unwrap().written,
+            "GitHub:pypa/sampleproject:release.yml"
+        );
+        assert!(s.publisher(&name("other")).is_none());
         for (extra, want) in [
-            ("", "(the default) is not enforced"),
-            ("attestations = \"required\"", "not enforced"),
-            ("attestations = \"if-present\"", "not enforced"),
             ("attestations = \"sometimes\"", "expected"),
             ("attestations = \"off\"\nsumdb = 1", "sumdb"),
+            ("publishers = { \"x\" = \"Gitea:a/b\" }", "publishers"),
+            (
+                "project_attestations = { \"x\" = \"maybe\" }",
+                "project_attestations",
+            ),
+            (
+                "project_attestations = { \"x y\" = \"off\" }",
+                "project_attestations",
+            ),
+            (
+                "sigstore_root = \"/nonexistent/root.json\"",
+                "sigstore_root",
+            ),
+            (
+                "rekor_urls = { \"rekor.example\" = \"http://127.0.0.1:1\" }",
+                "rekor_urls",
+            ),
         ] {
             let e = parse(extra).unwrap_err();
             assert!(e.to_string().contains(want), "{extra}: {e}");

@@ -8,8 +8,16 @@
 //!   `Accept` asks for (PEP 691 JSON or PEP 503 HTML), every file URL
 //!   pointing at bulwark;
 //! - `GET /pypi/files/<project>/<filename>` — a file, served only once its
-//!   bytes hash to the `sha256` the project's page gives (and from the
-//!   store afterwards, also with the upstream down).
+//!   bytes hash to the `sha256` the project's page gives and its PEP 740
+//!   provenance verified as the upstream's `attestations` policy asks
+//!   (and from the store afterwards, also with the upstream down); the
+//!   `Bulwark-Attestation` header says what vouches for it: `verified`,
+//!   `none` (`if-present` let it through) or `off`;
+//! - `GET /pypi/files/<project>/<wheel>.metadata` — the wheel's core
+//!   metadata (PEP 658), read out of the verified wheel;
+//! - `GET /pypi/provenance/<project>/<filename>` — bulwark's Integrity
+//!   API: the file's verified provenance (the page's `provenance` URLs
+//!   point here).
 //!
 //! Routes and wire shapes only: pages and files come from
 //! [`super::resolve`], which works through the pipeline.
@@ -27,13 +35,19 @@ use crate::http::{full, ApiError, Front, ReqBody, ResBody};
 use crate::pipeline::refusal::Refusal;
 use crate::pipeline::respond::{blob_response, BlobResponse};
 
+use super::config::Attestations;
 use super::config::PROTOCOL;
 use super::name::ProjectName;
-use super::resolve::PypiUpstream;
+use super::resolve::{PypiUpstream, Vouched};
 use super::simple::{check_filename, Format, Links};
 
 const SIMPLE: &str = "/pypi/simple/";
 const FILES: &str = "/pypi/files/";
+const PROVENANCE: &str = "/pypi/provenance/";
+/// A wheel's core metadata is at its URL plus this (PEP 658).
+const METADATA_SUFFIX: &str = ".metadata";
+/// The response header saying what vouches for a served file.
+pub const ATTESTATION_HEADER: &str = "bulwark-attestation";
 
 /// The PyPI front (see the module documentation).
 pub struct PypiFront {
@@ -105,22 +119,55 @@ impl PypiFront {
                 let project = ProjectName::parse(name).map_err(|e| not_found(e.to_string()))?;
                 let up = self.owner(&project)?;
                 let (page, warning) = up.page(&project).await.map_err(refused)?;
+                let attested = up.mode(&project) != Attestations::Off;
+                let young = up
+                    .too_young(&project, page.files.iter())
+                    .await
+                    .map_err(refused)?;
                 let body = page.render(format, |f| {
+                    if young.contains_key(&f.filename) {
+                        return None;
+                    }
                     Some(Links {
                         file: format!("{FILES}{project}/{}", f.filename),
-                        provenance: None,
+                        provenance: (attested && f.provenance.is_some())
+                            .then(|| format!("{PROVENANCE}{project}/{}", f.filename)),
                     })
                 });
                 Ok(page_response(format, body, warning))
             }
-            _ => {
-                let rest = path.strip_prefix(FILES).unwrap_or("");
-                let (name, filename) = rest.split_once('/').unwrap_or((rest, ""));
-                let project = ProjectName::parse(name).map_err(|e| not_found(e.to_string()))?;
-                check_filename(filename).map_err(|e| not_found(e.to_string()))?;
+            "pypi.provenance" => {
+                let (project, filename) = file_path(&path, PROVENANCE)?;
                 let up = self.owner(&project)?;
-                let (blob, digest) = up.file(&project, filename).await.map_err(refused)?;
-                Ok(blob_response(
+                match up.provenance(&project, filename).await.map_err(refused)? {
+                    Some(body) => {
+                        let mut res = Response::new(full(body));
+                        res.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
+                        Ok(res)
+                    }
+                    None => Err(not_found(format!(
+                        "upstream {}: no verified provenance for {filename}",
+                        up.name
+                    ))),
+                }
+            }
+            _ => {
+                let (project, filename) = file_path(&path, FILES)?;
+                let up = self.owner(&project)?;
+                if let Some(wheel) = filename.strip_suffix(METADATA_SUFFIX) {
+                    let body = up.metadata(&project, wheel).await.map_err(refused)?;
+                    let mut res = Response::new(full(body));
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    return Ok(res);
+                }
+                let (blob, digest, vouched) = up.file(&project, filename).await.map_err(refused)?;
+                let mut res = blob_response(
                     req.headers(),
                     req.method(),
                     blob,
@@ -130,10 +177,28 @@ impl PypiFront {
                         immutable: true,
                         warning: None,
                     },
-                ))
+                );
+                res.headers_mut().insert(
+                    ATTESTATION_HEADER,
+                    HeaderValue::from_static(match vouched {
+                        Vouched::Attested => "verified",
+                        Vouched::Unattested => "none",
+                        Vouched::IndexOnly => "off",
+                    }),
+                );
+                Ok(res)
             }
         }
     }
+}
+
+/// `<prefix><project>/<filename>`, both checked.
+fn file_path<'p>(path: &'p str, prefix: &str) -> Result<(ProjectName, &'p str), Box<ApiError>> {
+    let rest = path.strip_prefix(prefix).unwrap_or("");
+    let (name, filename) = rest.split_once('/').unwrap_or((rest, ""));
+    let project = ProjectName::parse(name).map_err(|e| not_found(e.to_string()))?;
+    check_filename(filename).map_err(|e| not_found(e.to_string()))?;
+    Ok((project, filename))
 }
 
 fn not_found(message: String) -> Box<ApiError> {
@@ -170,6 +235,8 @@ impl Front for PypiFront {
             Some("pypi.project")
         } else if path.starts_with(FILES) {
             Some("pypi.file")
+        } else if path.starts_with(PROVENANCE) {
+            Some("pypi.provenance")
         } else {
             None
         }

@@ -9,8 +9,7 @@
 //!   from either format into one checked model, and written back in
 //!   either format with every file URL pointing at bulwark;
 //! - [`filename`], [`provenance`]: distribution file names and PEP 740
-//!   provenance checked against a file (not yet used when serving: see
-//!   [`config`]);
+//!   provenance checked against a file's name and sha256;
 //! - [`resolve`]: pages and files through the pipeline;
 //! - [`front`]: the routes under `/pypi/`.
 

@@ -68,6 +68,34 @@ impl ProjectName {
     }
 }
 
+/// A project name pattern (`acme-*`, `*`, `Sample_Project`) in the normal
+/// form of [`ProjectName`], `*` kept: what [`crate::pattern::NamePatterns`]
+/// compares normal names against.
+pub fn normalize_pattern(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_NAME {
+        return Err(format!(
+            "pattern {:?} has {} bytes, want 1 to {MAX_NAME}",
+            s.chars().take(64).collect::<String>(),
+            s.len()
+        ));
+    }
+    let mut pieces = Vec::new();
+    for piece in s.split('*') {
+        if piece.is_empty() {
+            pieces.push(String::new());
+            continue;
+        }
+        // A piece is a name, but may begin or end with a separator
+        // (`acme-*`): normalise it with a letter around it.
+        let n = ProjectName::parse(&format!("a{piece}a"))
+            .map_err(|e| format!("pattern {s:?}: {}", e.reason))?;
+        let n = n.as_str();
+        pieces.push(n[1..n.len() - 1].to_string());
+    }
+    let out = pieces.join("*");
+    Ok(out)
+}
+
 impl fmt::Display for ProjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -77,6 +105,20 @@ impl fmt::Display for ProjectName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_take_the_normal_form_and_keep_their_wildcards() {
+        assert_eq!(normalize_pattern("Acme_Tools.*").unwrap(), "acme-tools-*");
+        assert_eq!(normalize_pattern("*").unwrap(), "*");
+        assert_eq!(normalize_pattern("*-Py").unwrap(), "*-py");
+        assert_eq!(normalize_pattern("a*b*c").unwrap(), "a*b*c");
+        assert_eq!(
+            normalize_pattern("Sample_Project").unwrap(),
+            "sample-project"
+        );
+        assert!(normalize_pattern("x y").is_err());
+        assert!(normalize_pattern("").is_err());
+    }
 
     #[test]
     fn names_normalise_as_pep_503_says() {

@@ -5,7 +5,9 @@
 //!   only code that writes that state. The protocol verifiers call it after
 //!   they have checked a checkpoint's signature against the pinned key; the
 //!   CLI calls it for `bulwark upstream list` and `bulwark upstream clear`.
+//! - [`ledger`]: never downgrade: the publishers verified per package.
 
+pub mod ledger;
 pub mod trust;
 
 pub use trust::{

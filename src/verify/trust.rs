@@ -106,6 +106,10 @@ const UPSTREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("upstreams"
 const CHECKPOINTS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("checkpoints");
 /// (upstream, evidence id) → JSON [`Evidence`].
 const EVIDENCE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("evidence");
+/// (upstream, package) → JSON `verify::ledger::Ledger`: the publishers
+/// whose attestations bulwark verified for the package (never downgrade).
+pub(crate) const PUBLISHERS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("publishers");
 
 /// The persisted trust state. Cheap to clone; safe to share between threads.
 ///
@@ -474,7 +478,7 @@ fn round_secs(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-fn storage<E: fmt::Display>(op: &'static str) -> impl FnOnce(E) -> TrustError {
+pub(crate) fn storage<E: fmt::Display>(op: &'static str) -> impl FnOnce(E) -> TrustError {
     move |e| TrustError::Storage {
         op,
         detail: e.to_string(),
@@ -585,6 +589,7 @@ impl TrustState {
             txn.open_table(UPSTREAMS)?;
             txn.open_table(CHECKPOINTS)?;
             txn.open_table(EVIDENCE)?;
+            txn.open_table(PUBLISHERS)?;
             Ok(())
         })
         .map_err(|(op, detail)| TrustError::Storage { op, detail })?;
@@ -596,6 +601,23 @@ impl TrustState {
 
     fn read_txn(&self) -> Result<redb::ReadTransaction, TrustError> {
         self.db.begin_read().map_err(storage("begin read"))
+    }
+
+    /// A read transaction on the file, for the other records the trust
+    /// state keeps ([`super::ledger`]).
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, TrustError> {
+        self.read_txn()
+    }
+
+    /// A write transaction on the file; commit it with
+    /// [`TrustState::commit_write`].
+    pub(crate) fn begin_write(&self) -> Result<redb::WriteTransaction, TrustError> {
+        self.db.begin_write().map_err(storage("begin write"))
+    }
+
+    /// Commits a transaction of [`TrustState::begin_write`] (fsync).
+    pub(crate) fn commit_write(&self, txn: redb::WriteTransaction) -> Result<(), TrustError> {
+        self.commit(txn)
     }
 
     /// Commits a write transaction and forgets the mirrored heads.
@@ -1395,7 +1417,7 @@ fn decide(
     }))
 }
 
-mod opt_unix_ms {
+pub(crate) mod opt_unix_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 
@@ -1413,7 +1435,7 @@ mod opt_unix_ms {
     }
 }
 
-mod unix_ms {
+pub(crate) mod unix_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -57,9 +57,32 @@ pub struct PypiServer {
 impl PypiServer {
     /// Serves the packages in `dir`.
     pub fn start(dir: &Path) -> PypiServer {
-        let mut child = Command::new(bin_dir().join("python"))
+        PypiServer::launch(dir, None, None)
+    }
+
+    /// Serves the packages in `dir` with pages that link every file on
+    /// `files_base` (`http://host:port`): an index whose files live on a
+    /// separate host.
+    pub fn start_with_files_at(dir: &Path, files_base: &str) -> PypiServer {
+        PypiServer::launch(dir, None, Some(files_base))
+    }
+
+    /// Serves the packages in `dir`, with the PEP 740 provenance objects
+    /// in `provenance` (`<filename>.provenance`) through an Integrity API
+    /// and `data-provenance` links (see `run_pypiserver.py`).
+    pub fn start_with_provenance(dir: &Path, provenance: &Path) -> PypiServer {
+        PypiServer::launch(dir, Some(provenance), None)
+    }
+
+    fn launch(dir: &Path, provenance: Option<&Path>, files_base: Option<&str>) -> PypiServer {
+        let mut cmd = Command::new(bin_dir().join("python"));
+        if let Some(base) = files_base {
+            cmd.env("FILES_BASE", base);
+        }
+        let mut child = cmd
             .arg(support("run_pypiserver.py"))
             .arg(dir)
+            .arg(provenance.unwrap_or(Path::new("")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -78,6 +101,11 @@ impl PypiServer {
             panic!("pypiserver did not start: {line:?}");
         };
         PypiServer { child, addr }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Its simple index URL.
