@@ -130,6 +130,10 @@ pub struct ServerConfig {
     /// Serve on a non-loopback address without `tokens`: the operator says
     /// explicitly that anyone who reaches the port may use bulwark.
     pub allow_unauthenticated: bool,
+    /// `offline = true`: no upstream is ever contacted (an air-gapped
+    /// mirror, filled by `bulwark import`); what was verified is served
+    /// with the stale `Warning`, the rest refused with check `offline`.
+    pub offline: bool,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -359,6 +363,7 @@ struct RawServer {
     write_timeout: Option<String>,
     idle_timeout: Option<String>,
     allow_unauthenticated: Option<bool>,
+    offline: Option<bool>,
     shutdown_grace: Option<String>,
     log_format: Option<LogFormat>,
     tls: Option<RawTls>,
@@ -847,6 +852,7 @@ impl Validator<'_> {
                 defaults::IDLE_TIMEOUT,
             )?,
             allow_unauthenticated: raw.allow_unauthenticated.unwrap_or(false),
+            offline: raw.offline.unwrap_or(false),
             log_format: raw.log_format.unwrap_or(LogFormat::Human),
             tls,
             tokens,
