@@ -320,6 +320,12 @@ impl UpstreamConfig {
         any.downcast_ref::<T>()
     }
 
+    /// Replaces the protocol's own settings (`bulwark import` points an
+    /// upstream at the bundle it serves on loopback).
+    pub fn set_settings<T: UpstreamSettings>(&mut self, settings: T) {
+        self.settings = Arc::new(settings);
+    }
+
     /// The protocol's settings, shared, if they are a `T`.
     pub fn settings_arc<T: UpstreamSettings>(&self) -> Option<Arc<T>> {
         let any: Arc<dyn Any + Send + Sync> = self.settings.clone();

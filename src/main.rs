@@ -66,6 +66,14 @@ enum Command {
     /// Check the blob store (re-hash every stored blob).
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// Fetch what lockfiles name through the verified pipeline (air gap,
+    /// outside).
+    Sync(cli::airgap::SyncArgs),
+    /// Write the verified store and its proofs to one tar (air gap).
+    Export(cli::airgap::ExportArgs),
+    /// Verify a tar written by `export` again and store what passes (air
+    /// gap, inside).
+    Import(cli::airgap::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +84,9 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => cli::verify::run(cmd),
         Command::Upstream(cmd) => cli::upstream::run(cmd, load),
         Command::Store(cmd) => cli::store::run(cmd, load),
+        Command::Sync(args) => cli::airgap::sync(args, load),
+        Command::Export(args) => cli::airgap::export(args, load),
+        Command::Import(args) => cli::airgap::import(args, load),
     }
 }
 
@@ -126,14 +137,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// The protocol fronts, one per registered ecosystem that has upstreams,
-/// in the order of `ECOSYSTEMS` (the order they are asked).
-///
-/// The trust state (`<data_dir>/state.redb`), the blob store
-/// (`<data_dir>/blobs`) and the artifact index (`<data_dir>/index.redb`) are
-/// opened here, once, and shared by the fronts through the
-/// [`EcosystemContext`].
-async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
+/// The shared state every front is built from: the trust state
+/// (`<data_dir>/state.redb`), the blob store (`<data_dir>/blobs`) and the
+/// artifact index (`<data_dir>/index.redb`), opened here, once.
+async fn ecosystem_context(app: &App) -> anyhow::Result<EcosystemContext> {
     let data_dir = app.data_dir().clone();
     let trust = Trust::open(data_dir.join("state.redb")).await?;
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
@@ -142,7 +149,7 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
     };
     let artifacts = Artifacts::new(blobs, index, trust.clone(), app.metrics.clone());
-    let ctx = EcosystemContext {
+    Ok(EcosystemContext {
         config: app.config.clone(),
         federation: app.federation.clone(),
         metrics: app.metrics.clone(),
@@ -150,10 +157,17 @@ async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
         rekor: Rekor::new(trust.clone()),
         trust,
         artifacts,
-    };
+    })
+}
+
+/// The protocol fronts, one per registered ecosystem that has upstreams,
+/// in the order of `ECOSYSTEMS` (the order they are asked), sharing `ctx`.
+/// `serve` puts them behind its socket; `sync` and `import` call them in
+/// process, as a client would.
+fn protocol_fronts(ctx: &EcosystemContext) -> anyhow::Result<Vec<Arc<dyn Front>>> {
     let mut fronts = Vec::new();
     for ecosystem in ECOSYSTEMS {
-        if let Some(front) = ecosystem.front(&ctx)? {
+        if let Some(front) = ecosystem.front(ctx)? {
             fronts.push(front);
         }
     }
@@ -186,7 +200,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        let fronts = protocol_fronts(&app).await?;
+        let fronts = protocol_fronts(&ecosystem_context(&app).await?)?;
         app.add_front(Arc::new(Admin::new(
             app.metrics.clone(),
             app.data_dir().clone(),

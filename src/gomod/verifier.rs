@@ -1024,7 +1024,7 @@ pub fn record_proof(rec: &VerifiedRecord) -> String {
 /// text (exactly the two go.sum lines a record is) rebuilt from `m` and the
 /// hashes in the proof; for the record's own entry it must hash to the
 /// entry's `digest`. `None` for anything else (then it is looked up again).
-fn decode_record(
+pub fn decode_record(
     m: &ModuleVersion,
     proof: &str,
     digest: Option<&Digest>,
