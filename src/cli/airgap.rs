@@ -136,10 +136,7 @@ struct GoItem {
 enum Outcome {
     Verified,
     Already,
-    Refused {
-        check: String,
-        message: String,
-    },
+    Refused { check: String, message: String },
 }
 
 fn refused(check: &str, message: impl Into<String>) -> Outcome {
@@ -208,7 +205,9 @@ impl Mirror {
         }
         Answer {
             status: StatusCode::NOT_FOUND,
-            body: Bytes::from_static(b"{\"check\":\"route\",\"message\":\"no upstream serves it\"}"),
+            body: Bytes::from_static(
+                b"{\"check\":\"route\",\"message\":\"no upstream serves it\"}",
+            ),
         }
     }
 
@@ -222,7 +221,10 @@ impl Mirror {
     /// Whether `kind` of `m` is verified and stored already.
     async fn stored(&self, upstream: &str, kind: &str, m: &ModuleVersion) -> bool {
         matches!(
-            self.ctx.artifacts.lookup(upstream, kind, &module_key(m)).await,
+            self.ctx
+                .artifacts
+                .lookup(upstream, kind, &module_key(m))
+                .await,
             Ok(Lookup::Hit { .. })
         )
     }
@@ -237,7 +239,10 @@ impl Mirror {
             );
         };
         let mut already = true;
-        for (want, kind) in [(&item.zip, kinds::GOMOD_ZIP), (&item.module, kinds::GOMOD_MOD)] {
+        for (want, kind) in [
+            (&item.zip, kinds::GOMOD_ZIP),
+            (&item.module, kinds::GOMOD_MOD),
+        ] {
             if want.is_some() && !self.stored(&upstream, kind, m).await {
                 already = false;
             }
@@ -289,7 +294,12 @@ impl Mirror {
 
     /// Runs every item with bounded concurrency, showing progress, and
     /// prints the summary; the exit code says whether anything was refused.
-    async fn run(&self, items: Vec<GoItem>, progress: Progress, extra: Vec<(String, Outcome)>) -> ExitCode {
+    async fn run(
+        &self,
+        items: Vec<GoItem>,
+        progress: Progress,
+        extra: Vec<(String, Outcome)>,
+    ) -> ExitCode {
         let total = (items.len() + extra.len()) as u64;
         let bar = match progress {
             Progress::Auto if std::io::stderr().is_terminal() => {
@@ -377,8 +387,8 @@ fn read_lockfile(
     items: &mut BTreeMap<ModuleVersion, GoItem>,
     other: &mut Vec<(String, Outcome)>,
 ) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let is_gosum = path.file_name().is_some_and(|n| n == "go.sum");
     for (no, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), no + 1);
@@ -398,7 +408,8 @@ fn read_lockfile(
                 Some(v) => (v, true),
                 None => (version, false),
             };
-            let m = ModuleVersion::new(path_, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+            let m =
+                ModuleVersion::new(path_, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
             let item = items.entry(m.clone()).or_insert(GoItem {
                 m,
                 zip: None,
@@ -523,7 +534,11 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         manifest: String::new(),
     };
     let mut counts = Vec::new();
-    for u in config.upstreams.iter().filter(|u| u.protocol.name() == GOMOD) {
+    for u in config
+        .upstreams
+        .iter()
+        .filter(|u| u.protocol.name() == GOMOD)
+    {
         if !args.upstream.is_empty() && !args.upstream.contains(&u.name) {
             continue;
         }
@@ -532,16 +547,26 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             continue;
         };
         let (epoch, base) = (acc.epoch, format!("gomod/{}", u.name));
-        b.add(&format!("{base}/sumdb/latest"), acc.note.len() as u64, &acc.note[..])?;
+        b.add(
+            &format!("{base}/sumdb/latest"),
+            acc.note.len() as u64,
+            &acc.note[..],
+        )?;
         let mut files = 0;
         let mut lookups: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for kind in [kinds::GOMOD_RECORD, kinds::GOMOD_MOD, kinds::GOMOD_ZIP] {
             for (key, e) in index.list(&u.name, epoch, kind)? {
-                let Some((p, v)) = key.rsplit_once('@') else { continue };
+                let Some((p, v)) = key.rsplit_once('@') else {
+                    continue;
+                };
                 let m = ModuleVersion::new(p, v)?;
                 let digest = (kind == kinds::GOMOD_RECORD).then_some(&e.digest);
                 let Some(rec) = decode_record(&m, &e.proof, digest, epoch) else {
-                    anyhow::bail!("upstream {}: index entry {kind} {key}: unreadable proof {:?}", u.name, e.proof);
+                    anyhow::bail!(
+                        "upstream {}: index entry {kind} {key}: unreadable proof {:?}",
+                        u.name,
+                        e.proof
+                    );
                 };
                 let mut body = format!("{}\n{}\n", rec.id, rec.record.text()).into_bytes();
                 body.extend_from_slice(&acc.note);
@@ -560,7 +585,11 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             }
         }
         for (key, body) in &lookups {
-            b.add(&format!("{base}/sumdb/lookup/{key}"), body.len() as u64, &body[..])?;
+            b.add(
+                &format!("{base}/sumdb/lookup/{key}"),
+                body.len() as u64,
+                &body[..],
+            )?;
         }
         let mut tiles = 0;
         for (key, e) in index.list(&u.name, epoch, kinds::GOMOD_TILE)? {
@@ -618,7 +647,9 @@ async fn serve_bundle(
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { break };
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
             let (file, members) = (file.clone(), members.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -669,10 +700,14 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
             let mut carried = Vec::new();
             for u in config.upstreams.iter_mut() {
                 let base = format!("gomod/{}", u.name);
-                if u.protocol.name() != GOMOD || !members.contains_key(&format!("{base}/sumdb/latest")) {
+                if u.protocol.name() != GOMOD
+                    || !members.contains_key(&format!("{base}/sumdb/latest"))
+                {
                     continue;
                 }
-                let Some(mut s) = u.settings::<GoSettings>().cloned() else { continue };
+                let Some(mut s) = u.settings::<GoSettings>().cloned() else {
+                    continue;
+                };
                 u.url = format!("http://{addr}/{base}/proxy");
                 s.sumdb.url = format!("http://{addr}/{base}/sumdb");
                 carried.push((u.name.clone(), s.sumdb.name.clone()));
@@ -709,7 +744,9 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     extra.push((format!("upstream {up}: signed tree"), a.refusal()));
                 }
             }
-            let code = mirror.run(items.into_values().collect(), args.progress, extra).await;
+            let code = mirror
+                .run(items.into_values().collect(), args.progress, extra)
+                .await;
             server.abort();
             Ok(code)
         })

@@ -96,7 +96,9 @@ pub enum UpstreamError {
 
     /// Not asked: the mirror runs with `[server] offline = true` and
     /// contacts no upstream.
-    #[error("upstream {upstream}: {url}: not asked: the mirror is offline ([server] offline = true)")]
+    #[error(
+        "upstream {upstream}: {url}: not asked: the mirror is offline ([server] offline = true)"
+    )]
     Offline { upstream: String, url: String },
 
     /// The HTTP exchange broke (connection reset, malformed response).
