@@ -12,15 +12,8 @@ use std::sync::Arc;
 
 use bulwark::admin::Admin;
 use bulwark::config::{Config, ConfigError, LogFormat};
-use bulwark::ecosystem::EcosystemContext;
-use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
-use bulwark::http::Front;
-use bulwark::pipeline::artifacts::Artifacts;
-use bulwark::pipeline::rekor::Rekor;
-use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Server};
-use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -137,43 +130,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// The shared state every front is built from: the trust state
-/// (`<data_dir>/state.redb`), the blob store (`<data_dir>/blobs`) and the
-/// artifact index (`<data_dir>/index.redb`), opened here, once.
-async fn ecosystem_context(app: &App) -> anyhow::Result<EcosystemContext> {
-    let data_dir = app.data_dir().clone();
-    let trust = Trust::open(data_dir.join("state.redb")).await?;
-    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
-    let index = {
-        let path = data_dir.join("index.redb");
-        tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
-    };
-    let artifacts = Artifacts::new(blobs, index, trust.clone(), app.metrics.clone());
-    Ok(EcosystemContext {
-        config: app.config.clone(),
-        federation: app.federation.clone(),
-        metrics: app.metrics.clone(),
-        data_dir,
-        rekor: Rekor::new(trust.clone()),
-        trust,
-        artifacts,
-    })
-}
-
-/// The protocol fronts, one per registered ecosystem that has upstreams,
-/// in the order of `ECOSYSTEMS` (the order they are asked), sharing `ctx`.
-/// `serve` puts them behind its socket; `sync` and `import` call them in
-/// process, as a client would.
-fn protocol_fronts(ctx: &EcosystemContext) -> anyhow::Result<Vec<Arc<dyn Front>>> {
-    let mut fronts = Vec::new();
-    for ecosystem in ECOSYSTEMS {
-        if let Some(front) = ecosystem.front(ctx)? {
-            fronts.push(front);
-        }
-    }
-    Ok(fronts)
-}
-
 fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let mut config = match load(config_path) {
         Ok(c) => c,
@@ -200,7 +156,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        let fronts = protocol_fronts(&ecosystem_context(&app).await?)?;
+        let fronts = cli::mirror::protocol_fronts(&cli::mirror::ecosystem_context(&app).await?)?;
         app.add_front(Arc::new(Admin::new(
             app.metrics.clone(),
             app.data_dir().clone(),

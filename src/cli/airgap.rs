@@ -175,8 +175,8 @@ impl Answer {
 impl Mirror {
     async fn open(config: Config) -> anyhow::Result<Mirror> {
         let app = App::new(config)?;
-        let ctx = crate::ecosystem_context(&app).await?;
-        let fronts = crate::protocol_fronts(&ctx)?;
+        let ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
         Ok(Mirror { ctx, fronts })
     }
 

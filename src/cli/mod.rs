@@ -4,6 +4,7 @@
 //! air gap (`sync`, `export`, `import`).
 
 pub mod airgap;
+pub mod mirror;
 pub mod store;
 pub mod upstream;
 pub mod verify;
