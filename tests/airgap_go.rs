@@ -118,10 +118,15 @@ impl World {
 
     /// The inside: offline, its upstream's URL a port nothing listens on.
     fn inside(&self, name: &str, vkey: &str) -> PathBuf {
+        self.inside_at("inside", name, vkey)
+    }
+
+    /// [`World::inside`] with its own config and data dir `side`.
+    fn inside_at(&self, side: &str, name: &str, vkey: &str) -> PathBuf {
         let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", dead.local_addr().expect("addr"));
         drop(dead);
-        self.config("inside", &url, name, vkey, "offline = true")
+        self.config(side, &url, name, vkey, "offline = true")
     }
 }
 
@@ -251,7 +256,7 @@ fn outside_bundle(world: &World, fx: &GoFixture) -> PathBuf {
 
 /// Rewrites the tar `from` into `to`, passing each member through `edit`
 /// (name, bytes) → replacement bytes.
-fn rewrite_tar(from: &Path, to: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) {
+fn rewrite_tar(from: &Path, to: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>) {
     let mut ar = tar::Archive::new(std::fs::File::open(from).expect("open bundle"));
     let mut out = tar::Builder::new(std::fs::File::create(to).expect("create"));
     for e in ar.entries().expect("entries") {
@@ -467,4 +472,67 @@ fn import_of_a_forked_history_quarantines_the_upstream() {
     // Nothing is served from it now, even what was verified before.
     let b = Bulwark::start(&inside);
     assert_eq!(b.get(HELLO_ZIP).json()["check"], "quarantine");
+}
+
+#[test]
+fn import_refuses_a_dropped_or_truncated_tile_and_stores_nothing() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+    let is_tile = |n: &str| n.starts_with("gomod/fixture/sumdb/tile/");
+    let mut tiles = 0;
+    rewrite_tar(&bundle, &world.path("probe.tar"), |n, d| {
+        tiles += usize::from(is_tile(n));
+        d
+    });
+    assert!(tiles > 0, "the bundle carries no tile");
+
+    for (side, edit) in [("dropped", 0usize), ("truncated", 1)] {
+        let bad = world.path(&format!("{side}.tar"));
+        // Dropped: the member renamed out of the sumdb layout. Truncated:
+        // its last hash cut off.
+        let mut ar = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+        let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut n = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if is_tile(&n) {
+                if edit == 0 {
+                    n = format!("dropped/{n}");
+                } else {
+                    data.truncate(data.len().saturating_sub(32));
+                }
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            out.append_data(&mut h, &n, &data[..]).unwrap();
+        }
+        out.finish().unwrap();
+        let inside = world.inside_at(side, &name, &vkey);
+        let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+        assert!(!out.status.success(), "{side}: {}", text(&out.stdout));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with("verified: 0, already there: 0, refused: 2"),
+            "{side}: {stdout}"
+        );
+        // The missing tile is named (the bundle answers 404 for it); a
+        // short one fails the tile check.
+        let named = if edit == 0 {
+            "sumdb/tile/8/0/000.p/2: answered HTTP 404"
+        } else {
+            ": tiles: "
+        };
+        assert!(stdout.contains(named), "{side}: {stdout}");
+        let b = Bulwark::start(&inside);
+        for path in [HELLO_ZIP, GREET_ZIP] {
+            let r = b.get(path);
+            assert_eq!(r.json()["check"], "offline", "{side}: {}", text(&r.body));
+        }
+    }
 }
