@@ -1355,6 +1355,13 @@ mod tests {
     }
 
     #[test]
+    fn offline_mode_is_off_unless_set() {
+        assert!(!parse("").unwrap().server.offline);
+        assert!(parse("[server]\noffline = true\n").unwrap().server.offline);
+        assert!(parse("[server]\noffline = \"yes\"\n").is_err());
+    }
+
+    #[test]
     fn a_non_loopback_listen_needs_tokens_or_an_explicit_opt_out() {
         let e = parse("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
         assert_eq!(e.key, "server.listen");

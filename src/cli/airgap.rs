@@ -734,10 +734,29 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     }
                 }
             }
+            // A bundle upstream this side does not configure is not
+            // imported: its pinned key is unknown here.
+            let mut extra = Vec::new();
+            for name in members.keys() {
+                let Some(up) = name
+                    .strip_prefix("gomod/")
+                    .and_then(|r| r.strip_suffix("/sumdb/latest"))
+                else {
+                    continue;
+                };
+                if !carried.iter().any(|(c, _)| c == up) {
+                    extra.push((
+                        format!("upstream {up}"),
+                        refused(
+                            "config",
+                            format!("the bundle carries upstream {up}, which this configuration has no gomod upstream of that name to verify it with"),
+                        ),
+                    ));
+                }
+            }
             let mirror = Mirror::open(config).await?;
             // Each carried signed tree first: signature, consistency with
             // what this side accepted (a fork quarantines the upstream).
-            let mut extra = Vec::new();
             for (up, sumdb) in &carried {
                 let a = mirror.get(&format!("/sumdb/{sumdb}/latest")).await;
                 if a.status != StatusCode::OK {
