@@ -536,3 +536,74 @@ fn import_refuses_a_dropped_or_truncated_tile_and_stores_nothing() {
         }
     }
 }
+
+/// The blobs under `<data>/blobs/sha256`, each checked to hash to its name.
+fn stored_blobs(data: &Path) -> Vec<String> {
+    use sha2::Digest as _;
+    let mut out = Vec::new();
+    let Ok(shards) = std::fs::read_dir(data.join("blobs/sha256")) else {
+        return out;
+    };
+    for shard in shards {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                name,
+                "a stored blob does not hash to its name"
+            );
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn an_import_killed_anywhere_then_run_again_ends_with_the_same_store() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    let clean = world.inside_at("clean", &name, &vkey);
+    assert_success(
+        "import",
+        &cli(&["import", "--progress", "none"], &clean, &[&bundle]),
+    );
+    let want = stored_blobs(&world.path("clean-data"));
+    assert!(!want.is_empty());
+
+    // SIGKILL at spread points of the import (from before it opens the
+    // store to after it wrote everything), each followed by a check that
+    // only whole blobs are stored, then one complete run.
+    let killed = world.inside_at("killed", &name, &vkey);
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["import", "--progress", "none", "--config"])
+            .arg(&killed)
+            .arg(&bundle)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start import");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        stored_blobs(&world.path("killed-data"));
+    }
+    let out = cli(&["import", "--progress", "none"], &killed, &[&bundle]);
+    assert_success("import after kills", &out);
+    assert!(
+        text(&out.stdout).contains("refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(stored_blobs(&world.path("killed-data")), want);
+    let b = Bulwark::start(&killed);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
