@@ -7,21 +7,29 @@
 #                                   # non-2xx, socket errors, bulwark's peak RSS
 #   benches/cache-hit.sh big        # a ~500 MiB module zip fetched by 50 curl
 #                                   # clients at once: bulwark's peak RSS
-#   benches/cache-hit.sh all        # the three, in this order
+#   benches/cache-hit.sh warg       # a real Warg 10 MiB content GET:
+#                                   # benches/warg-hit.sh (warg-server, a
+#                                   # published package, a verified
+#                                   # download through bulwark)
+#   benches/cache-hit.sh all        # the four, in this order
 #
 # Settings (environment): ROUNDS (3), SECONDS_PER_ROUND (5), CONNS (32),
 # THREADS (2), BIG_CONNS (1000), BIG_SECONDS (60), BIG_PATH (the .mod),
-# CLIENTS (50), LOGS (on), BULWARK (release binary of $CARGO_TARGET_DIR).
+# CLIENTS (50), LOGS (on), BULWARK (release binary of $CARGO_TARGET_DIR),
+# CASES (the hits measured: "zip mod 10m"), PERF_OUT (when set, a
+# `perf record -e cpu-clock` profile of bulwark during each of its rounds
+# is written to $PERF_OUT.<case>.<round>; PERF_ARGS, default -g, are
+# perf's call-graph flags, e.g. "--call-graph dwarf,16384").
 #
 # hits: wrk with THREADS threads and CONNS connections, rounds alternating
 # nginx, bulwark, nginx, bulwark, ...; each side's best of ROUNDS rounds of
-# SECONDS_PER_ROUND seconds, for three cache hits:
+# SECONDS_PER_ROUND seconds, and each side's CPU time per request over its
+# rounds (benches/hits-lib.sh: the req/s ratio moves with whatever else
+# runs on the machine, the CPU per request much less), for three cache
+# hits:
 #   - a 1 MiB module .zip (a module of one 1 MiB file of random bytes),
 #   - that module's small .mod (43 bytes),
-#   - a 10 MiB module .zip, standing in for a Warg 10 MiB content GET: both
-#     are a verified blob streamed from the store by the same code, and
-#     setting up warg-server with a published package is too slow for a
-#     script. (The Warg hit path's own overhead is one index lookup more.)
+#   - a 10 MiB module .zip (the Warg 10 MiB content GET is `warg` mode).
 #
 # Both servers log every request when LOGS=on (the default configuration
 # of each: bulwark's `info` request line to a file, nginx's access_log to a
@@ -37,10 +45,12 @@
 # once, which also warms its cache); the script checks they are the files in
 # bulwark's blob store.
 #
-# Needs (Debian): nginx, wrk, curl, bc, python3 (a free port for nginx),
-# golang-go and golang-golang-x-mod-dev (the Go fixture upstream,
-# tests/gofixture/sumdbfixture), and a built bulwark
-# (cargo build --release). Installs nothing. Talks only to loopback.
+# Needs (Debian): nginx (nginx-light), wrk, curl, bc, python3 (a free port
+# for nginx), golang-go and golang-golang-x-mod-dev (the Go fixture
+# upstream, tests/gofixture/sumdbfixture), and a built bulwark
+# (cargo build --release); `warg` mode also what benches/warg-hit.sh
+# needs. nginx and wrk are installed with apt-get when missing and this
+# runs as root; nothing else is installed. Talks only to loopback.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,11 +65,11 @@ CLIENTS=${CLIENTS:-50}
 LOGS=${LOGS:-on}
 target=${CARGO_TARGET_DIR:-$here/target}
 BULWARK=${BULWARK:-$target/release/bulwark}
-case "$MODE" in hits|conns|big|all) ;; *) echo "usage: $0 [hits|conns|big|all]" >&2; exit 2;; esac
+case "$MODE" in hits|conns|big|warg|all) ;; *) echo "usage: $0 [hits|conns|big|warg|all]" >&2; exit 2;; esac
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
-for tool in nginx wrk curl bc python3 go; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (see the top of $0)" >&2; exit 2; }
-done
+if [ "$MODE" = warg ]; then exec "$here/benches/warg-hit.sh"; fi
+. "$here/benches/hits-lib.sh"
+need_tools curl bc python3 go
 
 tmp=$(mktemp -d)
 pids=()
@@ -150,73 +160,22 @@ for p in "${paths[@]}"; do
     printf '  %-45s %10d bytes  blob %s\n' "$p" "$(stat -c %s "$root$p")" "${sum:0:16}..." >&2
 done
 
-# nginx's workers run as an unprivileged user: let them read the files.
-chmod a+rx "$tmp"; chmod -R a+rX "$root"
-ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if [ "$LOGS" = on ]; then access="access_log $tmp/nginx-access.log;"; else access="access_log off;"; fi
-cat >"$tmp/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log;
-events { worker_connections 8192; }
-http {
-    types { application/zip zip; text/plain mod; }
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    $access
-    client_body_temp_path $tmp/nginx-body;
-    proxy_temp_path $tmp/nginx-proxy;
-    fastcgi_temp_path $tmp/nginx-fastcgi;
-    uwsgi_temp_path $tmp/nginx-uwsgi;
-    scgi_temp_path $tmp/nginx-scgi;
-    server {
-        listen 127.0.0.1:$ng_port;
-        root $root;
-    }
-}
-EOF
-nginx -c "$tmp/nginx.conf" -p "$tmp" 2>>"$tmp/nginx-error.log" &
-pids+=($!)
-ng_addr="127.0.0.1:$ng_port"
-until curl -s -o /dev/null "http://$ng_addr/"; do sleep 0.05; done
+start_nginx "$tmp" "$root" application/octet-stream 'types { application/zip zip; text/plain mod; }'
 for p in "${paths[@]}"; do
     cmp -s <(curl -s "http://$ng_addr$p") "$root$p" || { echo "nginx serves other bytes for $p" >&2; exit 1; }
 done
 
-# wrk <url> <conns> <seconds>: prints "req/s non2xx socket_errors"
-run_wrk() {
-    local out
-    out=$(wrk -t"$THREADS" -c"$2" -d"$3"s --timeout 10s "$1" 2>&1)
-    local rps non2xx sock
-    rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\)/\1/p' <<<"$out")
-    non2xx=$(sed -n 's/^[[:space:]]*Non-2xx or 3xx responses:[[:space:]]*\([0-9]*\)/\1/p' <<<"$out")
-    sock=$(sed -n 's/^[[:space:]]*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\)/\1+\2+\3+\4/p' <<<"$out")
-    echo "${rps:-0} ${non2xx:-0} $(( ${sock:-0} ))"
-}
-max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
 
 if [ "$MODE" = hits ] || [ "$MODE" = all ]; then
     printf '\ncache hits: wrk -t%d -c%d, best of %d rounds of %d s, alternating nginx/bulwark, logs %s\n' \
         "$THREADS" "$CONNS" "$ROUNDS" "$SECONDS_PER_ROUND" "$LOGS"
-    printf '%-22s %14s %14s %8s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" "ratio" "target"
+    compare_header
     for spec in "1 MiB module .zip|/example.com/bench/zip1m/@v/v1.0.0.zip|0.9" \
                 "small .mod|/example.com/bench/zip1m/@v/v1.0.0.mod|0.8" \
-                "10 MiB (Warg stand-in)|/example.com/bench/zip10m/@v/v1.0.0.zip|0.9"; do
+                "10 MiB module .zip|/example.com/bench/zip10m/@v/v1.0.0.zip|0.9"; do
         IFS='|' read -r label p want <<<"$spec"
-        best_n=0; best_b=0; errs=0
-        for r in $(seq 1 "$ROUNDS"); do
-            read -r n e1 s1 <<<"$(run_wrk "http://$ng_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
-            read -r b e2 s2 <<<"$(run_wrk "http://$b_addr$p" "$CONNS" "$SECONDS_PER_ROUND")"
-            best_n=$(max "$best_n" "$n"); best_b=$(max "$best_b" "$b")
-            errs=$((errs + e1 + s1 + e2 + s2))
-            echo "  round $r $label: nginx $n, bulwark $b req/s" >&2
-        done
-        ratio=$(echo "$best_b / $best_n" | bc -l)
-        printf '%-22s %14.0f %14.0f %8.2f %8s%s\n' "$label" "$best_b" "$best_n" "$ratio" ">= $want" \
-            "$( [ "$errs" -gt 0 ] && echo "  ($errs errors)" )"
+        case " ${CASES:-zip mod 10m} " in *" $(case $label in "1 MiB"*) echo zip;; small*) echo mod;; *) echo 10m;; esac) "*) ;; *) continue;; esac
+        compare "$label" "$p" "$want" "$ng_addr" "$ng_pid" "$b_addr" "$b_pid"
     done
 fi
 
@@ -224,7 +183,7 @@ if [ "$MODE" = conns ] || [ "$MODE" = all ]; then
     stop_bulwark
     start_bulwark
     p=${BIG_PATH:-/example.com/bench/zip1m/@v/v1.0.0.mod}
-    read -r rps non2xx sock <<<"$(run_wrk "http://$b_addr$p" "$BIG_CONNS" "$BIG_SECONDS")"
+    read -r rps non2xx sock _ <<<"$(run_wrk "http://$b_addr$p" "$BIG_CONNS" "$BIG_SECONDS")"
     rss=$(peak_rss_kib "$b_pid")
     printf '\n%d connections for %d s on %s (wrk -t%d): %.0f req/s, non-2xx %d, socket errors %d, bulwark peak RSS %d MiB (target: 0 errors, <= 256 MiB)\n' \
         "$BIG_CONNS" "$BIG_SECONDS" "$p" "$THREADS" "$rps" "$non2xx" "$sock" $((rss / 1024))
@@ -250,3 +209,4 @@ if [ "$MODE" = big ] || [ "$MODE" = all ]; then
         "$CLIENTS" "$size" "$bad" "$(echo "$t1 - $t0" | bc -l)" $((rss / 1024))
 fi
 stop_bulwark
+if [ "$MODE" = all ]; then "$here/benches/warg-hit.sh"; fi

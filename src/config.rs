@@ -136,6 +136,13 @@ pub struct ServerConfig {
     pub offline: bool,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Bytes of verified blobs kept in memory (the blob store's memory
+    /// tier, `store::hot`): every buffer of the tier counts while it lives,
+    /// cached or still being sent. 0 turns it off.
+    pub blob_cache_bytes: u64,
+    /// Largest blob kept in memory (at most half of `blob_cache_bytes`);
+    /// larger ones are streamed from their file.
+    pub blob_cache_max_object: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// TLS certificate and key, if bulwark terminates TLS itself.
@@ -371,6 +378,8 @@ struct RawServer {
     allow_unauthenticated: Option<bool>,
     offline: Option<bool>,
     shutdown_grace: Option<String>,
+    blob_cache_bytes: Option<u64>,
+    blob_cache_max_object: Option<u64>,
     log_format: Option<LogFormat>,
     tls: Option<RawTls>,
     tokens: Option<Vec<String>>,
@@ -438,6 +447,10 @@ pub mod defaults {
     pub const IDLE_TIMEOUT: &str = "30s";
     /// `server.shutdown_grace`
     pub const SHUTDOWN_GRACE: &str = "30s";
+    /// `server.blob_cache_bytes` (64 MiB)
+    pub const BLOB_CACHE_BYTES: u64 = crate::store::hot::DEFAULT_BUDGET;
+    /// `server.blob_cache_max_object` (16 MiB)
+    pub const BLOB_CACHE_MAX_OBJECT: u64 = crate::store::hot::DEFAULT_MAX_OBJECT;
 }
 
 /// Smallest head buffer hyper accepts.
@@ -590,10 +603,10 @@ impl ProtocolKeys<'_> {
         self.v.url(&format!("upstream[{}].{key}", self.index), text)
     }
 
-    /// A file named by one of the upstream's keys, resolved against the
-    /// configuration file's directory.
-    pub fn path(&self, written: &str) -> PathBuf {
-        self.v.resolve(PathBuf::from(written))
+    /// A file path the upstream names, relative to the configuration
+    /// file's directory unless absolute.
+    pub fn path(&self, p: impl Into<PathBuf>) -> PathBuf {
+        self.v.resolve(p.into())
     }
 
     /// The `[server]` table, for checks that depend on it.
@@ -773,6 +786,22 @@ impl Validator<'_> {
                 n
             }
         };
+        let blob_cache_bytes = raw.blob_cache_bytes.unwrap_or(defaults::BLOB_CACHE_BYTES);
+        // The default shrinks with a smaller cache; a configured value
+        // above half the cache could not be enforced, so it is an error.
+        let blob_cache_max_object = match raw.blob_cache_max_object {
+            None => defaults::BLOB_CACHE_MAX_OBJECT.min(blob_cache_bytes / 2),
+            Some(n) if n > blob_cache_bytes / 2 => {
+                return Err(self.err(
+                    "server.blob_cache_max_object",
+                    format!(
+                        "must be at most half of server.blob_cache_bytes ({}), saw {n}",
+                        blob_cache_bytes / 2
+                    ),
+                ))
+            }
+            Some(n) => n,
+        };
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.unwrap_or_default().into_iter().enumerate() {
             tokens.push(self.token(&format!("server.tokens[{i}]"), t)?);
@@ -859,6 +888,8 @@ impl Validator<'_> {
             )?,
             allow_unauthenticated: raw.allow_unauthenticated.unwrap_or(false),
             offline: raw.offline.unwrap_or(false),
+            blob_cache_bytes,
+            blob_cache_max_object,
             log_format: raw.log_format.unwrap_or(LogFormat::Human),
             tls,
             tokens,
@@ -1324,6 +1355,24 @@ mod tests {
     fn two_upstreams_with_one_name_are_refused() {
         let e = parse(&(toy("") + &toy(""))).unwrap_err();
         assert_eq!(e.key, "upstream[1].name", "{e}");
+    }
+
+    #[test]
+    fn the_blob_cache_defaults_and_refuses_an_object_limit_it_cannot_keep() {
+        let c = parse("[server]\n").unwrap();
+        assert_eq!(c.server.blob_cache_bytes, defaults::BLOB_CACHE_BYTES);
+        assert_eq!(
+            c.server.blob_cache_max_object,
+            defaults::BLOB_CACHE_MAX_OBJECT
+        );
+        let c = parse("[server]\nblob_cache_bytes = 1048576\n").unwrap();
+        assert_eq!(c.server.blob_cache_max_object, 524288);
+        let c = parse("[server]\nblob_cache_bytes = 0\n").unwrap();
+        assert_eq!(c.server.blob_cache_max_object, 0);
+        let e = parse("[server]\nblob_cache_bytes = 1048576\nblob_cache_max_object = 524289\n")
+            .unwrap_err();
+        assert_eq!(e.key, "server.blob_cache_max_object", "{e}");
+        assert!(e.message.contains("524288"), "{e}");
     }
 
     #[test]

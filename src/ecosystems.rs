@@ -12,11 +12,16 @@ use std::path::Path;
 use crate::config::{Config, ConfigError, ProtocolConfig, EMBEDDED_DEFAULT, EMBEDDED_ORIGIN};
 use crate::ecosystem::Ecosystem;
 use crate::federation::Federation;
-use crate::{gomod, pypi, warg};
+use crate::{gomod, npm, pypi, warg};
 
 /// Every ecosystem, one line each. Their fronts are asked, in this order,
 /// whether a request is theirs.
-pub const ECOSYSTEMS: &[&dyn Ecosystem] = &[&warg::ECOSYSTEM, &gomod::ECOSYSTEM, &pypi::ECOSYSTEM];
+pub const ECOSYSTEMS: &[&dyn Ecosystem] = &[
+    &warg::ECOSYSTEM,
+    &gomod::ECOSYSTEM,
+    &pypi::ECOSYSTEM,
+    &npm::ECOSYSTEM,
+];
 
 /// The configuration side of every ecosystem.
 pub fn protocols() -> Vec<&'static dyn ProtocolConfig> {

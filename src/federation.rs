@@ -8,9 +8,11 @@
 //! naming the key). The protocol fronts call [`Federation::route`] (or
 //! [`Federation::owner`]) on every request.
 //!
-//! [`Matching::Label`] (Warg): namespaces match exactly and
-//! case-insensitively; an upstream with `default = true` takes namespaces
-//! nobody claims. [`Matching::PathPrefix`] (Go): patterns are `*` (every
+//! [`Matching::Label`] (Warg, PyPI): namespaces match exactly and
+//! case-insensitively, or, where the protocol's namespaces may hold `*`
+//! (PyPI project patterns such as `acme-*`), as [`crate::pattern`]
+//! patterns: an exact claim first, then the most specific pattern; an
+//! upstream with `default = true` takes namespaces nobody claims. [`Matching::PathPrefix`] (Go): patterns are `*` (every
 //! path) or a path prefix (`github.com/acme/*` or `github.com/acme`) that
 //! matches the path itself and every path below it, element by element; the
 //! longest matching prefix wins. Each namespace and each pattern has exactly
@@ -20,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::config::{ConfigError, Matching, Protocol, UpstreamConfig};
+use crate::pattern::NamePatterns;
 
 /// An overlapping claim found while building the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +91,8 @@ enum Table {
     /// [`Matching::Label`]: lowercased namespace → owner, and the default.
     Label {
         owners: HashMap<String, usize>,
+        /// Claims with `*` wildcards.
+        globs: NamePatterns<usize>,
         default: Option<usize>,
     },
     /// [`Matching::PathPrefix`]: prefixes, longest first, with their owner;
@@ -121,6 +126,7 @@ impl Federation {
                 let table = match u.protocol.matching() {
                     Matching::Label => Table::Label {
                         owners: HashMap::new(),
+                        globs: NamePatterns::default(),
                         default: None,
                     },
                     Matching::PathPrefix => Table::PathPrefix {
@@ -131,9 +137,20 @@ impl Federation {
                 (u.protocol, table)
             });
             match table {
-                Table::Label { owners, default } => {
+                Table::Label {
+                    owners,
+                    globs,
+                    default,
+                } => {
                     for ns in &u.namespaces {
                         let key = ns.to_ascii_lowercase();
+                        if key.contains('*') {
+                            if let Some((_, &owner)) = globs.iter().find(|(g, _)| *g == key) {
+                                return Err(overlap(ns, owner));
+                            }
+                            globs.insert(&key, i).map_err(|_| overlap(ns, i))?;
+                            continue;
+                        }
                         if let Some(&owner) = owners.get(&key) {
                             return Err(overlap(ns, owner));
                         }
@@ -195,10 +212,18 @@ impl Federation {
     /// [`Matching::PathPrefix`] the longest matching prefix, else `*`.
     pub fn route(&self, protocol: &str, namespace: &str) -> Option<&UpstreamConfig> {
         let i = match &self.tables.get(protocol)?.1 {
-            Table::Label { owners, default } => owners
-                .get(&namespace.to_ascii_lowercase())
-                .copied()
-                .or(*default),
+            Table::Label {
+                owners,
+                globs,
+                default,
+            } => {
+                let key = namespace.to_ascii_lowercase();
+                owners
+                    .get(&key)
+                    .copied()
+                    .or_else(|| globs.get(&key).map(|(_, &i)| i))
+                    .or(*default)
+            }
             Table::PathPrefix { prefixes, star } => prefixes
                 .iter()
                 .find(|(prefix, _)| path_has_prefix(namespace, prefix))
@@ -213,7 +238,13 @@ impl Federation {
     /// `warg-registry-hint`.
     pub fn owner(&self, protocol: &str, namespace: &str) -> Option<&UpstreamConfig> {
         let i = match &self.tables.get(protocol)?.1 {
-            Table::Label { owners, .. } => owners.get(&namespace.to_ascii_lowercase()).copied(),
+            Table::Label { owners, globs, .. } => {
+                let key = namespace.to_ascii_lowercase();
+                owners
+                    .get(&key)
+                    .copied()
+                    .or_else(|| globs.get(&key).map(|(_, &i)| i))
+            }
             Table::PathPrefix { prefixes, .. } => prefixes
                 .iter()
                 .find(|(prefix, _)| path_has_prefix(namespace, prefix))
@@ -228,9 +259,16 @@ impl Federation {
         for (protocol, table) in self.tables.values() {
             let p = *protocol;
             match table {
-                Table::Label { owners, default } => {
+                Table::Label {
+                    owners,
+                    globs,
+                    default,
+                } => {
                     for (ns, &i) in owners {
                         rows.push((p, ns.clone(), &self.upstreams[i]));
+                    }
+                    for (g, &i) in globs.iter() {
+                        rows.push((p, g.to_string(), &self.upstreams[i]));
                     }
                     if let Some(i) = *default {
                         rows.push((p, "(default)".into(), &self.upstreams[i]));
@@ -291,7 +329,11 @@ impl fmt::Display for Federation {
                 Table::PathPrefix { prefixes, star } if star.is_none() && !prefixes.is_empty() => {
                     writeln!(f, "({protocol} names matching no pattern are refused)")?
                 }
-                Table::Label { owners, default } if default.is_none() && !owners.is_empty() => {
+                Table::Label {
+                    owners,
+                    globs,
+                    default,
+                } if default.is_none() && !(owners.is_empty() && globs.is_empty()) => {
                     writeln!(f, "({protocol} namespaces no upstream claims are refused)")?
                 }
                 _ => {}
@@ -310,6 +352,53 @@ mod tests {
     use std::path::Path;
 
     const PROTOCOLS: &[&dyn ProtocolConfig] = &[&gomod::CONFIG, &warg::CONFIG];
+
+    #[test]
+    fn pypi_project_patterns_route_exact_names_first_then_the_most_specific_pattern() {
+        use crate::pypi::config as pypi;
+        let text = r#"
+[[upstream]]
+name = "internal"
+protocol = "pypi"
+url = "http://127.0.0.1:1/simple"
+namespaces = ["Acme_*", "acme-public-tool"]
+attestations = "off"
+
+[[upstream]]
+name = "tools"
+protocol = "pypi"
+url = "http://127.0.0.1:2/simple"
+namespaces = ["acme-tools-*"]
+attestations = "off"
+
+[[upstream]]
+name = "public"
+protocol = "pypi"
+url = "http://127.0.0.1:3/simple"
+namespaces = []
+default = true
+"#;
+        let c = Config::parse_with(text, "t.toml", Path::new("."), &[&pypi::CONFIG]).unwrap();
+        let f = Federation::new(&c.upstreams).unwrap();
+        let route = |n: &str| f.route(pypi::PROTOCOL, n).map(|u| u.name.as_str());
+        assert_eq!(route("acme-web"), Some("internal"));
+        assert_eq!(route("acme-tools-cli"), Some("tools"));
+        assert_eq!(route("acme-public-tool"), Some("internal"));
+        assert_eq!(route("requests"), Some("public"));
+        assert_eq!(
+            f.owner(pypi::PROTOCOL, "acme-tools-x")
+                .map(|u| u.name.as_str()),
+            Some("tools")
+        );
+        assert!(f.owner(pypi::PROTOCOL, "requests").is_none());
+        // The same pattern twice is an overlap.
+        let twice = text.replace("\"acme-tools-*\"", "\"ACME.*\"");
+        let c = Config::parse_with(&twice, "t.toml", Path::new("."), &[&pypi::CONFIG]).unwrap();
+        assert!(matches!(
+            Federation::new(&c.upstreams),
+            Err(FederationError::Overlap { .. })
+        ));
+    }
 
     /// Parses `text` and builds its table, the two checks
     /// `Config::parse` makes.

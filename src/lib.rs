@@ -9,6 +9,7 @@ pub mod federation;
 pub mod gomod;
 pub mod http;
 pub mod metrics;
+pub mod npm;
 pub mod pattern;
 pub mod pipeline;
 pub mod pypi;

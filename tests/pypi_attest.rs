@@ -6,7 +6,8 @@
 //! real binary in between.
 //!
 //! - `attestations = "required"` (the default): an attested sdist is
-//!   served (`pip download` prepares it) once its provenance verified; the
+//!   served (`pip download` prepares it, `uv pip install` builds and installs
+//!   another) once its provenance verified; the
 //!   page points at bulwark's Integrity API, which serves that provenance;
 //!   the Rekor checkpoint is in the trust state; an unattested file is
 //!   refused (check `attestation`), also to pip; with the upstream gone,
@@ -81,6 +82,16 @@ fn provenance_of(attestation: &str, publisher: serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// The GitLab-published sdist's provenance, with the publisher its
+/// certificate names.
+fn gitlab_provenance() -> Vec<u8> {
+    provenance_of(
+        &format!("{GITLAB}.publish.attestation"),
+        serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
+                           "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
+    )
+}
+
 /// The packages and provenance objects of the upstream: every real
 /// attested file with its provenance, and `extra` files without.
 struct Upstream {
@@ -105,11 +116,7 @@ fn upstream_dirs(root: &Path) -> Upstream {
     .unwrap();
     std::fs::write(
         u.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     std::fs::write(
@@ -140,6 +147,15 @@ fn write_config(dir: &Path, upstream: &PypiServer, extra: &str) -> PathBuf {
     file
 }
 
+/// `rekor_urls` sending the production Rekor log to a closed local port.
+fn no_rekor() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    format!("rekor_urls = {{ \"rekor.sigstore.dev\" = \"http://{dead}\" }}")
+}
+
 fn file_path(project: &str, filename: &str) -> String {
     format!("/pypi/files/{project}/{filename}")
 }
@@ -156,7 +172,9 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
     let up = upstream_dirs(dir.path());
     make_wheel(&up.packages, "plain", "1.0", &[]);
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let config = write_config(dir.path(), &upstream, "");
+    // Tests use no network: the production Rekor log is "reached" at a
+    // closed local port.
+    let config = write_config(dir.path(), &upstream, &no_rekor());
     let b = start(&config);
     let addr = b.0.addr;
 
@@ -244,6 +262,31 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
         std::fs::read(data(MODELS)).unwrap()
     );
 
+    // The real uv installs the GitLab-published sdist (its Rekor checkpoint
+    // is older than the accepted one: proven a prefix, which needs the log,
+    // unreachable here, so the default rekor_consistency =
+    // "when-reachable" defers that proof).
+    let out = Command::new(bin_dir().join("uv"))
+        .args(["pip", "install", "--no-cache", "--no-config", "--no-deps"])
+        .args(["--no-build-isolation", "--index-url"])
+        .arg(format!("http://{addr}/pypi/simple/"))
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .arg("--target")
+        .arg(dir.path().join("uv-target"))
+        .arg("gitlab-oidc-project==0.0.3")
+        .env("HOME", dir.path())
+        .env("UV_CACHE_DIR", dir.path().join("uv-cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "uv pip install: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        b.stderr()
+    );
+
     // An unattested wheel is refused, to pip as to anyone, with the reason.
     let r = get(addr, &file_path("plain", "plain-1.0-py3-none-any.whl"));
     assert_eq!(r.status, 403, "{}", r.text());
@@ -296,7 +339,11 @@ fn if_present_marks_unattested_files_and_never_downgrades_an_attested_project() 
     // (the stolen-token upload).
     make_wheel(&up.packages, "pypi_attestations", "0.0.20", &[]);
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let config = write_config(dir.path(), &upstream, "attestations = \"if-present\"");
+    let config = write_config(
+        dir.path(),
+        &upstream,
+        &format!("attestations = \"if-present\"\n{}", no_rekor()),
+    );
     let b = start(&config);
     let addr = b.0.addr;
 
@@ -406,11 +453,7 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     // Restore the gitlab project's own provenance and ask again.
     std::fs::write(
         up.provenance.join(format!("{GITLAB}.provenance")),
-        provenance_of(
-            &format!("{GITLAB}.publish.attestation"),
-            serde_json::json!({"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project",
-                               "workflow_filepath": ".gitlab-ci.yml", "environment": null}),
-        ),
+        gitlab_provenance(),
     )
     .unwrap();
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
@@ -468,23 +511,6 @@ fn a_wrong_provenance_another_publisher_or_an_unprovable_log_is_refused() {
     assert_eq!(accepted_size(&data_dir, SHARD), Some(31550402));
 }
 
-fn objects(data: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&data.join("blobs/objects"))
-}
-
 /// Each attack is refused with its check named, and nothing is stored.
 #[test]
 fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stored() {
@@ -503,9 +529,9 @@ fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stor
     )
     .unwrap();
     let upstream = PypiServer::start_with_provenance(&up.packages, &up.provenance);
-    let b = start(&write_config(dir.path(), &upstream, ""));
+    let b = start(&write_config(dir.path(), &upstream, &no_rekor()));
     let data_dir = dir.path().join("data");
-    let before = objects(&data_dir);
+    let before = support::serve::stored_objects(&data_dir);
 
     let r = get(b.0.addr, &file_path("rfc8785", wheel));
     assert_eq!(r.status, 403, "{}", r.text());
@@ -572,7 +598,11 @@ fn tampered_provenance_and_a_staging_attestation_are_refused_and_nothing_is_stor
         assert!(!e["expected"].as_str().unwrap().is_empty(), "{what}: {e}");
         refusals.push((what, e["check"].as_str().unwrap().to_string()));
     }
-    assert_eq!(objects(&data_dir), before, "something refused was stored");
+    assert_eq!(
+        support::serve::stored_objects(&data_dir),
+        before,
+        "something refused was stored"
+    );
     assert_eq!(accepted_size(&data_dir, SHARD), None);
     // The staging instance's log is not in the production root; the other
     // artifact's entry carries its own time, outside the certificate's

@@ -107,24 +107,6 @@ fn uv_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
         .expect("run uv")
 }
 
-fn objects(data: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&data.join("blobs/objects"))
-}
-
 #[test]
 fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,14 +193,17 @@ fn a_file_whose_bytes_differ_from_the_index_sha256_is_refused_and_not_stored() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&wheel, &bytes).unwrap();
-    let before = objects(&dir.path().join("data"));
+    let before = support::serve::stored_objects(&dir.path().join("data"));
     let r = get(b.0.addr, "/pypi/files/alpha/alpha-1.0-py3-none-any.whl");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     let j = r.json();
     assert_eq!(j["upstream"], UPSTREAM, "{j}");
     assert_eq!(j["check"], "digest", "{j}");
     assert_ne!(j["expected"], j["seen"], "{j}");
-    assert_eq!(objects(&dir.path().join("data")), before);
+    assert_eq!(
+        support::serve::stored_objects(&dir.path().join("data")),
+        before
+    );
 }
 
 #[test]
@@ -276,6 +261,59 @@ fn files_on_another_origin_are_fetched_only_from_a_configured_file_origin() {
     let r = get(b.0.addr, path);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, std::fs::read(&wheel).unwrap());
+}
+
+#[test]
+fn a_file_younger_than_min_release_age_is_hidden_and_refused_whatever_the_index_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let wheel = make_wheel(&pkgs, "zeta", "1.0", &[]);
+    let upstream = PypiServer::start(&pkgs);
+    let config = write_config(dir.path(), &upstream.index_url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("min_release_age = \"1h\"\n");
+    std::fs::write(&config, text).unwrap();
+    let path = "/pypi/files/zeta/zeta-1.0-py3-none-any.whl";
+    let json = [("Accept", "application/vnd.pypi.simple.v1+json")];
+
+    let b = start(&config);
+    let page = send(b.0.addr, "GET", "/pypi/simple/zeta/", &json);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(
+        page.json()["files"],
+        serde_json::json!([]),
+        "{}",
+        page.text()
+    );
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["check"], "min release age", "{first}");
+    drop(b);
+
+    // The first sighting is kept across restarts: the file is no older to
+    // bulwark for being asked again.
+    let b = start(&config);
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let again = r.json();
+    let at = |j: &serde_json::Value| {
+        let s = j["seen"].as_str().unwrap().to_string();
+        s.split(" (").next().unwrap().to_string()
+    };
+    assert_eq!(at(&again), at(&first), "{again} / {first}");
+    drop(b);
+
+    // The index swaps the file: another sha256 than first seen is refused.
+    let mut bytes = std::fs::read(&wheel).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wheel, &bytes).unwrap();
+    let b = start(&config);
+    let r = get(b.0.addr, path);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["check"], "first seen digest", "{}", r.text());
 }
 
 /// A fake index that misbehaves on purpose: it answers every request with

@@ -18,7 +18,12 @@ use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 pub async fn ecosystem_context(app: &App) -> anyhow::Result<EcosystemContext> {
     let data_dir = app.data_dir().clone();
     let trust = Trust::open(data_dir.join("state.redb")).await?;
-    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    let blob_cfg = FsBlobConfig {
+        memory_budget: app.config.server.blob_cache_bytes,
+        memory_max_object: app.config.server.blob_cache_max_object,
+        ..FsBlobConfig::default()
+    };
+    let blobs = FsBlobStore::open(data_dir.clone(), blob_cfg).await?;
     let index = {
         let path = data_dir.join("index.redb");
         tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??

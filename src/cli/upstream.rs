@@ -225,9 +225,8 @@ fn publishers(
             if let Some(old) = old {
                 show("was", &old);
             }
-            match trust.publishers(name, &package) {
-                Ok(Some(l)) => show("now accepts", &l),
-                Ok(None) | Err(_) => {}
+            if let Ok(Some(l)) = trust.publishers(name, &package) {
+                show("now accepts", &l);
             }
             ExitCode::SUCCESS
         }

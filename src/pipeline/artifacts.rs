@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
-use crate::pipeline::refusal::Refusal;
+use crate::pipeline::refusal::{Refusal, CHECK_DIGEST};
 use crate::pipeline::trust::Trust;
 use crate::store::index::Entry;
 use crate::store::{ArtifactIndex, Blob, Digest, FsBlobStore, StoreError};
@@ -78,6 +78,9 @@ pub type Check = Box<dyn FnOnce(std::fs::File, u64) -> Result<(), Refusal> + Sen
 pub enum Rule {
     /// Their SHA-256 must be this digest (checked while they are written).
     Sha256(Digest),
+    /// Their SHA-512 must be this digest (an npm `dist.integrity`),
+    /// checked on the spooled file as check [`CHECK_DIGEST`].
+    Sha512([u8; 64]),
     /// The ecosystem's own rule (Go's `h1:` of a module zip, say) on the
     /// spooled file; `check` names it for metrics.
     Check { check: &'static str, run: Check },
@@ -87,6 +90,7 @@ impl std::fmt::Debug for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rule::Sha256(d) => write!(f, "Sha256({d})"),
+            Rule::Sha512(d) => write!(f, "Sha512({})", hex::encode(d)),
             Rule::Check { check, .. } => write!(f, "Check({check})"),
         }
     }
@@ -108,6 +112,47 @@ pub struct Fill<'a> {
     /// cap bounds the bytes read).
     pub client: &'a UpstreamClient,
     pub request: UpstreamRequest,
+}
+
+/// [`Rule::Sha512`] as a check of the spooled file (positional reads in
+/// bounded chunks).
+fn sha512_check(upstream: &str, want: [u8; 64]) -> Check {
+    let upstream = upstream.to_string();
+    Box::new(move |file, len| {
+        use sha2::Digest as _;
+        use std::os::unix::fs::FileExt as _;
+        let mut h = sha2::Sha512::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut at = 0u64;
+        while at < len {
+            let n = file.read_at(&mut buf, at).map_err(|e| {
+                Refusal::new(
+                    &upstream,
+                    "store",
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("upstream {upstream}: reading the spooled bytes: {e}"),
+                )
+            })?;
+            let Some(chunk) = buf.get(..n).filter(|_| n > 0) else {
+                break;
+            };
+            h.update(chunk);
+            at += n as u64;
+        }
+        let seen: [u8; 64] = h.finalize().into();
+        if seen == want {
+            return Ok(());
+        }
+        Err(Refusal::bad_answer(
+            &upstream,
+            CHECK_DIGEST,
+            format!("upstream {upstream}: the bytes do not hash to the sha512 their record names"),
+        )
+        .expected_seen(
+            format!("sha512:{}", hex::encode(want)),
+            format!("sha512:{}", hex::encode(seen)),
+        ))
+    })
 }
 
 fn task_failed(upstream: &str, e: tokio::task::JoinError) -> Refusal {
@@ -262,8 +307,15 @@ impl Artifacts {
         let res = client.send_streaming(request).await?;
         Refusal::status_rule(upstream, &res.url, res.status, http::StatusCode::OK)?;
         let store = |e: StoreError| Refusal::from_store(upstream, &e);
-        let digest = match rule {
-            Rule::Sha256(want) => {
+        // SHA-256 is checked while the bytes are written; every other rule
+        // on the spooled file.
+        let on_spool = match rule {
+            Rule::Sha256(want) => Err(want),
+            Rule::Sha512(want) => Ok((CHECK_DIGEST, sha512_check(upstream, want))),
+            Rule::Check { check, run } => Ok((check, run)),
+        };
+        let digest = match on_spool {
+            Err(want) => {
                 match self.blobs.put_stream(&want, res.body).await {
                     Err(e @ StoreError::DigestMismatch { .. }) => {
                         self.metrics.verification(upstream, "digest", false);
@@ -276,7 +328,7 @@ impl Artifacts {
                 self.metrics.verification(upstream, "digest", true);
                 want
             }
-            Rule::Check { check, run } => {
+            Ok((check, run)) => {
                 let spooled = self.blobs.spool(res.body).await.map_err(store)?;
                 let file = spooled.reader().map_err(store)?;
                 let len = spooled.len();

@@ -20,5 +20,6 @@
 pub mod artifacts;
 pub mod refusal;
 pub mod rekor;
+pub mod release_age;
 pub mod respond;
 pub mod trust;

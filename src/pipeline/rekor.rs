@@ -80,7 +80,16 @@ impl Rekor {
             return Ok(c.clone());
         }
         let name = format!("rekor {}", entry.log_url);
-        let c = UpstreamClient::new(UpstreamOptions::new(name, entry.log_url.clone()))
+        let mut o = UpstreamOptions::new(name, entry.log_url.clone());
+        // A client waits on these proofs: a log that does not answer must
+        // not hold it for long, nor every request after it (one failure
+        // opens the breaker for a minute; an open breaker is unreachable).
+        o.connect_timeout = std::time::Duration::from_secs(3);
+        o.request_timeout = std::time::Duration::from_secs(15);
+        o.retries = 0;
+        o.breaker_threshold = 1;
+        o.breaker_cooldown = std::time::Duration::from_secs(60);
+        let c = UpstreamClient::new(o)
             .map_err(|e| format!("Rekor client for {}: {e}", entry.log_url))?;
         clients.insert(entry.log_url.clone(), c.clone());
         Ok(c)

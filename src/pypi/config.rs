@@ -1,8 +1,10 @@
 //! The `pypi` protocol's part of the configuration. An `[[upstream]]` with
 //! `protocol = "pypi"` has `url` = the upstream's simple index (the URL
 //! `pip --index-url` would take), owns project names (`namespaces`, in any
-//! spelling; compared in their PEP 503 normal form; `default = true` takes
-//! every project nobody claims), and says how files are checked:
+//! spelling, `*` matching any run of characters (`acme-*`); compared in
+//! their PEP 503 normal form; an exact name before the most specific
+//! pattern; `default = true` takes every project nobody claims), and says
+//! how files are checked:
 //!
 //! ```toml
 //! attestations = "required"          # or "if-present", "off"
@@ -12,6 +14,7 @@
 //! rekor_urls = { "rekor.sigstore.dev" = "https://rekor-mirror.internal" }
 //! file_origins = ["https://files.internal"]
 //! rekor_consistency = "when-reachable"  # or "required"
+//! min_release_age = "7d"
 //! ```
 //!
 //! - `attestations = "required"` (the default): a file is served only when
@@ -45,6 +48,11 @@
 //!   deferred"}`) and logged; an air-gapped mirror cannot reach Rekor at
 //!   all. `"required"`: refused. A log that answers, but not with a proof
 //!   that verifies, is refused (and quarantined) either way.
+//! - `min_release_age`: a file bulwark first saw less than this long ago
+//!   is left out of project pages and refused (check `min release age`);
+//!   the age counts from bulwark's own first sighting, never from the
+//!   index's `upload-time`. A file whose sha256 is not the one first seen
+//!   is refused (`first seen digest`). See `pipeline::release_age`.
 //! - `file_origins`: other origins (`scheme://host[:port]`) the index's
 //!   pages may send files and provenance to, besides the index's own (an
 //!   index that serves its files from a separate host). A URL on any other
@@ -58,6 +66,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, Matching, ProtocolConfig, ProtocolKeys, UpstreamSettings};
 use crate::pattern::NamePatterns;
+use crate::pipeline::release_age::parse_min_release_age;
 use crate::sigstore::{IdentityPolicy, TrustRoot};
 
 use super::name::{normalize_pattern, ProjectName};
@@ -126,6 +135,8 @@ pub struct PypiSettings {
     /// Refuse an attestation whose Rekor log cannot be reached for a
     /// consistency proof (`rekor_consistency = "required"`).
     pub rekor_consistency_required: bool,
+    /// `min_release_age`, if set.
+    pub min_release_age: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for PypiSettings {
@@ -171,6 +182,12 @@ impl UpstreamSettings for PypiSettings {
         for (p, e) in self.publishers.iter() {
             s.push_str(&format!("; {p}: publisher {}", e.written));
         }
+        if let Some(d) = self.min_release_age {
+            s.push_str(&format!(
+                "; min_release_age {}",
+                humantime::format_duration(d)
+            ));
+        }
         if self.rekor_consistency_required {
             s.push_str("; Rekor consistency required");
         }
@@ -202,6 +219,7 @@ struct RawPypi {
     #[serde(default)]
     file_origins: Vec<String>,
     rekor_consistency: Option<String>,
+    min_release_age: Option<String>,
 }
 
 impl ProtocolConfig for PypiProtocol {
@@ -214,6 +232,10 @@ impl ProtocolConfig for PypiProtocol {
     }
 
     fn namespace(&self, written: &str) -> Result<String, String> {
+        if written.contains('*') {
+            return normalize_pattern(written)
+                .map_err(|e| format!("expected a project name pattern like \"acme-*\": {e}"));
+        }
         ProjectName::parse(written)
             .map(|n| n.as_str().to_string())
             .map_err(|e| format!("expected a project name like \"sampleproject\": {e}"))
@@ -294,7 +316,14 @@ impl ProtocolConfig for PypiProtocol {
                 ))
             }
         };
+        let min_release_age = raw
+            .min_release_age
+            .as_deref()
+            .map(parse_min_release_age)
+            .transpose()
+            .map_err(|e| keys.err("min_release_age", e))?;
         Ok(Arc::new(PypiSettings {
+            min_release_age,
             rekor_consistency_required,
             file_origins,
             attestations,

@@ -120,7 +120,14 @@ impl PypiFront {
                 let up = self.owner(&project)?;
                 let (page, warning) = up.page(&project).await.map_err(refused)?;
                 let attested = up.mode(&project) != Attestations::Off;
+                let young = up
+                    .too_young(&project, page.files.iter())
+                    .await
+                    .map_err(refused)?;
                 let body = page.render(format, |f| {
+                    if young.contains_key(&f.filename) {
+                        return None;
+                    }
                     Some(Links {
                         file: format!("{FILES}{project}/{}", f.filename),
                         provenance: (attested && f.provenance.is_some())

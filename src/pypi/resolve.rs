@@ -8,6 +8,7 @@
 //! fetched and checked by the artifact service. The verified provenance is
 //! stored and indexed beside the file.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +19,7 @@ use crate::ecosystem::EcosystemContext;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::{Consistency, Rekor};
+use crate::pipeline::release_age::{release_age_ok, TooYoung};
 use crate::pipeline::trust::Trust;
 use crate::sigstore::{IdentityPolicy, Options};
 use crate::store::{Blob, Digest};
@@ -42,6 +44,10 @@ pub const UNATTESTED_KIND: &str = "pypi.unattested";
 /// The artifact kind of a wheel's core metadata (PEP 658), taken from the
 /// verified wheel (same key as the wheel).
 pub const METADATA_KIND: &str = "pypi.metadata";
+/// The index kind recording when bulwark first saw a file (same key;
+/// digest: the sha256 the page gave then; the entry's time is the first
+/// sighting): `min_release_age`.
+pub const SEEN_KIND: &str = "pypi.first-seen";
 /// Largest `METADATA` read out of a wheel.
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest provenance answer read.
@@ -269,6 +275,55 @@ impl PypiUpstream {
         Ok((client, path))
     }
 
+    /// `min_release_age`: records the first sighting of every file of the
+    /// page with a sha256 (one durable index transaction for the new ones)
+    /// and returns the files that may not be served yet, with why. Empty
+    /// when the upstream sets no minimum.
+    pub async fn too_young<'f>(
+        &self,
+        project: &ProjectName,
+        files: impl IntoIterator<Item = &'f DistFile>,
+    ) -> Result<HashMap<String, TooYoung>, Refusal> {
+        let Some(min) = self.settings.min_release_age else {
+            return Ok(HashMap::new());
+        };
+        let epoch = self
+            .artifacts
+            .trust()
+            .gate(&self.name)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        let mut digests = HashMap::new();
+        let sightings: Vec<(String, Digest, String)> = files
+            .into_iter()
+            .filter_map(|f| {
+                let sha = f.sha256?;
+                let d = Digest::from_bytes(sha.0);
+                digests.insert(f.filename.clone(), d);
+                Some((
+                    format!("{project}/{}", f.filename),
+                    d,
+                    format!("first seen with sha256 {d}"),
+                ))
+            })
+            .collect();
+        let seen = self
+            .artifacts
+            .first_seen(&self.name, epoch, SEEN_KIND, sightings)
+            .await?;
+        let now = SystemTime::now();
+        let mut young = HashMap::new();
+        for (filename, d) in digests {
+            let key = format!("{project}/{filename}");
+            if let Some(first) = seen.get(&key) {
+                if let Err(why) = release_age_ok(first, &d, min, now) {
+                    young.insert(filename, why);
+                }
+            }
+        }
+        Ok(young)
+    }
+
     /// The page entry of `filename` and its index sha256.
     async fn listed(
         &self,
@@ -330,6 +385,15 @@ impl PypiUpstream {
             other => (other.epoch(), None),
         };
         let (f, sha) = self.listed(project, filename).await?;
+        if let Some(why) = self.too_young(project, [&f]).await?.remove(filename) {
+            return Err(Refusal::new(
+                &self.name,
+                why.check,
+                http::StatusCode::FORBIDDEN,
+                format!("upstream {}: {filename}: {}", self.name, why.check),
+            )
+            .expected_seen(why.expected, why.seen));
+        }
         let digest = Digest::from_bytes(sha);
         let attested = match mode {
             Attestations::Off => None,
@@ -412,6 +476,24 @@ impl PypiUpstream {
         Ok(())
     }
 
+    /// The current epoch (after the quarantine gate) and the small verified
+    /// bytes stored under `kind` and `key` (a provenance, a METADATA), if any.
+    async fn stored(&self, kind: &str, key: &str) -> Result<(u64, Option<bytes::Bytes>), Refusal> {
+        let epoch = self
+            .artifacts
+            .trust()
+            .gate(&self.name)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        let Some(e) = self.artifacts.entry(&self.name, epoch, kind, key).await? else {
+            return Ok((epoch, None));
+        };
+        Ok((
+            epoch,
+            self.artifacts.small_blob(&self.name, &e.digest).await?,
+        ))
+    }
+
     /// A wheel's core metadata (PEP 658): its `*.dist-info/METADATA`, read
     /// out of the wheel once the wheel itself is verified (and so served
     /// under the wheel's policy), stored and indexed. If the page gives the
@@ -422,20 +504,9 @@ impl PypiUpstream {
         filename: &str,
     ) -> Result<bytes::Bytes, Refusal> {
         let key = format!("{project}/{filename}");
-        let epoch = self
-            .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        if let Some(e) = self
-            .artifacts
-            .entry(&self.name, epoch, METADATA_KIND, &key)
-            .await?
-        {
-            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
-                return Ok(b);
-            }
+        let (epoch, stored) = self.stored(METADATA_KIND, &key).await?;
+        if let Some(b) = stored {
+            return Ok(b);
         }
         let (_, digest, _) = self.file(project, filename).await?;
         let path = self.artifacts.blobs().path_of(&digest);
@@ -491,20 +562,9 @@ impl PypiUpstream {
         if mode == Attestations::Off {
             return Ok(None);
         }
-        let epoch = self
-            .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        if let Some(e) = self
-            .artifacts
-            .entry(&self.name, epoch, PROVENANCE_KIND, &key)
-            .await?
-        {
-            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
-                return Ok(Some(b));
-            }
+        let (epoch, stored) = self.stored(PROVENANCE_KIND, &key).await?;
+        if stored.is_some() {
+            return Ok(stored);
         }
         let (f, sha) = self.listed(project, filename).await?;
         if f.provenance.is_none() {

@@ -103,6 +103,11 @@ impl NpmKeys {
         Ok(NpmKeys { keys })
     }
 
+    /// Every key, in file order.
+    pub fn keys(&self) -> &[NpmKey] {
+        &self.keys
+    }
+
     /// The key with this ID and usage valid at `time`.
     pub fn find(&self, key_id: &str, usage: &str, time: SystemTime) -> Result<&NpmKey, Refusal> {
         let mut candidates = self

@@ -1,5 +1,5 @@
 //! The filesystem blob store: content named by SHA-256 digest under the data
-//! directory, with a moka in-memory tier for hot small objects.
+//! directory, with a bounded memory tier for hot blobs ([`super::hot`]).
 //!
 //! Called by the protocol fronts (through the verifier) to keep verified
 //! content and to serve it again; `FsBlobStore` implements
@@ -33,21 +33,23 @@
 //! clients is read with [`FsBlobStore::get_stream`], which streams the file
 //! in chunks of [`READ_CHUNK`] bytes (reads from any offset:
 //! see [`Blob::range`]), so serving a blob costs one chunk of memory
-//! whatever its size, and no re-hash. Small blobs (at most
-//! `memory_max_object`) are read whole instead and kept in the in-memory
-//! tier, whose budget is counted in bytes, so a hot small blob costs no
-//! file access. [`FsBlobStore::get`] (small metadata such as tiles, read
-//! whole) re-hashes what it reads from disk when `verify_on_read` is set: a
-//! file that does not hash to its name is moved to `corrupt/` and
-//! reported, never served. [`FsBlobStore::verify_all`] (`bulwark store
+//! whatever its size, and no re-hash. Blobs of at most `memory_max_object`
+//! are read whole instead, when the memory tier's byte budget has room,
+//! and kept there ([`HotBlobs`]), so a hot blob costs no file access; the
+//! budget counts every buffer of the tier while it lives, cached or still
+//! being sent, so it bounds the tier's memory whatever the clients do.
+//! [`FsBlobStore::get`] (small metadata such as tiles, read whole)
+//! re-hashes what it reads from disk when `verify_on_read` is set: a file
+//! that does not hash to its name is moved to `corrupt/` and reported,
+//! never served. [`FsBlobStore::verify_all`] (`bulwark store
 //! verify`) is the scrub: it re-hashes every blob.
 
+use super::hot::HotBlobs;
 use super::read::READ_CHUNK;
 use super::{Blob, BlobStore, ByteStream, Digest, StoreError, Stored};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use moka::future::Cache;
 use rand_core::RngCore;
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -57,9 +59,6 @@ use std::sync::Arc;
 
 /// Streamed bodies are written in batches of about this many bytes.
 const WRITE_BATCH: usize = 256 * 1024;
-/// What one in-memory entry costs beyond its bytes (key and bookkeeping),
-/// so that many tiny blobs cannot exceed the budget.
-const ENTRY_OVERHEAD: usize = 128;
 
 /// Settings of the filesystem blob store.
 #[derive(Debug, Clone)]
@@ -67,10 +66,14 @@ pub struct FsBlobConfig {
     /// Largest blob accepted by `put` and read by `get`, in bytes.
     /// Default 512 MiB (Go module zips may be up to 500 MiB).
     pub max_blob_size: u64,
-    /// Byte budget of the in-memory tier; 0 turns it off. Default 64 MiB.
+    /// Byte budget of the memory tier ([`HotBlobs`]): every buffer it
+    /// holds, cached or still being sent; 0 turns it off. Default 64 MiB
+    /// (`server.blob_cache_bytes`).
     pub memory_budget: u64,
-    /// Largest blob kept in the in-memory tier (and read whole); larger
-    /// blobs are streamed from their file. Default 1 MiB.
+    /// Largest blob kept in the memory tier (and read whole when the
+    /// budget has room); larger blobs are streamed from their file. At
+    /// most half of `memory_budget`. Default 16 MiB
+    /// (`server.blob_cache_max_object`).
     pub memory_max_object: u64,
     /// Re-hash blobs read whole from disk by `get` (small metadata such as
     /// tiles) before returning them. Default true. Content opened with
@@ -83,8 +86,8 @@ impl Default for FsBlobConfig {
     fn default() -> Self {
         FsBlobConfig {
             max_blob_size: 512 * 1024 * 1024,
-            memory_budget: 64 * 1024 * 1024,
-            memory_max_object: 1024 * 1024,
+            memory_budget: super::hot::DEFAULT_BUDGET,
+            memory_max_object: super::hot::DEFAULT_MAX_OBJECT,
             verify_on_read: true,
         }
     }
@@ -112,7 +115,7 @@ struct Inner {
     tmp: PathBuf,
     corrupt: PathBuf,
     cfg: FsBlobConfig,
-    mem: Cache<Digest, Bytes>,
+    hot: HotBlobs,
 }
 
 impl std::fmt::Debug for FsBlobStore {
@@ -167,21 +170,14 @@ impl FsBlobStore {
                 "removed temporary files of interrupted blob writes"
             );
         }
-        // Weighed by bytes: the budget is a byte count, whatever the number
-        // of entries (each entry costs its length plus its key).
-        let mem = Cache::builder()
-            .max_capacity(cfg.memory_budget)
-            .weigher(|_: &Digest, v: &Bytes| {
-                u32::try_from(v.len().saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
-            })
-            .build();
+        let hot = HotBlobs::new(cfg.memory_budget, cfg.memory_max_object);
         Ok(FsBlobStore {
             inner: Arc::new(Inner {
                 objects,
                 tmp,
                 corrupt,
                 cfg,
-                mem,
+                hot,
             }),
         })
     }
@@ -201,11 +197,10 @@ impl FsBlobStore {
         &self.inner.cfg
     }
 
-    async fn remember(&self, digest: &Digest, bytes: &Bytes) {
-        let cfg = &self.inner.cfg;
-        if cfg.memory_budget > 0 && bytes.len() as u64 <= cfg.memory_max_object {
-            self.inner.mem.insert(*digest, bytes.clone()).await;
-        }
+    /// Keeps a copy of a whole blob in the memory tier if it belongs
+    /// there and the budget has room.
+    fn remember(&self, digest: &Digest, bytes: &Bytes) {
+        self.inner.hot.offer(digest, bytes);
     }
 
     /// Opens the blob's file and checks its length against the limit;
@@ -292,48 +287,75 @@ impl FsBlobStore {
     /// small objects (tiles, records); serve content with
     /// [`FsBlobStore::get_stream`].
     pub async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, StoreError> {
-        if let Some(b) = self.inner.mem.get(digest).await {
+        if let Some(b) = self.inner.hot.get(digest) {
             return Ok(Some(b));
         }
         let found = self.read(digest).await?;
         if let Some(b) = &found {
-            self.remember(digest, b).await;
+            self.remember(digest, b);
         }
         Ok(found)
     }
 
-    /// See [`BlobStore::get_stream`]: a small blob (at most
-    /// `memory_max_object`) from the in-memory tier or read whole into it;
-    /// a larger one as a stream over its file, read chunk by chunk as the
-    /// consumer asks (never more than [`READ_CHUNK`] bytes at a time).
+    /// See [`BlobStore::get_stream`]: a blob of at most
+    /// `memory_max_object` from the memory tier, or read whole into it when
+    /// its budget has room; any other as a stream over its file, read
+    /// chunk by chunk as the consumer asks (never more than [`READ_CHUNK`]
+    /// bytes at a time).
     pub async fn get_stream(&self, digest: &Digest) -> Result<Option<Blob>, StoreError> {
-        if let Some(b) = self.inner.mem.get(digest).await {
+        if let Some(b) = self.inner.hot.get(digest) {
             return Ok(Some(Blob::from_bytes(b)));
         }
         let inner = self.inner.clone();
         let d = *digest;
-        let small = self.inner.cfg.memory_max_object;
         let opened = blocking(move || {
             let Some((file, path, len)) = FsBlobStore::open_file(&inner, &d)? else {
                 return Ok(None);
             };
-            if len <= small {
+            if let Some(reservation) = inner.hot.reserve(len) {
                 // Not re-hashed: content was hashed while written (the
                 // scrub, `bulwark store verify`, re-hashes it on demand).
-                let bytes = FsBlobStore::read_whole(&inner, &d, file, &path, len, false)?;
-                return Ok(Some(Err(bytes)));
+                let buf = FsBlobStore::read_reserved(file, &path, len)?;
+                return Ok(Some(Err((buf, reservation))));
             }
             Ok(Some(Ok((file, path, len))))
         })
         .await?;
         match opened {
             None => Ok(None),
-            Some(Err(bytes)) => {
-                self.remember(digest, &bytes).await;
+            Some(Err((buf, reservation))) => {
+                let bytes = self.inner.hot.keep(digest, buf, reservation);
                 Ok(Some(Blob::from_bytes(bytes)))
             }
             Some(Ok((file, path, len))) => Ok(Some(Blob::from_file(file, path, len))),
         }
+    }
+
+    /// Reads the `len` bytes of an opened blob file (whose length was just
+    /// checked against the limit) into a buffer of the memory tier; a file
+    /// that is not `len` bytes long now is an error, never a short blob.
+    /// Runs on the blocking pool.
+    fn read_reserved(file: File, path: &Path, len: u64) -> Result<Vec<u8>, StoreError> {
+        let want = usize::try_from(len).map_err(|_| StoreError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: io::Error::other("blob length does not fit in memory"),
+        })?;
+        let mut buf = Vec::with_capacity(want);
+        file.take(len.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(io_err("read", path))?;
+        if buf.len() != want {
+            return Err(io_err("read", path)(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "content store: {} is {} bytes, not the {len} it had when opened",
+                    path.display(),
+                    buf.len()
+                ),
+            )));
+        }
+        Ok(buf)
     }
 
     /// Re-hashes every stored blob (`bulwark store verify`): a file that
@@ -380,14 +402,14 @@ impl FsBlobStore {
         .await?;
         // Nor served from memory.
         for (d, _, _) in &report.corrupt {
-            self.inner.mem.invalidate(d).await;
+            self.inner.hot.invalidate(d);
         }
         Ok(report)
     }
 
     /// See [`BlobStore::contains`].
     pub async fn contains(&self, digest: &Digest) -> Result<bool, StoreError> {
-        if self.inner.mem.contains_key(digest) {
+        if self.inner.hot.contains(digest) {
             return Ok(true);
         }
         let path = self.path_of(digest);
@@ -425,7 +447,7 @@ impl FsBlobStore {
             temp.publish(&inner.objects, &d)
         })
         .await?;
-        self.remember(digest, &bytes).await;
+        self.remember(digest, &bytes);
         Ok(stored)
     }
 
@@ -992,6 +1014,16 @@ mod tests {
         assert_eq!(store.get(&dl).await.unwrap(), None);
     }
 
+    /// A store whose memory tier takes blobs of at most 1 MiB, so that
+    /// larger test blobs are streamed from their files.
+    async fn open_small_tier(dir: &Path) -> FsBlobStore {
+        let cfg = FsBlobConfig {
+            memory_max_object: 1024 * 1024,
+            ..FsBlobConfig::default()
+        };
+        FsBlobStore::open(dir, cfg).await.unwrap()
+    }
+
     async fn collect(blob: Blob) -> Result<(Vec<usize>, Vec<u8>), io::Error> {
         let mut sizes = Vec::new();
         let mut all = Vec::new();
@@ -1007,7 +1039,7 @@ mod tests {
     #[tokio::test]
     async fn large_blobs_stream_from_disk_in_bounded_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
+        let store = open_small_tier(dir.path()).await;
         let big = pattern(3 * 1024 * 1024 + 5, 21);
         let d = Digest::of(&big);
         store.put(&d, big.clone()).await.unwrap();
@@ -1034,9 +1066,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hot_blobs_up_to_the_object_limit_are_served_from_memory_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        // The defaults keep a module zip of a few MiB in memory.
+        let store = open(dir.path()).await;
+        let zip = pattern(3 * 1024 * 1024 + 155, 25);
+        let d = Digest::of(&zip);
+        store.put_stream(&d, chunks(&zip, 64 * 1024)).await.unwrap();
+        let first = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(first.in_memory(), Some(&zip));
+        fs::remove_file(store.path_of(&d)).unwrap();
+        let again = store.get_stream(&d).await.unwrap().unwrap();
+        assert_eq!(again.in_memory(), Some(&zip), "a hit reads no file");
+
+        // A budget held by blobs still in use: the next blob streams from
+        // its file instead of growing memory past the budget.
+        let cfg = FsBlobConfig {
+            memory_budget: 4 * 1024 * 1024,
+            memory_max_object: 2 * 1024 * 1024,
+            ..FsBlobConfig::default()
+        };
+        let small = FsBlobStore::open(dir.path(), cfg).await.unwrap();
+        let mut held = Vec::new();
+        let mut streamed = 0;
+        for i in 0..4u8 {
+            let b = pattern(1536 * 1024, 40 + i);
+            let d = Digest::of(&b);
+            small.put_stream(&d, chunks(&b, 64 * 1024)).await.unwrap();
+            let blob = small.get_stream(&d).await.unwrap().unwrap();
+            if blob.in_memory().is_none() {
+                streamed += 1;
+                assert_eq!(collect(blob).await.unwrap().1, b);
+            } else {
+                held.push(blob);
+            }
+        }
+        assert!(
+            held.len() <= 2,
+            "{} blobs of 1.5 MiB in a 4 MiB budget",
+            held.len()
+        );
+        assert!(streamed >= 2);
+    }
+
+    #[tokio::test]
     async fn a_streamed_blob_whose_file_shrank_fails_instead_of_ending_short() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
+        let store = open_small_tier(dir.path()).await;
         let big = pattern(2 * 1024 * 1024, 23);
         let d = Digest::of(&big);
         store.put(&d, big.clone()).await.unwrap();
@@ -1100,10 +1176,9 @@ mod tests {
             let b = pattern(16 * 1024, i);
             store.put(&Digest::of(&b), b).await.unwrap();
         }
-        store.inner.mem.run_pending_tasks().await;
-        let held = store.inner.mem.weighted_size();
+        let held = store.inner.hot.weighted_size();
         assert!(held <= 64 * 1024, "memory tier holds {held} bytes");
-        assert!(store.inner.mem.entry_count() <= 4);
+        assert!(store.inner.hot.entry_count() <= 4);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

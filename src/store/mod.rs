@@ -29,6 +29,7 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod hot;
 pub mod index;
 mod read;
 mod scrub;

@@ -78,8 +78,16 @@ pub struct Stamp {
 impl Stamp {
     /// The stamp of the file at `path` now.
     pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        Stamp::from_metadata(&std::fs::metadata(path)?)
+    }
+
+    /// The stamp of an open file now (`fstat`: no path lookup).
+    pub fn of_file(file: &std::fs::File) -> std::io::Result<Stamp> {
+        Stamp::from_metadata(&file.metadata()?)
+    }
+
+    fn from_metadata(m: &std::fs::Metadata) -> std::io::Result<Stamp> {
         use std::os::unix::fs::MetadataExt as _;
-        let m = std::fs::metadata(path)?;
         Ok(Stamp {
             mtime: m.modified()?,
             len: m.len(),
@@ -95,12 +103,18 @@ impl Stamp {
 }
 
 /// A memory mirror of rows read from one redb file, kept coherent with the
-/// file whoever writes it: every read first stats the file (one system
-/// call, no transaction) and drops the whole mirror when its stamp moved.
+/// file whoever writes it: every read first stats the file (one `fstat` of
+/// a handle opened with the mirror, no path lookup, no transaction) and
+/// drops the whole mirror when its stamp moved. redb writes its file in
+/// place, so the handle sees every commit, by this process or another;
+/// it stays on the file the database has open.
 /// Rows read while the file was being written are not kept. At most `cap`
 /// rows are kept; a full mirror starts again empty.
 pub struct Mirror<K, V> {
     path: std::path::PathBuf,
+    /// The file, opened read-only when the mirror was made (`None` if it
+    /// could not be: then every stamp stats the path).
+    file: Option<std::fs::File>,
     cap: usize,
     inner: std::sync::RwLock<MirrorInner<K, V>>,
 }
@@ -113,8 +127,10 @@ struct MirrorInner<K, V> {
 impl<K: std::hash::Hash + Eq, V: Clone> Mirror<K, V> {
     /// An empty mirror of the file at `path`, holding at most `cap` rows.
     pub fn new(path: impl Into<std::path::PathBuf>, cap: usize) -> Mirror<K, V> {
+        let path = path.into();
         Mirror {
-            path: path.into(),
+            file: std::fs::File::open(&path).ok(),
+            path,
             cap,
             inner: std::sync::RwLock::new(MirrorInner {
                 stamp: None,
@@ -127,7 +143,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> Mirror<K, V> {
     /// [`Mirror::keep`] after reading the file; `None` if it cannot be read
     /// (then nothing is kept and every read goes to the file).
     pub fn stamp(&self) -> Option<Stamp> {
-        Stamp::of(&self.path).ok()
+        match &self.file {
+            Some(f) => Stamp::of_file(f).ok(),
+            None => Stamp::of(&self.path).ok(),
+        }
     }
 
     /// The row kept for `key`, if the file has not changed since it was

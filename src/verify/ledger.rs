@@ -291,7 +291,7 @@ mod tests {
         let now = SystemTime::now();
         assert!(s.judge_publishers("py", &long, &[], "f", now).is_err());
         assert!(s
-            .judge_publishers("py", "p", &[long.clone()], "f", now)
+            .judge_publishers("py", "p", std::slice::from_ref(&long), "f", now)
             .is_err());
         assert!(s
             .accept_publishers("py", "p", &vec!["a".into(); MAX_PUBLISHERS + 1], now)

@@ -35,11 +35,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
-use crate::http::{Front, ReqBody, ResBody};
+use crate::http::{client_authority, Front, ReqBody, ResBody};
 use crate::warg::config::PROTOCOL;
 use crate::warg::follower::MAX_CHECKPOINT_BYTES;
 use crate::warg::ledger::LEDGER_PAGE;
@@ -58,8 +58,6 @@ const MAX_JSON_REQUEST: usize = wire::DEFAULT_JSON_LIMIT;
 const MAX_NAME_LOOKUPS: usize = 16;
 /// The route prefix of bulwark's own content URLs.
 const CONTENT_PREFIX: &str = "/content/";
-/// Longest host name echoed into a content URL.
-const MAX_AUTHORITY: usize = 255;
 
 /// The Warg front. See the module documentation.
 pub struct WargFront {
@@ -458,69 +456,5 @@ impl Front for WargFront {
             };
             self.handle_route(r, req).await.into_response()
         })
-    }
-}
-
-/// The authority a client reached bulwark by: the request URI's (HTTP/2
-/// `:authority`, or an absolute-form HTTP/1.1 target), else the `Host`
-/// header; only a plain `host[:port]` is echoed into a URL.
-fn client_authority(req: &Request<ReqBody>) -> Option<String> {
-    let text = match req.uri().authority() {
-        Some(a) => a.as_str().to_string(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
-    };
-    sane_authority(&text).then_some(text)
-}
-
-fn sane_authority(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= MAX_AUTHORITY
-        && !host.starts_with(['.', '-', ':'])
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        && host.parse::<http::uri::Authority>().is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::full;
-
-    fn req(uri: &str, host: Option<&str>) -> Request<ReqBody> {
-        let mut b = Request::builder().uri(uri);
-        if let Some(h) = host {
-            b = b.header(header::HOST, h);
-        }
-        b.body(full(bytes::Bytes::new())).unwrap()
-    }
-
-    #[test]
-    fn content_urls_use_the_uri_authority_then_host_and_only_sane_ones() {
-        // HTTP/2: the URI carries the authority, no Host header.
-        assert_eq!(
-            client_authority(&req("http://mirror.example:8443/v1/content/x", None)).as_deref(),
-            Some("mirror.example:8443")
-        );
-        // HTTP/1.1 origin form: the Host header.
-        assert_eq!(
-            client_authority(&req("/v1/content/x", Some("127.0.0.1:9000"))).as_deref(),
-            Some("127.0.0.1:9000")
-        );
-        assert_eq!(client_authority(&req("/v1/content/x", None)), None);
-        for bad in [
-            "evil.example/x",
-            "a b",
-            "user@host",
-            "",
-            "-x",
-            "host:port:1",
-        ] {
-            assert_eq!(
-                client_authority(&req("/v1/content/x", Some(bad))),
-                None,
-                "{bad:?}"
-            );
-        }
     }
 }

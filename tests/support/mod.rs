@@ -2,6 +2,7 @@
 
 pub mod gofixture;
 pub mod http;
+pub mod npm;
 pub mod pypi;
 pub mod serve;
 pub mod warg;

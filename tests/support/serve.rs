@@ -75,3 +75,23 @@ pub fn spawn(bin: &Path, config: &Path, rust_log: &str) -> Spawned {
         stderr,
     }
 }
+
+/// How many blobs bulwark's store under `data_dir` holds (to show that
+/// something refused was not stored).
+pub fn stored_objects(data_dir: &Path) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&data_dir.join("blobs/objects"))
+}

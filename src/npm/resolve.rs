@@ -1,0 +1,486 @@
+//! The npm ecosystem's side of the pipeline, per upstream: packuments
+//! fetched (always the full document: it carries the publish times the
+//! signature keys' validity is judged at), parsed, filtered by the
+//! upstream's rules (every version's `dist.signatures` under the pinned
+//! registry keys, unless `signatures = "off"`) and kept briefly; the last
+//! good copy is served, with the pipeline's `Warning`, while the upstream
+//! cannot be reached. Tarballs are resolved to the SHA-512 their version's
+//! `dist.integrity` names, fetched, checked, stored and indexed by the
+//! artifact service, and served from the store afterwards (also with the
+//! upstream down). The last good packument of each package is also kept
+//! on disk ([`super::saved`]) for restarts while the upstream is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderValue};
+
+use crate::config::UpstreamConfig;
+use crate::ecosystem::EcosystemContext;
+use crate::metrics::Metrics;
+use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
+use crate::pipeline::refusal::{stale_warning, Refusal};
+use crate::pipeline::release_age::{release_age_ok, CHECK_RELEASE_AGE};
+use crate::sigstore::npm::NpmKeys;
+use crate::store::{Blob, Digest};
+use crate::upstream::{UpstreamClient, UpstreamRequest};
+
+use super::config::{NpmSettings, Signatures};
+use super::name::PackageName;
+use super::packument::{Packument, Removed, Version, MAX_PACKUMENT_BYTES};
+use super::saved::Saved;
+
+/// The artifact kind of a tarball (key: `<name>@<version>`).
+pub const TARBALL_KIND: &str = "npm.tarball";
+/// The check name of a version's registry signature.
+pub const CHECK_SIGNATURE: &str = "npm registry signature";
+/// The index kind recording when bulwark first saw a version (key:
+/// `<name>@<version>`; digest: SHA-256 of the integrity string first
+/// seen; the entry's time is the first sighting), for
+/// [`crate::pipeline::release_age`].
+pub const SEEN_KIND: &str = "npm.first-seen";
+/// How long a checked packument is reused.
+const PACKUMENT_TTL: Duration = Duration::from_secs(30);
+/// Byte budget of each packument cache, per upstream (a parsed packument
+/// is weighed as [`PARSED_WEIGHT`] times its document's size).
+const PACKUMENT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// About how much memory a parsed packument takes per byte of its
+/// document.
+const PARSED_WEIGHT: u32 = 3;
+/// Largest tarball fetched.
+pub const MAX_TARBALL_BYTES: u64 = 1024 * 1024 * 1024;
+
+type Cache = moka::future::Cache<String, (Arc<Packument>, u32)>;
+
+fn packument_cache(ttl: Option<Duration>) -> Cache {
+    let b = moka::future::Cache::builder()
+        .weigher(|k: &String, v: &(Arc<Packument>, u32)| {
+            u32::try_from(k.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(v.1)
+        })
+        .max_capacity(PACKUMENT_CACHE_BYTES);
+    match ttl {
+        Some(t) => b.time_to_live(t).build(),
+        None => b.build(),
+    }
+}
+
+/// One `npm` upstream.
+pub struct NpmUpstream {
+    pub name: String,
+    pub settings: Arc<NpmSettings>,
+    /// The registry client (its base is the configured `url`).
+    registry: UpstreamClient,
+    /// The tarball client: the registry's origin.
+    files: UpstreamClient,
+    /// The configured `url`, with a trailing slash.
+    base: url::Url,
+    packuments: Cache,
+    /// The last good packument of each package, served only while the
+    /// upstream cannot be reached.
+    stale: Cache,
+    /// The last good packuments, on disk.
+    saved: Saved,
+    artifacts: Artifacts,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for NpmUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpmUpstream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn refusal(up: &str, check: &'static str, e: impl std::fmt::Display) -> Refusal {
+    Refusal::bad_answer(up, check, format!("upstream {up}: {check}: {e}"))
+}
+
+/// Checks one version's registry signatures: every signature by a pinned
+/// key verifies under that key valid at the publish time, and at least
+/// one does. Signatures by keys bulwark does not pin count for nothing.
+pub fn check_signatures(
+    keys: &NpmKeys,
+    name: &PackageName,
+    version: &str,
+    v: &Version,
+) -> Result<String, Removed> {
+    let removed = |r: crate::sigstore::Refusal| Removed {
+        check: CHECK_SIGNATURE,
+        expected: r.expected,
+        seen: format!("{}: {}", r.check, r.seen),
+    };
+    let Some(published) = v.published else {
+        return Err(Removed {
+            check: CHECK_SIGNATURE,
+            expected: format!("a publish time for {name}@{version} to choose its key by"),
+            seen: "none in the packument's time".into(),
+        });
+    };
+    let mut verified = None;
+    let mut unknown = Vec::new();
+    for s in &v.dist.signatures {
+        let pinned = keys
+            .keys()
+            .iter()
+            .any(|k| k.key_id == s.keyid && k.usage == crate::sigstore::npm::USAGE_SIGNATURES);
+        if !pinned {
+            unknown.push(s.keyid.as_str());
+            continue;
+        }
+        keys.verify_registry_signature(
+            &s.keyid,
+            &s.sig,
+            name.as_str(),
+            version,
+            &v.dist.integrity,
+            published,
+        )
+        .map_err(removed)?;
+        verified.get_or_insert(s.keyid.clone());
+    }
+    verified.ok_or_else(|| Removed {
+        check: CHECK_SIGNATURE,
+        expected: format!("a signature over {name}@{version} by a pinned registry key"),
+        seen: if unknown.is_empty() {
+            "no signature".into()
+        } else {
+            format!("signatures by unpinned keys {}", unknown.join(", "))
+        },
+    })
+}
+
+impl NpmUpstream {
+    /// The upstream of `u`, with its clients.
+    pub fn new(ctx: &EcosystemContext, u: &UpstreamConfig) -> anyhow::Result<NpmUpstream> {
+        let settings = u
+            .settings::<NpmSettings>()
+            .ok_or_else(|| anyhow::anyhow!("upstream {}: not an npm upstream", u.name))?;
+        let mut base = url::Url::parse(&u.url)
+            .map_err(|e| anyhow::anyhow!("upstream {}: url {:?}: {e}", u.name, u.url))?;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let origin = base.origin().ascii_serialization();
+        let options = |url: &str| ctx.upstream_options(u, url);
+        Ok(NpmUpstream {
+            name: u.name.clone(),
+            settings: Arc::new(settings.clone()),
+            registry: UpstreamClient::new(options(u.url.trim_end_matches('/')))?,
+            files: UpstreamClient::new(options(&origin))?,
+            base,
+            packuments: packument_cache(Some(PACKUMENT_TTL)),
+            stale: packument_cache(None),
+            saved: Saved::new(&ctx.data_dir, &u.name),
+            artifacts: ctx.artifacts.clone(),
+            metrics: ctx.metrics.clone(),
+        })
+    }
+
+    /// A package's packument, checked and filtered: from the short cache,
+    /// else from the upstream; while the upstream cannot be reached, the
+    /// last good one with a `Warning`.
+    pub async fn packument(
+        &self,
+        name: &PackageName,
+    ) -> Result<(Arc<Packument>, Option<String>), Refusal> {
+        let key = name.as_str().to_string();
+        // One fetch and check per package at a time: concurrent misses
+        // wait for it.
+        let fresh = self
+            .packuments
+            .try_get_with(key.clone(), async {
+                let (p, weight) = self.fetch_packument(name).await?;
+                let p = Arc::new(p);
+                self.stale.insert(key.clone(), (p.clone(), weight)).await;
+                Ok::<_, Refusal>((p, weight))
+            })
+            .await
+            .map_err(|e: Arc<Refusal>| Refusal::clone(&e));
+        match fresh {
+            Ok((p, _)) => Ok((p, None)),
+            Err(r) if r.is_unreachable() => {
+                let warning = stale_warning(&self.name, "unreachable; packument checked earlier");
+                if let Some((p, _)) = self.stale.get(&key).await {
+                    return Ok((p, Some(warning)));
+                }
+                match self.saved_packument(name).await? {
+                    Some((p, weight)) => {
+                        let p = Arc::new(p);
+                        self.stale.insert(key, (p.clone(), weight)).await;
+                        Ok((p, Some(warning)))
+                    }
+                    None => Err(r),
+                }
+            }
+            Err(r) => Err(r),
+        }
+    }
+
+    async fn fetch_packument(&self, name: &PackageName) -> Result<(Packument, u32), Refusal> {
+        let req = UpstreamRequest::get(format!("/{}", name.escaped()))
+            .header(header::ACCEPT, HeaderValue::from_static("application/json"))
+            .max_response_bytes(MAX_PACKUMENT_BYTES);
+        let res = self.registry.send(req).await?;
+        Refusal::status_rule(&self.name, &res.url, res.status, http::StatusCode::OK)?;
+        let body = res.body;
+        let (p, weight) = self.check_packument(name, body.clone()).await?;
+        // Kept for restarts while the upstream is down (see `saved`).
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, n) = (self.saved.clone(), name.clone());
+        let kept = tokio::task::spawn_blocking(move || saved.save(epoch, &n, &body)).await;
+        if let Err(e) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(upstream = %self.name, package = %name, "packument not saved: {e}");
+        }
+        Ok((p, weight))
+    }
+
+    /// The last good packument saved on disk, checked again as a fresh
+    /// answer would be.
+    async fn saved_packument(
+        &self,
+        name: &PackageName,
+    ) -> Result<Option<(Packument, u32)>, Refusal> {
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, n) = (self.saved.clone(), name.clone());
+        let unreadable = |e: String| {
+            Refusal::new(
+                &self.name,
+                "store",
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("upstream {}: saved packument of {name}: {e}", self.name),
+            )
+        };
+        let body = tokio::task::spawn_blocking(move || saved.load(epoch, &n))
+            .await
+            .map_err(|e| unreadable(e.to_string()))?
+            .map_err(|e| unreadable(e.to_string()))?;
+        match body {
+            Some(b) => Ok(Some(self.check_packument(name, b.into()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Parses a full packument and filters it by the upstream's rules.
+    async fn check_packument(
+        &self,
+        name: &PackageName,
+        body: bytes::Bytes,
+    ) -> Result<(Packument, u32), Refusal> {
+        let weight = u32::try_from(body.len())
+            .unwrap_or(u32::MAX)
+            .saturating_mul(PARSED_WEIGHT);
+        let (settings, n) = (self.settings.clone(), name.clone());
+        // Parsing a large document and checking thousands of signatures
+        // is CPU work: off the async threads.
+        let (parsed, checks) = tokio::task::spawn_blocking(move || {
+            let mut p = Packument::parse(&body, &n)?;
+            let mut checks = Vec::new();
+            if settings.signatures == Signatures::Required {
+                p.retain(|v, version| {
+                    let r = check_signatures(&settings.keys, &n, v, version).map(|_| ());
+                    checks.push(r.is_ok());
+                    r
+                });
+            }
+            Ok::<_, String>((p, checks))
+        })
+        .await
+        .map_err(|e| refusal(&self.name, "packument", e))?
+        .map_err(|e| refusal(&self.name, "packument", e))?;
+        for ok in checks {
+            self.metrics.verification(&self.name, CHECK_SIGNATURE, ok);
+        }
+        let mut parsed = parsed;
+        if let Some(min) = self.settings.min_release_age {
+            self.hide_young(&mut parsed, min).await?;
+        }
+        Ok((parsed, weight))
+    }
+
+    /// `min_release_age`: records the first sighting of every version not
+    /// seen before, then removes the versions first seen less than `min`
+    /// ago, and those whose integrity is not the one first seen.
+    async fn hide_young(&self, p: &mut Packument, min: Duration) -> Result<(), Refusal> {
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let sightings = p
+            .versions
+            .iter()
+            .map(|(v, version)| {
+                (
+                    format!("{}@{v}", p.name),
+                    Digest::of(version.dist.integrity.as_bytes()),
+                    format!("first seen with {}", version.dist.integrity),
+                )
+            })
+            .collect();
+        let seen = self
+            .artifacts
+            .first_seen(&self.name, epoch, SEEN_KIND, sightings)
+            .await?;
+        let now = std::time::SystemTime::now();
+        let name = p.name.clone();
+        p.retain(|v, version| {
+            let Some(first) = seen.get(&format!("{name}@{v}")) else {
+                return Err(Removed {
+                    check: CHECK_RELEASE_AGE,
+                    expected: "a record of when bulwark first saw the version".into(),
+                    seen: "none".into(),
+                });
+            };
+            release_age_ok(
+                first,
+                &Digest::of(version.dist.integrity.as_bytes()),
+                min,
+                now,
+            )
+            .map_err(|t| Removed {
+                check: t.check,
+                expected: t.expected,
+                seen: t.seen,
+            })
+        });
+        Ok(())
+    }
+
+    /// The path on the registry's origin of a version's tarball; a tarball
+    /// on another origin is refused (no client for it).
+    fn tarball_path(&self, tarball: &str) -> Result<String, Refusal> {
+        let url = self
+            .base
+            .join(tarball)
+            .map_err(|e| refusal(&self.name, "tarball URL", format!("{tarball:?}: {e}")))?;
+        if url.origin() != self.base.origin() {
+            return Err(refusal(
+                &self.name,
+                "tarball URL",
+                format!(
+                    "{url} is not on the registry's origin {}",
+                    self.base.origin().ascii_serialization()
+                ),
+            )
+            .expected_seen(
+                self.base.origin().ascii_serialization(),
+                url.origin().ascii_serialization(),
+            ));
+        }
+        Ok(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        })
+    }
+
+    /// A version's tarball: the verified copy if there is one, else the
+    /// bytes whose SHA-512 is the one the version's `dist.integrity`
+    /// names (in the filtered packument), fetched, checked, stored and
+    /// indexed. The digest is returned for `ETag`.
+    pub async fn tarball(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> Result<(Blob, Digest), Refusal> {
+        let key = format!("{name}@{version}");
+        let epoch = match self
+            .artifacts
+            .lookup(&self.name, TARBALL_KIND, &key)
+            .await?
+        {
+            Lookup::Hit { entry, blob, .. } => return Ok((blob, entry.digest)),
+            other => other.epoch(),
+        };
+        let (p, _) = self.packument(name).await?;
+        let Some(v) = p.versions.get(version) else {
+            if let Some(r) = p.removed.get(version) {
+                return Err(Refusal::bad_answer(
+                    &self.name,
+                    r.check,
+                    format!(
+                        "upstream {}: {key} was removed from the packument: {}: expected {}, seen {}",
+                        self.name, r.check, r.expected, r.seen
+                    ),
+                )
+                .expected_seen(r.expected.clone(), r.seen.clone()));
+            }
+            return Err(Refusal::new(
+                &self.name,
+                "packument",
+                http::StatusCode::NOT_FOUND,
+                format!(
+                    "upstream {}: {key} is not in the packument of {name}",
+                    self.name
+                ),
+            ));
+        };
+        let path = self.tarball_path(&v.dist.tarball)?;
+        let proof = match self.settings.signatures {
+            Signatures::Required => {
+                "dist.integrity of a version signed by a pinned registry key".to_string()
+            }
+            Signatures::Off => "dist.integrity of the packument (signatures off)".to_string(),
+        };
+        let (entry, blob) = self
+            .artifacts
+            .fill(Fill {
+                upstream: &self.name,
+                epoch,
+                kind: TARBALL_KIND,
+                key,
+                proof,
+                rule: Rule::Sha512(v.dist.sha512),
+                client: &self.files,
+                request: UpstreamRequest::get(path).max_response_bytes(MAX_TARBALL_BYTES),
+            })
+            .await?;
+        Ok((blob, entry.digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real registry signature from npm/pacote's tests, in a
+    /// packument, through the embedded keys.
+    #[test]
+    fn a_real_registry_signature_verifies_at_its_publish_time_only() {
+        let integrity = "sha512-5ZYe1LgwHIaag0p9loMwsf5N/wJ4XAuHVNhSO+qulQOXWnyJVuco6IZjo+5u4ZLF/GimdHJcX+QK892ONfOCqQ==";
+        let doc = |time: &str, sig: &str, keyid: &str| {
+            serde_json::json!({
+                "name": "@isaacs/namespace-test",
+                "time": { "1.0.0": time },
+                "versions": { "1.0.0": {
+                    "name": "@isaacs/namespace-test", "version": "1.0.0",
+                    "dist": { "tarball": "http://r/t.tgz", "integrity": integrity,
+                              "signatures": [{ "keyid": keyid, "sig": sig }] } } }
+            })
+            .to_string()
+        };
+        let sig = "MEQCIHXwKYe70+xcDOvFhM1etZQFUKEwz9VarppUbp5/Ie1+AiAM7aZcT1a2JR0oF/XwjNb13YEHwiagnDapLgYbklRvtA==";
+        let id = "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA";
+        let keys = NpmKeys::embedded().unwrap();
+        let name = PackageName::parse("@isaacs/namespace-test").unwrap();
+        let check = |body: String| {
+            let p = Packument::parse(body.as_bytes(), &name).unwrap();
+            check_signatures(&keys, &name, "1.0.0", &p.versions["1.0.0"])
+        };
+        assert_eq!(check(doc("2023-11-14T22:13:20.000Z", sig, id)).unwrap(), id);
+        // The key had expired when a version says it was published.
+        let r = check(doc("2025-06-01T00:00:00.000Z", sig, id)).unwrap_err();
+        assert!(r.seen.starts_with("npm key validity"), "{r:?}");
+        // Another message under the same key.
+        let other = sig.replace("MEQCIHXw", "MEQCIHXx");
+        let r = check(doc("2023-11-14T22:13:20.000Z", &other, id)).unwrap_err();
+        assert_eq!(r.check, CHECK_SIGNATURE);
+        // Only unpinned keys, or no time to choose a key by.
+        let r = check(doc("2023-11-14T22:13:20.000Z", sig, "SHA256:other")).unwrap_err();
+        assert!(r.seen.contains("unpinned"), "{r:?}");
+        let r = check(doc("not a time", sig, id)).unwrap_err();
+        assert!(r.expected.contains("publish time"), "{r:?}");
+    }
+}
