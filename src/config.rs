@@ -130,6 +130,10 @@ pub struct ServerConfig {
     /// Serve on a non-loopback address without `tokens`: the operator says
     /// explicitly that anyone who reaches the port may use bulwark.
     pub allow_unauthenticated: bool,
+    /// `offline = true`: no upstream is ever contacted (an air-gapped
+    /// mirror, filled by `bulwark import`); what was verified is served
+    /// with the stale `Warning`, the rest refused with check `offline`.
+    pub offline: bool,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
     /// Bytes of verified blobs kept in memory (the blob store's memory
@@ -323,6 +327,12 @@ impl UpstreamConfig {
         any.downcast_ref::<T>()
     }
 
+    /// Replaces the protocol's own settings (`bulwark import` points an
+    /// upstream at the bundle it serves on loopback).
+    pub fn set_settings<T: UpstreamSettings>(&mut self, settings: T) {
+        self.settings = Arc::new(settings);
+    }
+
     /// The protocol's settings, shared, if they are a `T`.
     pub fn settings_arc<T: UpstreamSettings>(&self) -> Option<Arc<T>> {
         let any: Arc<dyn Any + Send + Sync> = self.settings.clone();
@@ -366,6 +376,7 @@ struct RawServer {
     write_timeout: Option<String>,
     idle_timeout: Option<String>,
     allow_unauthenticated: Option<bool>,
+    offline: Option<bool>,
     shutdown_grace: Option<String>,
     blob_cache_bytes: Option<u64>,
     blob_cache_max_object: Option<u64>,
@@ -876,6 +887,7 @@ impl Validator<'_> {
                 defaults::IDLE_TIMEOUT,
             )?,
             allow_unauthenticated: raw.allow_unauthenticated.unwrap_or(false),
+            offline: raw.offline.unwrap_or(false),
             blob_cache_bytes,
             blob_cache_max_object,
             log_format: raw.log_format.unwrap_or(LogFormat::Human),
@@ -1389,6 +1401,13 @@ mod tests {
         let e = parse("[server]\nqueue_timeout = \"0s\"\n").unwrap_err();
         assert_eq!(e.key, "server.queue_timeout", "{e}");
         assert!(parse("[server]\nqueue_length = -1\n").is_err());
+    }
+
+    #[test]
+    fn offline_mode_is_off_unless_set() {
+        assert!(!parse("").unwrap().server.offline);
+        assert!(parse("[server]\noffline = true\n").unwrap().server.offline);
+        assert!(parse("[server]\noffline = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl EcosystemContext {
         let mut o = UpstreamOptions::new(u.name.clone(), url.to_string());
         o.bearer_token = u.token.as_ref().map(|t| t.0.clone());
         o.extra_ca_pem = u.ca_file.clone();
+        o.offline = self.config.server.offline;
         let m = self.metrics.clone();
         o.latency_hook = Some(Arc::new(move |name: &str, d: std::time::Duration, _| {
             m.observe_upstream_latency(name, d)

@@ -12,15 +12,8 @@ use std::sync::Arc;
 
 use bulwark::admin::Admin;
 use bulwark::config::{Config, ConfigError, LogFormat};
-use bulwark::ecosystem::EcosystemContext;
-use bulwark::ecosystems::ECOSYSTEMS;
 use bulwark::federation::Federation;
-use bulwark::http::Front;
-use bulwark::pipeline::artifacts::Artifacts;
-use bulwark::pipeline::rekor::Rekor;
-use bulwark::pipeline::trust::Trust;
 use bulwark::server::{App, Server};
-use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -66,6 +59,14 @@ enum Command {
     /// Check the blob store (re-hash every stored blob).
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// Fetch what lockfiles name through the verified pipeline (air gap,
+    /// outside).
+    Sync(cli::airgap::SyncArgs),
+    /// Write the verified store and its proofs to one tar (air gap).
+    Export(cli::airgap::ExportArgs),
+    /// Verify a tar written by `export` again and store what passes (air
+    /// gap, inside).
+    Import(cli::airgap::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +77,9 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => cli::verify::run(cmd),
         Command::Upstream(cmd) => cli::upstream::run(cmd, load),
         Command::Store(cmd) => cli::store::run(cmd, load),
+        Command::Sync(args) => cli::airgap::sync(args, load),
+        Command::Export(args) => cli::airgap::export(args, load),
+        Command::Import(args) => cli::airgap::import(args, load),
     }
 }
 
@@ -128,45 +132,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// The protocol fronts, one per registered ecosystem that has upstreams,
-/// in the order of `ECOSYSTEMS` (the order they are asked).
-///
-/// The trust state (`<data_dir>/state.redb`), the blob store
-/// (`<data_dir>/blobs`) and the artifact index (`<data_dir>/index.redb`) are
-/// opened here, once, and shared by the fronts through the
-/// [`EcosystemContext`].
-async fn protocol_fronts(app: &App) -> anyhow::Result<Vec<Arc<dyn Front>>> {
-    let data_dir = app.data_dir().clone();
-    let trust = Trust::open(data_dir.join("state.redb")).await?;
-    let blob_cfg = FsBlobConfig {
-        memory_budget: app.config.server.blob_cache_bytes,
-        memory_max_object: app.config.server.blob_cache_max_object,
-        ..FsBlobConfig::default()
-    };
-    let blobs = FsBlobStore::open(data_dir.clone(), blob_cfg).await?;
-    let index = {
-        let path = data_dir.join("index.redb");
-        tokio::task::spawn_blocking(move || ArtifactIndex::open(path)).await??
-    };
-    let artifacts = Artifacts::new(blobs, index, trust.clone(), app.metrics.clone());
-    let ctx = EcosystemContext {
-        config: app.config.clone(),
-        federation: app.federation.clone(),
-        metrics: app.metrics.clone(),
-        data_dir,
-        rekor: Rekor::new(trust.clone()),
-        trust,
-        artifacts,
-    };
-    let mut fronts = Vec::new();
-    for ecosystem in ECOSYSTEMS {
-        if let Some(front) = ecosystem.front(&ctx)? {
-            fronts.push(front);
-        }
-    }
-    Ok(fronts)
-}
-
 fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let mut config = match load(config_path) {
         Ok(c) => c,
@@ -193,7 +158,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        let fronts = protocol_fronts(&app).await?;
+        let fronts = cli::mirror::protocol_fronts(&cli::mirror::ecosystem_context(&app).await?)?;
         app.add_front(Arc::new(Admin::new(
             app.metrics.clone(),
             app.data_dir().clone(),

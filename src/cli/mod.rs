@@ -1,7 +1,10 @@
 //! Subcommands of the `bulwark` binary other than `serve` and
 //! `check-config`: offline verification (`verify`), the operator's view
-//! of trust state (`upstream`) and the blob store check (`store`).
+//! of trust state (`upstream`), the blob store check (`store`), and the
+//! air gap (`sync`, `export`, `import`).
 
+pub mod airgap;
+pub mod mirror;
 pub mod store;
 pub mod upstream;
 pub mod verify;

@@ -39,7 +39,7 @@ use crate::gomod::module::{
 use crate::gomod::service::{Answer, GoUpstream};
 use crate::gomod::verifier::ModFile;
 use crate::http::{full, stream_body, ApiError, Front, ReqBody, ResBody};
-use crate::pipeline::refusal::Refusal;
+use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::respond::{blob_response, BlobResponse};
 
 /// The Go-modules front (see the module documentation).
@@ -47,6 +47,8 @@ pub struct GoFront {
     federation: Arc<Federation>,
     by_upstream: HashMap<String, Arc<GoUpstream>>,
     by_sumdb: HashMap<String, Arc<GoUpstream>>,
+    /// `[server] offline`: everything served carries the stale `Warning`.
+    offline: bool,
 }
 
 impl GoFront {
@@ -63,6 +65,7 @@ impl GoFront {
             federation: ctx.federation.clone(),
             by_upstream,
             by_sumdb,
+            offline: ctx.config.server.offline,
         })
     }
 
@@ -209,16 +212,28 @@ impl Front for GoFront {
             };
             // One quarantine gate per request, on every route, before
             // anything (cached or not) of the upstream is served.
-            let r = if let Some((g, rest)) = self.sumdb_route(&path) {
-                match g.gate().await {
+            let (r, upstream) = if let Some((g, rest)) = self.sumdb_route(&path) {
+                let r = match g.gate().await {
                     Ok(_) => self.sumdb(&g, rest).await,
                     Err(r) => Err(refused(r)),
-                }
+                };
+                (r, g.name().to_string())
             } else if let Some((g, preq)) = self.proxy_route(&path) {
-                self.proxy(&g, &preq).await
+                (self.proxy(&g, &preq).await, g.name().to_string())
             } else {
-                Err(ApiError::new(StatusCode::NOT_FOUND, "not routed"))
+                (
+                    Err(ApiError::new(StatusCode::NOT_FOUND, "not routed")),
+                    String::new(),
+                )
             };
+            // Offline, nothing is confirmed with the upstream: what was
+            // verified is served, always with the stale `Warning`.
+            let r = r.map(|mut a| {
+                if self.offline && a.warning.is_none() {
+                    a.warning = Some(stale_warning(&upstream, "offline"));
+                }
+                a
+            });
             r.map(|a| respond(&parts, a))
                 .unwrap_or_else(ApiError::into_response)
         }

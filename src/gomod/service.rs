@@ -342,7 +342,11 @@ impl GoUpstream {
             Ok(b) => b,
             Err(e) => {
                 if e.is_unreachable() {
-                    if let Some(b) = self.meta_stale.get(&path).await {
+                    let stale = match self.meta_stale.get(&path).await {
+                        Some(b) => Some(b),
+                        None => self.verified_info(req).await,
+                    };
+                    if let Some(b) = stale {
                         let w = stale_warning(&self.name, "unreachable");
                         return Ok(Answer::bytes(b, content_type, Some(w)));
                     }
@@ -353,6 +357,33 @@ impl GoUpstream {
         self.meta.insert(path.clone(), body.clone()).await;
         self.meta_stale.insert(path, body.clone()).await;
         Ok(Answer::bytes(body, content_type, None))
+    }
+}
+
+impl GoUpstream {
+    /// While the upstream cannot be reached (or the mirror is offline),
+    /// the `.info` of a version whose `.mod` or `.zip` is verified and
+    /// stored: its version, and the time bulwark verified it (an imported
+    /// store has no other metadata).
+    async fn verified_info(&self, req: &ProxyRequest) -> Option<Bytes> {
+        let ProxyRequest::Info { path, version } = req else {
+            return None;
+        };
+        let m = ModuleVersion::new(path, version).ok()?;
+        for kind in [ModFile::Zip.index_kind(), ModFile::Mod.index_kind()] {
+            if let Ok(Lookup::Hit { entry, .. }) = self
+                .artifacts
+                .lookup(&self.name, kind, &module_key(&m))
+                .await
+            {
+                let info = Info {
+                    version: m.version.clone(),
+                    time: humantime::format_rfc3339_seconds(entry.at).to_string(),
+                };
+                return Some(Bytes::from(info.to_json()));
+            }
+        }
+        None
     }
 }
 

@@ -96,8 +96,6 @@ pub enum VerifyError {
     },
     #[error("zip: {module}: {detail}")]
     Zip { module: String, detail: String },
-    #[error("offline: {0}")]
-    Offline(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("index: {0}")]
@@ -118,6 +116,9 @@ impl VerifyError {
             VerifyError::Shared(e) => e.check(),
             VerifyError::Refused(r) => r.check,
             VerifyError::Upstream(UpstreamError::Status { .. }) => "upstream-status",
+            VerifyError::Upstream(UpstreamError::Offline { .. }) => {
+                crate::pipeline::refusal::CHECK_OFFLINE
+            }
             VerifyError::Upstream(_) if self.is_unreachable() => "unreachable",
             VerifyError::Upstream(_) => "upstream",
             VerifyError::Trust(e) => e.check(),
@@ -129,7 +130,6 @@ impl VerifyError {
             VerifyError::WrongRecord { .. } => "lookup",
             VerifyError::Hash { .. } => "h1",
             VerifyError::Zip { .. } => "zip",
-            VerifyError::Offline(_) => "offline",
             VerifyError::Store(_) => "store",
             VerifyError::Index(_) => "index",
         }
@@ -193,7 +193,6 @@ impl VerifyError {
             // bulwark cannot read or write its own state: it refuses.
             VerifyError::Store(_) | VerifyError::Index(_) => 503,
             VerifyError::Trust(e) if matches!(**e, TrustError::Storage { .. }) => 503,
-            VerifyError::Offline(_) => 503,
             _ => 502,
         }
     }
@@ -1025,7 +1024,7 @@ pub fn record_proof(rec: &VerifiedRecord) -> String {
 /// text (exactly the two go.sum lines a record is) rebuilt from `m` and the
 /// hashes in the proof; for the record's own entry it must hash to the
 /// entry's `digest`. `None` for anything else (then it is looked up again).
-fn decode_record(
+pub fn decode_record(
     m: &ModuleVersion,
     proof: &str,
     digest: Option<&Digest>,

@@ -77,7 +77,7 @@ impl Refusal {
     /// Whether the upstream could not be reached (see
     /// [`UpstreamError::is_unreachable`]).
     pub fn is_unreachable(&self) -> bool {
-        self.check == CHECK_UNREACHABLE
+        self.check == CHECK_UNREACHABLE || self.check == CHECK_OFFLINE
     }
 
     /// Whether the upstream said the thing does not exist (404 or 410).
@@ -112,6 +112,7 @@ impl Refusal {
                     .filter(|s| s.is_client_error() || s.is_server_error())
                     .unwrap_or(StatusCode::BAD_GATEWAY),
             ),
+            UpstreamError::Offline { .. } => (CHECK_OFFLINE, StatusCode::SERVICE_UNAVAILABLE),
             e if e.is_timeout() => (CHECK_UNREACHABLE, StatusCode::GATEWAY_TIMEOUT),
             e if e.is_unreachable() => (CHECK_UNREACHABLE, StatusCode::BAD_GATEWAY),
             UpstreamError::Tls { .. } => ("tls", StatusCode::BAD_GATEWAY),
@@ -225,6 +226,9 @@ impl From<UpstreamError> for Refusal {
 
 /// The check name of an upstream that could not be reached.
 pub const CHECK_UNREACHABLE: &str = "unreachable";
+/// The check name of what offline mode (`[server] offline = true`) cannot
+/// serve: nothing verified answers and no upstream is asked.
+pub const CHECK_OFFLINE: &str = "offline";
 /// The check name of an upstream answer with another status than the one
 /// the verified path takes.
 pub const CHECK_UPSTREAM_STATUS: &str = "upstream-status";

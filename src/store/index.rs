@@ -517,6 +517,33 @@ impl ArtifactIndex {
         self.remove_keys(&keys)?;
         Ok(keys.len() as u64)
     }
+
+    /// Every `(key, entry)` of `(upstream, epoch, kind)`, in key order
+    /// (what `bulwark export` carries across an air gap).
+    pub fn list(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+    ) -> Result<Vec<(String, Entry)>, IndexError> {
+        check_part("upstream", upstream)?;
+        check_part("kind", kind)?;
+        let txn = self.db.begin_read().map_err(storage("begin read"))?;
+        let t = txn.open_table(ENTRIES).map_err(storage("open table"))?;
+        let range = t
+            .range((upstream, epoch, kind, "")..)
+            .map_err(storage("read"))?;
+        let mut out = Vec::new();
+        for item in range {
+            let (k, v) = item.map_err(storage("read"))?;
+            let (u, e, k_kind, key) = k.value();
+            if u != upstream || e != epoch || k_kind != kind {
+                break;
+            }
+            out.push((key.to_string(), Entry::decode(v.value())?));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

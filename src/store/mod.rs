@@ -40,7 +40,7 @@ pub mod versioned;
 pub use blobs::{FsBlobConfig, FsBlobStore, Spooled, VerifyReport};
 pub use digest::{Digest, DigestError};
 pub use index::{ArtifactIndex, IndexError};
-pub use read::{ByteStream, READ_BUDGET, READ_CHUNK};
+pub use read::{file_stream, ByteStream, READ_BUDGET, READ_CHUNK};
 pub use scrub::{scrub, ScrubReport};
 
 use bytes::Bytes;

@@ -23,11 +23,12 @@ pub fn open(
     path: &Path,
     schema_version: u64,
     mode: redb::ConcurrencyMode,
-    tables: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::TableError>,
+    tables: impl Fn(&redb::WriteTransaction) -> Result<(), redb::TableError>,
 ) -> Result<redb::Database, OpenError> {
-    let mut builder = redb::Builder::new();
-    builder.set_concurrency_mode(mode);
-    let db = builder
+    if !path.exists() {
+        create_whole(path, schema_version, mode, &tables)?;
+    }
+    let db = builder(mode)
         .create(path)
         .map_err(|e| ("open", format!("{}: {e}", path.display())))?;
     let txn = db
@@ -61,6 +62,68 @@ pub fn open(
     }
     txn.commit().map_err(|e| ("commit", e.to_string()))?;
     Ok(db)
+}
+
+fn builder(mode: redb::ConcurrencyMode) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_concurrency_mode(mode);
+    builder
+}
+
+/// Creates a new file at `path` whole: made and stamped under a name of
+/// this process, fsynced, then linked into place (never over a file
+/// another process put there meanwhile). A process killed while creating
+/// leaves no half-made file at `path` (which redb would refuse to open).
+fn create_whole(
+    path: &Path,
+    schema_version: u64,
+    mode: redb::ConcurrencyMode,
+    tables: &impl Fn(&redb::WriteTransaction) -> Result<(), redb::TableError>,
+) -> Result<(), OpenError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".new.{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    // A leftover of this process id was never linked into place.
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| {
+        let db = builder(mode)
+            .create(&tmp)
+            .map_err(|e| ("open", format!("{}: {e}", tmp.display())))?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| ("begin write", e.to_string()))?;
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| ("open table", e.to_string()))?;
+            meta.insert("schema_version", schema_version)
+                .map_err(|e| ("write schema version", e.to_string()))?;
+            tables(&txn).map_err(|e| ("open table", e.to_string()))?;
+        }
+        txn.commit().map_err(|e| ("commit", e.to_string()))?;
+        drop(db);
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error("fsync", &tmp, e))?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error("link", path, e)),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_error("fsync directory", dir, e))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    made
+}
+
+fn io_error(op: &'static str, p: &Path, e: std::io::Error) -> OpenError {
+    (op, format!("{}: {e}", p.display()))
 }
 
 /// How long a redb file must have been left alone before what was read

@@ -94,6 +94,13 @@ pub enum UpstreamError {
         retry_in: Duration,
     },
 
+    /// Not asked: the mirror runs with `[server] offline = true` and
+    /// contacts no upstream.
+    #[error(
+        "upstream {upstream}: {url}: not asked: the mirror is offline ([server] offline = true)"
+    )]
+    Offline { upstream: String, url: String },
+
     /// The HTTP exchange broke (connection reset, malformed response).
     #[error("upstream {upstream}: {url}: HTTP exchange failed: {reason}")]
     Protocol {
@@ -134,6 +141,7 @@ impl UpstreamError {
             | UpstreamError::TooLarge { upstream, .. }
             | UpstreamError::Status { upstream, .. }
             | UpstreamError::CircuitOpen { upstream, .. }
+            | UpstreamError::Offline { upstream, .. }
             | UpstreamError::Protocol { upstream, .. } => upstream,
         }
     }
@@ -144,7 +152,7 @@ impl UpstreamError {
     /// failure may bulwark serve what it verified earlier (offline, with a
     /// `Warning`). A TLS failure is not one (a wrong certificate may be an
     /// attacker's), nor is any answer the upstream gave (a status, a body
-    /// over its cap).
+    /// over its cap). Offline mode is one (nothing is asked).
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
@@ -152,6 +160,7 @@ impl UpstreamError {
                 | UpstreamError::Connect { .. }
                 | UpstreamError::Timeout { .. }
                 | UpstreamError::CircuitOpen { .. }
+                | UpstreamError::Offline { .. }
                 | UpstreamError::Protocol { .. }
         )
     }

@@ -126,6 +126,9 @@ pub struct UpstreamOptions {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one request probes.
     pub breaker_cooldown: Duration,
+    /// Never contact the upstream: every request fails at once with
+    /// [`UpstreamError::Offline`] (`[server] offline = true`).
+    pub offline: bool,
 }
 
 impl UpstreamOptions {
@@ -149,6 +152,7 @@ impl UpstreamOptions {
             latency_hook: None,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(10),
+            offline: false,
         }
     }
 }
@@ -173,6 +177,7 @@ impl fmt::Debug for UpstreamOptions {
             .field("latency_hook", &self.latency_hook.as_ref().map(|_| "<fn>"))
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("offline", &self.offline)
             .finish()
     }
 }
@@ -416,6 +421,7 @@ struct Inner {
     in_flight: Mutex<HashMap<Key, SharedFetch>>,
     negative: Option<moka::sync::Cache<Key, UpstreamResponse>>,
     breaker: Option<Breaker>,
+    offline: bool,
     attempts: AtomicU64,
     coalesced: AtomicU64,
     negative_hits: AtomicU64,
@@ -550,6 +556,7 @@ impl UpstreamClient {
                 in_flight: Mutex::new(HashMap::new()),
                 negative,
                 breaker,
+                offline: options.offline,
                 attempts: AtomicU64::new(0),
                 coalesced: AtomicU64::new(0),
                 negative_hits: AtomicU64::new(0),
@@ -737,6 +744,12 @@ impl Inner {
 
     fn prepare(&self, request: &UpstreamRequest) -> Result<Prepared, UpstreamError> {
         let uri = self.uri_for(&request.path_and_query)?;
+        if self.offline {
+            return Err(UpstreamError::Offline {
+                upstream: self.name.to_string(),
+                url: uri.to_string(),
+            });
+        }
         let mut headers = request.headers.clone();
         headers.insert(
             http::header::USER_AGENT,

@@ -107,6 +107,7 @@ impl Registries {
                 .map_err(|e| anyhow::anyhow!("upstream {}: {e}", u.name))?;
             let mut opts = UpstreamOptions::new(u.name.clone(), u.url.clone());
             opts.extra_ca_pem = u.ca_file.clone();
+            opts.offline = ctx.config.server.offline;
             // Each exchange asks for less (`max_response_bytes`); this is
             // the cap of anything that does not.
             opts.max_response_bytes = MAX_JSON_ANSWER as u64;

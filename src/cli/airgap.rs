@@ -1,0 +1,773 @@
+//! The air gap: `bulwark sync`, `bulwark export`, `bulwark import`.
+//!
+//! None of them has a verifier of its own: they drive the protocol fronts
+//! `serve` uses, in process, with the requests a client would send, so
+//! every byte they store took the one verified path (checkpoint under the
+//! pinned key, consistency with the trust state, inclusion, hash, then
+//! write-fsync-rename and index).
+//!
+//! - `sync` reads lockfiles (`go.sum`, or a list of `ecosystem name
+//!   version` lines) and fetches each module version through the Go front:
+//!   its checksum-database record first (proven included), compared with
+//!   the hash the lockfile pins, then its `.mod` and `.zip`.
+//! - `export` writes one tar: per Go upstream, its accepted signed tree,
+//!   the stored module files, the records that proved them and the tiles
+//!   bulwark authenticated, laid out as a GOPROXY and a checksum database
+//!   (`gomod/<upstream>/proxy/<module>/@v/<version>.zip|.mod`,
+//!   `gomod/<upstream>/sumdb/latest|lookup/<m>@<v>|tile/...`), and a
+//!   `MANIFEST` with the SHA-256 and size of every member.
+//! - `import` trusts nothing in the tar: it serves it read-only on a
+//!   loopback port, points each exported upstream (and its checksum
+//!   database) at it for this run, and `sync`s every module version in it
+//!   through the fronts: the signed tree is checked under this side's
+//!   pinned key and proven consistent with this side's trust state (a
+//!   forked bundle quarantines the upstream as a live fork does), every
+//!   record proven included, every file hashed before it is stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal as _, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bulwark::config::Config;
+use bulwark::ecosystem::EcosystemContext;
+use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
+use bulwark::gomod::module::{ModuleVersion, ProxyRequest};
+use bulwark::gomod::sumdb::Lookup as SumdbLookup;
+use bulwark::gomod::verifier::{decode_record, module_key};
+use bulwark::http::{Front, ReqBody, ResBody};
+use bulwark::pipeline::artifacts::Lookup;
+use bulwark::pipeline::trust::Trust;
+use bulwark::server::App;
+use bulwark::store::index::kinds;
+use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use futures_util::StreamExt as _;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use sha2::Digest as _;
+
+/// How many module versions are fetched at once.
+const CONCURRENCY: usize = 8;
+/// Largest answer body kept in memory (a lookup, an error); module files
+/// are drained, never kept.
+const MAX_KEPT_BODY: usize = 64 * 1024;
+/// The tar member listing every other member with its SHA-256 and size.
+const MANIFEST: &str = "MANIFEST";
+/// Longest line of a lockfile read.
+const MAX_LINE: usize = 4096;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// A bar on a terminal, plain lines otherwise.
+    Auto,
+    /// One line per module version.
+    Plain,
+    /// Only the summary.
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: Progress,
+    /// Lockfiles: `go.sum`, or lines of `ecosystem name version`.
+    #[arg(required = true)]
+    lockfiles: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The tar to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only these upstreams (default: every Go upstream).
+    #[arg(long)]
+    upstream: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: Progress,
+    /// The tar written by `bulwark export`.
+    file: PathBuf,
+}
+
+type Load = fn(Option<&Path>) -> Result<Config, bulwark::config::ConfigError>;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn finish(r: anyhow::Result<ExitCode>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// One module version to fetch, with the hashes a lockfile pins (if any).
+#[derive(Debug, Clone)]
+struct GoItem {
+    m: ModuleVersion,
+    zip: Option<Option<String>>,
+    module: Option<Option<String>>,
+}
+
+/// What sync or import did with one module version.
+enum Outcome {
+    Verified,
+    Already,
+    Refused { check: String, message: String },
+}
+
+fn refused(check: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Refused {
+        check: check.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The mirror's fronts, in process.
+struct Mirror {
+    ctx: EcosystemContext,
+    fronts: Vec<Arc<dyn Front>>,
+}
+
+/// An answer of a front: status and (up to [`MAX_KEPT_BODY`] of) body.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    /// The refusal a non-200 answer carries (the front's JSON error).
+    fn refusal(&self) -> Outcome {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let check = field("check").unwrap_or_else(|| format!("status-{}", self.status.as_u16()));
+        let mut message = field("message").unwrap_or_else(|| self.status.to_string());
+        if let (Some(e), Some(s)) = (field("expected"), field("seen")) {
+            message = format!("{message} (expected {e}, seen {s})");
+        }
+        refused(&check, message)
+    }
+}
+
+impl Mirror {
+    async fn open(config: Config) -> anyhow::Result<Mirror> {
+        let app = App::new(config)?;
+        let ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
+        Ok(Mirror { ctx, fronts })
+    }
+
+    /// GET `path` through the front that claims it, as a client would.
+    async fn get(&self, path: &str) -> Answer {
+        let empty: ReqBody = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let req = match Request::get(path).body(empty) {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer {
+                    status: StatusCode::BAD_REQUEST,
+                    body: Bytes::from(format!("{{\"message\":\"bad path: {e}\"}}")),
+                }
+            }
+        };
+        for f in &self.fronts {
+            if let Some(route) = f.route(&req) {
+                let res = f.handle(route, req).await;
+                return Answer {
+                    status: res.status(),
+                    body: drain(res.into_body()).await,
+                };
+            }
+        }
+        Answer {
+            status: StatusCode::NOT_FOUND,
+            body: Bytes::from_static(
+                b"{\"check\":\"route\",\"message\":\"no upstream serves it\"}",
+            ),
+        }
+    }
+
+    /// The Go upstream `m` routes to: its name and its checksum database's.
+    fn go_route(&self, m: &ModuleVersion) -> Option<(String, String)> {
+        let u = self.ctx.federation.route(GOMOD, &m.path)?;
+        let sumdb = u.settings::<GoSettings>()?.sumdb.name.clone();
+        Some((u.name.clone(), sumdb))
+    }
+
+    /// Whether `kind` of `m` is verified and stored already.
+    async fn stored(&self, upstream: &str, kind: &str, m: &ModuleVersion) -> bool {
+        matches!(
+            self.ctx
+                .artifacts
+                .lookup(upstream, kind, &module_key(m))
+                .await,
+            Ok(Lookup::Hit { .. })
+        )
+    }
+
+    /// Fetches one module version through the verified path.
+    async fn sync_go(&self, item: &GoItem) -> Outcome {
+        let m = &item.m;
+        let Some((upstream, sumdb)) = self.go_route(m) else {
+            return refused(
+                "route",
+                format!("no gomod upstream serves the module {}", m.path),
+            );
+        };
+        let mut already = true;
+        for (want, kind) in [
+            (&item.zip, kinds::GOMOD_ZIP),
+            (&item.module, kinds::GOMOD_MOD),
+        ] {
+            if want.is_some() && !self.stored(&upstream, kind, m).await {
+                already = false;
+            }
+        }
+        // The record, proven included (from the index when it is there).
+        let a = self
+            .get(&format!("/sumdb/{sumdb}/lookup/{}", m.escaped()))
+            .await;
+        if a.status != StatusCode::OK {
+            return a.refusal();
+        }
+        let rec = match SumdbLookup::parse(&a.body) {
+            Ok(l) => l.record,
+            Err(e) => return refused("format", format!("lookup of {m}: {e}")),
+        };
+        for (pin, what, logged) in [
+            (&item.zip, "zip", rec.zip_hash.to_string()),
+            (&item.module, "go.mod", rec.mod_hash.to_string()),
+        ] {
+            if let Some(Some(pinned)) = pin {
+                if *pinned != logged {
+                    return refused(
+                        "lockfile",
+                        format!(
+                            "upstream {upstream}: {what} of {m}: the lockfile pins {pinned}, the checksum database's record (proven included) says {logged}"
+                        ),
+                    );
+                }
+            }
+        }
+        for (want, req) in [
+            (&item.module, ProxyRequest::Mod(m.clone())),
+            (&item.zip, ProxyRequest::Zip(m.clone())),
+        ] {
+            if want.is_none() {
+                continue;
+            }
+            let a = self.get(&format!("/{}", req.to_path())).await;
+            if a.status != StatusCode::OK {
+                return a.refusal();
+            }
+        }
+        if already {
+            Outcome::Already
+        } else {
+            Outcome::Verified
+        }
+    }
+
+    /// Runs every item with bounded concurrency, showing progress, and
+    /// prints the summary; the exit code says whether anything was refused.
+    async fn run(
+        &self,
+        items: Vec<GoItem>,
+        progress: Progress,
+        extra: Vec<(String, Outcome)>,
+    ) -> ExitCode {
+        let total = (items.len() + extra.len()) as u64;
+        let bar = match progress {
+            Progress::Auto if std::io::stderr().is_terminal() => {
+                let b = indicatif::ProgressBar::new(total);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} {elapsed} {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                Some(b)
+            }
+            _ => None,
+        };
+        let plain = progress == Progress::Plain || (progress == Progress::Auto && bar.is_none());
+        let mut results: Vec<(String, Outcome)> = extra;
+        let mut done = futures_util::stream::iter(items.into_iter().map(|item| async move {
+            let o = self.sync_go(&item).await;
+            (item.m.to_string(), o)
+        }))
+        .buffer_unordered(CONCURRENCY);
+        while let Some((name, o)) = done.next().await {
+            let line = match &o {
+                Outcome::Verified => format!("verified {name}"),
+                Outcome::Already => format!("already there {name}"),
+                Outcome::Refused { check, message } => {
+                    format!("refused {name}: {check}: {message}")
+                }
+            };
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(line);
+            } else if plain {
+                eprintln!("{line}");
+            }
+            results.push((name, o));
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let (mut verified, mut already) = (0, 0);
+        let mut refusals = Vec::new();
+        for (name, o) in results {
+            match o {
+                Outcome::Verified => verified += 1,
+                Outcome::Already => already += 1,
+                Outcome::Refused { check, message } => refusals.push((name, check, message)),
+            }
+        }
+        refusals.sort();
+        println!(
+            "verified: {verified}, already there: {already}, refused: {}",
+            refusals.len()
+        );
+        for (name, check, message) in &refusals {
+            println!("refused {name}: {check}: {message}");
+        }
+        if refusals.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A response body read to its end, keeping at most [`MAX_KEPT_BODY`]
+/// bytes (module files are only drained: the pipeline stored them before
+/// answering).
+async fn drain(mut body: ResBody) -> Bytes {
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_KEPT_BODY.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Bytes::from(kept)
+}
+
+/// Reads a lockfile: `go.sum` by its name, else lines of `ecosystem name
+/// version` (`#` comments). Entries of other ecosystems are refused.
+fn read_lockfile(
+    path: &Path,
+    items: &mut BTreeMap<ModuleVersion, GoItem>,
+    other: &mut Vec<(String, Outcome)>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let is_gosum = path.file_name().is_some_and(|n| n == "go.sum");
+    for (no, line) in text.lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), no + 1);
+        if line.len() > MAX_LINE {
+            anyhow::bail!("{}: line longer than {MAX_LINE} bytes", at());
+        }
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if is_gosum {
+            let [path_, version, hash] = words[..] else {
+                anyhow::bail!("{}: want `module version h1:...`", at());
+            };
+            let (version, is_mod) = match version.strip_suffix("/go.mod") {
+                Some(v) => (v, true),
+                None => (version, false),
+            };
+            let m =
+                ModuleVersion::new(path_, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+            let item = items.entry(m.clone()).or_insert(GoItem {
+                m,
+                zip: None,
+                module: None,
+            });
+            let h = Some(Some(hash.to_string()));
+            if is_mod {
+                item.module = h;
+            } else {
+                item.zip = h;
+            }
+            continue;
+        }
+        let [eco, name, version] = words[..] else {
+            anyhow::bail!("{}: want `ecosystem name version`", at());
+        };
+        if eco != GOMOD {
+            other.push((
+                format!("{eco} {name} {version}"),
+                refused(
+                    "unsupported",
+                    format!("sync does not fetch {eco} packages yet (only {GOMOD})"),
+                ),
+            ));
+            continue;
+        }
+        let m = ModuleVersion::new(name, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+        let item = items.entry(m.clone()).or_insert(GoItem {
+            m,
+            zip: None,
+            module: None,
+        });
+        item.zip.get_or_insert(None);
+        item.module.get_or_insert(None);
+    }
+    Ok(())
+}
+
+/// `bulwark sync`.
+pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
+    finish((|| {
+        let config = load(args.config.as_deref())?;
+        let mut items = BTreeMap::new();
+        let mut other = Vec::new();
+        for f in &args.lockfiles {
+            read_lockfile(f, &mut items, &mut other)?;
+        }
+        runtime()?.block_on(async move {
+            let mirror = Mirror::open(config).await?;
+            Ok(mirror
+                .run(items.into_values().collect(), args.progress, other)
+                .await)
+        })
+    })())
+}
+
+/// A tar being written, with the manifest of its members.
+struct Bundle<W: Write> {
+    tar: tar::Builder<W>,
+    manifest: String,
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Bundle<W> {
+    fn add(&mut self, name: &str, len: u64, data: impl Read) -> anyhow::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let mut r = Hashing {
+            inner: data.take(len),
+            hash: sha2::Sha256::new(),
+        };
+        self.tar.append_data(&mut h, name, &mut r)?;
+        self.manifest.push_str(&format!(
+            "{} {len} {name}\n",
+            hex::encode(r.hash.finalize())
+        ));
+        Ok(())
+    }
+}
+
+/// `bulwark export`.
+pub fn export(args: ExportArgs, load: Load) -> ExitCode {
+    finish((|| {
+        let config = load(args.config.as_deref())?;
+        for name in &args.upstream {
+            if !config
+                .upstreams
+                .iter()
+                .any(|u| &u.name == name && u.protocol.name() == GOMOD)
+            {
+                anyhow::bail!("--upstream {name}: no gomod upstream of that name (export carries Go upstreams only)");
+            }
+        }
+        runtime()?.block_on(export_run(config, args))
+    })())
+}
+
+async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config.server.data_dir.clone();
+    let trust = Trust::open(data_dir.join("state.redb")).await?;
+    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
+    let index = ArtifactIndex::open(data_dir.join("index.redb"))?;
+    let tmp = args.out.with_extension("partial");
+    let file = std::fs::File::create(&tmp)?;
+    let mut b = Bundle {
+        tar: tar::Builder::new(std::io::BufWriter::new(file)),
+        manifest: String::new(),
+    };
+    let mut counts = Vec::new();
+    for u in config
+        .upstreams
+        .iter()
+        .filter(|u| u.protocol.name() == GOMOD)
+    {
+        if !args.upstream.is_empty() && !args.upstream.contains(&u.name) {
+            continue;
+        }
+        let Some(acc) = trust.latest(&u.name).await? else {
+            eprintln!("upstream {}: nothing accepted yet, skipped", u.name);
+            continue;
+        };
+        let (epoch, base) = (acc.epoch, format!("gomod/{}", u.name));
+        b.add(
+            &format!("{base}/sumdb/latest"),
+            acc.note.len() as u64,
+            &acc.note[..],
+        )?;
+        let mut files = 0;
+        let mut lookups: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for kind in [kinds::GOMOD_RECORD, kinds::GOMOD_MOD, kinds::GOMOD_ZIP] {
+            for (key, e) in index.list(&u.name, epoch, kind)? {
+                let Some((p, v)) = key.rsplit_once('@') else {
+                    continue;
+                };
+                let m = ModuleVersion::new(p, v)?;
+                let digest = (kind == kinds::GOMOD_RECORD).then_some(&e.digest);
+                let Some(rec) = decode_record(&m, &e.proof, digest, epoch) else {
+                    anyhow::bail!(
+                        "upstream {}: index entry {kind} {key}: unreadable proof {:?}",
+                        u.name,
+                        e.proof
+                    );
+                };
+                let mut body = format!("{}\n{}\n", rec.id, rec.record.text()).into_bytes();
+                body.extend_from_slice(&acc.note);
+                lookups.insert(m.escaped(), body);
+                let req = match kind {
+                    k if k == kinds::GOMOD_MOD => ProxyRequest::Mod(m),
+                    k if k == kinds::GOMOD_ZIP => ProxyRequest::Zip(m),
+                    _ => continue,
+                };
+                let path = blobs.path_of(&e.digest);
+                let f = std::fs::File::open(&path)
+                    .map_err(|err| anyhow::anyhow!("blob {} of {key}: {err}", e.digest))?;
+                let len = f.metadata()?.len();
+                b.add(&format!("{base}/proxy/{}", req.to_path()), len, f)?;
+                files += 1;
+            }
+        }
+        for (key, body) in &lookups {
+            b.add(
+                &format!("{base}/sumdb/lookup/{key}"),
+                body.len() as u64,
+                &body[..],
+            )?;
+        }
+        let mut tiles = 0;
+        for (key, e) in index.list(&u.name, epoch, kinds::GOMOD_TILE)? {
+            let f = std::fs::File::open(blobs.path_of(&e.digest))
+                .map_err(|err| anyhow::anyhow!("tile {key}: {err}"))?;
+            let len = f.metadata()?.len();
+            b.add(&format!("{base}/sumdb/{key}"), len, f)?;
+            tiles += 1;
+        }
+        counts.push(format!(
+            "upstream {}: tree {}, {files} file(s), {} record(s), {tiles} tile(s)",
+            u.name,
+            acc.size,
+            lookups.len()
+        ));
+    }
+    let manifest = std::mem::take(&mut b.manifest);
+    b.add(MANIFEST, manifest.len() as u64, manifest.as_bytes())?;
+    let w = b.tar.into_inner()?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &args.out)?;
+    for c in counts {
+        println!("{c}");
+    }
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The members of a bundle: name → (offset of the data, length).
+type Members = HashMap<String, (u64, u64)>;
+
+fn read_members(path: &Path) -> anyhow::Result<Members> {
+    let f = std::fs::File::open(path)?;
+    let mut ar = tar::Archive::new(f);
+    let mut out = HashMap::new();
+    for e in ar.entries()? {
+        let e = e?;
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = e.path()?.to_string_lossy().into_owned();
+        out.insert(name, (e.raw_file_position(), e.size()));
+    }
+    Ok(out)
+}
+
+/// Serves the bundle's members read-only on a loopback port: `GET /<member>`
+/// answers its bytes, anything else 404.
+async fn serve_bundle(
+    file: PathBuf,
+    members: Arc<Members>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
+            let (file, members) = (file.clone(), members.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (file, members) = (file.clone(), members.clone());
+                    async move {
+                        let name = req.uri().path().trim_start_matches('/');
+                        let res = match members.get(name) {
+                            Some(&(offset, len)) if req.method() == http::Method::GET => {
+                                match std::fs::File::open(&file) {
+                                    Ok(f) => http::Response::new(bulwark::http::stream_body(
+                                        len,
+                                        bulwark::store::file_stream(f, file.clone(), offset, len),
+                                    )),
+                                    Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+                                }
+                            }
+                            _ => status(StatusCode::NOT_FOUND),
+                        };
+                        Ok::<_, std::convert::Infallible>(res)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+fn status(s: StatusCode) -> http::Response<ResBody> {
+    let mut r = http::Response::new(bulwark::http::full(Bytes::new()));
+    *r.status_mut() = s;
+    r
+}
+
+/// `bulwark import`.
+pub fn import(args: ImportArgs, load: Load) -> ExitCode {
+    finish((|| {
+        let mut config = load(args.config.as_deref())?;
+        let members = Arc::new(read_members(&args.file)?);
+        runtime()?.block_on(async move {
+            let (addr, server) = serve_bundle(args.file.clone(), members.clone()).await?;
+            // This run asks the bundle, and only the bundle.
+            config.server.offline = false;
+            let mut items = BTreeMap::new();
+            let mut carried = Vec::new();
+            for u in config.upstreams.iter_mut() {
+                let base = format!("gomod/{}", u.name);
+                if u.protocol.name() != GOMOD
+                    || !members.contains_key(&format!("{base}/sumdb/latest"))
+                {
+                    continue;
+                }
+                let Some(mut s) = u.settings::<GoSettings>().cloned() else {
+                    continue;
+                };
+                u.url = format!("http://{addr}/{base}/proxy");
+                s.sumdb.url = format!("http://{addr}/{base}/sumdb");
+                carried.push((u.name.clone(), s.sumdb.name.clone()));
+                u.set_settings(s);
+            }
+            for name in members.keys() {
+                for (up, _) in &carried {
+                    let Some(rest) = name.strip_prefix(&format!("gomod/{up}/proxy/")) else {
+                        continue;
+                    };
+                    let m = match ProxyRequest::parse(rest) {
+                        Ok(ProxyRequest::Zip(m)) | Ok(ProxyRequest::Mod(m)) => m,
+                        _ => continue,
+                    };
+                    let item = items.entry(m.clone()).or_insert(GoItem {
+                        m,
+                        zip: None,
+                        module: None,
+                    });
+                    if rest.ends_with(".zip") {
+                        item.zip = Some(None);
+                    } else {
+                        item.module = Some(None);
+                    }
+                }
+            }
+            // A bundle upstream this side does not configure is not
+            // imported: its pinned key is unknown here.
+            let mut extra = Vec::new();
+            for name in members.keys() {
+                let Some(up) = name
+                    .strip_prefix("gomod/")
+                    .and_then(|r| r.strip_suffix("/sumdb/latest"))
+                else {
+                    continue;
+                };
+                if !carried.iter().any(|(c, _)| c == up) {
+                    extra.push((
+                        format!("upstream {up}"),
+                        refused(
+                            "config",
+                            format!("the bundle carries upstream {up}, which this configuration has no gomod upstream of that name to verify it with"),
+                        ),
+                    ));
+                }
+            }
+            let mirror = Mirror::open(config).await?;
+            // Each carried signed tree first: signature, consistency with
+            // what this side accepted (a fork quarantines the upstream).
+            for (up, sumdb) in &carried {
+                let a = mirror.get(&format!("/sumdb/{sumdb}/latest")).await;
+                if a.status != StatusCode::OK {
+                    extra.push((format!("upstream {up}: signed tree"), a.refusal()));
+                }
+            }
+            let code = mirror
+                .run(items.into_values().collect(), args.progress, extra)
+                .await;
+            server.abort();
+            Ok(code)
+        })
+    })())
+}

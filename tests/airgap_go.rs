@@ -1,0 +1,609 @@
+//! The air gap for Go modules, end to end with the real `bulwark` binary,
+//! the real `go` command and the Go fixture (Go's own checksum-database
+//! code): an "outside" bulwark in front of the fixture `sync`s from a real
+//! `go.sum` and `export`s a tar; an "inside" bulwark with `[server] offline
+//! = true` `import`s it (verifying it again under its own pinned key and
+//! trust state) and serves `go build` with nothing upstream reachable.
+//! Tampered bundles are refused on import with the check named and nothing
+//! of the bad artifact stored; a forked bundle quarantines the upstream.
+//!
+//! Needs the Debian packages `golang-go` and `golang-golang-x-mod-dev`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use bulwark::gomod::sumdb;
+use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture};
+use support::http::{get, Reply};
+
+const GREET: &str = "example.com/greet";
+const HELLO: &str = "example.com/Hello";
+const UPSTREAM: &str = "fixture";
+const GREET_ZIP: &str = "/example.com/greet/@v/v1.0.0.zip";
+const HELLO_ZIP: &str = "/example.com/!hello/@v/v1.1.0.zip";
+/// The bundle member of greet's zip.
+const GREET_ZIP_MEMBER: &str = "gomod/fixture/proxy/example.com/greet/@v/v1.0.0.zip";
+
+/// Modules Hello v1.1.0 → greet v1.0.0, and an app using Hello.
+struct World {
+    tmp: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mods = tmp.path().join("mods");
+        write_module(
+            &mods,
+            GREET,
+            "v1.0.0",
+            &[
+                ("go.mod", "module example.com/greet\n\ngo 1.19\n"),
+                (
+                    "greet.go",
+                    "package greet\n\nfunc Hello() string { return \"hello\" }\n",
+                ),
+            ],
+        );
+        write_module(
+            &mods,
+            HELLO,
+            "v1.1.0",
+            &[
+                (
+                    "go.mod",
+                    "module example.com/Hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
+                ),
+                (
+                    "hello.go",
+                    "package hello\n\nimport \"example.com/greet\"\n\nfunc Say() string { return greet.Hello() + \", world\" }\n",
+                ),
+            ],
+        );
+        let w = World { tmp };
+        w.app("app");
+        w
+    }
+
+    /// A fresh copy of the app (go.mod and main.go, no go.sum) in `dir`.
+    fn app(&self, dir: &str) -> PathBuf {
+        let app = self.path(dir);
+        std::fs::create_dir_all(&app).expect("mkdir app");
+        std::fs::write(
+            app.join("go.mod"),
+            "module example.com/app\n\ngo 1.19\n\nrequire example.com/Hello v1.1.0\n",
+        )
+        .expect("write go.mod");
+        std::fs::write(
+            app.join("main.go"),
+            "package main\n\nimport (\n\t\"fmt\"\n\n\thello \"example.com/Hello\"\n)\n\nfunc main() { fmt.Println(hello.Say()) }\n",
+        )
+        .expect("write main.go");
+        app
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+
+    fn options(&self, key: &str) -> FixtureOptions {
+        FixtureOptions {
+            modules: self.path("mods"),
+            key: self.path(key),
+            ..FixtureOptions::default()
+        }
+    }
+
+    /// A config `<side>.toml` with data dir `<side>-data`, its Go upstream
+    /// at `url` (proxy) pinned to `vkey`.
+    fn config(&self, side: &str, url: &str, name: &str, vkey: &str, server: &str) -> PathBuf {
+        let file = self.path(&format!("{side}.toml"));
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n\
+             [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"gomod\"\nurl = \"{url}\"\n\
+             namespaces = [\"*\"]\nsumdb = {{ name = \"{name}\", url = \"{url}/sumdb/{name}\", key = \"{vkey}\" }}\n",
+            self.path(&format!("{side}-data")).display(),
+        );
+        std::fs::write(&file, toml).expect("write config");
+        file
+    }
+
+    fn outside(&self, fx: &GoFixture, side: &str) -> PathBuf {
+        self.config(side, &fx.proxy_url(), &fx.name, &fx.vkey, "")
+    }
+
+    /// The inside: offline, its upstream's URL a port nothing listens on.
+    fn inside(&self, name: &str, vkey: &str) -> PathBuf {
+        self.inside_at("inside", name, vkey)
+    }
+
+    /// [`World::inside`] with its own config and data dir `side`.
+    fn inside_at(&self, side: &str, name: &str, vkey: &str) -> PathBuf {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", dead.local_addr().expect("addr"));
+        drop(dead);
+        self.config(side, &url, name, vkey, "offline = true")
+    }
+}
+
+/// A running `bulwark serve`, killed and reaped on drop.
+struct Bulwark {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Bulwark {
+    fn start(config: &Path) -> Bulwark {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bulwark");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("listening on ") {
+                        break a.parse().expect("address");
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("bulwark exited before listening");
+                }
+            }
+        };
+        Bulwark { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        get(self.addr, path)
+    }
+}
+
+impl Drop for Bulwark {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `bulwark <args> --config <config> <tail>`.
+fn cli(args: &[&str], config: &Path, tail: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .args(tail)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run bulwark")
+}
+
+fn lookup_lines(fx: &GoFixture, escaped: &str) -> Vec<String> {
+    let (status, body) = fx.get(&format!("/sumdb/{}/lookup/{escaped}", fx.name));
+    assert_eq!(status, 200);
+    let l = sumdb::Lookup::parse(&body).expect("lookup");
+    l.record.lines().iter().map(|s| s.to_string()).collect()
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Outside: a go.sum made by the real `go` through the outside bulwark,
+/// then `sync` (from a fresh store) and `export`. Returns the bundle.
+fn outside_bundle(world: &World, fx: &GoFixture) -> PathBuf {
+    let warm = world.outside(fx, "warm");
+    {
+        let b = Bulwark::start(&warm);
+        let home = world.path("home-outside");
+        let out = go_command(&home, &b.url(), &fx.vkey)
+            .current_dir(world.path("app"))
+            .args(["mod", "tidy"])
+            .output()
+            .expect("go");
+        assert_success("go mod tidy through the outside bulwark", &out);
+    }
+    let config = world.outside(fx, "outside");
+    let gosum = world.path("app/go.sum");
+    let out = cli(&["sync", "--progress", "plain"], &config, &[&gosum]);
+    assert_success("sync", &out);
+    assert_eq!(
+        text(&out.stdout).lines().next(),
+        Some("verified: 2, already there: 0, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let bundle = world.path("bundle.tar");
+    let out = cli(&["export"], &config, &[Path::new("--out"), &bundle]);
+    assert_success("export", &out);
+    bundle
+}
+
+/// Rewrites the tar `from` into `to`, passing each member through `edit`
+/// (name, bytes) → replacement bytes.
+fn rewrite_tar(from: &Path, to: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>) {
+    let mut ar = tar::Archive::new(std::fs::File::open(from).expect("open bundle"));
+    let mut out = tar::Builder::new(std::fs::File::create(to).expect("create"));
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read member");
+        let data = edit(&name, data);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, &name, &data[..]).expect("append");
+    }
+    out.finish().expect("finish tar");
+}
+
+#[test]
+fn go_sync_export_import_then_go_builds_inside_with_nothing_reachable() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let mut want = lookup_lines(&fx, "example.com/!hello@v1.1.0");
+    want.extend(lookup_lines(&fx, "example.com/greet@v1.0.0"));
+    want.sort();
+    assert_eq!(sorted_lines(&world.path("app/go.sum")), want);
+
+    // A second sync finds everything verified already.
+    let outside = world.path("outside.toml");
+    let out = cli(
+        &["sync", "--progress", "none"],
+        &outside,
+        &[&world.path("app/go.sum")],
+    );
+    assert_success("second sync", &out);
+    assert!(text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"));
+
+    // A go.sum pinning another hash is refused, naming the check.
+    let bad = world.path("bad/go.sum");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    let forged = std::fs::read_to_string(world.path("app/go.sum"))
+        .unwrap()
+        .replacen("h1:", "h1:AAAA", 1);
+    std::fs::write(&bad, forged).unwrap();
+    let out = cli(&["sync", "--progress", "none"], &outside, &[&bad]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains(": lockfile: "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx); // nothing upstream is reachable from here on
+
+    let inside = world.inside(&name, &vkey);
+    let out = cli(&["import", "--progress", "plain"], &inside, &[&bundle]);
+    assert_success("import", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Re-import is a no-op.
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bundle]);
+    assert_success("re-import", &out);
+    assert!(text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"));
+
+    // The real go command through the offline inside bulwark.
+    let b = Bulwark::start(&inside);
+    let app = world.app("app-inside");
+    let home = world.path("home-inside");
+    let out = go_command(&home, &b.url(), &vkey)
+        .current_dir(&app)
+        .args(["build", "-o", "app.bin", "."])
+        .output()
+        .expect("go");
+    assert_success("go build through the inside bulwark", &out);
+    let run = Command::new(app.join("app.bin")).output().expect("run app");
+    assert_eq!(text(&run.stdout), "hello, world\n");
+    assert_eq!(sorted_lines(&app.join("go.sum")), want);
+    let out = go_command(&world.path("home-inside2"), &b.url(), &vkey)
+        .current_dir(&app)
+        .args(["mod", "download", "-json", &format!("{GREET}@v1.0.0")])
+        .output()
+        .expect("go");
+    assert_success("go mod download through the inside bulwark", &out);
+
+    // Served with the stale Warning; what was never imported is refused
+    // with check `offline`.
+    let zip = b.get(HELLO_ZIP);
+    assert_eq!(zip.status, 200);
+    let w = zip.header("warning").expect("Warning header offline");
+    assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
+    let r = b.get("/example.com/other/@v/v1.0.0.zip");
+    assert_eq!(r.json()["check"], "offline", "{}", text(&r.body));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("offline"));
+}
+
+#[test]
+fn import_refuses_an_altered_blob_and_stores_none_of_it() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    let bad = world.path("altered.tar");
+    rewrite_tar(&bundle, &bad, |name, mut data| {
+        if name == GREET_ZIP_MEMBER {
+            // Inside the last file's data, not the zip's directory.
+            let at = data.len() / 3;
+            data[at] ^= 0x20;
+        }
+        data
+    });
+    let inside = world.inside(&name, &vkey);
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("refused {GREET}@v1.0.0: ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(": h1: ") || stdout.contains(": zip: "),
+        "{stdout}"
+    );
+    let b = Bulwark::start(&inside);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    let r = b.get(GREET_ZIP);
+    assert_eq!(r.json()["check"], "offline", "{}", text(&r.body));
+}
+
+#[test]
+fn import_refuses_a_tree_signed_by_another_key() {
+    let world = World::new();
+    let honest = GoFixture::start(&world.options("sumdb.key"));
+    let (name, vkey) = (honest.name.clone(), honest.vkey.clone());
+    drop(honest);
+    // Another key of the same name signs the database the bundle carries.
+    let other = GoFixture::start(&world.options("other.key"));
+    assert_eq!(other.name, name);
+    assert_ne!(other.vkey, vkey);
+    let bundle = outside_bundle(&world, &other);
+    drop(other);
+
+    let inside = world.inside(&name, &vkey);
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bundle]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": signature: "), "{stdout}");
+    assert!(
+        stdout.starts_with("verified: 0, already there: 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn import_of_a_forked_history_quarantines_the_upstream() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+    let inside = world.inside(&name, &vkey);
+    assert_success(
+        "import",
+        &cli(&["import", "--progress", "none"], &inside, &[&bundle]),
+    );
+
+    // The same key signs a history whose greet record differs: a fork.
+    let mut opts = world.options("sumdb.key");
+    opts.log_altered = vec![format!("{GREET}@v1.0.0")];
+    let forked = GoFixture::start(&opts);
+    let list = world.path("list.txt");
+    std::fs::write(
+        &list,
+        format!("gomod {GREET} v1.0.0\ngomod {HELLO} v1.1.0\n"),
+    )
+    .unwrap();
+    let config = world.outside(&forked, "forked");
+    assert_success(
+        "sync from the forked database",
+        &cli(&["sync", "--progress", "none"], &config, &[&list]),
+    );
+    let forked_bundle = world.path("forked.tar");
+    assert_success(
+        "export",
+        &cli(&["export"], &config, &[Path::new("--out"), &forked_bundle]),
+    );
+    drop(forked);
+
+    let out = cli(
+        &["import", "--progress", "none"],
+        &inside,
+        &[&forked_bundle],
+    );
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(": fork: ") || stdout.contains(": consistency: "),
+        "{stdout}"
+    );
+    let out = cli(&["upstream", "list"], &inside, &[]);
+    assert!(
+        text(&out.stdout).contains("QUARANTINED"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nothing is served from it now, even what was verified before.
+    let b = Bulwark::start(&inside);
+    assert_eq!(b.get(HELLO_ZIP).json()["check"], "quarantine");
+}
+
+#[test]
+fn import_refuses_a_dropped_or_truncated_tile_and_stores_nothing() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+    let is_tile = |n: &str| n.starts_with("gomod/fixture/sumdb/tile/");
+    let mut tiles = 0;
+    rewrite_tar(&bundle, &world.path("probe.tar"), |n, d| {
+        tiles += usize::from(is_tile(n));
+        d
+    });
+    assert!(tiles > 0, "the bundle carries no tile");
+
+    for (side, edit) in [("dropped", 0usize), ("truncated", 1)] {
+        let bad = world.path(&format!("{side}.tar"));
+        // Dropped: the member renamed out of the sumdb layout. Truncated:
+        // its last hash cut off.
+        let mut ar = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+        let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut n = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if is_tile(&n) {
+                if edit == 0 {
+                    n = format!("dropped/{n}");
+                } else {
+                    data.truncate(data.len().saturating_sub(32));
+                }
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            out.append_data(&mut h, &n, &data[..]).unwrap();
+        }
+        out.finish().unwrap();
+        let inside = world.inside_at(side, &name, &vkey);
+        let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+        assert!(!out.status.success(), "{side}: {}", text(&out.stdout));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with("verified: 0, already there: 0, refused: 2"),
+            "{side}: {stdout}"
+        );
+        // The missing tile is named (the bundle answers 404 for it); a
+        // short one fails the tile check.
+        let named = if edit == 0 {
+            "sumdb/tile/8/0/000.p/2: answered HTTP 404"
+        } else {
+            ": tiles: "
+        };
+        assert!(stdout.contains(named), "{side}: {stdout}");
+        let b = Bulwark::start(&inside);
+        for path in [HELLO_ZIP, GREET_ZIP] {
+            let r = b.get(path);
+            assert_eq!(r.json()["check"], "offline", "{side}: {}", text(&r.body));
+        }
+    }
+}
+
+/// The blobs under `<data>/blobs/sha256`, each checked to hash to its name.
+fn stored_blobs(data: &Path) -> Vec<String> {
+    use sha2::Digest as _;
+    let mut out = Vec::new();
+    let Ok(shards) = std::fs::read_dir(data.join("blobs/sha256")) else {
+        return out;
+    };
+    for shard in shards {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                name,
+                "a stored blob does not hash to its name"
+            );
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn an_import_killed_anywhere_then_run_again_ends_with_the_same_store() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    let clean = world.inside_at("clean", &name, &vkey);
+    assert_success(
+        "import",
+        &cli(&["import", "--progress", "none"], &clean, &[&bundle]),
+    );
+    let want = stored_blobs(&world.path("clean-data"));
+    assert!(!want.is_empty());
+
+    // SIGKILL at spread points of the import (from before it opens the
+    // store to after it wrote everything), each followed by a check that
+    // only whole blobs are stored, then one complete run.
+    let killed = world.inside_at("killed", &name, &vkey);
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["import", "--progress", "none", "--config"])
+            .arg(&killed)
+            .arg(&bundle)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start import");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        stored_blobs(&world.path("killed-data"));
+    }
+    let out = cli(&["import", "--progress", "none"], &killed, &[&bundle]);
+    assert_success("import after kills", &out);
+    assert!(
+        text(&out.stdout).contains("refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(stored_blobs(&world.path("killed-data")), want);
+    let b = Bulwark::start(&killed);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+}
