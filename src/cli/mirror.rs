@@ -34,7 +34,7 @@ pub async fn ecosystem_context(app: &App) -> anyhow::Result<EcosystemContext> {
         federation: app.federation.clone(),
         metrics: app.metrics.clone(),
         data_dir,
-        rekor: Rekor::new(trust.clone()),
+        rekor: Rekor::new(trust.clone(), app.config.server.offline),
         trust,
         artifacts,
     })

@@ -54,6 +54,9 @@ pub enum Consistency {
 #[derive(Clone)]
 pub struct Rekor {
     trust: Trust,
+    /// `[server] offline`: no log is contacted (a proof is then deferred
+    /// or refused, as for a log that cannot be reached).
+    offline: bool,
     clients: Arc<Mutex<HashMap<String, UpstreamClient>>>,
 }
 
@@ -64,9 +67,10 @@ impl std::fmt::Debug for Rekor {
 }
 
 impl Rekor {
-    pub fn new(trust: Trust) -> Rekor {
+    pub fn new(trust: Trust, offline: bool) -> Rekor {
         Rekor {
             trust,
+            offline,
             clients: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -89,6 +93,7 @@ impl Rekor {
         o.retries = 0;
         o.breaker_threshold = 1;
         o.breaker_cooldown = std::time::Duration::from_secs(60);
+        o.offline = self.offline;
         let c = UpstreamClient::new(o)
             .map_err(|e| format!("Rekor client for {}: {e}", entry.log_url))?;
         clients.insert(entry.log_url.clone(), c.clone());
