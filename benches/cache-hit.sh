@@ -69,7 +69,7 @@ case "$MODE" in hits|conns|big|warg|all) ;; *) echo "usage: $0 [hits|conns|big|w
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 if [ "$MODE" = warg ]; then exec "$here/benches/warg-hit.sh"; fi
 . "$here/benches/hits-lib.sh"
-need_tools curl bc python3 go
+need_nginx_wrk curl:curl bc:bc python3:python3 go:golang-go
 
 tmp=$(mktemp -d)
 pids=()

@@ -1,6 +1,12 @@
-# Sourced by benches/cache-hit.sh and benches/warg-hit.sh: the wrk rounds
-# that compare bulwark with nginx on one URL. Uses THREADS, ROUNDS,
+# Sourced by benches/cache-hit.sh, warg-hit.sh and pypi-hit.sh: nginx
+# serving the reference bytes, and the wrk rounds that compare bulwark with
+# it on one URL. Uses THREADS, ROUNDS,
 # SECONDS_PER_ROUND, PERF_OUT and PERF_ARGS of the caller.
+
+. "$(dirname "${BASH_SOURCE[0]}")/need.sh"
+
+# need_nginx_wrk <what>:<package>...: nginx, wrk and the others.
+need_nginx_wrk() { need nginx:nginx-light wrk:wrk "$@"; }
 
 # run_wrk <url> <conns> <seconds>: prints "req/s non2xx socket_errors requests"
 run_wrk() {
@@ -64,21 +70,6 @@ compare() {
 compare_header() {
     printf '%-22s %14s %14s %8s %8s %10s %10s %8s\n' "cache hit" "bulwark req/s" "nginx req/s" \
         "ratio" "target" "bw µs/req" "ng µs/req" "cpu ratio"
-}
-
-# need_tools <tool>...: installs nginx-light and wrk with apt-get when
-# missing (as root), then fails naming any of <tool> still missing.
-need_tools() {
-    local missing=() tool
-    command -v nginx >/dev/null || missing+=(nginx-light)
-    command -v wrk >/dev/null || missing+=(wrk)
-    if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing ${missing[*]}..." >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
-    fi
-    for tool in nginx wrk "$@"; do
-        command -v "$tool" >/dev/null || { echo "needs $tool (see the top of $0)" >&2; exit 2; }
-    done
 }
 
 # start_nginx <tmp> <root> <default type> [types block]: Debian's nginx

@@ -41,7 +41,7 @@ PY=${BULWARK_PY_DIR:-$HOME/.cache/bulwark-tools/py}
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 [ -x "$PY/bin/python" ] || { echo "no Python environment at $PY (bash .ci/setup)" >&2; exit 2; }
 . "$here/benches/hits-lib.sh"
-need_tools curl bc python3 sha256sum
+need_nginx_wrk curl:curl bc:bc python3:python3 sha256sum:coreutils
 
 tmp=$(mktemp -d)
 pids=()

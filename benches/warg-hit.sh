@@ -59,7 +59,7 @@ for b in warg-server warg; do
     [ -x "$WARG_BIN/$b" ] || { echo "no $b in $WARG_BIN (bash .ci/setup, or set BULWARK_WARG_BIN_DIR)" >&2; exit 2; }
 done
 . "$here/benches/hits-lib.sh"
-need_tools curl bc python3 openssl sha256sum
+need_nginx_wrk curl:curl bc:bc python3:python3 openssl:openssl sha256sum:coreutils
 
 tmp=$(mktemp -d)
 pids=()
