@@ -26,9 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building the Go fixture..." >&2
-(cd "$here" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOENV=off CGO_ENABLED=0 \
-    GOCACHE="$tmp/gobuildcache" go build -o "$tmp/sumdbfixture" ./tests/gofixture/sumdbfixture)
+. "$here/benches/gofixture.sh"
+build_go_fixture
 
 # Modules example.com/bench/mNNNN v1.0.0, ~27 KiB of random text each.
 mods="$tmp/mods"
@@ -40,14 +39,7 @@ for i in $(seq -w 1 "$MODULES"); do
     echo "gomod example.com/bench/m$i v1.0.0" >>"$tmp/list.txt"
 done
 
-mkfifo "$tmp/fx.in"
-exec 3<>"$tmp/fx.in"
-"$tmp/sumdbfixture" -modules "$mods" -key "$tmp/sumdb.key" <"$tmp/fx.in" >"$tmp/fx.out" &
-pids+=($!)
-until grep -q '^ready$' "$tmp/fx.out" 2>/dev/null; do sleep 0.05; done
-fx_addr=$(sed -n "s/^addr //p" "$tmp/fx.out")
-vkey=$(sed -n 's/^vkey //p' "$tmp/fx.out")
-name=$(sed -n 's/^name //p' "$tmp/fx.out")
+start_go_fixture "$mods"
 
 config() { # $1: side, $2: url, $3: extra [server] line
     cat >"$tmp/$1.toml" <<EOF

@@ -80,9 +80,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building the Go fixture..." >&2
-(cd "$here" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOENV=off CGO_ENABLED=0 \
-    GOCACHE="$tmp/gobuildcache" go build -o "$tmp/sumdbfixture" ./tests/gofixture/sumdbfixture)
+. "$here/benches/gofixture.sh"
+build_go_fixture
 
 # module <name> <files> <bytes per file>: example.com/bench/<name>@v1.0.0
 # made of random (incompressible) files.
@@ -101,14 +100,7 @@ if [ "$MODE" = big ] || [ "$MODE" = all ]; then
     module huge 20 26000000
 fi
 
-mkfifo "$tmp/fx.in"
-exec 3<>"$tmp/fx.in"
-"$tmp/sumdbfixture" -modules "$mods" -key "$tmp/sumdb.key" <"$tmp/fx.in" >"$tmp/fx.out" 2>"$tmp/fx.err" &
-pids+=($!)
-until grep -q '^ready$' "$tmp/fx.out" 2>/dev/null; do sleep 0.05; done
-fx_addr=$(sed -n "s/^addr //p" "$tmp/fx.out")
-vkey=$(sed -n 's/^vkey //p' "$tmp/fx.out")
-name=$(sed -n 's/^name //p' "$tmp/fx.out")
+start_go_fixture "$mods"
 
 data="$tmp/data"
 cat >"$tmp/bulwark.toml" <<EOF

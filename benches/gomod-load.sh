@@ -39,9 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building the Go fixture..." >&2
-(cd "$here" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOENV=off CGO_ENABLED=0 \
-    GOCACHE="$tmp/gobuildcache" go build -o "$tmp/sumdbfixture" ./tests/gofixture/sumdbfixture)
+. "$here/benches/gofixture.sh"
+build_go_fixture
 
 # Modules example.com/bench/mNNN v1.0.0, each FILES files of ~4 KiB.
 mods="$tmp/mods"
@@ -57,15 +56,7 @@ for i in $(seq -w 1 "$MODULES"); do
 done
 
 # The fixture exits when its standard input closes: hold a fifo open.
-mkfifo "$tmp/fx.in"
-exec 3<>"$tmp/fx.in"
-"$tmp/sumdbfixture" -modules "$mods" -key "$tmp/sumdb.key" <"$tmp/fx.in" >"$tmp/fx.out" &
-pids+=($!)
-until grep -q '^ready$' "$tmp/fx.out" 2>/dev/null; do sleep 0.05; done
-fx_addr=$(sed -n "s/^addr //p" "$tmp/fx.out")
-[ -n "$fx_addr" ] || { echo "fixture did not start:"; cat "$tmp/fx.out"; exit 1; } >&2
-vkey=$(sed -n 's/^vkey //p' "$tmp/fx.out")
-name=$(sed -n 's/^name //p' "$tmp/fx.out")
+start_go_fixture "$mods"
 
 start_bulwark() { # $1: data dir; sets b_addr, b_pid
     cat >"$tmp/bulwark.toml" <<EOF

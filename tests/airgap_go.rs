@@ -11,14 +11,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use bulwark::gomod::sumdb;
 use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture};
 use support::http::{get, Reply};
+use support::serve::{spawn, Spawned};
 
 const GREET: &str = "example.com/greet";
 const HELLO: &str = "example.com/Hello";
@@ -130,54 +130,32 @@ impl World {
     }
 }
 
-/// A running `bulwark serve`, killed and reaped on drop.
-struct Bulwark {
-    child: Child,
-    addr: SocketAddr,
-}
+/// A running `bulwark serve` (`support::serve::spawn`), killed and reaped
+/// on drop.
+struct Bulwark(Spawned);
 
 impl Bulwark {
     fn start(config: &Path) -> Bulwark {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bulwark");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(a) = l.strip_prefix("listening on ") {
-                        break a.parse().expect("address");
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("bulwark exited before listening");
-                }
-            }
-        };
-        Bulwark { child, addr }
+        Bulwark(spawn(
+            Path::new(env!("CARGO_BIN_EXE_bulwark")),
+            config,
+            "warn",
+        ))
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.0.addr)
     }
 
     fn get(&self, path: &str) -> Reply {
-        get(self.addr, path)
+        get(self.0.addr, path)
     }
 }
 
 impl Drop for Bulwark {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
     }
 }
 
