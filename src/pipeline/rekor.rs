@@ -22,7 +22,7 @@ use http::StatusCode;
 
 use crate::sigstore::log::{
     parse_rekor_v1_proof, record, rekor_v1_proof_path, tile_consistency_proof, ProofSource,
-    Recorded, MAX_PROOF_ANSWER,
+    CHECK_CONSISTENCY_PROOF, MAX_PROOF_ANSWER,
 };
 use crate::sigstore::root::RekorVersion;
 use crate::sigstore::verify::LogEntry;
@@ -136,15 +136,10 @@ impl Rekor {
                 .map_err(|e| Refusal::from_trust(&e))?;
             let (recorded, unreachable) = recorded;
             match recorded {
-                Err(r) if unreachable && r.check == "consistency proof" => {
+                Err(r) if unreachable && r.check == CHECK_CONSISTENCY_PROOF => {
                     outcome = Consistency::Deferred;
                 }
-                Ok(
-                    Recorded::First(_)
-                    | Recorded::Extended { .. }
-                    | Recorded::Unchanged(_)
-                    | Recorded::Prefix { .. },
-                ) => {}
+                Ok(_recorded) => {}
                 Err(r) => {
                     let status = if r.check == "quarantine" || r.check == "fork" {
                         StatusCode::FORBIDDEN

@@ -21,6 +21,7 @@ use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::{Consistency, Rekor};
 use crate::pipeline::release_age::{release_age_ok, TooYoung};
 use crate::pipeline::trust::Trust;
+use crate::sigstore::log::CHECK_CONSISTENCY_PROOF;
 use crate::sigstore::{IdentityPolicy, Options};
 use crate::store::{Blob, Digest};
 use crate::upstream::{UpstreamClient, UpstreamRequest};
@@ -670,7 +671,7 @@ impl PypiUpstream {
                 if self.settings.rekor_consistency_required {
                     return Err(Refusal::new(
                         &self.name,
-                        "consistency proof",
+                        CHECK_CONSISTENCY_PROOF,
                         http::StatusCode::BAD_GATEWAY,
                         format!(
                             "upstream {}: {}: the Rekor log could not be reached for the \

@@ -27,6 +27,10 @@ use crate::tlog::tile::{TileHashReader, TileReader};
 use crate::verify::trust::{Accepted, Advance, ConsistencyProof, TrustError, TrustState};
 use std::time::SystemTime;
 
+/// The check name of a consistency proof that could not be had or was
+/// malformed.
+pub const CHECK_CONSISTENCY_PROOF: &str = "consistency proof";
+
 /// Most hashes a consistency proof may carry (two 64-bit tree sizes).
 pub const MAX_CONSISTENCY_HASHES: usize = 128;
 
@@ -181,7 +185,7 @@ pub fn record(
             .consistency(entry, first, second, root)
             .map_err(|e| {
                 Refusal::new(
-                    "consistency proof",
+                    CHECK_CONSISTENCY_PROOF,
                     format!(
                         "a proof from size {first} to {second} of {}",
                         entry.checkpoint.origin
@@ -191,7 +195,7 @@ pub fn record(
             })?;
         if hashes.len() > MAX_CONSISTENCY_HASHES {
             return Err(Refusal::new(
-                "consistency proof",
+                CHECK_CONSISTENCY_PROOF,
                 format!("at most {MAX_CONSISTENCY_HASHES} hashes"),
                 format!("{}", hashes.len()),
             ));
