@@ -316,6 +316,43 @@ fn a_file_younger_than_min_release_age_is_hidden_and_refused_whatever_the_index_
     assert_eq!(r.json()["check"], "first seen digest", "{}", r.text());
 }
 
+#[test]
+fn files_of_a_project_its_index_quarantines_are_not_served_stored_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    make_wheel(&pkgs, "eta", "1.0", &[]);
+    make_wheel(&pkgs, "eta", "1.1", &[]);
+    let status = dir.path().join("status");
+    let upstream = PypiServer::start_with_status_file(&pkgs, &status);
+    let config = write_config(dir.path(), &upstream.index_url());
+    let stored = "/pypi/files/eta/eta-1.0-py3-none-any.whl";
+    let b = start(&config);
+    assert_eq!(get(b.0.addr, stored).status, 200);
+    drop(b);
+
+    // The index quarantines the project (PEP 792).
+    std::fs::write(&status, "quarantined").unwrap();
+    let b = start(&config);
+    let page = send(
+        b.0.addr,
+        "GET",
+        "/pypi/simple/eta/",
+        &[("Accept", "application/vnd.pypi.simple.v1+json")],
+    );
+    assert_eq!(
+        page.json()["project-status"]["status"],
+        "quarantined",
+        "{}",
+        page.text()
+    );
+    for path in [stored, "/pypi/files/eta/eta-1.1-py3-none-any.whl"] {
+        let r = get(b.0.addr, path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert_eq!(r.json()["check"], "project status", "{}", r.text());
+    }
+}
+
 /// A fake index that misbehaves on purpose: it answers every request with
 /// one fixed PEP 503 page listing one file twice, with two digests.
 #[test]

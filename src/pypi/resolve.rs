@@ -49,6 +49,8 @@ pub const METADATA_KIND: &str = "pypi.metadata";
 /// digest: the sha256 the page gave then; the entry's time is the first
 /// sighting): `min_release_age`.
 pub const SEEN_KIND: &str = "pypi.first-seen";
+/// The check name of a file of a project its index marks `quarantined`.
+pub const CHECK_PROJECT_STATUS: &str = "project status";
 /// Largest `METADATA` read out of a wheel.
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest provenance answer read.
@@ -325,6 +327,28 @@ impl PypiUpstream {
         Ok(young)
     }
 
+    /// PEP 792: the files of a project its index marks `quarantined` are
+    /// not served (stored ones included, while such a page is known).
+    fn not_quarantined(&self, page: &ProjectPage) -> Result<(), Refusal> {
+        match &page.status {
+            Some(st) if st.status == "quarantined" => Err(Refusal::new(
+                &self.name,
+                CHECK_PROJECT_STATUS,
+                http::StatusCode::FORBIDDEN,
+                format!(
+                    "upstream {}: project {} is quarantined by its index{}",
+                    self.name,
+                    page.name,
+                    st.reason
+                        .as_deref()
+                        .map_or(String::new(), |r| format!(": {r}"))
+                ),
+            )
+            .expected_seen("a project that is not quarantined", "quarantined")),
+            _ => Ok(()),
+        }
+    }
+
     /// The page entry of `filename` and its index sha256.
     async fn listed(
         &self,
@@ -332,6 +356,7 @@ impl PypiUpstream {
         filename: &str,
     ) -> Result<(DistFile, [u8; 32]), Refusal> {
         let (page, _) = self.page(project).await?;
+        self.not_quarantined(&page)?;
         let Some(f) = page.files.iter().find(|f| f.filename == filename) else {
             return Err(Refusal::new(
                 &self.name,
@@ -367,6 +392,9 @@ impl PypiUpstream {
         let mode = self.mode(project);
         let (epoch, stored) = match self.artifacts.lookup(&self.name, FILE_KIND, &key).await? {
             Lookup::Hit { epoch, entry, blob } => {
+                if let Some((page, _)) = self.pages.get(project.as_str()).await {
+                    self.not_quarantined(&page)?;
+                }
                 if mode == Attestations::Off {
                     return Ok((blob, entry.digest, Vouched::IndexOnly));
                 }

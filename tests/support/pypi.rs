@@ -57,27 +57,41 @@ pub struct PypiServer {
 impl PypiServer {
     /// Serves the packages in `dir`.
     pub fn start(dir: &Path) -> PypiServer {
-        PypiServer::launch(dir, None, None)
+        PypiServer::launch(dir, None, None, None)
+    }
+
+    /// Serves the packages in `dir`; while `status_file` exists, its text
+    /// is every project's PEP 792 status on the pages.
+    pub fn start_with_status_file(dir: &Path, status_file: &Path) -> PypiServer {
+        PypiServer::launch(dir, None, None, Some(status_file))
     }
 
     /// Serves the packages in `dir` with pages that link every file on
     /// `files_base` (`http://host:port`): an index whose files live on a
     /// separate host.
     pub fn start_with_files_at(dir: &Path, files_base: &str) -> PypiServer {
-        PypiServer::launch(dir, None, Some(files_base))
+        PypiServer::launch(dir, None, Some(files_base), None)
     }
 
     /// Serves the packages in `dir`, with the PEP 740 provenance objects
     /// in `provenance` (`<filename>.provenance`) through an Integrity API
     /// and `data-provenance` links (see `run_pypiserver.py`).
     pub fn start_with_provenance(dir: &Path, provenance: &Path) -> PypiServer {
-        PypiServer::launch(dir, Some(provenance), None)
+        PypiServer::launch(dir, Some(provenance), None, None)
     }
 
-    fn launch(dir: &Path, provenance: Option<&Path>, files_base: Option<&str>) -> PypiServer {
+    fn launch(
+        dir: &Path,
+        provenance: Option<&Path>,
+        files_base: Option<&str>,
+        status_file: Option<&Path>,
+    ) -> PypiServer {
         let mut cmd = Command::new(bin_dir().join("python"));
         if let Some(base) = files_base {
             cmd.env("FILES_BASE", base);
+        }
+        if let Some(f) = status_file {
+            cmd.env("STATUS_FILE", f);
         }
         let mut child = cmd
             .arg(support("run_pypiserver.py"))

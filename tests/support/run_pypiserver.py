@@ -11,7 +11,9 @@ that have one (pypiserver's pages are asked for as HTML, PEP 503). Under
 
 With FILES_BASE in the environment (`http://host:port`), its pages link
 every file there instead, as an index whose files live on a separate host
-does."""
+does. With STATUS_FILE, while that file exists its text is every project's
+status (PEP 792 `pypi:project-status` meta tag), as an index that
+quarantines a project says it."""
 import os
 import re
 import sys
@@ -23,6 +25,7 @@ import pypiserver
 app = pypiserver.app(roots=[sys.argv[1]], disable_fallback=True, authenticate=[], password_file=".")
 prov_dir = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
 files_base = os.environ.get("FILES_BASE")
+status_file = os.environ.get("STATUS_FILE")
 
 LINK = re.compile(r'<a href="([^"#]*/)?([^"/#]+)(#[^"]*)?"')
 
@@ -50,7 +53,8 @@ def with_provenance(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
-    if (prov_dir is None and files_base is None) or not path.startswith("/simple/") \
+    if (prov_dir is None and files_base is None and status_file is None) \
+            or not path.startswith("/simple/") \
             or path == "/simple/":
         return app(environ, start_response)
     environ["HTTP_ACCEPT"] = "text/html"
@@ -74,7 +78,12 @@ def with_provenance(environ, start_response):
         url = f"/integrity/{project}/{version}/{filename}/provenance"
         return link + f' data-provenance="{url}"'
 
-    body = LINK.sub(add, body).encode()
+    body = LINK.sub(add, body)
+    if status_file is not None and os.path.exists(status_file):
+        with open(status_file) as f:
+            status = f.read().strip()
+        body = body.replace("<head>", f'<head><meta name="pypi:project-status" content="{status}">', 1)
+    body = body.encode()
     headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(body))))
     start_response(seen["status"], headers)
