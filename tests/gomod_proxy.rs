@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use bulwark::gomod::sumdb;
-use support::gofixture::{go_command, write_module, FixtureOptions, GoFixture, TileKind};
+use support::gofixture::{
+    go_command, write_hello_app, write_hello_world, write_module, FixtureOptions, GoFixture,
+    TileKind,
+};
 use support::http::{get, Reply};
 
 const GREET: &str = "example.com/greet";
@@ -36,45 +39,8 @@ impl World {
     fn new() -> World {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mods = tmp.path().join("mods");
-        write_module(
-            &mods,
-            GREET,
-            "v1.0.0",
-            &[
-                ("go.mod", "module example.com/greet\n\ngo 1.19\n"),
-                (
-                    "greet.go",
-                    "package greet\n\nfunc Hello() string { return \"hello\" }\n",
-                ),
-            ],
-        );
-        write_module(
-            &mods,
-            HELLO,
-            "v1.1.0",
-            &[
-                (
-                    "go.mod",
-                    "module example.com/Hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
-                ),
-                (
-                    "hello.go",
-                    "package hello\n\nimport \"example.com/greet\"\n\nfunc Say() string { return greet.Hello() + \", world\" }\n",
-                ),
-            ],
-        );
-        let app = tmp.path().join("app");
-        std::fs::create_dir_all(&app).expect("mkdir app");
-        std::fs::write(
-            app.join("go.mod"),
-            "module example.com/app\n\ngo 1.19\n\nrequire example.com/Hello v1.1.0\n",
-        )
-        .expect("write go.mod");
-        std::fs::write(
-            app.join("main.go"),
-            "package main\n\nimport (\n\t\"fmt\"\n\n\thello \"example.com/Hello\"\n)\n\nfunc main() { fmt.Println(hello.Say()) }\n",
-        )
-        .expect("write main.go");
+        write_hello_world(&mods);
+        write_hello_app(&tmp.path().join("app"));
         World { tmp }
     }
 

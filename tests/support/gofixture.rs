@@ -323,3 +323,51 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     );
     (status, body)
 }
+
+/// The modules of the end-to-end Go tests under `mods`: example.com/greet
+/// v1.0.0, and example.com/Hello v1.1.0, which requires it.
+pub fn write_hello_world(mods: &Path) {
+    write_module(
+        mods,
+        "example.com/greet",
+        "v1.0.0",
+        &[
+            ("go.mod", "module example.com/greet\n\ngo 1.19\n"),
+            (
+                "greet.go",
+                "package greet\n\nfunc Hello() string { return \"hello\" }\n",
+            ),
+        ],
+    );
+    write_module(
+        mods,
+        "example.com/Hello",
+        "v1.1.0",
+        &[
+            (
+                "go.mod",
+                "module example.com/Hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
+            ),
+            (
+                "hello.go",
+                "package hello\n\nimport \"example.com/greet\"\n\nfunc Say() string { return greet.Hello() + \", world\" }\n",
+            ),
+        ],
+    );
+}
+
+/// An app using example.com/Hello v1.1.0 in `app` (go.mod and main.go, no
+/// go.sum).
+pub fn write_hello_app(app: &Path) {
+    std::fs::create_dir_all(app).expect("mkdir app");
+    std::fs::write(
+        app.join("go.mod"),
+        "module example.com/app\n\ngo 1.19\n\nrequire example.com/Hello v1.1.0\n",
+    )
+    .expect("write go.mod");
+    std::fs::write(
+        app.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\n\thello \"example.com/Hello\"\n)\n\nfunc main() { fmt.Println(hello.Say()) }\n",
+    )
+    .expect("write main.go");
+}
