@@ -20,7 +20,7 @@ use support::gofixture::{
     go_command, write_hello_app, write_hello_world, FixtureOptions, GoFixture,
 };
 use support::http::{get, Reply};
-use support::serve::{spawn, Spawned};
+use support::serve::Running as Bulwark;
 
 const GREET: &str = "example.com/greet";
 const HELLO: &str = "example.com/Hello";
@@ -96,17 +96,10 @@ impl World {
     }
 }
 
-/// A running `bulwark serve` (`support::serve::spawn`), killed and reaped
-/// on drop.
-struct Bulwark(Spawned);
-
+/// A running `bulwark serve`, killed and reaped on drop.
 impl Bulwark {
     fn start(config: &Path) -> Bulwark {
-        Bulwark(spawn(
-            Path::new(env!("CARGO_BIN_EXE_bulwark")),
-            config,
-            "warn",
-        ))
+        support::serve::start(config, "warn")
     }
 
     fn url(&self) -> String {
@@ -115,13 +108,6 @@ impl Bulwark {
 
     fn get(&self, path: &str) -> Reply {
         get(self.0.addr, path)
-    }
-}
-
-impl Drop for Bulwark {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
     }
 }
 

@@ -21,19 +21,9 @@ use std::path::{Path, PathBuf};
 
 use support::http::{get, send};
 use support::npm::{assert_success, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio};
-use support::serve::{spawn, stored_objects, Spawned};
+use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "verdaccio";
-
-/// A started bulwark, killed and reaped when dropped.
-struct Bulwark(Spawned);
-
-impl Drop for Bulwark {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
-}
 
 impl Bulwark {
     fn registry(&self) -> String {
@@ -42,11 +32,7 @@ impl Bulwark {
 }
 
 fn start(config: &Path) -> Bulwark {
-    Bulwark(spawn(
-        Path::new(env!("CARGO_BIN_EXE_bulwark")),
-        config,
-        "bulwark=info",
-    ))
+    support::serve::start(config, "bulwark=info")
 }
 
 fn write_config(dir: &Path, url: &str) -> PathBuf {

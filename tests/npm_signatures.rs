@@ -28,18 +28,9 @@ use support::npm::{
     assert_success, keys_json, make_package, publish, test_key, Npm, Sign, SigningRegistry,
     Verdaccio,
 };
-use support::serve::{spawn, Spawned};
+use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "signed-registry";
-
-struct Bulwark(Spawned);
-
-impl Drop for Bulwark {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
-}
 
 fn write_config(dir: &Path, url: &str, internal: &str) -> PathBuf {
     std::fs::write(
@@ -133,11 +124,10 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
     );
     // `@acme/*` goes to the internal registry (verdaccio itself, unsigned,
     // signatures = "off"); every other name to the signing one.
-    let b = Bulwark(spawn(
-        Path::new(env!("CARGO_BIN_EXE_bulwark")),
+    let b = support::serve::start(
         &write_config(dir.path(), &upstream.url(), &verdaccio.url()),
         "bulwark=info",
-    ));
+    );
 
     // The packument keeps only the version whose signature verifies; the
     // `latest` tag (1.1.0) is dropped; signatures are served as signed.

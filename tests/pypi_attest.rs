@@ -30,7 +30,7 @@ use std::process::Command;
 
 use support::http::{get, send};
 use support::pypi::{bin_dir, make_wheel, PypiServer};
-use support::serve::{spawn, Spawned};
+use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "py";
 /// An attested sdist with the whole Integrity API answer beside it.
@@ -42,15 +42,6 @@ const MODELS: &str = "pypi_attestation_models-0.0.4a2.tar.gz";
 /// The trust-state name of the Rekor shard of ATTESTED and GITLAB.
 const SHARD: &str = "sigstore:rekor.sigstore.dev/1193050959916656506";
 
-struct Bulwark(Spawned);
-
-impl Drop for Bulwark {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
-}
-
 impl Bulwark {
     fn stderr(&self) -> String {
         self.0.stderr.lock().unwrap().clone()
@@ -58,11 +49,7 @@ impl Bulwark {
 }
 
 fn start(config: &Path) -> Bulwark {
-    Bulwark(spawn(
-        Path::new(env!("CARGO_BIN_EXE_bulwark")),
-        config,
-        "bulwark=info",
-    ))
+    support::serve::start(config, "bulwark=info")
 }
 
 fn data(name: &str) -> PathBuf {

@@ -19,26 +19,12 @@ use std::process::{Command, Output};
 
 use support::http::{get, send};
 use support::pypi::{bin_dir, make_wheel, PypiServer};
-use support::serve::{spawn, Spawned};
+use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "py";
 
-/// A started bulwark, killed and reaped when dropped.
-struct Bulwark(Spawned);
-
-impl Drop for Bulwark {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
-}
-
 fn start(config: &Path) -> Bulwark {
-    Bulwark(spawn(
-        Path::new(env!("CARGO_BIN_EXE_bulwark")),
-        config,
-        "bulwark=info",
-    ))
+    support::serve::start(config, "bulwark=info")
 }
 
 fn write_config(dir: &Path, index_url: &str) -> PathBuf {

@@ -21,6 +21,26 @@ pub struct Spawned {
     pub stderr: Arc<Mutex<String>>,
 }
 
+/// A started `bulwark serve` that is killed and reaped when dropped.
+pub struct Running(pub Spawned);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
+/// Starts this crate's `bulwark serve --config config` (see [`spawn`]),
+/// killed and reaped when the result is dropped.
+pub fn start(config: &Path, rust_log: &str) -> Running {
+    Running(spawn(
+        Path::new(env!("CARGO_BIN_EXE_bulwark")),
+        config,
+        rust_log,
+    ))
+}
+
 /// Starts `bin serve --config config` with `RUST_LOG=rust_log` and waits
 /// for its `listening on` line; panics with its stderr if it exits first.
 pub fn spawn(bin: &Path, config: &Path, rust_log: &str) -> Spawned {
