@@ -11,6 +11,10 @@
 //!   lookup from the index, and fills a miss by fetching the bytes (exact
 //!   200 only, streamed), checking them by the ecosystem's hash rule,
 //!   storing and indexing them.
+//! - [`attest`]: the attestation policy (`attestations`, `publishers`,
+//!   `sigstore_root`, `rekor_consistency`), the Rekor step and the
+//!   never-downgrade verdict, for every ecosystem with Sigstore
+//!   attestations.
 //! - [`respond`]: [`respond::blob_response`], the one HTTP answer for a
 //!   stored blob (ETag, 304, HEAD, Range, immutable caching).
 //!
@@ -18,6 +22,7 @@
 //! shape answers.
 
 pub mod artifacts;
+pub mod attest;
 pub mod refusal;
 pub mod rekor;
 pub mod release_age;

@@ -65,9 +65,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Matching, ProtocolConfig, ProtocolKeys, UpstreamSettings};
-use crate::pattern::NamePatterns;
+use crate::pipeline::attest::{AttestationPolicy, RawPolicy};
+pub use crate::pipeline::attest::{Attestations, ExpectedPublisher};
 use crate::pipeline::release_age::parse_min_release_age;
-use crate::sigstore::{IdentityPolicy, TrustRoot};
 
 use super::name::{normalize_pattern, ProjectName};
 
@@ -80,116 +80,41 @@ pub struct PypiProtocol;
 /// The one instance.
 pub static CONFIG: PypiProtocol = PypiProtocol;
 
-/// How a file's authenticity is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attestations {
-    /// A verified PEP 740 provenance is required.
-    Required,
-    /// Verified when present; otherwise the index hash, marked and counted.
-    IfPresent,
-    /// The index page's `sha256` only.
-    Off,
-}
-
-impl Attestations {
-    fn parse(s: &str) -> Result<Attestations, String> {
-        match s {
-            "required" => Ok(Attestations::Required),
-            "if-present" => Ok(Attestations::IfPresent),
-            "off" => Ok(Attestations::Off),
-            other => Err(format!(
-                "expected \"required\", \"if-present\" or \"off\", saw {other:?}"
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Attestations::Required => "required",
-            Attestations::IfPresent => "if-present",
-            Attestations::Off => "off",
-        }
-    }
-}
-
-/// An expected Trusted Publisher, as written and as a policy.
-#[derive(Debug, Clone)]
-pub struct ExpectedPublisher {
-    pub written: String,
-    pub policy: IdentityPolicy,
-}
-
 /// A `pypi` upstream's own settings.
+#[derive(Debug)]
 pub struct PypiSettings {
-    /// The upstream's mode.
-    pub attestations: Attestations,
-    /// Per project pattern.
-    pub project_attestations: NamePatterns<Attestations>,
-    pub publishers: NamePatterns<ExpectedPublisher>,
-    /// The Sigstore trusted root, with `rekor_urls` applied.
-    pub root: Arc<TrustRoot>,
-    /// Where the root came from, for `check-config`.
-    pub root_source: String,
+    /// `attestations`, `project_attestations`, `publishers`,
+    /// `sigstore_root`, `rekor_urls`, `rekor_consistency`.
+    pub policy: AttestationPolicy,
     /// Origins besides the index's that files may be fetched from.
     pub file_origins: Vec<url::Url>,
-    /// Refuse an attestation whose Rekor log cannot be reached for a
-    /// consistency proof (`rekor_consistency = "required"`).
-    pub rekor_consistency_required: bool,
     /// `min_release_age`, if set.
     pub min_release_age: Option<std::time::Duration>,
-}
-
-impl std::fmt::Debug for PypiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PypiSettings")
-            .field("attestations", &self.attestations)
-            .field("project_attestations", &self.project_attestations)
-            .field("publishers", &self.publishers)
-            .field("root_source", &self.root_source)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PypiSettings {
     /// The mode for `project`.
     pub fn mode(&self, project: &ProjectName) -> Attestations {
-        self.project_attestations
-            .get(project.as_str())
-            .map_or(self.attestations, |(_, m)| *m)
+        self.policy.mode(project.as_str())
     }
 
     /// The publisher `project`'s files must come from, if one is set.
     pub fn publisher(&self, project: &ProjectName) -> Option<&ExpectedPublisher> {
-        self.publishers.get(project.as_str()).map(|(_, p)| p)
+        self.policy.publisher(project.as_str())
     }
 }
 
 impl UpstreamSettings for PypiSettings {
     fn pinned(&self) -> String {
-        let mut s = match self.attestations {
-            Attestations::Off => {
-                "attestations off: files checked against the index's sha256 only".to_string()
-            }
-            mode => format!(
-                "attestations {}: PEP 740 provenance verified under {}",
-                mode.as_str(),
-                self.root_source
-            ),
-        };
-        for (p, m) in self.project_attestations.iter() {
-            s.push_str(&format!("; {p}: attestations {}", m.as_str()));
-        }
-        for (p, e) in self.publishers.iter() {
-            s.push_str(&format!("; {p}: publisher {}", e.written));
-        }
+        let mut s = self.policy.pinned(
+            "PEP 740 provenance",
+            "files checked against the index's sha256 only",
+        );
         if let Some(d) = self.min_release_age {
             s.push_str(&format!(
                 "; min_release_age {}",
                 humantime::format_duration(d)
             ));
-        }
-        if self.rekor_consistency_required {
-            s.push_str("; Rekor consistency required");
         }
         for o in &self.file_origins {
             s.push_str(&format!(
@@ -246,53 +171,18 @@ impl ProtocolConfig for PypiProtocol {
         keys: &mut ProtocolKeys<'_>,
     ) -> Result<Arc<dyn UpstreamSettings>, ConfigError> {
         let raw: RawPypi = keys.parse()?;
-        let attestations = Attestations::parse(raw.attestations.as_deref().unwrap_or("required"))
-            .map_err(|e| keys.err("attestations", e))?;
-        let mut project_attestations = NamePatterns::default();
-        for (pattern, mode) in &raw.project_attestations {
-            let key = format!("project_attestations.{pattern:?}");
-            let normal = normalize_pattern(pattern).map_err(|e| keys.err(&key, e))?;
-            let mode = Attestations::parse(mode).map_err(|e| keys.err(&key, e))?;
-            project_attestations
-                .insert(&normal, mode)
-                .map_err(|e| keys.err(&key, e))?;
-        }
-        let mut publishers = NamePatterns::default();
-        for (pattern, spec) in &raw.publishers {
-            let key = format!("publishers.{pattern:?}");
-            let normal = normalize_pattern(pattern).map_err(|e| keys.err(&key, e))?;
-            let policy = IdentityPolicy::publisher(spec).map_err(|e| keys.err(&key, e))?;
-            publishers
-                .insert(
-                    &normal,
-                    ExpectedPublisher {
-                        written: spec.clone(),
-                        policy,
-                    },
-                )
-                .map_err(|e| keys.err(&key, e))?;
-        }
-        let (mut root, root_source) = match &raw.sigstore_root {
-            None => (
-                TrustRoot::production()
-                    .map_err(|r| keys.err("sigstore_root", format!("embedded root: {r}")))?,
-                "the embedded Sigstore production root".to_string(),
-            ),
-            Some(written) => {
-                let path = keys.path(written);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| keys.err("sigstore_root", format!("{}: {e}", path.display())))?;
-                let root = TrustRoot::from_json(&text)
-                    .map_err(|r| keys.err("sigstore_root", format!("{}: {r}", path.display())))?;
-                (root, format!("the Sigstore root {}", path.display()))
-            }
-        };
-        for (host, url) in &raw.rekor_urls {
-            let key = format!("rekor_urls.{host:?}");
-            let url = keys.url(&key, url)?;
-            root.override_url(host, &url)
-                .map_err(|r| keys.err(&key, r.to_string()))?;
-        }
+        let policy = AttestationPolicy::from_raw(
+            keys,
+            RawPolicy {
+                attestations: raw.attestations,
+                per_name: ("project_attestations", raw.project_attestations),
+                publishers: raw.publishers,
+                sigstore_root: raw.sigstore_root,
+                rekor_urls: raw.rekor_urls,
+                rekor_consistency: raw.rekor_consistency,
+            },
+            normalize_pattern,
+        )?;
         let mut file_origins = Vec::new();
         for (i, written) in raw.file_origins.iter().enumerate() {
             let key = format!("file_origins[{i}]");
@@ -306,16 +196,6 @@ impl ProtocolConfig for PypiProtocol {
             }
             file_origins.push(url);
         }
-        let rekor_consistency_required = match raw.rekor_consistency.as_deref() {
-            None | Some("when-reachable") => false,
-            Some("required") => true,
-            Some(other) => {
-                return Err(keys.err(
-                    "rekor_consistency",
-                    format!("expected \"required\" or \"when-reachable\", saw {other:?}"),
-                ))
-            }
-        };
         let min_release_age = raw
             .min_release_age
             .as_deref()
@@ -323,14 +203,9 @@ impl ProtocolConfig for PypiProtocol {
             .transpose()
             .map_err(|e| keys.err("min_release_age", e))?;
         Ok(Arc::new(PypiSettings {
-            min_release_age,
-            rekor_consistency_required,
+            policy,
             file_origins,
-            attestations,
-            project_attestations,
-            publishers,
-            root: Arc::new(root),
-            root_source,
+            min_release_age,
         }))
     }
 }
@@ -352,11 +227,11 @@ mod tests {
     fn every_attestations_mode_and_the_policy_keys_are_read() {
         let c = parse("attestations = \"off\"").unwrap();
         let s = c.upstreams[0].settings::<PypiSettings>().unwrap();
-        assert_eq!(s.attestations, Attestations::Off);
+        assert_eq!(s.policy.attestations, Attestations::Off);
         assert_eq!(c.upstreams[0].namespaces, ["sample-project"]);
         let c = parse("").unwrap();
         let s = c.upstreams[0].settings::<PypiSettings>().unwrap();
-        assert_eq!(s.attestations, Attestations::Required, "the default");
+        assert_eq!(s.policy.attestations, Attestations::Required, "the default");
         let c = parse(
             "attestations = \"if-present\"\nproject_attestations = { \"Legacy_*\" = \"off\", \"legacy-core\" = \"required\" }\npublishers = { \"Sample.Project\" = \"GitHub:pypa/sampleproject:release.yml\" }",
         )

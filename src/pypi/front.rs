@@ -38,16 +38,15 @@ use crate::pipeline::respond::{blob_response, BlobResponse};
 use super::config::Attestations;
 use super::config::PROTOCOL;
 use super::name::ProjectName;
-use super::resolve::{PypiUpstream, Vouched};
+use super::resolve::PypiUpstream;
 use super::simple::{check_filename, Format, Links};
+use crate::pipeline::attest::ATTESTATION_HEADER;
 
 const SIMPLE: &str = "/pypi/simple/";
 const FILES: &str = "/pypi/files/";
 const PROVENANCE: &str = "/pypi/provenance/";
 /// A wheel's core metadata is at its URL plus this (PEP 658).
 const METADATA_SUFFIX: &str = ".metadata";
-/// The response header saying what vouches for a served file.
-pub const ATTESTATION_HEADER: &str = "bulwark-attestation";
 
 /// The PyPI front (see the module documentation).
 pub struct PypiFront {
@@ -180,11 +179,7 @@ impl PypiFront {
                 );
                 res.headers_mut().insert(
                     ATTESTATION_HEADER,
-                    HeaderValue::from_static(match vouched {
-                        Vouched::Attested => "verified",
-                        Vouched::Unattested => "none",
-                        Vouched::IndexOnly => "off",
-                    }),
+                    HeaderValue::from_static(vouched.header_value()),
                 );
                 Ok(res)
             }

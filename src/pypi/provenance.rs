@@ -15,22 +15,6 @@ use crate::sigstore::{verify_attestation, ArtifactInput, Options, Refusal, Verif
 
 use super::filename::DistFilename;
 
-/// A Trusted Publisher as the never-downgrade ledger keeps it:
-/// `KIND:REPOSITORY:WORKFLOW` (GitHub: the workflow file name; GitLab: its
-/// path), or `Google:EMAIL`. The environment is left out: no certificate
-/// claim carries it.
-pub fn publisher_id(p: &Publisher) -> String {
-    if let Some(email) = p.email.as_deref().filter(|_| p.repository.is_empty()) {
-        return format!("{}:{email}", p.kind);
-    }
-    let workflow = p
-        .workflow
-        .as_deref()
-        .or(p.workflow_filepath.as_deref())
-        .unwrap_or("");
-    format!("{}:{}:{workflow}", p.kind, p.repository)
-}
-
 /// A provenance that passed every check.
 #[derive(Debug, Clone)]
 pub struct VerifiedProvenance {

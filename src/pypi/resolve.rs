@@ -17,19 +17,18 @@ use http::{header, HeaderValue};
 use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
+use crate::pipeline::attest::{judge, record_rekor, Vouched, CHECK_ATTESTATION};
 use crate::pipeline::refusal::{stale_warning, Refusal};
-use crate::pipeline::rekor::{Consistency, Rekor};
+use crate::pipeline::rekor::Rekor;
 use crate::pipeline::release_age::{release_age_ok, TooYoung};
 use crate::pipeline::trust::Trust;
-use crate::sigstore::log::CHECK_CONSISTENCY_PROOF;
 use crate::sigstore::{IdentityPolicy, Options};
 use crate::store::{Blob, Digest};
 use crate::upstream::{UpstreamClient, UpstreamRequest};
-use crate::verify::ledger::Verdict;
 
 use super::config::{Attestations, PypiSettings};
 use super::name::ProjectName;
-use super::provenance::{publisher_id, verify_provenance};
+use super::provenance::verify_provenance;
 use super::simple::{
     parse_list_html, parse_list_json, parse_project_html, parse_project_json, CoreMetadata,
     DistFile, ProjectList, ProjectPage, JSON_V1,
@@ -99,17 +98,6 @@ pub struct PypiUpstream {
     trust: Trust,
     rekor: Rekor,
     settings: Arc<PypiSettings>,
-}
-
-/// What stands behind a served file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vouched {
-    /// Its PEP 740 provenance verified.
-    Attested,
-    /// No provenance; served on the index hash as `if-present` allows.
-    Unattested,
-    /// `attestations = "off"`: the index hash only.
-    IndexOnly,
 }
 
 /// A verified provenance, as fetched.
@@ -658,7 +646,7 @@ impl PypiUpstream {
         let (b, filename) = (body.clone(), f.filename.clone());
         let verified = tokio::task::spawn_blocking(move || {
             let opts = Options {
-                root: &settings.root,
+                root: &settings.policy.root,
                 identity: &identity,
                 witnesses: None,
                 npm_keys: None,
@@ -673,7 +661,7 @@ impl PypiUpstream {
             Err(r) => {
                 self.artifacts
                     .metrics()
-                    .verification(&self.name, "attestation", false);
+                    .verification(&self.name, CHECK_ATTESTATION, false);
                 return Err(Refusal::new(
                     &self.name,
                     r.check,
@@ -686,54 +674,23 @@ impl PypiUpstream {
                 .expected_seen(r.expected, r.seen));
             }
         };
-        let mut rekor = Vec::new();
-        for att in &verified.attestations {
-            let consistency = self.rekor.record(&self.name, &att.entries).await?;
-            let deferred = consistency == Consistency::Deferred;
-            if deferred {
-                self.artifacts.metrics().verification(
-                    &self.name,
-                    "rekor consistency deferred",
-                    false,
-                );
-                if self.settings.rekor_consistency_required {
-                    return Err(Refusal::new(
-                        &self.name,
-                        CHECK_CONSISTENCY_PROOF,
-                        http::StatusCode::BAD_GATEWAY,
-                        format!(
-                            "upstream {}: {}: the Rekor log could not be reached for the \
-                             consistency proof of its checkpoint, and rekor_consistency = \
-                             \"required\"",
-                            self.name, f.filename
-                        ),
-                    )
-                    .expected_seen("a consistency proof from the log", "unreachable"));
-                }
-                tracing::warn!(
-                    upstream = %self.name,
-                    file = %f.filename,
-                    "Rekor unreachable: attestation accepted on its inclusion proof and signed \
-                     checkpoint; consistency with earlier checkpoints not proven"
-                );
-            }
-            for e in &att.entries {
-                rekor.push(format!(
-                    "{} entry {}{}",
-                    e.checkpoint.origin,
-                    e.log_index,
-                    if deferred {
-                        " (consistency not proven: log unreachable)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
+        let rekor = record_rekor(
+            &self.rekor,
+            self.artifacts.metrics(),
+            &self.name,
+            &f.filename,
+            &verified.attestations,
+            self.settings.policy.rekor_consistency_required,
+        )
+        .await?;
         self.artifacts
             .metrics()
-            .verification(&self.name, "attestation", true);
-        let publishers: Vec<String> = verified.publishers.iter().map(publisher_id).collect();
+            .verification(&self.name, CHECK_ATTESTATION, true);
+        let publishers: Vec<String> = verified
+            .publishers
+            .iter()
+            .map(crate::sigstore::Publisher::id)
+            .collect();
         self.judge(project, &publishers, &f.filename).await?;
         Ok(Some(Attested {
             body,
@@ -750,57 +707,15 @@ impl PypiUpstream {
         publishers: &[String],
         filename: &str,
     ) -> Result<(), Refusal> {
-        let (up, p, seen, file) = (
-            self.name.clone(),
-            project.as_str().to_string(),
-            publishers.to_vec(),
-            filename.to_string(),
-        );
-        let verdict = self
-            .trust
-            .run(move |s| s.judge_publishers(&up, &p, &seen, &file, SystemTime::now()))
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        let Verdict::Downgrade(ledger) = verdict else {
-            return Ok(());
-        };
-        let since = humantime::format_rfc3339_seconds(ledger.since);
-        let (check, expected, seen) = if publishers.is_empty() {
-            (
-                "attestation downgrade",
-                format!(
-                    "a PEP 740 attestation from {} (verified for {project} since {since}, first on {})",
-                    ledger.publishers.join(" or "),
-                    ledger.first
-                ),
-                "no attestation".to_string(),
-            )
-        } else {
-            (
-                "publisher change",
-                if ledger.publishers.is_empty() {
-                    format!("no attestation (an operator's decision of {since})")
-                } else {
-                    format!(
-                        "{} (verified for {project} since {since}, first on {})",
-                        ledger.publishers.join(" or "),
-                        ledger.first
-                    )
-                },
-                publishers.join(", "),
-            )
-        };
-        Err(Refusal::new(
+        judge(
+            &self.trust,
             &self.name,
-            check,
-            http::StatusCode::FORBIDDEN,
-            format!(
-                "upstream {}: {filename}: {check}; an operator accepts it with `bulwark upstream \
-                 publishers {} {project} --accept PUBLISHER` (or --accept-unattested)",
-                self.name, self.name
-            ),
+            project.as_str(),
+            publishers,
+            filename,
+            "a PEP 740 attestation",
         )
-        .expected_seen(expected, seen))
+        .await
     }
 }
 

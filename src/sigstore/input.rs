@@ -41,6 +41,24 @@ pub struct Publisher {
     pub email: Option<String>,
 }
 
+impl Publisher {
+    /// The publisher as the never-downgrade ledger keeps it and an
+    /// operator names it: `KIND:REPOSITORY:WORKFLOW` (GitHub: the workflow
+    /// file name; GitLab: its path), or `Google:EMAIL`. The environment is
+    /// left out: no certificate claim carries it.
+    pub fn id(&self) -> String {
+        if let Some(email) = self.email.as_deref().filter(|_| self.repository.is_empty()) {
+            return format!("{}:{email}", self.kind);
+        }
+        let workflow = self
+            .workflow
+            .as_deref()
+            .or(self.workflow_filepath.as_deref())
+            .unwrap_or("");
+        format!("{}:{}:{workflow}", self.kind, self.repository)
+    }
+}
+
 /// One attestation, as a Sigstore bundle.
 #[derive(Debug, Clone)]
 pub struct Attestation {

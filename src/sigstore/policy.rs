@@ -99,6 +99,49 @@ fn no_certificate() -> Refusal {
     )
 }
 
+/// The CI publisher a Fulcio certificate names: the kind (by OIDC
+/// issuer), the source repository and the workflow file, such that
+/// [`check_publisher`] accepts it for this certificate. `None` for a
+/// certificate from another issuer or without those claims.
+pub fn publisher_of(cert: &CertificateInfo) -> Option<Publisher> {
+    let claims = &cert.ci_claims;
+    let (kind, host, workflow_dir) = match cert.issuer.as_deref()? {
+        "https://token.actions.githubusercontent.com" => {
+            ("GitHub", "https://github.com/", "/.github/workflows/")
+        }
+        "https://gitlab.com" => ("GitLab", "https://gitlab.com/", "//"),
+        _ => return None,
+    };
+    let repo_uri = claims.source_repository_uri.as_deref()?;
+    let repository = repo_uri.strip_prefix(host)?.to_string();
+    let config = claims.build_config_uri.as_deref()?;
+    let at = [
+        claims.source_repository_ref.as_deref(),
+        claims.source_repository_digest.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|s| config.strip_suffix(s)?.strip_suffix('@'))?;
+    let workflow = at.strip_prefix(repo_uri)?.strip_prefix(workflow_dir)?;
+    if repository.is_empty() || workflow.is_empty() {
+        return None;
+    }
+    let workflow = Some(workflow.to_string());
+    let (workflow, workflow_filepath) = if kind == "GitHub" {
+        (workflow, None)
+    } else {
+        (None, workflow)
+    };
+    Some(Publisher {
+        kind: kind.to_string(),
+        repository,
+        workflow,
+        workflow_filepath,
+        environment: None,
+        email: None,
+    })
+}
+
 /// Checks a Trusted Publisher against the certificate's claims, as PyPI
 /// does: issuer, source repository, and the build config URI equal to
 /// the publisher's workflow at the certificate's own ref or commit.

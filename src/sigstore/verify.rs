@@ -12,7 +12,9 @@ use crate::tlog::policy::{Cosigner, Policy};
 use serde::Deserialize;
 use sigstore_verify::types::bundle::{TransparencyLogEntry, VerificationMaterialContent};
 use sigstore_verify::types::Bundle;
-use sigstore_verify::types::{DerPublicKey, Sha256Hash, SignatureContent};
+use sigstore_verify::types::{
+    ArtifactDigest, DerPublicKey, HashAlgorithm, Sha256Hash, SignatureContent,
+};
 use sigstore_verify::{
     Policy as SigstorePolicy, PublicKeyVerificationPolicy, VerificationPolicy, VerificationResult,
     Verifier,
@@ -79,6 +81,9 @@ pub struct Verified {
     pub predicate_type: Option<String>,
     pub subjects: Vec<Subject>,
     pub publisher: Option<Publisher>,
+    /// The publisher the Fulcio certificate itself names (GitHub or
+    /// GitLab CI: issuer, source repository, workflow), if it names one.
+    pub signer: Option<Publisher>,
 }
 
 /// The artifact an attestation is checked against.
@@ -88,6 +93,8 @@ pub enum ArtifactInput<'a> {
     Bytes(&'a [u8]),
     /// Its SHA-256 digest (a registry's, or one computed while streaming).
     Sha256([u8; 32]),
+    /// Its SHA-512 digest (npm's `dist.integrity`).
+    Sha512([u8; 64]),
 }
 
 impl<'a> From<&'a [u8]> for ArtifactInput<'a> {
@@ -107,6 +114,11 @@ impl<'a> ArtifactInput<'a> {
         match self {
             ArtifactInput::Bytes(b) => sigstore_verify::types::Artifact::Blob(b),
             ArtifactInput::Sha256(d) => sigstore_verify::types::Artifact::from(Sha256Hash::new(d)),
+            ArtifactInput::Sha512(d) => sigstore_verify::types::Artifact::from_digest(
+                // 64 bytes is SHA-512's size, so this cannot fail.
+                ArtifactDigest::new(HashAlgorithm::Sha2512, d.to_vec())
+                    .unwrap_or_else(|_| ArtifactDigest::sha256(Sha256Hash::new([0; 32]))),
+            ),
         }
     }
 }
@@ -295,6 +307,7 @@ fn verify_with(
         predicate_type,
         subjects,
         publisher: att.publisher.clone(),
+        signer: cert.and_then(super::policy::publisher_of),
     })
 }
 
