@@ -7,7 +7,10 @@
 //! ```toml
 //! signatures = "required"              # the default
 //! registry_keys = "npm-keys.json"      # default: the embedded keys
-//! attestations = "off"
+//! attestations = "required"            # the default; or "if-present", "off"
+//! package_attestations = { "@legacy/*" = "off" }
+//! publishers = { "@acme/*" = "GitHub:acme/tools" }
+//! min_release_age = "7d"
 //! ```
 //!
 //! - `signatures = "required"`: a version is served only when its
@@ -29,17 +32,33 @@
 //!   asserts, is never used for this). A version whose integrity differs
 //!   from the one first seen is refused too. On a new data directory every
 //!   version starts young.
-//! - `attestations`: this build does not check publish attestations or
-//!   provenance when serving, so only `"off"` is accepted; `"required"`
-//!   (the default) and `"if-present"` are refused rather than ignored.
+//! - `attestations` (and `package_attestations`, `publishers`,
+//!   `sigstore_root`, `rekor_urls`, `rekor_consistency`: see
+//!   [`crate::pipeline::attest`]): before a tarball is served, its
+//!   version's attestations are fetched from the registry
+//!   (`/-/npm/v1/attestations/<name>@<version>`) and every one verified with
+//!   the Sigstore core: the publish attestation under a pinned
+//!   `npm:attestations` registry key valid at its Rekor time, the SLSA
+//!   provenance keyless (Fulcio chain, SCT), each with its Rekor inclusion
+//!   proof and signed checkpoint, recorded through the trust state; every
+//!   subject is `pkg:npm/<name>@<version>` with the sha512 of
+//!   `dist.integrity`; the provenance's source repository and workflow are
+//!   the `publishers` entry's, and, never downgrade, the ones the package
+//!   was seen with before. `"required"` (the default) refuses a version
+//!   without both; `"if-present"` serves it marked and counted (unless the
+//!   package was seen attested); `"off"` checks none. Name patterns are
+//!   package names with `*` (`@acme/*`, `*`).
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
 use crate::config::{ConfigError, Matching, ProtocolConfig, ProtocolKeys, UpstreamSettings};
+use crate::pipeline::attest::{AttestationPolicy, Attestations, RawPolicy};
 use crate::pipeline::release_age::parse_min_release_age;
-use crate::sigstore::npm::{NpmKeys, MAX_KEYS_FILE};
+use crate::sigstore::npm::{NpmKeys, MAX_KEYS_FILE, USAGE_ATTESTATIONS};
 
 use super::name::PackageName;
 
@@ -63,7 +82,7 @@ pub enum Signatures {
 }
 
 /// An `npm` upstream's own settings.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NpmSettings {
     pub signatures: Signatures,
     /// The pinned registry keys.
@@ -72,6 +91,15 @@ pub struct NpmSettings {
     pub keys_source: String,
     /// Hide versions bulwark first saw less than this long ago.
     pub min_release_age: Option<std::time::Duration>,
+    /// The attestation policy.
+    pub policy: AttestationPolicy,
+}
+
+impl NpmSettings {
+    /// The attestation mode for `name`.
+    pub fn mode(&self, name: &PackageName) -> Attestations {
+        self.policy.mode(name.as_str())
+    }
 }
 
 impl UpstreamSettings for NpmSettings {
@@ -80,15 +108,17 @@ impl UpstreamSettings for NpmSettings {
             format!("; min_release_age {}", humantime::format_duration(d))
         });
         let what = match self.signatures {
-            Signatures::Required => format!(
-                "registry signatures required, keys {}; attestations off",
-                self.keys_source
-            ),
-            Signatures::Off => "signatures off: tarballs checked against dist.integrity only; \
-                                attestations off"
-                .to_string(),
+            Signatures::Required => {
+                format!("registry signatures required, keys {}", self.keys_source)
+            }
+            Signatures::Off => {
+                "signatures off: tarballs checked against dist.integrity".to_string()
+            }
         };
-        what + &age
+        let attestations = self
+            .policy
+            .pinned("npm publish attestations and provenance", "none checked");
+        format!("{what}; {attestations}{age}")
     }
 
     fn witness_log_key(&self) -> Result<(&'static str, &str), String> {
@@ -106,7 +136,26 @@ struct RawNpm {
     signatures: Option<String>,
     registry_keys: Option<String>,
     attestations: Option<String>,
+    #[serde(default)]
+    package_attestations: BTreeMap<String, String>,
+    #[serde(default)]
+    publishers: BTreeMap<String, String>,
+    sigstore_root: Option<String>,
+    #[serde(default)]
+    rekor_urls: BTreeMap<String, String>,
+    rekor_consistency: Option<String>,
     min_release_age: Option<String>,
+}
+
+/// A name pattern (`@acme/*`, `left-*`, `*`, a name), checked as a
+/// package name with each `*` standing for a letter.
+fn normalize_pattern(written: &str) -> Result<String, String> {
+    let probe = written.replace('*', "x");
+    PackageName::parse(&probe)
+        .map(|_| written.to_string())
+        .map_err(|e| {
+            format!("expected a package name pattern like \"@acme/*\", saw {written:?} ({e})")
+        })
 }
 
 impl ProtocolConfig for NpmProtocol {
@@ -150,30 +199,6 @@ impl ProtocolConfig for NpmProtocol {
                 ))
             }
         };
-        match raw.attestations.as_deref().unwrap_or("required") {
-            "off" => {}
-            mode @ ("required" | "if-present") => {
-                return Err(keys.err(
-                    "attestations",
-                    format!(
-                        "{mode:?}{} is not enforced by this build yet (publish attestations and \
-                         provenance are not checked when a tarball is served); set attestations \
-                         = \"off\"",
-                        if raw.attestations.is_none() {
-                            " (the default)"
-                        } else {
-                            ""
-                        }
-                    ),
-                ))
-            }
-            other => {
-                return Err(keys.err(
-                    "attestations",
-                    format!("expected \"required\", \"if-present\" or \"off\", saw {other:?}"),
-                ))
-            }
-        }
         let (npm_keys, keys_source) = match raw.registry_keys {
             None => (
                 NpmKeys::embedded()
@@ -194,6 +219,34 @@ impl ProtocolConfig for NpmProtocol {
             .map(|t| parse_min_release_age(&t))
             .transpose()
             .map_err(|e| keys.err("min_release_age", e))?;
+        let policy = AttestationPolicy::from_raw(
+            keys,
+            RawPolicy {
+                attestations: raw.attestations,
+                per_name: ("package_attestations", raw.package_attestations),
+                publishers: raw.publishers,
+                sigstore_root: raw.sigstore_root,
+                rekor_urls: raw.rekor_urls,
+                rekor_consistency: raw.rekor_consistency,
+            },
+            normalize_pattern,
+        )?;
+        let attested = policy.attestations != Attestations::Off
+            || policy.per_name.iter().any(|(_, m)| *m != Attestations::Off);
+        if attested
+            && !npm_keys
+                .keys()
+                .iter()
+                .any(|k| k.usage == USAGE_ATTESTATIONS)
+        {
+            return Err(keys.err(
+                "registry_keys",
+                format!(
+                    "attestations are checked, and publish attestations are signed by the \
+                     registry: at least one {USAGE_ATTESTATIONS} key is needed"
+                ),
+            ));
+        }
         if signatures == Signatures::Required && npm_keys.keys().is_empty() {
             return Err(keys.err(
                 "registry_keys",
@@ -205,6 +258,7 @@ impl ProtocolConfig for NpmProtocol {
             keys: Arc::new(npm_keys),
             keys_source,
             min_release_age,
+            policy,
         }))
     }
 }
@@ -236,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_taken_and_what_cannot_be_enforced_is_refused() {
+    fn keys_are_taken_and_bad_values_are_refused() {
         let c = parse("\"@acme/*\", \"left-pad\"", "attestations = \"off\"").unwrap();
         assert_eq!(c.upstreams[0].namespaces, ["@acme", "left-pad"]);
         let s = c.upstreams[0].settings::<NpmSettings>().unwrap();
@@ -253,19 +307,57 @@ mod tests {
             s.min_release_age,
             Some(std::time::Duration::from_secs(7 * 86400))
         );
+        let c = parse(
+            "\"*\"",
+            "attestations = \"if-present\"\npackage_attestations = { \"@legacy/*\" = \"off\", \"@acme/core\" = \"required\" }\npublishers = { \"@acme/*\" = \"GitHub:acme/tools:release.yml\" }",
+        )
+        .unwrap();
+        let s = c.upstreams[0].settings::<NpmSettings>().unwrap();
+        let n = |s: &str| PackageName::parse(s).unwrap();
+        assert_eq!(s.mode(&n("@legacy/x")), Attestations::Off);
+        assert_eq!(s.mode(&n("@acme/core")), Attestations::Required);
+        assert_eq!(s.mode(&n("left-pad")), Attestations::IfPresent);
+        assert_eq!(
+            s.policy.publisher("@acme/pad").unwrap().written,
+            "GitHub:acme/tools:release.yml"
+        );
+        assert!(s.policy.publisher("left-pad").is_none());
+        // The default is "required", under the embedded keys.
+        let c = parse("\"*\"", "").unwrap();
+        let s = c.upstreams[0].settings::<NpmSettings>().unwrap();
+        assert_eq!(s.mode(&n("left-pad")), Attestations::Required);
+        let dir = tempfile::tempdir().unwrap();
+        let sig_only = dir.path().join("sig-only.json");
+        std::fs::write(
+            &sig_only,
+            crate::sigstore::npm::NPM_KEYS.replace("npm:attestations", "npm:other"),
+        )
+        .unwrap();
+        let no_attestation_key = format!("registry_keys = \"{}\"", sig_only.display());
         for (ns, extra, key, want) in [
-            ("\"*\"", "", "attestations", "(the default) is not enforced"),
             (
                 "\"*\"",
-                "attestations = \"required\"",
+                "attestations = \"sometimes\"",
                 "attestations",
-                "not enforced",
+                "expected",
             ),
             (
                 "\"*\"",
-                "attestations = \"if-present\"",
-                "attestations",
-                "not enforced",
+                "package_attestations = { \"Bad Name\" = \"off\" }",
+                "package_attestations",
+                "package name pattern",
+            ),
+            (
+                "\"*\"",
+                "publishers = { \"@acme/*\" = \"Gitea:a/b\" }",
+                "publishers",
+                "GitHub or GitLab",
+            ),
+            (
+                "\"*\"",
+                no_attestation_key.as_str(),
+                "registry_keys",
+                "npm:attestations",
             ),
             (
                 "\"*\"",

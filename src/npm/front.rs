@@ -9,6 +9,14 @@
 //! - `GET /npm/<name>/-/<bare-name>-<version>.tgz` — a tarball, served only
 //!   once its bytes hash to the sha512 of its version's `dist.integrity`
 //!   (and from the store afterwards, also with the upstream down);
+//! - `GET /npm/-/npm/v1/attestations/<name>@<version>` (also at the root,
+//!   `/-/npm/v1/attestations/...`, where a client that joins the
+//!   registry-absolute path npm writes onto the host asks) — the
+//!   version's attestations answer as the registry sent it, once verified
+//!   (and from the store afterwards, also with the upstream down or after
+//!   the registry dropped it); packuments point `dist.attestations.url`
+//!   here for the versions the registry lists attestations for. Every
+//!   tarball carries `Bulwark-Attestation: verified|none|off`;
 //! - `GET /npm/-/npm/v1/keys` — the registry keys the `*` upstream's
 //!   signatures are checked with, in the registry's own format, so that
 //!   `npm audit signatures` checks against the keys bulwark pins.
@@ -34,11 +42,15 @@ use crate::sigstore::npm::USAGE_SIGNATURES;
 
 use super::config::{Signatures, PROTOCOL};
 use super::name::{version_ok, PackageName};
-use super::packument::ABBREVIATED;
+use super::packument::{Urls, ABBREVIATED};
 use super::resolve::NpmUpstream;
+use crate::pipeline::attest::{Attestations, Vouched, ATTESTATION_HEADER};
 
 const PREFIX: &str = "/npm/";
 const KEYS: &str = "/npm/-/npm/v1/keys";
+const ATTESTATIONS: &str = "/npm/-/npm/v1/attestations/";
+/// The same, at the root.
+const ROOT_ATTESTATIONS: &str = "/-/npm/v1/attestations/";
 /// Longest request path taken.
 const MAX_PATH: usize = 1024;
 
@@ -48,6 +60,7 @@ enum Route {
     Keys,
     Packument(PackageName),
     Tarball(PackageName, String),
+    Attestations(PackageName, String),
 }
 
 /// npm's escaping of a name in a path: `@scope%2fname` (`%40` for `@` by
@@ -70,6 +83,21 @@ impl Route {
         }
         if path.len() > MAX_PATH {
             return Err("path too long".into());
+        }
+        if let Some(spec) = path
+            .strip_prefix(ATTESTATIONS)
+            .or_else(|| path.strip_prefix(ROOT_ATTESTATIONS))
+        {
+            // `<name>@<version>`; a scoped name starts with its own `@`.
+            let spec = unescape(spec).ok_or_else(|| format!("not a package spec: {spec:?}"))?;
+            let (name, version) = spec
+                .get(1..)
+                .and_then(|s| s.split_once('@'))
+                .map(|(n, v)| (format!("{}{n}", &spec[..1]), v))
+                .filter(|(_, v)| version_ok(v))
+                .ok_or_else(|| format!("expected <name>@<version>, saw {spec:?}"))?;
+            let name = PackageName::parse(&name).map_err(|e| e.to_string())?;
+            return Ok(Route::Attestations(name, version.to_string()));
         }
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
         let rest = unescape(rest).ok_or_else(|| format!("not a package path: {path:?}"))?;
@@ -195,17 +223,41 @@ impl NpmFront {
 
     async fn answer(&self, req: Request<ReqBody>) -> Result<Response<ResBody>, Box<ApiError>> {
         let route = Route::parse(req.uri().path()).map_err(not_found)?;
-        let (name, version) = match route {
+        let (name, version, attestations) = match route {
             Route::Keys => return self.keys(),
-            Route::Packument(n) => (n, None),
-            Route::Tarball(n, v) => (n, Some(v)),
+            Route::Packument(n) => (n, None, false),
+            Route::Tarball(n, v) => (n, Some(v), false),
+            Route::Attestations(n, v) => (n, Some(v), true),
         };
         let up = self
             .owner(name.as_str())
             .ok_or_else(|| not_found(format!("no npm upstream serves {name}")))?;
+        if let (Some(version), true) = (&version, attestations) {
+            let body = up
+                .attestations(&name, version)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| {
+                    not_found(format!(
+                        "no verified attestations for {name}@{version} (the registry has none, \
+                         or attestations are off for the package)"
+                    ))
+                })?;
+            let mut res = Response::new(full(body));
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(
+                ATTESTATION_HEADER,
+                HeaderValue::from_static(Vouched::Attested.header_value()),
+            );
+            return Ok(res);
+        }
         if let Some(version) = version {
-            let (blob, digest) = up.tarball(&name, &version).await.map_err(refused)?;
-            return Ok(blob_response(
+            let (blob, digest, vouched) = up.tarball(&name, &version).await.map_err(refused)?;
+            let mut res = blob_response(
                 req.headers(),
                 req.method(),
                 blob,
@@ -215,7 +267,12 @@ impl NpmFront {
                     immutable: true,
                     warning: None,
                 },
-            ));
+            );
+            res.headers_mut().insert(
+                ATTESTATION_HEADER,
+                HeaderValue::from_static(vouched.header_value()),
+            );
+            return Ok(res);
         }
         let abbreviated = wants_abbreviated(
             req.headers()
@@ -227,9 +284,17 @@ impl NpmFront {
             Some(a) => format!("{}://{a}", if self.https { "https" } else { "http" }),
             None => String::new(),
         };
-        let body = p.render(abbreviated, |n, v| {
-            format!("{base}{PREFIX}{n}/-/{}-{v}.tgz", n.bare())
-        });
+        let tarball =
+            |n: &PackageName, v: &str| format!("{base}{PREFIX}{n}/-/{}-{v}.tgz", n.bare());
+        let attestations =
+            |n: &PackageName, v: &str| format!("{base}{ATTESTATIONS}{}@{v}", n.escaped());
+        let body = p.render_with(
+            abbreviated,
+            &Urls {
+                tarball: &tarball,
+                attestations: (up.mode(&name) != Attestations::Off).then_some(&attestations),
+            },
+        );
         let mut res = Response::new(full(body));
         let h = res.headers_mut();
         h.insert(
@@ -256,6 +321,8 @@ impl Front for NpmFront {
         let path = req.uri().path();
         if path == KEYS {
             Some("npm.keys")
+        } else if path.starts_with(ATTESTATIONS) || path.starts_with(ROOT_ATTESTATIONS) {
+            Some("npm.attestations")
         } else if !path.starts_with(PREFIX) {
             None
         } else if path.contains("/-/") {
@@ -302,6 +369,18 @@ mod tests {
                 Route::Tarball(n("left-pad"), "1.3.0".into()),
             ),
             ("/npm/-/npm/v1/keys", Route::Keys),
+            (
+                "/npm/-/npm/v1/attestations/@playwright%2fcli@0.1.1",
+                Route::Attestations(n("@playwright/cli"), "0.1.1".into()),
+            ),
+            (
+                "/-/npm/v1/attestations/@playwright/cli@0.1.1",
+                Route::Attestations(n("@playwright/cli"), "0.1.1".into()),
+            ),
+            (
+                "/npm/-/npm/v1/attestations/left-pad@1.3.0",
+                Route::Attestations(n("left-pad"), "1.3.0".into()),
+            ),
         ] {
             assert_eq!(Route::parse(path), Ok(want), "{path}");
         }
@@ -314,6 +393,11 @@ mod tests {
             "/npm/left-pad/1.0.0",
             "/npm/a%20b",
             "/npm/-/whoami",
+            "/npm/-/npm/v1/attestations/left-pad",
+            "/npm/-/npm/v1/attestations/@acme%2fpad",
+            "/npm/-/npm/v1/attestations/left-pad@..%2f",
+            "/-/npm/v1/attestations/@",
+            "/-/npm/v1/attestations/",
         ] {
             assert!(Route::parse(bad).is_err(), "{bad}");
         }

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: `protocol = "npm"` upstreams, name patterns, `signatures`,
 //!   `registry_keys` and the `attestations` policy;
+//! - [`attestations`]: a version's attestations answer, checked;
 //! - [`name`]: package names (`name`, `@scope/name`);
 //! - [`packument`]: packuments parsed into one checked model, filtered,
 //!   and written back full or abbreviated with tarball URLs pointing at
@@ -19,6 +20,7 @@ use crate::config::ProtocolConfig;
 use crate::ecosystem::{Ecosystem, EcosystemContext};
 use crate::http::Front;
 
+pub mod attestations;
 pub mod config;
 pub mod front;
 pub mod name;

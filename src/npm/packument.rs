@@ -77,6 +77,11 @@ pub struct Dist {
     pub integrity: String,
     pub shasum: Option<String>,
     pub signatures: Vec<RegistrySignature>,
+    /// `dist.attestations` listed by the registry: the provenance's
+    /// predicate type (empty if it names none). Where the registry says
+    /// they are is not kept: bulwark fetches them from the registry it is
+    /// configured with, as `npm` does.
+    pub attestations: Option<String>,
     file_count: Option<Value>,
     unpacked_size: Option<Value>,
 }
@@ -88,6 +93,13 @@ pub struct Version {
     manifest: Map<String, Value>,
     pub dist: Dist,
     pub published: Option<SystemTime>,
+}
+
+/// Where a rendered packument points: each version's tarball, and its
+/// attestations (`None`: `dist.attestations` left out).
+pub struct Urls<'a> {
+    pub tarball: &'a dyn Fn(&PackageName, &str) -> String,
+    pub attestations: Option<&'a dyn Fn(&PackageName, &str) -> String>,
 }
 
 /// Why a version was removed.
@@ -172,8 +184,20 @@ fn parse_dist(v: Option<&Value>) -> Result<Dist, Removed> {
             }
         }
     }
+    let attestations = dist
+        .get("attestations")
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.get("provenance")
+                .and_then(Value::as_object)
+                .and_then(|p| string_field(p, "predicateType"))
+                .filter(|t| t.len() <= 256)
+                .unwrap_or("")
+                .to_string()
+        });
     Ok(Dist {
         tarball: tarball.to_string(),
+        attestations,
         integrity: given.to_string(),
         sha512,
         shasum: string_field(dist, "shasum").map(str::to_string),
@@ -328,14 +352,12 @@ impl Packument {
         self.dist_tags.retain(|_, v| versions.contains_key(v));
     }
 
-    fn dist_value(
-        &self,
-        v: &str,
-        d: &Dist,
-        tarball: &impl Fn(&PackageName, &str) -> String,
-    ) -> Value {
+    fn dist_value(&self, v: &str, d: &Dist, urls: &Urls<'_>) -> Value {
         let mut m = Map::new();
-        m.insert("tarball".into(), Value::String(tarball(&self.name, v)));
+        m.insert(
+            "tarball".into(),
+            Value::String((urls.tarball)(&self.name, v)),
+        );
         m.insert("integrity".into(), Value::String(d.integrity.clone()));
         if let Some(s) = &d.shasum {
             m.insert("shasum".into(), Value::String(s.clone()));
@@ -354,6 +376,13 @@ impl Packument {
         if let Some(s) = &d.unpacked_size {
             m.insert("unpackedSize".into(), s.clone());
         }
+        if let (Some(listed), Some(url)) = (&d.attestations, urls.attestations) {
+            let mut a = serde_json::json!({ "url": url(&self.name, v) });
+            if !listed.is_empty() {
+                a["provenance"] = serde_json::json!({ "predicateType": listed });
+            }
+            m.insert("attestations".into(), a);
+        }
         Value::Object(m)
     }
 
@@ -364,6 +393,18 @@ impl Packument {
         abbreviated: bool,
         tarball: impl Fn(&PackageName, &str) -> String,
     ) -> Vec<u8> {
+        self.render_with(
+            abbreviated,
+            &Urls {
+                tarball: &tarball,
+                attestations: None,
+            },
+        )
+    }
+
+    /// [`Packument::render`], with `dist.attestations` pointing at
+    /// `urls.attestations` for the versions the registry lists them for.
+    pub fn render_with(&self, abbreviated: bool, urls: &Urls<'_>) -> Vec<u8> {
         let mut doc = if abbreviated {
             let mut m = Map::new();
             if let Some(t) = self.time.get("modified") {
@@ -405,7 +446,7 @@ impl Packument {
             } else {
                 version.manifest.clone()
             };
-            m.insert("dist".into(), self.dist_value(v, &version.dist, &tarball));
+            m.insert("dist".into(), self.dist_value(v, &version.dist, urls));
             versions.insert(v.clone(), Value::Object(m));
         }
         doc.insert("versions".into(), Value::Object(versions));

@@ -19,12 +19,16 @@ use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
+use crate::pipeline::attest::{judge, record_rekor, Attestations, Vouched, CHECK_ATTESTATION};
 use crate::pipeline::refusal::{stale_warning, Refusal};
+use crate::pipeline::rekor::Rekor;
 use crate::pipeline::release_age::{release_age_ok, CHECK_RELEASE_AGE};
+use crate::pipeline::trust::Trust;
 use crate::sigstore::npm::NpmKeys;
 use crate::store::{Blob, Digest};
 use crate::upstream::{UpstreamClient, UpstreamRequest};
 
+use super::attestations::check_answer;
 use super::config::{NpmSettings, Signatures};
 use super::name::PackageName;
 use super::packument::{Packument, Removed, Version, MAX_PACKUMENT_BYTES};
@@ -32,6 +36,14 @@ use super::saved::Saved;
 
 /// The artifact kind of a tarball (key: `<name>@<version>`).
 pub const TARBALL_KIND: &str = "npm.tarball";
+/// The kind of a version's verified attestations answer, as the registry
+/// sent it (key: `<name>@<version>`).
+pub const ATTESTATIONS_KIND: &str = "npm.attestations";
+/// The kind recording that a version was served without attestations as
+/// `attestations = "if-present"` allows (key: `<name>@<version>`).
+pub const UNATTESTED_KIND: &str = "npm.unattested";
+/// Largest attestations answer read.
+const MAX_ATTESTATIONS_BYTES: u64 = crate::sigstore::input::MAX_INPUT as u64;
 /// The check name of a version's registry signature.
 pub const CHECK_SIGNATURE: &str = "npm registry signature";
 /// The index kind recording when bulwark first saw a version (key:
@@ -84,6 +96,15 @@ pub struct NpmUpstream {
     saved: Saved,
     artifacts: Artifacts,
     metrics: Arc<Metrics>,
+    trust: Trust,
+    rekor: Rekor,
+}
+
+/// A version's attestations, verified, as fetched.
+struct Attested {
+    body: bytes::Bytes,
+    publisher: String,
+    rekor: Vec<String>,
 }
 
 impl std::fmt::Debug for NpmUpstream {
@@ -156,7 +177,7 @@ impl NpmUpstream {
     /// The upstream of `u`, with its clients.
     pub fn new(ctx: &EcosystemContext, u: &UpstreamConfig) -> anyhow::Result<NpmUpstream> {
         let settings = u
-            .settings::<NpmSettings>()
+            .settings_arc::<NpmSettings>()
             .ok_or_else(|| anyhow::anyhow!("upstream {}: not an npm upstream", u.name))?;
         let mut base = url::Url::parse(&u.url)
             .map_err(|e| anyhow::anyhow!("upstream {}: url {:?}: {e}", u.name, u.url))?;
@@ -168,7 +189,7 @@ impl NpmUpstream {
         let options = |url: &str| ctx.upstream_options(u, url);
         Ok(NpmUpstream {
             name: u.name.clone(),
-            settings: Arc::new(settings.clone()),
+            settings,
             registry: UpstreamClient::new(options(u.url.trim_end_matches('/')))?,
             files: UpstreamClient::new(options(&origin))?,
             base,
@@ -177,7 +198,14 @@ impl NpmUpstream {
             saved: Saved::new(&ctx.data_dir, &u.name),
             artifacts: ctx.artifacts.clone(),
             metrics: ctx.metrics.clone(),
+            trust: ctx.trust.clone(),
+            rekor: ctx.rekor.clone(),
         })
+    }
+
+    /// The attestation mode for `name`.
+    pub fn mode(&self, name: &PackageName) -> Attestations {
+        self.settings.mode(name)
     }
 
     /// A package's packument, checked and filtered: from the short cache,
@@ -376,68 +404,371 @@ impl NpmUpstream {
         })
     }
 
+    /// A version of the filtered packument, or why there is none.
+    async fn listed(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> Result<(Arc<Packument>, Version), Refusal> {
+        let key = format!("{name}@{version}");
+        let (p, _) = self.packument(name).await?;
+        if let Some(v) = p.versions.get(version) {
+            let v = v.clone();
+            return Ok((p, v));
+        }
+        if let Some(r) = p.removed.get(version) {
+            return Err(Refusal::bad_answer(
+                &self.name,
+                r.check,
+                format!(
+                    "upstream {}: {key} was removed from the packument: {}: expected {}, seen {}",
+                    self.name, r.check, r.expected, r.seen
+                ),
+            )
+            .expected_seen(r.expected.clone(), r.seen.clone()));
+        }
+        Err(Refusal::new(
+            &self.name,
+            "packument",
+            http::StatusCode::NOT_FOUND,
+            format!(
+                "upstream {}: {key} is not in the packument of {name}",
+                self.name
+            ),
+        ))
+    }
+
+    async fn indexed(&self, epoch: u64, kind: &str, key: &str) -> Result<bool, Refusal> {
+        Ok(self
+            .artifacts
+            .entry(&self.name, epoch, kind, key)
+            .await?
+            .is_some())
+    }
+
     /// A version's tarball: the verified copy if there is one, else the
     /// bytes whose SHA-512 is the one the version's `dist.integrity`
-    /// names (in the filtered packument), fetched, checked, stored and
+    /// names (in the filtered packument), vouched for as the attestation
+    /// policy asks ([`NpmUpstream::vouch`]), fetched, checked, stored and
     /// indexed. The digest is returned for `ETag`.
     pub async fn tarball(
         &self,
         name: &PackageName,
         version: &str,
-    ) -> Result<(Blob, Digest), Refusal> {
+    ) -> Result<(Blob, Digest, Vouched), Refusal> {
         let key = format!("{name}@{version}");
-        let epoch = match self
+        let mode = self.mode(name);
+        let (epoch, stored) = match self
             .artifacts
             .lookup(&self.name, TARBALL_KIND, &key)
             .await?
         {
-            Lookup::Hit { entry, blob, .. } => return Ok((blob, entry.digest)),
-            other => other.epoch(),
+            Lookup::Hit { epoch, entry, blob } => {
+                if mode == Attestations::Off {
+                    return Ok((blob, entry.digest, Vouched::IndexOnly));
+                }
+                if self.indexed(epoch, ATTESTATIONS_KIND, &key).await? {
+                    return Ok((blob, entry.digest, Vouched::Attested));
+                }
+                if mode == Attestations::IfPresent
+                    && self.indexed(epoch, UNATTESTED_KIND, &key).await?
+                {
+                    self.metrics.unvouched(&self.name);
+                    return Ok((blob, entry.digest, Vouched::Unattested));
+                }
+                // Stored under a looser policy (or before a crash let its
+                // attestations be indexed): vouch for it now.
+                (epoch, Some((blob, entry.digest)))
+            }
+            other => (other.epoch(), None),
         };
-        let (p, _) = self.packument(name).await?;
-        let Some(v) = p.versions.get(version) else {
-            if let Some(r) = p.removed.get(version) {
-                return Err(Refusal::bad_answer(
+        let (_, v) = self.listed(name, version).await?;
+        let attested = match mode {
+            Attestations::Off => None,
+            _ => self.vouch(name, version, &v, mode).await?,
+        };
+        let (blob, digest) = match stored {
+            Some((blob, digest)) => {
+                // Stored against an earlier packument: the attestations
+                // just verified are about the integrity the packument
+                // gives now, which the stored bytes must have.
+                let path = self.artifacts.blobs().path_of(&digest);
+                let seen = tokio::task::spawn_blocking(move || sha512_of(&path))
+                    .await
+                    .map_err(|e| refusal(&self.name, "store", e))?
+                    .map_err(|e| refusal(&self.name, "store", e))?;
+                if seen != v.dist.sha512 {
+                    return Err(refusal(
+                        &self.name,
+                        "integrity",
+                        format!(
+                            "{key} was stored with another sha512 than the packument gives now"
+                        ),
+                    )
+                    .expected_seen(hex::encode(v.dist.sha512), hex::encode(seen)));
+                }
+                (blob, digest)
+            }
+            None => {
+                let path = self.tarball_path(&v.dist.tarball)?;
+                let proof = match self.settings.signatures {
+                    Signatures::Required => {
+                        "dist.integrity of a version signed by a pinned registry key".to_string()
+                    }
+                    Signatures::Off => {
+                        "dist.integrity of the packument (signatures off)".to_string()
+                    }
+                };
+                let (entry, blob) = self
+                    .artifacts
+                    .fill(Fill {
+                        upstream: &self.name,
+                        epoch,
+                        kind: TARBALL_KIND,
+                        key: key.clone(),
+                        proof,
+                        rule: Rule::Sha512(v.dist.sha512),
+                        client: &self.files,
+                        request: UpstreamRequest::get(path).max_response_bytes(MAX_TARBALL_BYTES),
+                    })
+                    .await?;
+                (blob, entry.digest)
+            }
+        };
+        let vouched = match attested {
+            Some(a) => {
+                self.keep_attestations(epoch, key, a).await?;
+                Vouched::Attested
+            }
+            None if mode == Attestations::Off => Vouched::IndexOnly,
+            None => {
+                self.artifacts
+                    .index(
+                        &self.name,
+                        epoch,
+                        UNATTESTED_KIND,
+                        vec![(
+                            key,
+                            crate::store::index::Entry::new(
+                                digest,
+                                "no npm attestations; served as attestations = \"if-present\" allows",
+                            ),
+                        )],
+                    )
+                    .await?;
+                self.metrics.unvouched(&self.name);
+                Vouched::Unattested
+            }
+        };
+        Ok((blob, digest, vouched))
+    }
+
+    /// Stores and indexes a version's verified attestations answer.
+    async fn keep_attestations(&self, epoch: u64, key: String, a: Attested) -> Result<(), Refusal> {
+        let proof = format!(
+            "npm publish attestation and provenance verified: publisher {}; Rekor {}",
+            a.publisher,
+            a.rekor.join(", ")
+        );
+        self.artifacts
+            .put_proven(&self.name, epoch, ATTESTATIONS_KIND, key, a.body, proof)
+            .await?;
+        Ok(())
+    }
+
+    /// A version's verified attestations answer (what bulwark serves at
+    /// `/-/npm/v1/attestations/<name>@<version>`): the stored one (also
+    /// with the upstream down, or after the registry dropped them), else
+    /// fetched and verified against the version's `dist.integrity` now,
+    /// and kept. `None`: the registry has none for the version, or
+    /// attestations are off for the package.
+    pub async fn attestations(
+        &self,
+        name: &PackageName,
+        version: &str,
+    ) -> Result<Option<bytes::Bytes>, Refusal> {
+        let key = format!("{name}@{version}");
+        let mode = self.mode(name);
+        if mode == Attestations::Off {
+            return Ok(None);
+        }
+        let epoch = self
+            .artifacts
+            .trust()
+            .gate(&self.name)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        if let Some(e) = self
+            .artifacts
+            .entry(&self.name, epoch, ATTESTATIONS_KIND, &key)
+            .await?
+        {
+            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
+                return Ok(Some(b));
+            }
+        }
+        let (_, v) = self.listed(name, version).await?;
+        let Some(a) = self.vouch(name, version, &v, mode).await? else {
+            return Ok(None);
+        };
+        let body = a.body.clone();
+        self.keep_attestations(epoch, key, a).await?;
+        Ok(Some(body))
+    }
+
+    /// Vouches for a version as `mode` asks, before its tarball is fetched
+    /// (the attestations bind the version's sha512, which the bytes are
+    /// then checked against): its attestations are fetched from the
+    /// registry (exact 200; 404 means none), checked
+    /// ([`super::attestations::check_answer`]), each Rekor checkpoint
+    /// recorded through the trust state, and the publisher judged by the
+    /// never-downgrade ledger. Without attestations: refused under
+    /// `required`; under `if-present` judged by the ledger (refused once
+    /// the package was seen attested).
+    async fn vouch(
+        &self,
+        name: &PackageName,
+        version: &str,
+        v: &Version,
+        mode: Attestations,
+    ) -> Result<Option<Attested>, Refusal> {
+        let spec = format!("{name}@{version}");
+        let res = self
+            .registry
+            .send(
+                UpstreamRequest::get(format!(
+                    "/-/npm/v1/attestations/{}@{version}",
+                    name.escaped()
+                ))
+                .header(header::ACCEPT, HeaderValue::from_static("application/json"))
+                .max_response_bytes(MAX_ATTESTATIONS_BYTES),
+            )
+            .await?;
+        if res.status == http::StatusCode::NOT_FOUND {
+            if mode == Attestations::Required {
+                return Err(Refusal::new(
                     &self.name,
-                    r.check,
+                    CHECK_ATTESTATION,
+                    http::StatusCode::FORBIDDEN,
                     format!(
-                        "upstream {}: {key} was removed from the packument: {}: expected {}, seen {}",
-                        self.name, r.check, r.expected, r.seen
+                        "upstream {}: {spec} has no attestations and attestations = \"required\"",
+                        self.name
                     ),
                 )
-                .expected_seen(r.expected.clone(), r.seen.clone()));
+                .expected_seen(
+                    "the registry's publish attestation and provenance for the version",
+                    format!(
+                        "404 from the registry{}",
+                        if v.dist.attestations.is_some() {
+                            " (its packument lists them)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
             }
-            return Err(Refusal::new(
+            self.judge(name, &[], &spec).await?;
+            return Ok(None);
+        }
+        Refusal::status_rule(&self.name, &res.url, res.status, http::StatusCode::OK)?;
+        let body = res.body;
+        let identity = self.settings.policy.identity(name.as_str());
+        let settings = self.settings.clone();
+        let (b, n, ver, sha512) = (
+            body.clone(),
+            name.clone(),
+            version.to_string(),
+            v.dist.sha512,
+        );
+        let checked = tokio::task::spawn_blocking(move || {
+            check_answer(
+                &b,
+                &n,
+                &ver,
+                sha512,
+                &settings.keys,
+                &settings.policy.root,
+                &identity,
+            )
+        })
+        .await
+        .map_err(|e| {
+            refusal(
                 &self.name,
-                "packument",
-                http::StatusCode::NOT_FOUND,
-                format!(
-                    "upstream {}: {key} is not in the packument of {name}",
-                    self.name
-                ),
-            ));
-        };
-        let path = self.tarball_path(&v.dist.tarball)?;
-        let proof = match self.settings.signatures {
-            Signatures::Required => {
-                "dist.integrity of a version signed by a pinned registry key".to_string()
+                CHECK_ATTESTATION,
+                format!("verification task: {e}"),
+            )
+        })?;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(r) => {
+                self.metrics
+                    .verification(&self.name, CHECK_ATTESTATION, false);
+                return Err(Refusal::new(
+                    &self.name,
+                    r.check,
+                    http::StatusCode::FORBIDDEN,
+                    format!(
+                        "upstream {}: the attestations of {spec} are refused: {r}",
+                        self.name
+                    ),
+                )
+                .expected_seen(r.expected, r.seen));
             }
-            Signatures::Off => "dist.integrity of the packument (signatures off)".to_string(),
         };
-        let (entry, blob) = self
-            .artifacts
-            .fill(Fill {
-                upstream: &self.name,
-                epoch,
-                kind: TARBALL_KIND,
-                key,
-                proof,
-                rule: Rule::Sha512(v.dist.sha512),
-                client: &self.files,
-                request: UpstreamRequest::get(path).max_response_bytes(MAX_TARBALL_BYTES),
-            })
+        let rekor = record_rekor(
+            &self.rekor,
+            &self.metrics,
+            &self.name,
+            &spec,
+            &checked.attestations,
+            self.settings.policy.rekor_consistency_required,
+        )
+        .await?;
+        self.metrics
+            .verification(&self.name, CHECK_ATTESTATION, true);
+        self.judge(name, std::slice::from_ref(&checked.publisher), &spec)
             .await?;
-        Ok((blob, entry.digest))
+        Ok(Some(Attested {
+            body,
+            publisher: checked.publisher,
+            rekor,
+        }))
+    }
+
+    /// Never downgrade: the ledger's verdict on `spec` of `name` built by
+    /// `publishers` (empty: unattested).
+    async fn judge(
+        &self,
+        name: &PackageName,
+        publishers: &[String],
+        spec: &str,
+    ) -> Result<(), Refusal> {
+        judge(
+            &self.trust,
+            &self.name,
+            name.as_str(),
+            publishers,
+            spec,
+            "npm provenance",
+        )
+        .await
+    }
+}
+
+/// The SHA-512 of the file at `path`, read in chunks.
+fn sha512_of(path: &std::path::Path) -> std::io::Result<[u8; 64]> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha512::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
     }
 }
 
