@@ -290,3 +290,118 @@ fn npm_refusals_name_the_check() {
         "signing key"
     );
 }
+
+/// The real answer of the public registry for `@playwright/cli@0.1.1`
+/// and its tarball (tests/data/sigstore/npm, see its README).
+mod real {
+    use super::*;
+    use bulwark::npm::attestations::check_answer;
+    use bulwark::npm::name::PackageName;
+    use std::path::PathBuf;
+
+    fn data(name: &str) -> Vec<u8> {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/sigstore/npm")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn answer() -> Value {
+        serde_json::from_slice(&data("playwright-cli-0.1.1-attestations.json")).unwrap()
+    }
+
+    fn sha512() -> [u8; 64] {
+        Sha512::digest(data("playwright-cli-0.1.1.tgz")).into()
+    }
+
+    fn check(
+        answer: &Value,
+        name: &str,
+        version: &str,
+        sha512: [u8; 64],
+        identity: &IdentityPolicy,
+    ) -> Result<bulwark::npm::attestations::CheckedAttestations, Refusal> {
+        check_answer(
+            &serde_json::to_vec(answer).unwrap(),
+            &PackageName::parse(name).unwrap(),
+            version,
+            sha512,
+            &NpmKeys::embedded().unwrap(),
+            &TrustRoot::production().unwrap(),
+            identity,
+        )
+    }
+
+    #[test]
+    fn the_real_answer_verifies_and_names_its_publisher() {
+        let c = check(
+            &answer(),
+            "@playwright/cli",
+            "0.1.1",
+            sha512(),
+            &IdentityPolicy::Report,
+        )
+        .unwrap();
+        assert_eq!(c.publisher, "GitHub:microsoft/playwright-cli:publish.yml");
+        assert_eq!(c.attestations.len(), 2);
+        for a in &c.attestations {
+            assert_eq!(a.entries[0].kind, "dsse 0.0.1");
+            assert_eq!(
+                a.entries[0].checkpoint.origin,
+                "rekor.sigstore.dev - 1193050959916656506"
+            );
+        }
+        // The publisher the operator expects, with and without the workflow.
+        for spec in [
+            "GitHub:microsoft/playwright-cli",
+            "GitHub:microsoft/playwright-cli:publish.yml",
+        ] {
+            let p = IdentityPolicy::publisher(spec).unwrap();
+            check(&answer(), "@playwright/cli", "0.1.1", sha512(), &p).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_real_answer_is_refused_for_anything_else() {
+        let report = IdentityPolicy::Report;
+        // Another version, another package: the subject names neither.
+        let e = check(&answer(), "@playwright/cli", "0.1.2", sha512(), &report).unwrap_err();
+        assert_eq!(e.check, "subject", "{e}");
+        let e = check(&answer(), "@playwright/test", "0.1.1", sha512(), &report).unwrap_err();
+        assert_eq!(e.check, "subject", "{e}");
+        // Another tarball.
+        let mut other = sha512();
+        other[0] ^= 1;
+        let e = check(&answer(), "@playwright/cli", "0.1.1", other, &report).unwrap_err();
+        assert_eq!(e.check, "artifact digest", "{e}");
+        // Another source repository, or another workflow.
+        for spec in [
+            "GitHub:someone/playwright-cli",
+            "GitHub:microsoft/playwright-cli:release.yml",
+        ] {
+            let p = IdentityPolicy::publisher(spec).unwrap();
+            let e = check(&answer(), "@playwright/cli", "0.1.1", sha512(), &p).unwrap_err();
+            assert_eq!(e.check, "publisher", "{spec}: {e}");
+        }
+        // Only one of the two attestations.
+        for (drop, seen) in [(1, "no provenance"), (0, "no publish attestation")] {
+            let mut a = answer();
+            a["attestations"].as_array_mut().unwrap().remove(drop);
+            let e = check(&a, "@playwright/cli", "0.1.1", sha512(), &report).unwrap_err();
+            assert_eq!((e.check, e.seen.as_str()), ("attestation", seen), "{e}");
+        }
+        // The provenance's bundle under the publish attestation's listing
+        // and the other way round: each must be what it is listed as.
+        let mut a = answer();
+        let list = a["attestations"].as_array_mut().unwrap();
+        let t0 = list[0]["predicateType"].clone();
+        list[0]["predicateType"] = list[1]["predicateType"].clone();
+        list[1]["predicateType"] = t0;
+        let e = check(&a, "@playwright/cli", "0.1.1", sha512(), &report).unwrap_err();
+        assert_eq!(e.check, "predicate type", "{e}");
+        // Not an attestations answer at all.
+        let bundle = answer()["attestations"][0]["bundle"].clone();
+        let e = check(&bundle, "@playwright/cli", "0.1.1", sha512(), &report).unwrap_err();
+        assert_eq!(e.check, "format", "{e}");
+    }
+}
