@@ -206,8 +206,33 @@ pub fn assert_success(what: &str, out: &Output) {
 /// Publishes the package in `pkg` to verdaccio with `npm publish`.
 pub fn publish(npm: &Npm, registry: &Verdaccio, pkg: &Path) {
     npm.login(registry.addr);
-    let out = npm.run(pkg, &registry.url(), "publish-cache", &["publish"]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("package.json"))
+            .expect("package.json");
+    // npm wants a tag for a prerelease.
+    let prerelease = manifest["version"]
+        .as_str()
+        .is_some_and(|v| v.contains('-'));
+    let args: &[&str] = if prerelease {
+        &["publish", "--tag", "next"]
+    } else {
+        &["publish"]
+    };
+    let out = npm.run(pkg, &registry.url(), "publish-cache", args);
     assert_success("npm publish", &out);
+}
+
+/// Publishes the tarball file `tgz` as it is (`npm publish <file>.tgz`).
+pub fn publish_tarball(npm: &Npm, registry: &Verdaccio, tgz: &Path) {
+    npm.login(registry.addr);
+    let cwd = npm.home.join("publish-tarball");
+    let out = npm.run(
+        &cwd,
+        &registry.url(),
+        "publish-cache",
+        &["publish", &tgz.display().to_string()],
+    );
+    assert_success("npm publish <tarball>", &out);
 }
 
 /// How the [`SigningRegistry`] signs one version.
@@ -256,6 +281,9 @@ pub fn keys_json(keys: &[(u8, &str, Option<&str>)]) -> String {
     serde_json::json!({ "keys": keys }).to_string()
 }
 
+/// Attestations answers by `<name>@<version>`.
+pub type Answers = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
 /// A registry in front of verdaccio that adds what a private registry
 /// lacks: `dist.signatures` on every version of every packument (ECDSA
 /// P-256 over `<name>@<version>:<integrity>`, base64 DER, as the public
@@ -264,6 +292,11 @@ pub fn keys_json(keys: &[(u8, &str, Option<&str>)]) -> String {
 /// registry's address, from the Host header it is sent).
 pub struct SigningRegistry {
     pub addr: SocketAddr,
+    /// Attestations answers by `<name>@<version>`: served at
+    /// `/-/npm/v1/attestations/<name>@<version>` (404 for the others),
+    /// and listed in `dist.attestations` of their versions, as the public
+    /// registry does. Tests may change them while it runs.
+    pub attestations: Answers,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -305,6 +338,8 @@ impl SigningRegistry {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sign = std::sync::Arc::new(sign);
         let edit = std::sync::Arc::new(edit);
+        let attestations = Answers::default();
+        let answers = attestations.clone();
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -312,12 +347,15 @@ impl SigningRegistry {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (sign, edit) = (sign.clone(), edit.clone());
-                std::thread::spawn(move || serve_signed(conn, addr, upstream, &*sign, &*edit));
+                let (sign, edit, answers) = (sign.clone(), edit.clone(), answers.clone());
+                std::thread::spawn(move || {
+                    serve_signed(conn, addr, upstream, &*sign, &*edit, &answers)
+                });
             }
         });
         SigningRegistry {
             addr,
+            attestations,
             stop,
             thread: Some(thread),
         }
@@ -345,6 +383,7 @@ fn serve_signed(
     upstream: SocketAddr,
     sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync),
     edit: &(dyn Fn(&mut serde_json::Value) + Send + Sync),
+    answers: &Answers,
 ) {
     use std::io::{Read, Write};
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
@@ -367,6 +406,22 @@ fn serve_signed(
                 .then(|| v.trim().to_string())
         })
         .unwrap_or_else(|| "application/json".into());
+    if let Some(spec) = path.strip_prefix("/-/npm/v1/attestations/") {
+        let spec = spec.replace("%2f", "/").replace("%2F", "/");
+        let answer = answers.lock().unwrap().get(&spec).cloned();
+        let _ = match answer {
+            Some(body) => write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .and_then(|_| conn.write_all(&body)),
+            None => conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+        };
+        return;
+    }
     // Forward with this registry's address as Host.
     let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
         return;
@@ -391,6 +446,7 @@ fn serve_signed(
         .flatten()
         .map(|mut doc| {
             add_signatures(&mut doc, sign);
+            list_attestations(&mut doc, me, answers);
             edit(&mut doc);
             serde_json::to_vec(&doc).expect("json")
         });
@@ -405,6 +461,24 @@ fn serve_signed(
         }
         None => {
             let _ = conn.write_all(&raw);
+        }
+    }
+}
+
+/// `dist.attestations` of the versions with an answer, as the public
+/// registry lists them.
+fn list_attestations(doc: &mut serde_json::Value, me: SocketAddr, answers: &Answers) {
+    let name = doc["name"].as_str().unwrap_or("").to_string();
+    let answers = answers.lock().unwrap();
+    let Some(versions) = doc.get_mut("versions").and_then(|v| v.as_object_mut()) else {
+        return;
+    };
+    for (version, m) in versions.iter_mut() {
+        if answers.contains_key(&format!("{name}@{version}")) {
+            m["dist"]["attestations"] = serde_json::json!({
+                "url": format!("http://{me}/-/npm/v1/attestations/{}@{version}", name.replace('/', "%2f")),
+                "provenance": { "predicateType": "https://slsa.dev/provenance/v1" },
+            });
         }
     }
 }
