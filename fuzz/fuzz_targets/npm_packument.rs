@@ -6,7 +6,7 @@
 #![no_main]
 
 use bulwark::npm::name::PackageName;
-use bulwark::npm::packument::Packument;
+use bulwark::npm::packument::{Packument, Urls};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,8 +21,13 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let url = |n: &PackageName, v: &str| format!("http://b/npm/{n}/-/{}-{v}.tgz", n.bare());
+        let att = |n: &PackageName, v: &str| format!("http://b/npm/-/npm/v1/attestations/{n}@{v}");
+        let urls = Urls {
+            tarball: &url,
+            attestations: Some(&att),
+        };
         for abbreviated in [false, true] {
-            let out = p.render(abbreviated, url);
+            let out = p.render_with(abbreviated, &urls);
             let back = Packument::parse(&out, &name).expect("bulwark's own packument parses");
             assert_eq!(
                 back.versions.keys().collect::<Vec<_>>(),
@@ -31,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             for (v, version) in &p.versions {
                 assert_eq!(back.versions[v].dist.sha512, version.dist.sha512);
                 assert_eq!(back.versions[v].dist.signatures, version.dist.signatures);
+                assert_eq!(back.versions[v].dist.attestations, version.dist.attestations);
             }
             assert_eq!(back.dist_tags, p.dist_tags);
         }

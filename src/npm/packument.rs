@@ -98,9 +98,12 @@ pub struct Version {
 /// Where a rendered packument points: each version's tarball, and its
 /// attestations (`None`: `dist.attestations` left out).
 pub struct Urls<'a> {
-    pub tarball: &'a dyn Fn(&PackageName, &str) -> String,
-    pub attestations: Option<&'a dyn Fn(&PackageName, &str) -> String>,
+    pub tarball: &'a VersionUrl<'a>,
+    pub attestations: Option<&'a VersionUrl<'a>>,
 }
+
+/// The URL of something of a version on bulwark, from its name and version.
+pub type VersionUrl<'a> = dyn Fn(&PackageName, &str) -> String + 'a;
 
 /// Why a version was removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
