@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use support::http::get;
 use support::npm::{
-    assert_success, keys_json, make_package, publish, test_key, Npm, Sign, SigningRegistry,
-    Verdaccio,
+    assert_success, keys_json, make_package, npm_verify, publish, test_key, Npm, Sign,
+    SigningRegistry, Verdaccio,
 };
 use support::serve::Running as Bulwark;
 
@@ -60,23 +60,6 @@ fn write_config(dir: &Path, url: &str, internal: &str) -> PathBuf {
     )
     .unwrap();
     file
-}
-
-/// `tests/support/npm_verify.js` with npm's own libraries.
-fn npm_verify(client: &Npm, registry: &str, specs: &[&str]) -> std::process::Output {
-    let root = std::process::Command::new("npm")
-        .args(["root", "-g"])
-        .output()
-        .expect("npm root -g");
-    let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
-    std::process::Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/npm_verify.js"))
-        .arg(registry)
-        .arg(client.home.join("verify-cache"))
-        .args(specs)
-        .env("NODE_PATH", Path::new(&root).join("npm/node_modules"))
-        .output()
-        .expect("run node")
 }
 
 fn metric(b: &Bulwark, series: &str) -> u64 {

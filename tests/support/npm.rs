@@ -505,3 +505,21 @@ fn add_signatures(doc: &mut serde_json::Value, sign: &(dyn Fn(&str, &str) -> Sig
         }]);
     }
 }
+
+/// `tests/support/npm_verify.js` (what `npm audit signatures` checks per
+/// package) with npm's own libraries.
+pub fn npm_verify(client: &Npm, registry: &str, specs: &[&str]) -> Output {
+    let root = Command::new("npm")
+        .args(["root", "-g"])
+        .output()
+        .expect("npm root -g");
+    let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
+    Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/npm_verify.js"))
+        .arg(registry)
+        .arg(client.home.join("verify-cache"))
+        .args(specs)
+        .env("NODE_PATH", Path::new(&root).join("npm/node_modules"))
+        .output()
+        .expect("run node")
+}
