@@ -61,7 +61,7 @@ fn keys_file(dir: &Path) -> PathBuf {
             "publicKey": {
                 "rawBytes": base64::engine::general_purpose::STANDARD.encode(spki.as_bytes()),
                 "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                "validFor": { "start": "2020-01-01T00:00:00.000Z" },
+                "validFor": { "start": "2010-01-01T00:00:00.000Z" },
             },
         }));
     let path = dir.join("npm-keys.json");
@@ -115,12 +115,15 @@ fn refused(b: &Bulwark, path: &str, check: &str) -> serde_json::Value {
     j
 }
 
-#[test]
-fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let verdaccio = Verdaccio::start(&dir.path().join("verdaccio"));
-    let publisher = Npm::new(&dir.path().join("publisher"));
-    let pkgs = dir.path().join("packages");
+/// verdaccio with the real attested tarball, its dependencies and our own
+/// versions, behind a layer signing every version with test key 1 (and
+/// saying every version is from 2015 if `backdated`) and answering the
+/// real attestations for `@playwright/cli@0.1.1` and, for another tarball,
+/// `@playwright/cli@0.1.2`.
+fn registry(dir: &Path, backdated: bool) -> (Verdaccio, SigningRegistry, Vec<u8>) {
+    let verdaccio = Verdaccio::start(&dir.join("verdaccio"));
+    let publisher = Npm::new(&dir.join("publisher"));
+    let pkgs = dir.join("packages");
     // The real attested tarball, as it is, and its dependencies (ours).
     publish_tarball(&publisher, &verdaccio, &data("playwright-cli-0.1.1.tgz"));
     for (name, version) in [
@@ -141,7 +144,11 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
         std::fs::read(verdaccio.tarball(CLI, "0.1.1")).unwrap(),
         std::fs::read(data("playwright-cli-0.1.1.tgz")).unwrap()
     );
-    let upstream = SigningRegistry::start(verdaccio.addr, |_, _| Sign::Key(1));
+    let upstream = if backdated {
+        SigningRegistry::backdated(verdaccio.addr, |_, _| Sign::Key(1))
+    } else {
+        SigningRegistry::start(verdaccio.addr, |_, _| Sign::Key(1))
+    };
     let answer = std::fs::read(data("playwright-cli-0.1.1-attestations.json")).unwrap();
     {
         let mut a = upstream.attestations.lock().unwrap();
@@ -149,7 +156,13 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
         // The same answer for another tarball.
         a.insert(format!("{CLI}@0.1.2"), answer.clone());
     }
+    (verdaccio, upstream, answer)
+}
 
+#[test]
+fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verdaccio, upstream, answer) = registry(dir.path(), false);
     // A provenance from another repository than the configured publisher
     // is refused, and nothing is stored.
     let other = dir.path().join("other");
@@ -298,4 +311,58 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
     let r = get(addr, "/-/npm/v1/attestations/@playwright/cli@0.1.1");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, answer);
+}
+
+/// `min_release_age` counts from a time bulwark can trust: its own first
+/// sighting, or the Rekor time of the version's verified attestations
+/// (the registry's publish attestation is logged when the version is
+/// published), never the packument's `time`.
+#[test]
+fn min_release_age_counts_from_the_rekor_time_of_the_attestations() {
+    let dir = tempfile::tempdir().unwrap();
+    // The packument says every version is from 2015.
+    let (_verdaccio, upstream, _) = registry(dir.path(), true);
+    // The attestations were logged on 2026-02-14: older than 7 days.
+    let week = dir.path().join("week");
+    let b = support::serve::start(
+        &write_config(
+            &week,
+            &upstream.url(),
+            "attestations = \"if-present\"\nmin_release_age = \"7d\"",
+        ),
+        "bulwark=info",
+    );
+    // Every version is new to this bulwark: all are held back at first.
+    let p = get(b.0.addr, "/npm/@playwright%2fcli").json();
+    assert!(p["versions"].as_object().unwrap().is_empty(), "{p}");
+    // The attested version is served on its Rekor time...
+    let r = get(b.0.addr, &tarball(CLI, "0.1.1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("bulwark-attestation").as_deref(), Some("verified"));
+    // ...and shown from now on.
+    let p = get(b.0.addr, "/npm/@playwright%2fcli").json();
+    let versions: Vec<&String> = p["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, ["0.1.1"], "{p}");
+    // An unattested version has only bulwark's first sighting (and one of
+    // a package seen attested is a downgrade first).
+    refused(&b, &tarball("minimist", "1.2.8"), "min release age");
+    refused(&b, &tarball(CLI, "0.1.3"), "attestation downgrade");
+    drop(b);
+
+    // A year: the Rekor time says new, whatever the packument says.
+    let year = dir.path().join("year");
+    let b = support::serve::start(
+        &write_config(
+            &year,
+            &upstream.url(),
+            "attestations = \"if-present\"\nmin_release_age = \"365d\"",
+        ),
+        "bulwark=info",
+    );
+    let j = refused(&b, &tarball(CLI, "0.1.1"), "min release age");
+    assert!(
+        j["seen"].as_str().unwrap().contains("2026-02-14"),
+        "the Rekor time is named: {j}"
+    );
+    assert_eq!(support::serve::stored_objects(&year.join("data")), 0);
 }

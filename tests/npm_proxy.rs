@@ -270,7 +270,8 @@ fn a_version_younger_than_min_release_age_is_hidden_whatever_the_packument_time_
     assert!(j["dist-tags"].get("latest").is_none(), "{j}");
     let refused = |b: &Bulwark| {
         let r = get(b.0.addr, "/npm/fresh/-/fresh-1.0.0.tgz");
-        assert_eq!(r.status, 502, "{}", r.text());
+        // A policy refusal, as for PyPI files.
+        assert_eq!(r.status, 403, "{}", r.text());
         let j = r.json();
         assert_eq!(j["check"], "min release age", "{j}");
         assert_eq!(j["upstream"], UPSTREAM, "{j}");

@@ -26,12 +26,14 @@
 //!   `publicKey.rawBytes`, `publicKey.validFor`); the embedded default is
 //!   the public registry's published set. Read and checked at load.
 //! - `min_release_age = "7d"` (optional): a version is hidden from
-//!   packuments and its tarball refused until bulwark itself first saw it
-//!   at least that long ago (recorded, durably, the first time a packument
-//!   lists it; the packument's `time` field, which the registry alone
-//!   asserts, is never used for this). A version whose integrity differs
-//!   from the one first seen is refused too. On a new data directory every
-//!   version starts young.
+//!   packuments and its tarball refused until it is that old by a time
+//!   bulwark can trust: its own first sighting (recorded durably the first
+//!   time a packument lists it), or the Rekor time of the version's
+//!   verified attestations if earlier (checked when its tarball is asked
+//!   for; recorded, the version is listed from then on). The packument's
+//!   `time` field, which the registry alone asserts, is never used. A
+//!   version whose integrity differs from the one first seen is refused
+//!   too.
 //! - `attestations` (and `package_attestations`, `publishers`,
 //!   `sigstore_root`, `rekor_urls`, `rekor_consistency`: see
 //!   [`crate::pipeline::attest`]): before a tarball is served, its

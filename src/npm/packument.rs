@@ -121,6 +121,10 @@ pub struct Packument {
     pub versions: BTreeMap<String, Version>,
     /// Versions removed and why.
     pub removed: BTreeMap<String, Removed>,
+    /// Of the removed versions, those hidden only because bulwark first
+    /// saw them less than `min_release_age` ago, kept whole: the Rekor time
+    /// of their attestations may show them old enough.
+    pub held: BTreeMap<String, Version>,
     time: BTreeMap<String, String>,
     /// Every other top-level field (description, maintainers...), for the
     /// full document.
@@ -271,6 +275,7 @@ impl Packument {
             dist_tags,
             versions: BTreeMap::new(),
             removed: BTreeMap::new(),
+            held: BTreeMap::new(),
             time,
             rest: doc,
         };

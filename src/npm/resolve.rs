@@ -22,7 +22,7 @@ use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::attest::{judge, record_rekor, Attestations, Vouched, CHECK_ATTESTATION};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::Rekor;
-use crate::pipeline::release_age::{release_age_ok, CHECK_RELEASE_AGE};
+use crate::pipeline::release_age::{release_age_ok, TooYoung, CHECK_FIRST_SEEN, CHECK_RELEASE_AGE};
 use crate::pipeline::trust::Trust;
 use crate::sigstore::npm::NpmKeys;
 use crate::store::{Blob, Digest};
@@ -42,6 +42,13 @@ pub const ATTESTATIONS_KIND: &str = "npm.attestations";
 /// The kind recording that a version was served without attestations as
 /// `attestations = "if-present"` allows (key: `<name>@<version>`).
 pub const UNATTESTED_KIND: &str = "npm.unattested";
+/// The kind recording when a version was published by a time bulwark can
+/// trust: the latest Rekor integrated time of its verified attestations
+/// (the registry's publish attestation is logged when the version is
+/// published). Key `<name>@<version>`; digest: SHA-256 of the integrity
+/// string; the entry's time is that Rekor time. `min_release_age` counts
+/// from it or from the first sighting, whichever is earlier.
+pub const LOGGED_KIND: &str = "npm.logged-at";
 /// Largest attestations answer read.
 const MAX_ATTESTATIONS_BYTES: u64 = crate::sigstore::input::MAX_INPUT as u64;
 /// The check name of a version's registry signature.
@@ -105,6 +112,8 @@ struct Attested {
     body: bytes::Bytes,
     publisher: String,
     rekor: Vec<String>,
+    /// The latest Rekor integrated time of the attestations.
+    logged_at: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for NpmUpstream {
@@ -334,7 +343,9 @@ impl NpmUpstream {
 
     /// `min_release_age`: records the first sighting of every version not
     /// seen before, then removes the versions first seen less than `min`
-    /// ago, and those whose integrity is not the one first seen.
+    /// ago (unless the Rekor time of their verified attestations, recorded
+    /// under [`LOGGED_KIND`], shows them older; such versions are kept in
+    /// `held`), and those whose integrity is not the one first seen.
     async fn hide_young(&self, p: &mut Packument, min: Duration) -> Result<(), Refusal> {
         let epoch = self.artifacts.trust().gate(&self.name).await?;
         let sightings = p
@@ -354,26 +365,58 @@ impl NpmUpstream {
             .await?;
         let now = std::time::SystemTime::now();
         let name = p.name.clone();
-        p.retain(|v, version| {
-            let Some(first) = seen.get(&format!("{name}@{v}")) else {
-                return Err(Removed {
-                    check: CHECK_RELEASE_AGE,
-                    expected: "a record of when bulwark first saw the version".into(),
-                    seen: "none".into(),
-                });
-            };
-            release_age_ok(
+        let age = |v: &str, version: &Version| match seen.get(&format!("{name}@{v}")) {
+            None => Err(TooYoung {
+                check: CHECK_RELEASE_AGE,
+                expected: "a record of when bulwark first saw the version".into(),
+                seen: "none".into(),
+            }),
+            Some(first) => release_age_ok(
                 first,
                 &Digest::of(version.dist.integrity.as_bytes()),
                 min,
                 now,
-            )
-            .map_err(|t| Removed {
+            ),
+        };
+        // The Rekor times of the young versions, where known.
+        let mut logged = std::collections::HashMap::new();
+        for (v, version) in &p.versions {
+            if age(v, version).is_err_and(|t| t.check == CHECK_RELEASE_AGE) {
+                if let Some(e) = self
+                    .artifacts
+                    .entry(&self.name, epoch, LOGGED_KIND, &format!("{name}@{v}"))
+                    .await?
+                {
+                    if e.digest == Digest::of(version.dist.integrity.as_bytes()) {
+                        logged.insert(v.clone(), e.at);
+                    }
+                }
+            }
+        }
+        let mut held = std::collections::BTreeMap::new();
+        p.retain(|v, version| match age(v, version) {
+            Ok(()) => Ok(()),
+            Err(t) if t.check == CHECK_RELEASE_AGE => {
+                if logged
+                    .get(v)
+                    .is_some_and(|at| now.duration_since(*at).unwrap_or_default() >= min)
+                {
+                    return Ok(());
+                }
+                held.insert(v.to_string(), version.clone());
+                Err(Removed {
+                    check: t.check,
+                    expected: t.expected,
+                    seen: t.seen,
+                })
+            }
+            Err(t) => Err(Removed {
                 check: t.check,
                 expected: t.expected,
                 seen: t.seen,
-            })
+            }),
         });
+        p.held = held;
         Ok(())
     }
 
@@ -404,28 +447,36 @@ impl NpmUpstream {
         })
     }
 
-    /// A version of the filtered packument, or why there is none.
+    /// A version of the filtered packument, or why there is none. A
+    /// version hidden only by `min_release_age` is returned with the
+    /// refusal to give unless the Rekor time of its attestations shows it
+    /// old enough (only while attestations are checked for the package).
     async fn listed(
         &self,
         name: &PackageName,
         version: &str,
-    ) -> Result<(Arc<Packument>, Version), Refusal> {
+    ) -> Result<(Version, Option<Refusal>), Refusal> {
         let key = format!("{name}@{version}");
         let (p, _) = self.packument(name).await?;
         if let Some(v) = p.versions.get(version) {
-            let v = v.clone();
-            return Ok((p, v));
+            return Ok((v.clone(), None));
         }
         if let Some(r) = p.removed.get(version) {
-            return Err(Refusal::bad_answer(
-                &self.name,
-                r.check,
-                format!(
-                    "upstream {}: {key} was removed from the packument: {}: expected {}, seen {}",
-                    self.name, r.check, r.expected, r.seen
-                ),
-            )
-            .expected_seen(r.expected.clone(), r.seen.clone()));
+            let message = format!(
+                "upstream {}: {key} was removed from the packument: {}: expected {}, seen {}",
+                self.name, r.check, r.expected, r.seen
+            );
+            // Held back by policy (as PyPI's files are), or a bad answer.
+            let refusal = if [CHECK_RELEASE_AGE, CHECK_FIRST_SEEN].contains(&r.check) {
+                Refusal::new(&self.name, r.check, http::StatusCode::FORBIDDEN, message)
+            } else {
+                Refusal::bad_answer(&self.name, r.check, message)
+            }
+            .expected_seen(r.expected.clone(), r.seen.clone());
+            return match p.held.get(version) {
+                Some(v) if self.mode(name) != Attestations::Off => Ok((v.clone(), Some(refusal))),
+                _ => Err(refusal),
+            };
         }
         Err(Refusal::new(
             &self.name,
@@ -434,6 +485,41 @@ impl NpmUpstream {
             format!(
                 "upstream {}: {key} is not in the packument of {name}",
                 self.name
+            ),
+        ))
+    }
+
+    /// A version held back by `min_release_age` is served when the Rekor
+    /// time of its verified attestations is at least that long ago;
+    /// otherwise `held` (its refusal) stands.
+    fn old_enough(&self, attested: Option<&Attested>, held: Refusal) -> Result<(), Refusal> {
+        let (Some(min), Some(at)) = (
+            self.settings.min_release_age,
+            attested.and_then(|a| a.logged_at),
+        ) else {
+            return Err(held);
+        };
+        let age = std::time::SystemTime::now()
+            .duration_since(at)
+            .unwrap_or_default();
+        if age >= min {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            &self.name,
+            CHECK_RELEASE_AGE,
+            http::StatusCode::FORBIDDEN,
+            format!("upstream {}: {}", self.name, CHECK_RELEASE_AGE),
+        )
+        .expected_seen(
+            format!(
+                "a version published at least {} ago",
+                humantime::format_duration(min)
+            ),
+            format!(
+                "published at {} by the Rekor time of its attestations, and first seen by \
+                 bulwark later",
+                humantime::format_rfc3339_seconds(at)
             ),
         ))
     }
@@ -482,11 +568,14 @@ impl NpmUpstream {
             }
             other => (other.epoch(), None),
         };
-        let (_, v) = self.listed(name, version).await?;
+        let (v, held) = self.listed(name, version).await?;
         let attested = match mode {
             Attestations::Off => None,
             _ => self.vouch(name, version, &v, mode).await?,
         };
+        if let Some(held) = held {
+            self.old_enough(attested.as_ref(), held)?;
+        }
         let (blob, digest) = match stored {
             Some((blob, digest)) => {
                 // Stored against an earlier packument: the attestations
@@ -537,7 +626,7 @@ impl NpmUpstream {
         };
         let vouched = match attested {
             Some(a) => {
-                self.keep_attestations(epoch, key, a).await?;
+                self.keep_attestations(epoch, name, key, &v, a).await?;
                 Vouched::Attested
             }
             None if mode == Attestations::Off => Vouched::IndexOnly,
@@ -563,16 +652,38 @@ impl NpmUpstream {
         Ok((blob, digest, vouched))
     }
 
-    /// Stores and indexes a version's verified attestations answer.
-    async fn keep_attestations(&self, epoch: u64, key: String, a: Attested) -> Result<(), Refusal> {
+    /// Stores and indexes a version's verified attestations answer, and
+    /// its Rekor time ([`LOGGED_KIND`]) for `min_release_age`.
+    async fn keep_attestations(
+        &self,
+        epoch: u64,
+        name: &PackageName,
+        key: String,
+        v: &Version,
+        a: Attested,
+    ) -> Result<(), Refusal> {
         let proof = format!(
             "npm publish attestation and provenance verified: publisher {}; Rekor {}",
             a.publisher,
             a.rekor.join(", ")
         );
+        if let Some(at) = a.logged_at {
+            let entry = crate::store::index::Entry {
+                at,
+                ..crate::store::index::Entry::new(
+                    Digest::of(v.dist.integrity.as_bytes()),
+                    format!("Rekor time of the attestations of {key}"),
+                )
+            };
+            self.artifacts
+                .index(&self.name, epoch, LOGGED_KIND, vec![(key.clone(), entry)])
+                .await?;
+        }
         self.artifacts
             .put_proven(&self.name, epoch, ATTESTATIONS_KIND, key, a.body, proof)
             .await?;
+        // A packument that held the version back may show it now.
+        self.packuments.invalidate(name.as_str()).await;
         Ok(())
     }
 
@@ -607,12 +718,12 @@ impl NpmUpstream {
                 return Ok(Some(b));
             }
         }
-        let (_, v) = self.listed(name, version).await?;
+        let (v, _) = self.listed(name, version).await?;
         let Some(a) = self.vouch(name, version, &v, mode).await? else {
             return Ok(None);
         };
         let body = a.body.clone();
-        self.keep_attestations(epoch, key, a).await?;
+        self.keep_attestations(epoch, name, key, &v, a).await?;
         Ok(Some(body))
     }
 
@@ -729,10 +840,16 @@ impl NpmUpstream {
             .verification(&self.name, CHECK_ATTESTATION, true);
         self.judge(name, std::slice::from_ref(&checked.publisher), &spec)
             .await?;
+        let logged_at = checked
+            .attestations
+            .iter()
+            .filter_map(|a| a.signing_time)
+            .max();
         Ok(Some(Attested {
             body,
             publisher: checked.publisher,
             rekor,
+            logged_at,
         }))
     }
 
