@@ -20,7 +20,11 @@
 //!   for another tarball (`artifact digest`), a later version without
 //!   attestations (`attestation downgrade`), a package whose policy is
 //!   `required` without any (`attestation`), and a provenance from another
-//!   source repository than the configured publisher (`publisher`).
+//!   source repository than the configured publisher (`publisher`); the
+//!   downgrade until an operator accepts it (`bulwark upstream publishers`);
+//! - `min_release_age` counts from the Rekor time of the attestations when
+//!   that is earlier than bulwark's first sighting, never from the
+//!   packument's `time`.
 
 mod support;
 
@@ -293,6 +297,30 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
         before,
         "something refused was stored"
     );
+
+    // The operator looks at the package's ledger, then accepts its
+    // unattested versions from now on.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["upstream", "publishers", UPSTREAM])
+            .args(args)
+            .arg("--config")
+            .arg(main.join("bulwark.toml"))
+            .output()
+            .unwrap();
+        assert_success("bulwark upstream publishers", &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = cli(&[CLI]);
+    assert!(
+        shown.contains("GitHub:microsoft/playwright-cli:publish.yml"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("{CLI}@0.1.1")), "{shown}");
+    cli(&[CLI, "--accept-unattested"]);
+    let r = get(addr, &tarball(CLI, "0.1.3"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("bulwark-attestation").as_deref(), Some("none"));
 
     // The registry drops the attestations, then goes away: what was
     // verified is still served, with its answer.
