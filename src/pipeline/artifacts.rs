@@ -342,13 +342,31 @@ impl Artifacts {
                 }
                 self.metrics.verification(upstream, check, true);
                 let digest = spooled.digest();
-                self.blobs.publish_spooled(spooled).await.map_err(store)?;
-                digest
+                // The bytes checked out: their index entry is committed
+                // while they are made durable, each with its own fsyncs
+                // (a crash between the two leaves either an orphan blob or
+                // an entry naming a digest not stored yet, which `lookup`
+                // answers as `Named`: fetched and checked again).
+                let entry = Entry::new(digest, proof);
+                let (published, indexed) = tokio::join!(
+                    self.blobs.publish_spooled(spooled),
+                    self.index(upstream, epoch, kind, vec![(key, entry.clone())])
+                );
+                published.map_err(store)?;
+                indexed?;
+                return self.stored(upstream, entry).await;
             }
         };
         let entry = Entry::new(digest, proof);
         self.index(upstream, epoch, kind, vec![(key, entry.clone())])
             .await?;
+        self.stored(upstream, entry).await
+    }
+
+    /// The blob of a just-stored entry, to stream out.
+    async fn stored(&self, upstream: &str, entry: Entry) -> Result<(Entry, Blob), Refusal> {
+        let store = |e: StoreError| Refusal::from_store(upstream, &e);
+        let digest = entry.digest;
         let blob = self
             .blobs
             .get_stream(&digest)
