@@ -378,9 +378,11 @@ impl NpmUpstream {
                 now,
             ),
         };
-        // The Rekor times of the young versions, where known.
+        // The Rekor times of the young versions, where known (only
+        // attestations checked for the package record them).
         let mut logged = std::collections::HashMap::new();
-        for (v, version) in &p.versions {
+        let attested = self.mode(&p.name) != Attestations::Off;
+        for (v, version) in p.versions.iter().filter(|_| attested) {
             if age(v, version).is_err_and(|t| t.check == CHECK_RELEASE_AGE) {
                 if let Some(e) = self
                     .artifacts
