@@ -19,7 +19,10 @@ use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
-use crate::pipeline::attest::{judge, record_rekor, Attestations, Vouched, CHECK_ATTESTATION};
+use crate::pipeline::attest::{
+    judge, mark_unattested, record_rekor, stored_vouched, Attestations, Kinds, Vouched,
+    CHECK_ATTESTATION,
+};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::Rekor;
 use crate::pipeline::release_age::{release_age_ok, TooYoung, CHECK_FIRST_SEEN, CHECK_RELEASE_AGE};
@@ -42,6 +45,11 @@ pub const ATTESTATIONS_KIND: &str = "npm.attestations";
 /// The kind recording that a version was served without attestations as
 /// `attestations = "if-present"` allows (key: `<name>@<version>`).
 pub const UNATTESTED_KIND: &str = "npm.unattested";
+/// Where the attestation outcomes of tarballs are recorded.
+const KINDS: Kinds = Kinds {
+    attested: ATTESTATIONS_KIND,
+    unattested: UNATTESTED_KIND,
+};
 /// The kind recording when a version was published by a time bulwark can
 /// trust: the latest Rekor integrated time of its verified attestations
 /// (the registry's publish attestation is logged when the version is
@@ -526,14 +534,6 @@ impl NpmUpstream {
         ))
     }
 
-    async fn indexed(&self, epoch: u64, kind: &str, key: &str) -> Result<bool, Refusal> {
-        Ok(self
-            .artifacts
-            .entry(&self.name, epoch, kind, key)
-            .await?
-            .is_some())
-    }
-
     /// A version's tarball: the verified copy if there is one, else the
     /// bytes whose SHA-512 is the one the version's `dist.integrity`
     /// names (in the filtered packument), vouched for as the attestation
@@ -552,20 +552,11 @@ impl NpmUpstream {
             .await?
         {
             Lookup::Hit { epoch, entry, blob } => {
-                if mode == Attestations::Off {
-                    return Ok((blob, entry.digest, Vouched::IndexOnly));
-                }
-                if self.indexed(epoch, ATTESTATIONS_KIND, &key).await? {
-                    return Ok((blob, entry.digest, Vouched::Attested));
-                }
-                if mode == Attestations::IfPresent
-                    && self.indexed(epoch, UNATTESTED_KIND, &key).await?
+                if let Some(v) =
+                    stored_vouched(&self.artifacts, &self.name, epoch, KINDS, &key, mode).await?
                 {
-                    self.metrics.unvouched(&self.name);
-                    return Ok((blob, entry.digest, Vouched::Unattested));
+                    return Ok((blob, entry.digest, v));
                 }
-                // Stored under a looser policy (or before a crash let its
-                // attestations be indexed): vouch for it now.
                 (epoch, Some((blob, entry.digest)))
             }
             other => (other.epoch(), None),
@@ -633,22 +624,16 @@ impl NpmUpstream {
             }
             None if mode == Attestations::Off => Vouched::IndexOnly,
             None => {
-                self.artifacts
-                    .index(
-                        &self.name,
-                        epoch,
-                        UNATTESTED_KIND,
-                        vec![(
-                            key,
-                            crate::store::index::Entry::new(
-                                digest,
-                                "no npm attestations; served as attestations = \"if-present\" allows",
-                            ),
-                        )],
-                    )
-                    .await?;
-                self.metrics.unvouched(&self.name);
-                Vouched::Unattested
+                mark_unattested(
+                    &self.artifacts,
+                    &self.name,
+                    epoch,
+                    KINDS,
+                    key,
+                    digest,
+                    "npm attestations",
+                )
+                .await?
             }
         };
         Ok((blob, digest, vouched))

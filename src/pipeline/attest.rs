@@ -46,6 +46,10 @@ use crate::sigstore::verify::Verified;
 use crate::sigstore::{IdentityPolicy, TrustRoot};
 use crate::verify::ledger::Verdict;
 
+use crate::store::index::Entry;
+use crate::store::Digest;
+
+use super::artifacts::Artifacts;
 use super::refusal::Refusal;
 use super::rekor::{Consistency, Rekor};
 use super::trust::Trust;
@@ -276,6 +280,74 @@ impl AttestationPolicy {
         }
         s
     }
+}
+
+/// The index kinds an ecosystem records its attestation outcomes under.
+#[derive(Debug, Clone, Copy)]
+pub struct Kinds {
+    /// The verified attestations of an artifact (key: the artifact's).
+    pub attested: &'static str,
+    /// An artifact served without attestations as `if-present` allows.
+    pub unattested: &'static str,
+}
+
+/// What stands behind an artifact already stored under `key`, as `mode`
+/// asks: `None` when it must be vouched for again (it was stored under a
+/// looser policy, or a crash came between storing it and recording its
+/// attestations). An unattested artifact served is counted.
+pub async fn stored_vouched(
+    artifacts: &Artifacts,
+    upstream: &str,
+    epoch: u64,
+    kinds: Kinds,
+    key: &str,
+    mode: Attestations,
+) -> Result<Option<Vouched>, Refusal> {
+    if mode == Attestations::Off {
+        return Ok(Some(Vouched::IndexOnly));
+    }
+    if artifacts
+        .entry(upstream, epoch, kinds.attested, key)
+        .await?
+        .is_some()
+    {
+        return Ok(Some(Vouched::Attested));
+    }
+    if mode == Attestations::IfPresent
+        && artifacts
+            .entry(upstream, epoch, kinds.unattested, key)
+            .await?
+            .is_some()
+    {
+        artifacts.metrics().unvouched(upstream);
+        return Ok(Some(Vouched::Unattested));
+    }
+    Ok(None)
+}
+
+/// Records that the artifact `key` (of `digest`) is served without
+/// attestations, as `attestations = "if-present"` allows (`what` names
+/// what it lacks: `PEP 740 provenance`), and counts it.
+pub async fn mark_unattested(
+    artifacts: &Artifacts,
+    upstream: &str,
+    epoch: u64,
+    kinds: Kinds,
+    key: String,
+    digest: Digest,
+    what: &str,
+) -> Result<Vouched, Refusal> {
+    let why = format!("no {what}; served as attestations = \"if-present\" allows");
+    artifacts
+        .index(
+            upstream,
+            epoch,
+            kinds.unattested,
+            vec![(key, Entry::new(digest, why))],
+        )
+        .await?;
+    artifacts.metrics().unvouched(upstream);
+    Ok(Vouched::Unattested)
 }
 
 /// Records the Rekor checkpoint of every entry of `verified` through the

@@ -17,7 +17,9 @@ use http::{header, HeaderValue};
 use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
-use crate::pipeline::attest::{judge, record_rekor, Vouched, CHECK_ATTESTATION};
+use crate::pipeline::attest::{
+    judge, mark_unattested, record_rekor, stored_vouched, Kinds, Vouched, CHECK_ATTESTATION,
+};
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::Rekor;
 use crate::pipeline::release_age::{release_age_ok, TooYoung};
@@ -41,6 +43,11 @@ pub const PROVENANCE_KIND: &str = "pypi.provenance";
 /// The artifact kind marking a file served unattested under
 /// `attestations = "if-present"` (same key; the digest is the file's).
 pub const UNATTESTED_KIND: &str = "pypi.unattested";
+/// Where the attestation outcomes of files are recorded.
+const KINDS: Kinds = Kinds {
+    attested: PROVENANCE_KIND,
+    unattested: UNATTESTED_KIND,
+};
 /// The artifact kind of a wheel's core metadata (PEP 658), taken from the
 /// verified wheel (same key as the wheel).
 pub const METADATA_KIND: &str = "pypi.metadata";
@@ -383,20 +390,11 @@ impl PypiUpstream {
                 if let Some((page, _)) = self.pages.get(project.as_str()).await {
                     self.not_quarantined(&page)?;
                 }
-                if mode == Attestations::Off {
-                    return Ok((blob, entry.digest, Vouched::IndexOnly));
-                }
-                if self.indexed(epoch, PROVENANCE_KIND, &key).await? {
-                    return Ok((blob, entry.digest, Vouched::Attested));
-                }
-                if mode == Attestations::IfPresent
-                    && self.indexed(epoch, UNATTESTED_KIND, &key).await?
+                if let Some(v) =
+                    stored_vouched(&self.artifacts, &self.name, epoch, KINDS, &key, mode).await?
                 {
-                    self.artifacts.metrics().unvouched(&self.name);
-                    return Ok((blob, entry.digest, Vouched::Unattested));
+                    return Ok((blob, entry.digest, v));
                 }
-                // Stored under a looser policy (or before a crash let its
-                // provenance be indexed): vouch for it now.
                 (epoch, Some((blob, entry.digest)))
             }
             other => (other.epoch(), None),
@@ -451,33 +449,19 @@ impl PypiUpstream {
             }
             None if mode == Attestations::Off => Vouched::IndexOnly,
             None => {
-                self.artifacts
-                    .index(
-                        &self.name,
-                        epoch,
-                        UNATTESTED_KIND,
-                        vec![(
-                            key,
-                            crate::store::index::Entry::new(
-                                digest,
-                                "no PEP 740 provenance; served as attestations = \"if-present\" allows",
-                            ),
-                        )],
-                    )
-                    .await?;
-                self.artifacts.metrics().unvouched(&self.name);
-                Vouched::Unattested
+                mark_unattested(
+                    &self.artifacts,
+                    &self.name,
+                    epoch,
+                    KINDS,
+                    key,
+                    digest,
+                    "PEP 740 provenance",
+                )
+                .await?
             }
         };
         Ok((blob, digest, vouched))
-    }
-
-    async fn indexed(&self, epoch: u64, kind: &str, key: &str) -> Result<bool, Refusal> {
-        Ok(self
-            .artifacts
-            .entry(&self.name, epoch, kind, key)
-            .await?
-            .is_some())
     }
 
     /// Stores and indexes a verified provenance beside its file.
