@@ -30,10 +30,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::http::get;
+use support::http::{get, metric};
 use support::npm::{
-    assert_success, make_package, publish, publish_tarball, test_key, Npm, Sign, SigningRegistry,
-    Verdaccio,
+    assert_success, empty_project, make_package, publish, publish_tarball, test_key, Npm, Sign,
+    SigningRegistry, Verdaccio,
 };
 use support::serve::Running as Bulwark;
 
@@ -93,13 +93,6 @@ fn write_config(dir: &Path, url: &str, policy: &str) -> PathBuf {
     )
     .unwrap();
     file
-}
-
-fn metric(b: &Bulwark, series: &str) -> u64 {
-    let m = get(b.0.addr, "/metrics").text();
-    m.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn tarball(name: &str, version: &str) -> String {
@@ -219,13 +212,7 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
     // npm installs the attested version and its (unattested) dependencies.
     let client = Npm::new(&dir.path().join("client"));
     let registry = format!("http://{addr}/npm/");
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project = empty_project(&dir.path().join("project"));
     let out = client.run(
         &project,
         &registry,
@@ -248,27 +235,17 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
     assert_eq!(r.header("bulwark-attestation").as_deref(), Some("none"));
     assert!(
         metric(
-            &b,
+            b.0.addr,
             &format!("bulwark_unvouched_served_total{{upstream=\"{UPSTREAM}\"}}")
         ) >= 2
     );
-    assert_eq!(
-        metric(
-            &b,
-            &format!(
-                "bulwark_verifications_total{{upstream=\"{UPSTREAM}\",check=\"attestation\",outcome=\"ok\"}}"
-            )
-        ),
-        1
-    );
-    assert!(
-        metric(
-            &b,
-            &format!(
-                "bulwark_verifications_total{{upstream=\"{UPSTREAM}\",check=\"rekor consistency deferred\",outcome=\"fail\"}}"
-            )
-        ) >= 1
-    );
+    let series = |check: &str, outcome: &str| {
+        format!(
+            "bulwark_verifications_total{{upstream=\"{UPSTREAM}\",check=\"{check}\",outcome=\"{outcome}\"}}"
+        )
+    };
+    assert_eq!(metric(b.0.addr, &series("attestation", "ok")), 1);
+    assert!(metric(b.0.addr, &series("rekor consistency deferred", "fail")) >= 1);
 
     // bulwark serves the verified answer, where npm's clients ask for it.
     for path in [

@@ -20,7 +20,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::http::{get, send};
-use support::npm::{assert_success, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio};
+use support::npm::{
+    assert_success, empty_project, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio,
+};
 use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "verdaccio";
@@ -119,13 +121,7 @@ fn npm_installs_through_bulwark_and_verified_tarballs_outlive_the_upstream() {
     assert!(!full.text().contains(&upstream.addr.to_string()));
 
     let client = Npm::new(&dir.path().join("client"));
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project = empty_project(&dir.path().join("project"));
     let out = client.run(&project, &b.registry(), "cache-1", &["install", "alpha"]);
     assert_success("npm install", &out);
     for (name, version) in [
@@ -149,13 +145,7 @@ fn npm_installs_through_bulwark_and_verified_tarballs_outlive_the_upstream() {
     // The upstream goes away: a fresh install still works from what was
     // verified.
     drop(upstream);
-    let project2 = dir.path().join("project2");
-    std::fs::create_dir_all(&project2).unwrap();
-    std::fs::write(
-        project2.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project2 = empty_project(&dir.path().join("project2"));
     let out = client.run(&project2, &b.registry(), "cache-2", &["install", "alpha"]);
     assert_success("npm install with the upstream down", &out);
     assert!(project2.join("node_modules/@acme/pad/index.js").exists());
@@ -173,13 +163,7 @@ fn npm_installs_through_bulwark_and_verified_tarballs_outlive_the_upstream() {
         "{}",
         r.head
     );
-    let project3 = dir.path().join("project3");
-    std::fs::create_dir_all(&project3).unwrap();
-    std::fs::write(
-        project3.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project3 = empty_project(&dir.path().join("project3"));
     let out = client.run(&project3, &b.registry(), "cache-3", &["install", "alpha"]);
     assert_success("npm install after a restart with the upstream down", &out);
     assert!(project3.join("node_modules/beta/index.js").exists());
@@ -237,13 +221,7 @@ fn a_tarball_whose_bytes_differ_from_dist_integrity_is_refused_and_not_stored() 
 
     // And npm, asking through bulwark, gets no package.
     let client = Npm::new(&dir.path().join("client"));
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project = empty_project(&dir.path().join("project"));
     let out = client.run(&project, &b.registry(), "cache", &["install", "@acme/pad"]);
     assert!(!out.status.success());
     assert!(!project.join("node_modules/@acme/pad").exists());
@@ -281,13 +259,7 @@ fn a_version_younger_than_min_release_age_is_hidden_whatever_the_packument_time_
     let seen = refused(&b);
     assert!(seen.starts_with("first seen at "), "{seen}");
     let client = Npm::new(&dir.path().join("client"));
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project = empty_project(&dir.path().join("project"));
     let out = client.run(
         &project,
         &b.registry(),

@@ -23,12 +23,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::http::get;
+use support::http::{get, metric};
 use support::npm::{
-    assert_success, keys_json, make_package, npm_verify, publish, test_key, Npm, Sign,
-    SigningRegistry, Verdaccio,
+    assert_success, empty_project, keys_json, make_package, npm_verify, publish, test_key, Npm,
+    Sign, SigningRegistry, Verdaccio,
 };
-use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "signed-registry";
 
@@ -60,13 +59,6 @@ fn write_config(dir: &Path, url: &str, internal: &str) -> PathBuf {
     )
     .unwrap();
     file
-}
-
-fn metric(b: &Bulwark, series: &str) -> u64 {
-    let m = get(b.0.addr, "/metrics").text();
-    m.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -152,10 +144,8 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
         j["versions"]["1.0.0"]["dist"].get("signatures").is_none(),
         "{j}"
     );
-    let fails = metric(
-        &b,
-        "bulwark_verifications_total{upstream=\"signed-registry\",check=\"npm registry signature\",outcome=\"fail\"}",
-    );
+    let series = "bulwark_verifications_total{upstream=\"signed-registry\",check=\"npm registry signature\",outcome=\"fail\"}";
+    let fails = metric(b.0.addr, series);
     assert!(fails >= 3, "failed signature checks counted: {fails}");
 
     // The keys bulwark pins, in the registry's format.
@@ -176,13 +166,7 @@ fn versions_whose_registry_signature_fails_are_removed_and_the_rest_installs() {
     // npm installs what verifies (a scoped package and its dependency)...
     let client = Npm::new(&dir.path().join("client"));
     let registry = format!("http://{}/npm/", b.0.addr);
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
-    )
-    .unwrap();
+    let project = empty_project(&dir.path().join("project"));
     let out = client.run(&project, &registry, "cache", &["install", "@acme/app"]);
     assert_success("npm install", &out);
     let m: serde_json::Value = serde_json::from_slice(

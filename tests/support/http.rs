@@ -70,3 +70,12 @@ pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, "GET", path, &[])
 }
+
+/// The value of one series of bulwark's `/metrics` at `addr` (0 if absent).
+pub fn metric(addr: SocketAddr, series: &str) -> u64 {
+    get(addr, "/metrics")
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -523,3 +523,15 @@ pub fn npm_verify(client: &Npm, registry: &str, specs: &[&str]) -> Output {
         .output()
         .expect("run node")
 }
+
+/// An empty npm project (a `package.json` naming nothing) in `dir`,
+/// created.
+pub fn empty_project(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("project dir");
+    std::fs::write(
+        dir.join("package.json"),
+        "{\"name\":\"p\",\"version\":\"1.0.0\"}",
+    )
+    .expect("package.json");
+    dir.to_path_buf()
+}
