@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod airgap;
 pub mod config;
 pub mod ecosystem;
 pub mod ecosystems;

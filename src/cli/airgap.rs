@@ -29,8 +29,10 @@ use std::io::{IsTerminal as _, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
+use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyPin};
 use bulwark::config::Config;
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
@@ -38,11 +40,20 @@ use bulwark::gomod::module::{ModuleVersion, ProxyRequest};
 use bulwark::gomod::sumdb::Lookup as SumdbLookup;
 use bulwark::gomod::verifier::{decode_record, module_key};
 use bulwark::http::{Front, ReqBody, ResBody};
+use bulwark::npm::config::PROTOCOL as NPM;
+use bulwark::npm::name::PackageName;
+use bulwark::npm::packument::sri_sha512;
+use bulwark::npm::resolve::{NpmUpstream, TARBALL_KIND};
 use bulwark::pipeline::artifacts::Lookup;
+use bulwark::pipeline::refusal::Refusal;
 use bulwark::pipeline::trust::Trust;
+use bulwark::pypi::config::PROTOCOL as PYPI;
+use bulwark::pypi::filename::DistFilename;
+use bulwark::pypi::name::ProjectName;
+use bulwark::pypi::resolve::{PypiUpstream, FILE_KIND};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
-use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
+use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt as _;
@@ -50,7 +61,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use sha2::Digest as _;
 
-/// How many module versions are fetched at once.
+/// How many module or package versions are fetched at once.
 const CONCURRENCY: usize = 8;
 /// Largest answer body kept in memory (a lookup, an error); module files
 /// are drained, never kept.
@@ -79,7 +90,8 @@ pub struct SyncArgs {
     /// Progress display.
     #[arg(long, value_enum, default_value = "auto")]
     progress: Progress,
-    /// Lockfiles: `go.sum`, or lines of `ecosystem name version`.
+    /// Lockfiles: `go.sum`, `requirements.txt`, `pylock.toml`, `uv.lock`,
+    /// `package-lock.json`, or lines of `ecosystem name version`.
     #[arg(required = true)]
     lockfiles: Vec<PathBuf>,
 }
@@ -132,6 +144,33 @@ struct GoItem {
     module: Option<Option<String>>,
 }
 
+/// One npm package version to fetch, with the integrity values lockfiles
+/// pin (each must be the verified tarball's).
+#[derive(Debug, Clone)]
+struct NpmItem {
+    name: PackageName,
+    version: String,
+    integrity: Vec<String>,
+}
+
+/// One thing `sync` or `import` fetches through the verified path.
+enum Item {
+    Go(GoItem),
+    /// A Python package version (or, on import, one file), with its label.
+    Py(String, PyPin),
+    Npm(NpmItem),
+}
+
+impl Item {
+    fn label(&self) -> String {
+        match self {
+            Item::Go(g) => g.m.to_string(),
+            Item::Py(label, _) => label.clone(),
+            Item::Npm(n) => format!("{}@{}", n.name, n.version),
+        }
+    }
+}
+
 /// What sync or import did with one module version.
 enum Outcome {
     Verified,
@@ -146,10 +185,41 @@ fn refused(check: &str, message: impl Into<String>) -> Outcome {
     }
 }
 
-/// The mirror's fronts, in process.
+/// The mirror's fronts, in process, and the PyPI and npm upstreams'
+/// pipelines (their pages, packuments, files and tarballs).
 struct Mirror {
     ctx: EcosystemContext,
     fronts: Vec<Arc<dyn Front>>,
+    pypi: HashMap<String, PypiUpstream>,
+    npm: HashMap<String, NpmUpstream>,
+}
+
+/// A pipeline refusal as an outcome, with what was expected and seen.
+fn from_refusal(r: &Refusal) -> Outcome {
+    let mut message = r.message.clone();
+    if let (Some(e), Some(s)) = (&r.expected, &r.seen) {
+        message = format!("{message} (expected {e}, seen {s})");
+    }
+    refused(r.check, message)
+}
+
+/// Whether the SRI string a lockfile pins names the sha512 of the
+/// verified tarball.
+fn integrity_matches(pinned: &str, verified: &[u8; 64]) -> Result<(), String> {
+    use base64::Engine as _;
+    let seen = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(verified)
+    );
+    match sri_sha512(pinned) {
+        Some(h) if h == *verified => Ok(()),
+        Some(_) => Err(format!(
+            "the lockfile pins {pinned}, the verified tarball is {seen}"
+        )),
+        None => Err(format!(
+            "the lockfile pins {pinned}, which names no sha512 to check; the verified tarball is {seen}"
+        )),
+    }
 }
 
 /// An answer of a front: status and (up to [`MAX_KEPT_BODY`] of) body.
@@ -177,7 +247,231 @@ impl Mirror {
         let app = App::new(config)?;
         let ctx = crate::cli::mirror::ecosystem_context(&app).await?;
         let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
-        Ok(Mirror { ctx, fronts })
+        let mut pypi = HashMap::new();
+        for u in ctx.upstreams(PYPI) {
+            pypi.insert(u.name.clone(), PypiUpstream::new(&ctx, u)?);
+        }
+        let mut npm = HashMap::new();
+        for u in ctx.upstreams(NPM) {
+            npm.insert(u.name.clone(), NpmUpstream::new(&ctx, u)?);
+        }
+        Ok(Mirror {
+            ctx,
+            fronts,
+            pypi,
+            npm,
+        })
+    }
+
+    /// Fetches one item through the verified path.
+    async fn sync(&self, item: &Item) -> Outcome {
+        match item {
+            Item::Go(g) => self.sync_go(g).await,
+            Item::Py(_, p) => self.sync_pypi(p).await,
+            Item::Npm(n) => self.sync_npm(n).await,
+        }
+    }
+
+    /// Whether `kind` `key` of `upstream` is verified and stored, and its
+    /// digest.
+    async fn stored_digest(&self, upstream: &str, kind: &str, key: &str) -> Option<Digest> {
+        match self.ctx.artifacts.lookup(upstream, kind, key).await {
+            Ok(Lookup::Hit { entry, .. }) => Some(entry.digest),
+            _ => None,
+        }
+    }
+
+    /// A Python package version (or named files of it) through the PyPI
+    /// pipeline: the project's page, checked; the files the lockfile
+    /// names (or every file of the version, or those whose sha256 it
+    /// pins), each pinned sha256 compared with the page's, then each file
+    /// fetched, hashed, vouched for and stored by the pipeline.
+    async fn sync_pypi(&self, pin: &PyPin) -> Outcome {
+        let project = &pin.project;
+        let Some(up) = self
+            .ctx
+            .federation
+            .route(PYPI, project.as_str())
+            .and_then(|u| self.pypi.get(&u.name))
+        else {
+            return refused(
+                "route",
+                format!("no pypi upstream serves the project {project}"),
+            );
+        };
+        let lockfile = |filename: &str, pinned: &[u8; 32], seen: &str| {
+            refused(
+                "lockfile",
+                format!(
+                    "upstream {}: {filename} of {project}: the lockfile pins sha256 {}, {seen}",
+                    up.name,
+                    hex::encode(pinned)
+                ),
+            )
+        };
+        // What the lockfile names, each with its pinned sha256.
+        let mut wanted: Vec<(String, Option<[u8; 32]>)> = pin
+            .files
+            .iter()
+            .map(|f| (f.filename.clone(), f.sha256))
+            .collect();
+        // Resumed: every named file is stored already (its digest is
+        // still compared with the pin below), so the page is not needed.
+        let mut stored_all = !wanted.is_empty();
+        for (f, _) in &wanted {
+            let key = format!("{project}/{f}");
+            stored_all &= self
+                .stored_digest(&up.name, FILE_KIND, &key)
+                .await
+                .is_some();
+        }
+        if !stored_all {
+            let page = match up.page(project).await {
+                Ok((p, _)) => p,
+                Err(r) => return from_refusal(&r),
+            };
+            if wanted.is_empty() {
+                let want = match pep440_rs::Version::from_str(&pin.version) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return refused("lockfile", format!("{project}=={}: {e}", pin.version))
+                    }
+                };
+                for f in &page.files {
+                    let same = DistFilename::parse(&f.filename)
+                        .is_ok_and(|d| &d.project == project && d.version == want);
+                    let sha = f.sha256.map(|h| h.0);
+                    if same
+                        && (pin.hashes.is_empty() || sha.is_some_and(|h| pin.hashes.contains(&h)))
+                    {
+                        wanted.push((f.filename.clone(), sha));
+                    }
+                }
+                for h in &pin.hashes {
+                    if !wanted.iter().any(|(_, s)| s.as_ref() == Some(h)) {
+                        return lockfile(
+                            &format!("{project}=={}", pin.version),
+                            h,
+                            "and no file of that version on the index page has it",
+                        );
+                    }
+                }
+                if wanted.is_empty() {
+                    return refused(
+                        "index",
+                        format!(
+                            "upstream {}: the index page of {project} lists no file of version {}",
+                            up.name, pin.version
+                        ),
+                    );
+                }
+            }
+            for (filename, pinned) in &wanted {
+                let listed = page.files.iter().find(|f| &f.filename == filename);
+                if let (Some(p), Some(f)) = (pinned, listed) {
+                    match f.sha256 {
+                        Some(s) if s.0 != *p => {
+                            return lockfile(
+                                filename,
+                                p,
+                                &format!(
+                                    "the index page (and so the verified file) says {}",
+                                    s.hex()
+                                ),
+                            )
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut new = false;
+        for (filename, pinned) in &wanted {
+            let key = format!("{project}/{filename}");
+            let before = self.stored_digest(&up.name, FILE_KIND, &key).await;
+            let digest = match up.file(project, filename).await {
+                Ok((_, d, _)) => d,
+                Err(r) => return from_refusal(&r),
+            };
+            if let Some(p) = pinned.filter(|p| p != digest.as_bytes()) {
+                return lockfile(
+                    filename,
+                    &p,
+                    &format!("the verified file's is {}", digest.hex()),
+                );
+            }
+            new |= before.is_none();
+        }
+        if new {
+            Outcome::Verified
+        } else {
+            Outcome::Already
+        }
+    }
+
+    /// An npm package version through the npm pipeline: its packument,
+    /// checked (registry signatures as the upstream asks), the lockfile's
+    /// integrity compared with the verified one, then the tarball
+    /// fetched, hashed against `dist.integrity` and stored.
+    async fn sync_npm(&self, item: &NpmItem) -> Outcome {
+        let (name, version) = (&item.name, &item.version);
+        let Some(up) = self
+            .ctx
+            .federation
+            .route(NPM, name.as_str())
+            .and_then(|u| self.npm.get(&u.name))
+        else {
+            return refused(
+                "route",
+                format!("no npm upstream serves the package {name}"),
+            );
+        };
+        let lockfile = |why: String| {
+            refused(
+                "lockfile",
+                format!("upstream {}: {name}@{version}: {why}", up.name),
+            )
+        };
+        let key = format!("{name}@{version}");
+        if let Some(digest) = self.stored_digest(&up.name, TARBALL_KIND, &key).await {
+            if !item.integrity.is_empty() {
+                let path = self.ctx.artifacts.blobs().path_of(&digest);
+                let sha512 = tokio::task::spawn_blocking(move || sha512_file(&path)).await;
+                let sha512 = match sha512 {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(e)) => return refused("store", format!("{key}: {e}")),
+                    Err(e) => return refused("store", format!("{key}: {e}")),
+                };
+                for pinned in &item.integrity {
+                    if let Err(why) = integrity_matches(pinned, &sha512) {
+                        return lockfile(why);
+                    }
+                }
+            }
+            return Outcome::Already;
+        }
+        if !item.integrity.is_empty() {
+            let p = match up.packument(name).await {
+                Ok((p, _)) => p,
+                Err(r) => return from_refusal(&r),
+            };
+            // A version missing from the checked packument is refused by
+            // the tarball's own path below, naming why.
+            if let Some(v) = p.versions.get(version.as_str()) {
+                for pinned in &item.integrity {
+                    if let Err(why) = integrity_matches(pinned, &v.dist.sha512) {
+                        return lockfile(why.replace(
+                            "the verified tarball is",
+                            "the verified packument's dist.integrity names",
+                        ));
+                    }
+                }
+            }
+        }
+        match up.tarball(name, version).await {
+            Ok(_) => Outcome::Verified,
+            Err(r) => from_refusal(&r),
+        }
     }
 
     /// GET `path` through the front that claims it, as a client would.
@@ -296,7 +590,7 @@ impl Mirror {
     /// prints the summary; the exit code says whether anything was refused.
     async fn run(
         &self,
-        items: Vec<GoItem>,
+        items: Vec<Item>,
         progress: Progress,
         extra: Vec<(String, Outcome)>,
     ) -> ExitCode {
@@ -317,8 +611,8 @@ impl Mirror {
         let plain = progress == Progress::Plain || (progress == Progress::Auto && bar.is_none());
         let mut results: Vec<(String, Outcome)> = extra;
         let mut done = futures_util::stream::iter(items.into_iter().map(|item| async move {
-            let o = self.sync_go(&item).await;
-            (item.m.to_string(), o)
+            let o = self.sync(&item).await;
+            (item.label(), o)
         }))
         .buffer_unordered(CONCURRENCY);
         while let Some((name, o)) = done.next().await {
@@ -380,16 +674,119 @@ async fn drain(mut body: ResBody) -> Bytes {
     Bytes::from(kept)
 }
 
-/// Reads a lockfile: `go.sum` by its name, else lines of `ecosystem name
-/// version` (`#` comments). Entries of other ecosystems are refused.
+/// What lockfiles (or a bundle) ask for, each thing once.
+#[derive(Default)]
+struct Items {
+    go: BTreeMap<ModuleVersion, GoItem>,
+    /// Keyed by project, version and whether files are named.
+    py: BTreeMap<(String, String, bool), (String, PyPin)>,
+    npm: BTreeMap<(String, String), NpmItem>,
+}
+
+impl Items {
+    fn go(&mut self, m: ModuleVersion) -> &mut GoItem {
+        self.go.entry(m.clone()).or_insert(GoItem {
+            m,
+            zip: None,
+            module: None,
+        })
+    }
+
+    fn py(&mut self, label: String, pin: PyPin) {
+        let key = (
+            pin.project.as_str().to_string(),
+            pin.version.clone(),
+            pin.files.is_empty(),
+        );
+        match self.py.get_mut(&key) {
+            Some((_, have)) => {
+                for h in pin.hashes {
+                    if !have.hashes.contains(&h) {
+                        have.hashes.push(h);
+                    }
+                }
+                for f in pin.files {
+                    if !have.files.contains(&f) {
+                        have.files.push(f);
+                    }
+                }
+            }
+            None => {
+                self.py.insert(key, (label, pin));
+            }
+        }
+    }
+
+    fn npm(&mut self, name: PackageName, version: String, integrity: Option<String>) {
+        let item = self
+            .npm
+            .entry((name.as_str().to_string(), version.clone()))
+            .or_insert(NpmItem {
+                name,
+                version,
+                integrity: Vec::new(),
+            });
+        if let Some(i) = integrity {
+            if !item.integrity.contains(&i) {
+                item.integrity.push(i);
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<Item> {
+        let mut out: Vec<Item> = self.go.into_values().map(Item::Go).collect();
+        out.extend(self.py.into_values().map(|(l, p)| Item::Py(l, p)));
+        out.extend(self.npm.into_values().map(Item::Npm));
+        out
+    }
+}
+
+/// Reads a lockfile (recognised by [`Kind::detect`]): `go.sum` and lines
+/// of `ecosystem name version` (`#` comments) here, the Python and npm
+/// lockfiles through [`lockfile::parse`]. Entries bulwark does not fetch
+/// are refused, with why.
 fn read_lockfile(
     path: &Path,
-    items: &mut BTreeMap<ModuleVersion, GoItem>,
+    items: &mut Items,
     other: &mut Vec<(String, Outcome)>,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let is_gosum = path.file_name().is_some_and(|n| n == "go.sum");
+    let at_file = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    let len = std::fs::metadata(path).map_err(|e| at_file(&e))?.len();
+    if len > lockfile::MAX_LOCKFILE_BYTES {
+        anyhow::bail!(
+            "{}: {len} bytes, more than {} (not a lockfile bulwark reads)",
+            path.display(),
+            lockfile::MAX_LOCKFILE_BYTES
+        );
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| at_file(&e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = Kind::detect(&file_name, &text)
+        .ok_or_else(|| anyhow::anyhow!("{}: empty, or not a lockfile", path.display()))?;
+    if !matches!(kind, Kind::GoSum | Kind::List) {
+        for e in lockfile::parse(kind, &text).map_err(|e| at_file(&e))? {
+            match e {
+                Entry::Pypi(pin) => {
+                    let label = format!("{}=={}", pin.project, pin.version);
+                    items.py(label, pin);
+                }
+                Entry::Npm(NpmPin {
+                    name,
+                    version,
+                    integrity,
+                }) => items.npm(name, version, integrity),
+                Entry::Refused { what, reason } => other.push((
+                    format!("{}: {what}", path.display()),
+                    refused("lockfile", reason),
+                )),
+            }
+        }
+        return Ok(());
+    }
+    let is_gosum = kind == Kind::GoSum;
     for (no, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), no + 1);
         if line.len() > MAX_LINE {
@@ -410,11 +807,7 @@ fn read_lockfile(
             };
             let m =
                 ModuleVersion::new(path_, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
-            let item = items.entry(m.clone()).or_insert(GoItem {
-                m,
-                zip: None,
-                module: None,
-            });
+            let item = items.go(m);
             let h = Some(Some(hash.to_string()));
             if is_mod {
                 item.module = h;
@@ -426,24 +819,40 @@ fn read_lockfile(
         let [eco, name, version] = words[..] else {
             anyhow::bail!("{}: want `ecosystem name version`", at());
         };
-        if eco != GOMOD {
-            other.push((
+        match eco {
+            GOMOD => {
+                let m = ModuleVersion::new(name, version)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                let item = items.go(m);
+                item.zip.get_or_insert(None);
+                item.module.get_or_insert(None);
+            }
+            PYPI => {
+                let project =
+                    ProjectName::parse(name).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                items.py(
+                    format!("{project}=={version}"),
+                    PyPin {
+                        project,
+                        version: version.to_string(),
+                        hashes: Vec::new(),
+                        files: Vec::new(),
+                    },
+                );
+            }
+            NPM => {
+                let name =
+                    PackageName::parse(name).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                items.npm(name, version.to_string(), None);
+            }
+            _ => other.push((
                 format!("{eco} {name} {version}"),
                 refused(
                     "unsupported",
-                    format!("sync does not fetch {eco} packages yet (only {GOMOD})"),
+                    format!("sync does not fetch {eco} packages yet (only {GOMOD}, {PYPI}, {NPM})"),
                 ),
-            ));
-            continue;
+            )),
         }
-        let m = ModuleVersion::new(name, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
-        let item = items.entry(m.clone()).or_insert(GoItem {
-            m,
-            zip: None,
-            module: None,
-        });
-        item.zip.get_or_insert(None);
-        item.module.get_or_insert(None);
     }
     Ok(())
 }
@@ -452,18 +861,24 @@ fn read_lockfile(
 pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
     finish((|| {
         let config = load(args.config.as_deref())?;
-        let mut items = BTreeMap::new();
+        let mut items = Items::default();
         let mut other = Vec::new();
         for f in &args.lockfiles {
             read_lockfile(f, &mut items, &mut other)?;
         }
         runtime()?.block_on(async move {
             let mirror = Mirror::open(config).await?;
-            Ok(mirror
-                .run(items.into_values().collect(), args.progress, other)
-                .await)
+            Ok(mirror.run(items.into_vec(), args.progress, other).await)
         })
     })())
+}
+
+/// The SHA-512 of a stored file.
+fn sha512_file(path: &Path) -> std::io::Result<[u8; 64]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha512::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize().into())
 }
 
 /// A tar being written, with the manifest of its members.
@@ -696,7 +1111,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
             let (addr, server) = serve_bundle(args.file.clone(), members.clone()).await?;
             // This run asks the bundle, and only the bundle.
             config.server.offline = false;
-            let mut items = BTreeMap::new();
+            let mut items = Items::default();
             let mut carried = Vec::new();
             for u in config.upstreams.iter_mut() {
                 let base = format!("gomod/{}", u.name);
@@ -722,11 +1137,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                         Ok(ProxyRequest::Zip(m)) | Ok(ProxyRequest::Mod(m)) => m,
                         _ => continue,
                     };
-                    let item = items.entry(m.clone()).or_insert(GoItem {
-                        m,
-                        zip: None,
-                        module: None,
-                    });
+                    let item = items.go(m);
                     if rest.ends_with(".zip") {
                         item.zip = Some(None);
                     } else {
@@ -764,7 +1175,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                 }
             }
             let code = mirror
-                .run(items.into_values().collect(), args.progress, extra)
+                .run(items.into_vec(), args.progress, extra)
                 .await;
             server.abort();
             Ok(code)
