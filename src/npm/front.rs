@@ -28,7 +28,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
 use crate::http::{client_authority, full, json_response, ApiError, Front, ReqBody, ResBody};
-use crate::pipeline::refusal::Refusal;
+use crate::pipeline::refusal::{offline_warning, Refusal};
 use crate::pipeline::respond::{blob_response, BlobResponse};
 use crate::sigstore::npm::USAGE_SIGNATURES;
 
@@ -108,6 +108,8 @@ pub struct NpmFront {
     federation: Arc<Federation>,
     upstreams: HashMap<String, Arc<NpmUpstream>>,
     https: bool,
+    /// `[server] offline`: everything served carries the stale `Warning`.
+    offline: bool,
 }
 
 fn npm_error(e: ApiError) -> Response<ResBody> {
@@ -157,6 +159,7 @@ impl NpmFront {
             federation: ctx.federation.clone(),
             upstreams,
             https: ctx.config.server.tls.is_some(),
+            offline: ctx.config.server.offline,
         }))
     }
 
@@ -213,7 +216,7 @@ impl NpmFront {
                 BlobResponse {
                     content_type: "application/octet-stream",
                     immutable: true,
-                    warning: None,
+                    warning: offline_warning(self.offline, &up.name, None),
                 },
             ));
         }
@@ -223,6 +226,7 @@ impl NpmFront {
                 .and_then(|v| v.to_str().ok()),
         );
         let (p, warning) = up.packument(&name).await.map_err(refused)?;
+        let warning = offline_warning(self.offline, &up.name, warning);
         let base = match client_authority(&req) {
             Some(a) => format!("{}://{a}", if self.https { "https" } else { "http" }),
             None => String::new(),

@@ -30,6 +30,7 @@ use crate::verify::ledger::Verdict;
 use super::config::{Attestations, PypiSettings};
 use super::name::ProjectName;
 use super::provenance::{publisher_id, verify_provenance};
+use super::saved::SavedPages;
 use super::simple::{
     parse_list_html, parse_list_json, parse_project_html, parse_project_json, CoreMetadata,
     DistFile, ProjectList, ProjectPage, JSON_V1,
@@ -95,6 +96,8 @@ pub struct PypiUpstream {
     /// The last good page of each project, served only while the upstream
     /// cannot be reached.
     stale: moka::future::Cache<String, (Arc<ProjectPage>, u32)>,
+    /// The last good pages, on disk (restarts, offline mode).
+    saved: SavedPages,
     artifacts: Artifacts,
     trust: Trust,
     rekor: Rekor,
@@ -160,6 +163,7 @@ impl PypiUpstream {
             base,
             pages: page_cache(Some(PAGE_TTL)),
             stale: page_cache(None),
+            saved: SavedPages::new(&ctx.data_dir, &u.name),
             artifacts: ctx.artifacts.clone(),
             trust: ctx.trust.clone(),
             rekor: ctx.rekor.clone(),
@@ -190,8 +194,8 @@ impl PypiUpstream {
                 self.stale.insert(key, (page.clone(), weight)).await;
                 Ok((page, None))
             }
-            Err(r) if r.is_unreachable() => match self.stale.get(&key).await {
-                Some((p, _)) => Ok((
+            Err(r) if r.is_unreachable() => match self.stale_page(project).await? {
+                Some(p) => Ok((
                     p,
                     Some(stale_warning(
                         &self.name,
@@ -227,7 +231,52 @@ impl PypiUpstream {
             parse_project_html(&body, project)
         }
         .map_err(|e| refusal(&self.name, "index page", e))?;
+        self.keep_page(&page).await?;
         Ok((page, weight))
+    }
+
+    /// Keeps a checked page on disk (see [`super::saved`]).
+    async fn keep_page(&self, page: &ProjectPage) -> Result<(), Refusal> {
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, p) = (self.saved.clone(), page.clone());
+        let kept = tokio::task::spawn_blocking(move || saved.save(epoch, &p)).await;
+        if let Err(e) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(upstream = %self.name, project = %page.name, "page not saved: {e}");
+        }
+        Ok(())
+    }
+
+    /// The last good page of `project`: in memory, else on disk (checked
+    /// again).
+    async fn stale_page(&self, project: &ProjectName) -> Result<Option<Arc<ProjectPage>>, Refusal> {
+        let key = project.as_str().to_string();
+        if let Some((p, _)) = self.stale.get(&key).await {
+            return Ok(Some(p));
+        }
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let (saved, n) = (self.saved.clone(), project.clone());
+        let loaded = tokio::task::spawn_blocking(move || saved.load(epoch, &n))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| {
+                refusal(
+                    &self.name,
+                    "index page",
+                    format!("saved page of {project}: {e}"),
+                )
+            })?;
+        Ok(match loaded {
+            Some((page, weight)) => {
+                let page = Arc::new(page);
+                self.stale.insert(key, (page.clone(), weight)).await;
+                Some(page)
+            }
+            None => None,
+        })
     }
 
     /// The project list.
