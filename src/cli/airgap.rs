@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use std::str::FromStr as _;
 use std::sync::Arc;
 
-use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyPin};
+use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyFile, PyPin};
 use bulwark::config::Config;
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
@@ -50,7 +50,9 @@ use bulwark::pipeline::trust::Trust;
 use bulwark::pypi::config::PROTOCOL as PYPI;
 use bulwark::pypi::filename::DistFilename;
 use bulwark::pypi::name::ProjectName;
-use bulwark::pypi::resolve::{PypiUpstream, FILE_KIND};
+use bulwark::pypi::resolve::{PypiUpstream, FILE_KIND, PROVENANCE_KIND};
+use bulwark::pypi::saved::SavedPages;
+use bulwark::pypi::simple::{Format, Links, JSON_V1};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
 use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
@@ -70,6 +72,13 @@ const MAX_KEPT_BODY: usize = 64 * 1024;
 const MANIFEST: &str = "MANIFEST";
 /// Longest line of a lockfile read.
 const MAX_LINE: usize = 4096;
+/// The bundle's folder of PyPI upstreams.
+const BUNDLE_PYPI: &str = "pypi";
+/// The bundle's folder of npm upstreams.
+const BUNDLE_NPM: &str = "npm";
+/// The member a bundle path ending in `/` (a PyPI project page) is
+/// answered from.
+const PAGE_MEMBER: &str = "index.json";
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,7 +113,7 @@ pub struct ExportArgs {
     /// The tar to write.
     #[arg(long)]
     out: PathBuf,
-    /// Only these upstreams (default: every Go upstream).
+    /// Only these upstreams (default: every Go, PyPI and npm upstream).
     #[arg(long)]
     upstream: Vec<String>,
 }
@@ -928,9 +937,9 @@ pub fn export(args: ExportArgs, load: Load) -> ExitCode {
             if !config
                 .upstreams
                 .iter()
-                .any(|u| &u.name == name && u.protocol.name() == GOMOD)
+                .any(|u| &u.name == name && [GOMOD, PYPI, NPM].contains(&u.protocol.name()))
             {
-                anyhow::bail!("--upstream {name}: no gomod upstream of that name (export carries Go upstreams only)");
+                anyhow::bail!("--upstream {name}: no gomod, pypi or npm upstream of that name (export carries those)");
             }
         }
         runtime()?.block_on(export_run(config, args))
@@ -1021,6 +1030,28 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             lookups.len()
         ));
     }
+    let selected = |u: &&bulwark::config::UpstreamConfig| {
+        args.upstream.is_empty() || args.upstream.contains(&u.name)
+    };
+    for u in config.upstreams.iter().filter(selected) {
+        let kind = u.protocol.name();
+        if kind != PYPI && kind != NPM {
+            continue;
+        }
+        let epoch = match trust.gate(&u.name).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("upstream {}: skipped: {e}", u.name);
+                continue;
+            }
+        };
+        let c = if kind == PYPI {
+            export_pypi(&mut b, &index, &blobs, &data_dir, &u.name, epoch)?
+        } else {
+            export_npm(&mut b, &index, &blobs, &data_dir, &u.name, epoch)?
+        };
+        counts.push(c);
+    }
     let manifest = std::mem::take(&mut b.manifest);
     b.add(MANIFEST, manifest.len() as u64, manifest.as_bytes())?;
     let w = b.tar.into_inner()?;
@@ -1032,6 +1063,165 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
     }
     println!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds a stored blob as a member.
+fn add_blob<W: Write>(
+    b: &mut Bundle<W>,
+    blobs: &FsBlobStore,
+    name: &str,
+    digest: &Digest,
+) -> anyhow::Result<()> {
+    let f = std::fs::File::open(blobs.path_of(digest))
+        .map_err(|e| anyhow::anyhow!("blob {digest} of {name}: {e}"))?;
+    let len = f.metadata()?.len();
+    b.add(name, len, f)
+}
+
+/// A PyPI upstream's part of a bundle, laid out as a simple index the
+/// importing side fetches from as that upstream:
+/// `pypi/<upstream>/simple/<project>/index.json` (the last page checked,
+/// PEP 691 JSON, listing only the stored files, with URLs relative to the
+/// bundle), `pypi/<upstream>/files/<project>/<filename>` and, for files
+/// verified with one, `pypi/<upstream>/provenance/<project>/<filename>`
+/// (their PEP 740 provenance, verified again on the inside).
+fn export_pypi<W: Write>(
+    b: &mut Bundle<W>,
+    index: &ArtifactIndex,
+    blobs: &FsBlobStore,
+    data_dir: &Path,
+    up: &str,
+    epoch: u64,
+) -> anyhow::Result<String> {
+    let base = format!("{BUNDLE_PYPI}/{up}");
+    let provenance: HashMap<String, Digest> = index
+        .list(up, epoch, PROVENANCE_KIND)?
+        .into_iter()
+        .map(|(k, e)| (k, e.digest))
+        .collect();
+    let mut projects: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
+    for (key, e) in index.list(up, epoch, FILE_KIND)? {
+        if let Some((project, filename)) = key.split_once('/') {
+            projects
+                .entry(project.to_string())
+                .or_default()
+                .insert(filename.to_string(), e.digest);
+        }
+    }
+    let saved = SavedPages::new(data_dir, up);
+    let (mut pages, mut files, mut provs) = (0, 0, 0);
+    for (project, stored) in &projects {
+        let name = ProjectName::parse(project)?;
+        let Some((page, _)) = saved.load(epoch, &name).map_err(|e| anyhow::anyhow!(e))? else {
+            eprintln!("upstream {up}: {project}: no saved index page, its files are not exported");
+            continue;
+        };
+        let body = page.render(Format::Json, |f| {
+            stored.get(&f.filename)?;
+            Some(Links {
+                file: format!("../../files/{project}/{}", f.filename),
+                provenance: provenance
+                    .contains_key(&format!("{project}/{}", f.filename))
+                    .then(|| format!("../../provenance/{project}/{}", f.filename)),
+            })
+        });
+        b.add(
+            &format!("{base}/simple/{project}/{PAGE_MEMBER}"),
+            body.len() as u64,
+            &body[..],
+        )?;
+        pages += 1;
+        for (filename, digest) in stored {
+            add_blob(
+                b,
+                blobs,
+                &format!("{base}/files/{project}/{filename}"),
+                digest,
+            )?;
+            files += 1;
+            if let Some(d) = provenance.get(&format!("{project}/{filename}")) {
+                add_blob(
+                    b,
+                    blobs,
+                    &format!("{base}/provenance/{project}/{filename}"),
+                    d,
+                )?;
+                provs += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "upstream {up}: {pages} page(s), {files} file(s), {provs} provenance(s)"
+    ))
+}
+
+/// An npm upstream's part of a bundle, laid out as a registry the
+/// importing side fetches from as that upstream:
+/// `npm/<upstream>/packument/<escaped name>` (the last packument checked,
+/// the registry's own document with only the stored versions kept and
+/// their tarball URLs relative to the bundle; the registry signatures
+/// cover name, version and integrity, so the inside checks them again)
+/// and `npm/<upstream>/tarball/<name>/-/<bare>-<version>.tgz`.
+fn export_npm<W: Write>(
+    b: &mut Bundle<W>,
+    index: &ArtifactIndex,
+    blobs: &FsBlobStore,
+    data_dir: &Path,
+    up: &str,
+    epoch: u64,
+) -> anyhow::Result<String> {
+    let base = format!("{BUNDLE_NPM}/{up}");
+    let mut packages: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
+    for (key, e) in index.list(up, epoch, TARBALL_KIND)? {
+        if let Some((name, version)) = key.rsplit_once('@').filter(|(n, _)| !n.is_empty()) {
+            packages
+                .entry(name.to_string())
+                .or_default()
+                .insert(version.to_string(), e.digest);
+        }
+    }
+    let saved = bulwark::npm::saved::Saved::new(data_dir, up);
+    let (mut docs, mut tarballs) = (0, 0);
+    for (name, stored) in &packages {
+        let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(body) = saved.load(epoch, &name)? else {
+            eprintln!("upstream {up}: {name}: no saved packument, its tarballs are not exported");
+            continue;
+        };
+        let mut doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| anyhow::anyhow!("upstream {up}: saved packument of {name}: {e}"))?;
+        let tarball = |v: &str| format!("../tarball/{name}/-/{}-{v}.tgz", name.bare());
+        if let Some(versions) = doc.get_mut("versions").and_then(|v| v.as_object_mut()) {
+            versions.retain(|v, _| stored.contains_key(v));
+            for (v, m) in versions.iter_mut() {
+                if let Some(dist) = m.get_mut("dist").and_then(|d| d.as_object_mut()) {
+                    dist.insert("tarball".into(), serde_json::Value::String(tarball(v)));
+                }
+            }
+        }
+        if let Some(tags) = doc.get_mut("dist-tags").and_then(|t| t.as_object_mut()) {
+            tags.retain(|_, v| v.as_str().is_some_and(|v| stored.contains_key(v)));
+        }
+        let out = serde_json::to_vec(&doc)?;
+        b.add(
+            &format!("{base}/packument/{}", name.escaped()),
+            out.len() as u64,
+            &out[..],
+        )?;
+        docs += 1;
+        for (v, digest) in stored {
+            add_blob(
+                b,
+                blobs,
+                &format!("{base}/tarball/{name}/-/{}-{v}.tgz", name.bare()),
+                digest,
+            )?;
+            tarballs += 1;
+        }
+    }
+    Ok(format!(
+        "upstream {up}: {docs} packument(s), {tarballs} tarball(s)"
+    ))
 }
 
 /// The members of a bundle: name → (offset of the data, length).
@@ -1053,7 +1243,8 @@ fn read_members(path: &Path) -> anyhow::Result<Members> {
 }
 
 /// Serves the bundle's members read-only on a loopback port: `GET /<member>`
-/// answers its bytes, anything else 404.
+/// answers its bytes (a path ending in `/`, a PyPI project page: its
+/// `index.json`), anything else 404.
 async fn serve_bundle(
     file: PathBuf,
     members: Arc<Members>,
@@ -1070,14 +1261,36 @@ async fn serve_bundle(
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (file, members) = (file.clone(), members.clone());
                     async move {
-                        let name = req.uri().path().trim_start_matches('/');
-                        let res = match members.get(name) {
+                        let mut name = req.uri().path().trim_start_matches('/').to_string();
+                        if name.ends_with('/') {
+                            name.push_str(PAGE_MEMBER);
+                        }
+                        let res = match members.get(&name) {
                             Some(&(offset, len)) if req.method() == http::Method::GET => {
                                 match std::fs::File::open(&file) {
-                                    Ok(f) => http::Response::new(bulwark::http::stream_body(
-                                        len,
-                                        bulwark::store::file_stream(f, file.clone(), offset, len),
-                                    )),
+                                    Ok(f) => {
+                                        let mut r =
+                                            http::Response::new(bulwark::http::stream_body(
+                                                len,
+                                                bulwark::store::file_stream(
+                                                    f,
+                                                    file.clone(),
+                                                    offset,
+                                                    len,
+                                                ),
+                                            ));
+                                        let page = name.starts_with(BUNDLE_PYPI)
+                                            && name.ends_with(PAGE_MEMBER);
+                                        r.headers_mut().insert(
+                                            http::header::CONTENT_TYPE,
+                                            http::HeaderValue::from_static(if page {
+                                                JSON_V1
+                                            } else {
+                                                "application/octet-stream"
+                                            }),
+                                        );
+                                        r
+                                    }
                                     Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
                                 }
                             }
@@ -1145,9 +1358,95 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     }
                 }
             }
+            // PyPI and npm upstreams the bundle carries: each fetched
+            // from the bundle as that upstream, through its pipeline.
+            let mut carried_other: Vec<(&str, String)> = Vec::new();
+            for u in config.upstreams.iter_mut() {
+                let kind = u.protocol.name();
+                let (folder, sub) = match kind {
+                    k if k == PYPI => (BUNDLE_PYPI, "simple"),
+                    k if k == NPM => (BUNDLE_NPM, "packument"),
+                    _ => continue,
+                };
+                let base = format!("{folder}/{}/{sub}", u.name);
+                if members.keys().any(|m| m.starts_with(&format!("{base}/"))) {
+                    u.url = format!("http://{addr}/{base}");
+                    carried_other.push((folder, u.name.clone()));
+                }
+            }
+            for name in members.keys() {
+                for (folder, up) in &carried_other {
+                    let Some(rest) = name.strip_prefix(&format!("{folder}/{up}/")) else {
+                        continue;
+                    };
+                    if *folder == BUNDLE_PYPI {
+                        let Some((project, filename)) = rest
+                            .strip_prefix("files/")
+                            .and_then(|r| r.split_once('/'))
+                        else {
+                            continue;
+                        };
+                        let project = ProjectName::parse(project)
+                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                        items.py(
+                            format!("{project} {filename}"),
+                            PyPin {
+                                project,
+                                version: filename.to_string(),
+                                hashes: Vec::new(),
+                                files: vec![PyFile {
+                                    filename: filename.to_string(),
+                                    sha256: None,
+                                }],
+                            },
+                        );
+                    } else {
+                        let Some((pkg, file)) = rest
+                            .strip_prefix("tarball/")
+                            .and_then(|r| r.rsplit_once("/-/"))
+                        else {
+                            continue;
+                        };
+                        let pkg = PackageName::parse(pkg)
+                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                        let Some(version) = file
+                            .strip_prefix(pkg.bare())
+                            .and_then(|f| f.strip_prefix('-'))
+                            .and_then(|f| f.strip_suffix(".tgz"))
+                        else {
+                            anyhow::bail!("bundle member {name}: not <name>-<version>.tgz");
+                        };
+                        items.npm(pkg, version.to_string(), None);
+                    }
+                }
+            }
             // A bundle upstream this side does not configure is not
             // imported: its pinned key is unknown here.
             let mut extra = Vec::new();
+            let mut unknown = std::collections::BTreeSet::new();
+            for name in members.keys() {
+                for folder in [BUNDLE_PYPI, BUNDLE_NPM] {
+                    let Some(up) = name
+                        .strip_prefix(&format!("{folder}/"))
+                        .and_then(|r| r.split_once('/'))
+                        .map(|(up, _)| up)
+                    else {
+                        continue;
+                    };
+                    if !carried_other.iter().any(|(f, c)| *f == folder && c == up) {
+                        unknown.insert((folder, up.to_string()));
+                    }
+                }
+            }
+            for (folder, up) in unknown {
+                extra.push((
+                    format!("upstream {up}"),
+                    refused(
+                        "config",
+                        format!("the bundle carries {folder} upstream {up}, which this configuration has no {folder} upstream of that name to verify it with"),
+                    ),
+                ));
+            }
             for name in members.keys() {
                 let Some(up) = name
                     .strip_prefix("gomod/")

@@ -1,0 +1,318 @@
+//! The air gap for PyPI, end to end with the real `bulwark` binary, the
+//! real `uv` and `pip` and the real `pypiserver` over loopback: an
+//! "outside" bulwark `sync`s from a `requirements.txt` with `--hash` lines
+//! and a `pylock.toml` (both written by the real `uv pip compile`) and
+//! `export`s a tar; an "inside" bulwark with `[server] offline = true`
+//! `import`s it (every page checked and every file hashed again by its own
+//! PyPI pipeline) and serves `pip download` and `uv pip install` with
+//! nothing upstream reachable. A requirements hash that is not the index's
+//! is refused (`lockfile`), and an altered file in the bundle is refused on
+//! import (`digest`) with nothing of it stored.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::Digest as _;
+use support::http::{get, send};
+use support::pypi::{bin_dir, make_wheel, PypiServer};
+use support::serve::{stored_objects, Running as Bulwark};
+
+const UPSTREAM: &str = "py";
+const BETA_MEMBER: &str = "pypi/py/files/beta/beta-2.0-py3-none-any.whl";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A config `<side>.toml` with data dir `<side>-data` and its PyPI
+/// upstream at `url`.
+fn config(dir: &Path, side: &str, url: &str, server: &str) -> PathBuf {
+    let file = dir.join(format!("{side}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n\
+             [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"pypi\"\nurl = \"{url}\"\n\
+             namespaces = []\ndefault = true\nattestations = \"off\"\n",
+            dir.join(format!("{side}-data")).display()
+        ),
+    )
+    .expect("write config");
+    file
+}
+
+/// The inside: offline, its upstream a port nothing listens on.
+fn inside(dir: &Path, side: &str) -> PathBuf {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/simple", dead.local_addr().expect("addr"));
+    drop(dead);
+    config(dir, side, &url, "offline = true")
+}
+
+/// `bulwark <args> --config <config> <tail>`.
+fn cli(args: &[&str], config: &Path, tail: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .args(tail)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run bulwark")
+}
+
+/// `uv pip compile` of `alpha` against `index` into `out` (its format by
+/// its name), with hashes.
+fn uv_compile(dir: &Path, index: &str, out: &Path) {
+    let input = dir.join("requirements.in");
+    std::fs::write(&input, "alpha\n").unwrap();
+    let o = Command::new(bin_dir().join("uv"))
+        .args([
+            "pip",
+            "compile",
+            "--no-config",
+            "--generate-hashes",
+            "--index-url",
+            index,
+        ])
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .arg(&input)
+        .arg("-o")
+        .arg(out)
+        .env("HOME", dir.join("home"))
+        .env("UV_CACHE_DIR", dir.join("uv-compile-cache"))
+        .output()
+        .expect("run uv");
+    assert_success("uv pip compile", &o);
+}
+
+fn sha256_hex(path: &Path) -> String {
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Outside: lockfiles written by uv against pypiserver, `sync` of both,
+/// then `export`. Returns the bundle and the wheels.
+struct Outside {
+    dir: tempfile::TempDir,
+    bundle: PathBuf,
+    beta: PathBuf,
+}
+
+fn outside() -> (Outside, PypiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let pkgs = dir.path().join("packages");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    make_wheel(&pkgs, "alpha", "1.0", &["beta>=2"]);
+    let beta = make_wheel(&pkgs, "beta", "2.0", &[]);
+    let upstream = PypiServer::start(&pkgs);
+    let req = dir.path().join("requirements.txt");
+    let pylock = dir.path().join("pylock.toml");
+    uv_compile(dir.path(), &upstream.index_url(), &req);
+    uv_compile(dir.path(), &upstream.index_url(), &pylock);
+    let lines = std::fs::read_to_string(&req).unwrap();
+    assert!(lines.contains("--hash=sha256:"), "{lines}");
+
+    let config = config(dir.path(), "outside", &upstream.index_url(), "");
+    let out = cli(&["sync", "--progress", "plain"], &config, &[&req]);
+    assert_success("sync requirements.txt", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The pylock.toml names the same files: all there, resumed.
+    let out = cli(&["sync", "--progress", "none"], &config, &[&pylock]);
+    assert_success("sync pylock.toml", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let bundle = dir.path().join("bundle.tar");
+    let out = cli(&["export"], &config, &[Path::new("--out"), &bundle]);
+    assert_success("export", &out);
+    assert!(
+        text(&out.stdout).contains("upstream py: 2 page(s), 2 file(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    (Outside { dir, bundle, beta }, upstream)
+}
+
+#[test]
+fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable() {
+    let (world, upstream) = outside();
+    let dir = world.dir.path();
+
+    // A requirements.txt pinning another sha256 is refused, naming the
+    // check, and nothing of it is stored.
+    let bad = dir.join("bad/requirements.txt");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(
+        &bad,
+        format!(
+            "beta==2.0 \\\n    --hash=sha256:{}\n",
+            "0".repeat(64) // not beta's
+        ),
+    )
+    .unwrap();
+    let fresh = config(dir, "fresh", &upstream.index_url(), "");
+    let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("refused beta==2.0: lockfile: "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(stored_objects(&dir.join("fresh-data")), 0);
+    // An unpinned line is refused with its reason, not guessed.
+    std::fs::write(&bad, "beta>=1\n").unwrap();
+    let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("not pinned"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(upstream); // nothing upstream is reachable from here on
+
+    let inside = inside(dir, "inside");
+    let out = cli(
+        &["import", "--progress", "plain"],
+        &inside,
+        &[&world.bundle],
+    );
+    assert_success("import", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&["import", "--progress", "none"], &inside, &[&world.bundle]);
+    assert_success("re-import", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let b: Bulwark = support::serve::start(&inside, "warn");
+    let index = format!("http://{}/pypi/simple/", b.0.addr);
+    // Pages and files are served with the stale Warning; what was never
+    // imported is refused with check `offline`.
+    let page = send(
+        b.0.addr,
+        "GET",
+        "/pypi/simple/beta/",
+        &[("Accept", "application/vnd.pypi.simple.v1+json")],
+    );
+    assert_eq!(page.status, 200, "{}", page.text());
+    let w = page.header("warning").expect("Warning on the page offline");
+    assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
+    let file = get(b.0.addr, "/pypi/files/beta/beta-2.0-py3-none-any.whl");
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, std::fs::read(&world.beta).unwrap());
+    assert!(file.header("warning").is_some());
+    let r = get(b.0.addr, "/pypi/simple/gamma/");
+    assert_eq!(r.json()["check"], "offline", "{}", r.text());
+
+    let home = dir.join("home-inside");
+    std::fs::create_dir_all(&home).unwrap();
+    let dl = dir.join("pip-download");
+    let out = Command::new(bin_dir().join("python"))
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+        ])
+        .args(["--isolated", "--index-url", &index, "--dest"])
+        .arg(&dl)
+        .arg("alpha==1.0")
+        .env("HOME", &home)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .output()
+        .expect("run pip");
+    assert_success("pip download through the offline inside", &out);
+    assert_eq!(
+        sha256_hex(&dl.join("beta-2.0-py3-none-any.whl")),
+        sha256_hex(&world.beta)
+    );
+    let target = dir.join("uv-target");
+    let out = Command::new(bin_dir().join("uv"))
+        .args([
+            "pip",
+            "install",
+            "--no-cache",
+            "--no-config",
+            "--index-url",
+            &index,
+        ])
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .arg("--target")
+        .arg(&target)
+        .arg("alpha")
+        .env("HOME", &home)
+        .env("UV_CACHE_DIR", home.join("uv-cache"))
+        .output()
+        .expect("run uv");
+    assert_success("uv pip install through the offline inside", &out);
+    assert!(target.join("alpha/__init__.py").exists());
+    assert!(target.join("beta/__init__.py").exists());
+}
+
+#[test]
+fn import_refuses_an_altered_file_and_stores_none_of_it() {
+    let (world, upstream) = outside();
+    drop(upstream);
+    let dir = world.dir.path();
+    let bad = dir.join("altered.tar");
+    let mut ar = tar::Archive::new(std::fs::File::open(&world.bundle).unwrap());
+    let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == BETA_MEMBER {
+            let at = data.len() / 2;
+            data[at] ^= 0x20;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    out.finish().unwrap();
+    drop(out);
+
+    let inside = inside(dir, "inside");
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("refused beta beta-2.0-py3-none-any.whl: digest: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.starts_with("verified: 1, already there: 0, refused: 1"),
+        "{stdout}"
+    );
+    // Only alpha's wheel was stored.
+    assert_eq!(stored_objects(&dir.join("inside-data")), 1);
+}
