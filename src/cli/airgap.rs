@@ -6,23 +6,33 @@
 //! pinned key, consistency with the trust state, inclusion, hash, then
 //! write-fsync-rename and index).
 //!
-//! - `sync` reads lockfiles (`go.sum`, or a list of `ecosystem name
-//!   version` lines) and fetches each module version through the Go front:
-//!   its checksum-database record first (proven included), compared with
-//!   the hash the lockfile pins, then its `.mod` and `.zip`.
+//! - `sync` reads lockfiles (`go.sum`, `requirements.txt`, `pylock.toml`,
+//!   `uv.lock`, `package-lock.json`, parsed by
+//!   [`bulwark::airgap::lockfile`], or a list of `ecosystem name version`
+//!   lines) and fetches each version through the pipeline of its
+//!   ecosystem: a Go module's checksum-database record first (proven
+//!   included), compared with the hash the lockfile pins, then its `.mod`
+//!   and `.zip`; a Python package's index page (its sha256 compared with
+//!   the lockfile's pins) then its files; an npm package's packument (its
+//!   `dist.integrity` compared with the lockfile's) then its tarball.
 //! - `export` writes one tar: per Go upstream, its accepted signed tree,
 //!   the stored module files, the records that proved them and the tiles
 //!   bulwark authenticated, laid out as a GOPROXY and a checksum database
 //!   (`gomod/<upstream>/proxy/<module>/@v/<version>.zip|.mod`,
-//!   `gomod/<upstream>/sumdb/latest|lookup/<m>@<v>|tile/...`), and a
-//!   `MANIFEST` with the SHA-256 and size of every member.
+//!   `gomod/<upstream>/sumdb/latest|lookup/<m>@<v>|tile/...`); per PyPI
+//!   upstream a simple index of the stored files (`pypi/<upstream>/...`,
+//!   [`export_pypi`]); per npm upstream a registry of the stored tarballs
+//!   (`npm/<upstream>/...`, [`export_npm`]); and a `MANIFEST` with the
+//!   SHA-256 and size of every member.
 //! - `import` trusts nothing in the tar: it serves it read-only on a
 //!   loopback port, points each exported upstream (and its checksum
-//!   database) at it for this run, and `sync`s every module version in it
-//!   through the fronts: the signed tree is checked under this side's
+//!   database) at it for this run, and `sync`s everything in it through
+//!   the same pipelines: the signed tree is checked under this side's
 //!   pinned key and proven consistent with this side's trust state (a
 //!   forked bundle quarantines the upstream as a live fork does), every
-//!   record proven included, every file hashed before it is stored.
+//!   record proven included, every page and packument checked again
+//!   (registry signatures under this side's keys, provenance under its
+//!   Sigstore root), every file hashed before it is stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Read, Write};
@@ -1388,6 +1398,9 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                         };
                         let project = ProjectName::parse(project)
                             .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                        // One item per file: the key's version slot holds
+                        // the file name (a pin naming files does not use
+                        // its version).
                         items.py(
                             format!("{project} {filename}"),
                             PyPin {
