@@ -15,8 +15,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use support::airgap::{alter_member, assert_summary, cli, dead_url, text};
 use support::http::send;
 use support::npm::{
     assert_success, keys_json, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio,
@@ -25,10 +25,6 @@ use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "reg";
 const BETA_MEMBER: &str = "npm/reg/tarball/beta/-/beta-2.0.0.tgz";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A config `<side>.toml` (data dir `<side>-data`) whose npm upstream at
 /// `url` pins test key `key`.
@@ -53,22 +49,8 @@ fn config(dir: &Path, side: &str, url: &str, key: u8, server: &str) -> PathBuf {
 
 /// The inside: offline, its upstream a port nothing listens on.
 fn inside(dir: &Path, side: &str, key: u8) -> PathBuf {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/", dead.local_addr().expect("addr"));
-    drop(dead);
+    let url = format!("{}/", dead_url());
     config(dir, side, &url, key, "offline = true")
-}
-
-/// `bulwark <args> --config <config> <tail>`.
-fn cli(args: &[&str], config: &Path, tail: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .args(tail)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run bulwark")
 }
 
 fn project(dir: &Path) -> PathBuf {
@@ -125,18 +107,10 @@ fn outside() -> World {
     let config = config(d, "outside", &signing.url(), 1, "");
     let out = cli(&["sync", "--progress", "plain"], &config, &[&lock]);
     assert_success("sync", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 3, already there: 0, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 3, 0, 0);
     let out = cli(&["sync", "--progress", "none"], &config, &[&lock]);
     assert_success("second sync", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 0, already there: 3, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 0, 3, 0);
 
     // A lockfile pinning another integrity is refused, nothing stored.
     let mut doc: serde_json::Value =
@@ -194,18 +168,10 @@ fn npm_sync_export_import_then_npm_installs_inside_with_nothing_reachable() {
         &[&world.bundle],
     );
     assert_success("import", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 3, already there: 0, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 3, 0, 0);
     let out = cli(&["import", "--progress", "none"], &inside, &[&world.bundle]);
     assert_success("re-import", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 0, already there: 3, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 0, 3, 0);
 
     let b: Bulwark = support::serve::start(&inside, "warn");
     let registry = format!("http://{}/npm/", b.0.addr);
@@ -246,33 +212,13 @@ fn import_refuses_an_altered_tarball_and_stores_none_of_it() {
     let world = outside();
     let d = world.dir.path();
     let bad = d.join("altered.tar");
-    let mut ar = tar::Archive::new(std::fs::File::open(&world.bundle).unwrap());
-    let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        if name == BETA_MEMBER {
-            let at = data.len() / 2;
-            data[at] ^= 0x20;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        out.append_data(&mut h, &name, &data[..]).unwrap();
-    }
-    out.finish().unwrap();
-    drop(out);
+    alter_member(&world.bundle, &bad, BETA_MEMBER);
 
     let inside = inside(d, "inside", 1);
     let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("refused beta@2.0.0: digest: "), "{stdout}");
-    assert!(
-        stdout.starts_with("verified: 2, already there: 0, refused: 1"),
-        "{stdout}"
-    );
+    assert_summary(&out, 2, 0, 1);
     assert_eq!(stored_objects(&d.join("inside-data")), 2);
 }

@@ -12,29 +12,17 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use sha2::Digest as _;
+use support::airgap::{alter_member, assert_summary, cli, dead_url, text};
 use support::http::{get, send};
+use support::npm::assert_success;
 use support::pypi::{bin_dir, make_wheel, PypiServer};
 use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "py";
 const BETA_MEMBER: &str = "pypi/py/files/beta/beta-2.0-py3-none-any.whl";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 /// A config `<side>.toml` with data dir `<side>-data` and its PyPI
 /// upstream at `url`.
@@ -55,22 +43,8 @@ fn config(dir: &Path, side: &str, url: &str, server: &str) -> PathBuf {
 
 /// The inside: offline, its upstream a port nothing listens on.
 fn inside(dir: &Path, side: &str) -> PathBuf {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/simple", dead.local_addr().expect("addr"));
-    drop(dead);
+    let url = format!("{}/simple", dead_url());
     config(dir, side, &url, "offline = true")
-}
-
-/// `bulwark <args> --config <config> <tail>`.
-fn cli(args: &[&str], config: &Path, tail: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .args(tail)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run bulwark")
 }
 
 /// `uv pip compile` of `alpha` against `index` into `out` (its format by
@@ -128,19 +102,11 @@ fn outside() -> (Outside, PypiServer) {
     let config = config(dir.path(), "outside", &upstream.index_url(), "");
     let out = cli(&["sync", "--progress", "plain"], &config, &[&req]);
     assert_success("sync requirements.txt", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 2, 0, 0);
     // The pylock.toml names the same files: all there, resumed.
     let out = cli(&["sync", "--progress", "none"], &config, &[&pylock]);
     assert_success("sync pylock.toml", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 0, 2, 0);
     let bundle = dir.path().join("bundle.tar");
     let out = cli(&["export"], &config, &[Path::new("--out"), &bundle]);
     assert_success("export", &out);
@@ -196,18 +162,10 @@ fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable
         &[&world.bundle],
     );
     assert_success("import", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 2, 0, 0);
     let out = cli(&["import", "--progress", "none"], &inside, &[&world.bundle]);
     assert_success("re-import", &out);
-    assert!(
-        text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_summary(&out, 0, 2, 0);
 
     let b: Bulwark = support::serve::start(&inside, "warn");
     let index = format!("http://{}/pypi/simple/", b.0.addr);
@@ -282,24 +240,7 @@ fn import_refuses_an_altered_file_and_stores_none_of_it() {
     drop(upstream);
     let dir = world.dir.path();
     let bad = dir.join("altered.tar");
-    let mut ar = tar::Archive::new(std::fs::File::open(&world.bundle).unwrap());
-    let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        if name == BETA_MEMBER {
-            let at = data.len() / 2;
-            data[at] ^= 0x20;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        out.append_data(&mut h, &name, &data[..]).unwrap();
-    }
-    out.finish().unwrap();
-    drop(out);
+    alter_member(&world.bundle, &bad, BETA_MEMBER);
 
     let inside = inside(dir, "inside");
     let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
@@ -309,10 +250,7 @@ fn import_refuses_an_altered_file_and_stores_none_of_it() {
         stdout.contains("refused beta beta-2.0-py3-none-any.whl: digest: "),
         "{stdout}"
     );
-    assert!(
-        stdout.starts_with("verified: 1, already there: 0, refused: 1"),
-        "{stdout}"
-    );
+    assert_summary(&out, 1, 0, 1);
     // Only alpha's wheel was stored.
     assert_eq!(stored_objects(&dir.join("inside-data")), 1);
 }

@@ -456,8 +456,15 @@ fn pinned_file(
     Ok(PyFile { filename, sha256 })
 }
 
-/// A Python package of a lockfile: its name, version and files checked.
-fn py_package(what: &str, name: &str, version: Option<&str>, files: Vec<PyFile>) -> Entry {
+/// A Python package of a lockfile: its name, version and files (each
+/// read by `file`; the first bad one refuses the package) checked.
+fn py_package<T>(
+    what: &str,
+    name: &str,
+    version: Option<&str>,
+    files: &[&T],
+    file: impl Fn(&T) -> Result<PyFile, String>,
+) -> Entry {
     let project = match ProjectName::parse(name) {
         Ok(p) => p,
         Err(e) => return refused(what, format!("package name: {e}")),
@@ -471,6 +478,10 @@ fn py_package(what: &str, name: &str, version: Option<&str>, files: Vec<PyFile>)
     if files.len() > MAX_FILES {
         return refused(what, format!("lists more than {MAX_FILES} files"));
     }
+    let files = match files.iter().map(|f| file(f)).collect::<Result<Vec<_>, _>>() {
+        Ok(f) => f,
+        Err(e) => return refused(what, e),
+    };
     Entry::Pypi(PyPin {
         project,
         version: version.to_string(),
@@ -504,28 +515,22 @@ pub fn pylock(text: &str) -> Result<Vec<Entry>, LockError> {
             ));
             continue;
         }
-        let mut files = Vec::new();
-        let mut bad = None;
-        for f in p.sdist.iter().chain(&p.wheels).take(MAX_FILES + 1) {
-            let other = f.hashes.keys().any(|k| k != "sha256");
-            match pinned_file(
-                f.name.as_deref(),
-                f.url.as_deref(),
-                f.path.as_deref(),
-                f.hashes.get("sha256").map(String::as_str),
-                other,
-            ) {
-                Ok(pf) => files.push(pf),
-                Err(e) => {
-                    bad = Some(e);
-                    break;
-                }
-            }
-        }
-        out.push(match bad {
-            Some(e) => refused(what, e),
-            None => py_package(&what, &p.name, p.version.as_deref(), files),
-        });
+        let files: Vec<&PylockFile> = p.sdist.iter().chain(&p.wheels).collect();
+        out.push(py_package(
+            &what,
+            &p.name,
+            p.version.as_deref(),
+            &files,
+            |f| {
+                pinned_file(
+                    f.name.as_deref(),
+                    f.url.as_deref(),
+                    f.path.as_deref(),
+                    f.hashes.get("sha256").map(String::as_str),
+                    f.hashes.keys().any(|k| k != "sha256"),
+                )
+            },
+        ));
     }
     Ok(out)
 }
@@ -584,32 +589,27 @@ pub fn uv_lock(text: &str) -> Result<Vec<Entry>, LockError> {
             ));
             continue;
         }
-        let mut files = Vec::new();
-        let mut bad = None;
-        for f in p.sdist.iter().chain(&p.wheels).take(MAX_FILES + 1) {
-            let (sha, other) = match f.hash.as_deref().map(|h| h.split_once(':')) {
-                None => (None, false),
-                Some(Some(("sha256", hex))) => (Some(hex), false),
-                Some(_) => (None, true),
-            };
-            match pinned_file(
-                f.filename.as_deref(),
-                f.url.as_deref(),
-                f.path.as_deref(),
-                sha,
-                other,
-            ) {
-                Ok(pf) => files.push(pf),
-                Err(e) => {
-                    bad = Some(e);
-                    break;
-                }
-            }
-        }
-        out.push(match bad {
-            Some(e) => refused(what, e),
-            None => py_package(&what, &p.name, p.version.as_deref(), files),
-        });
+        let files: Vec<&UvFile> = p.sdist.iter().chain(&p.wheels).collect();
+        out.push(py_package(
+            &what,
+            &p.name,
+            p.version.as_deref(),
+            &files,
+            |f| {
+                let (sha, other) = match f.hash.as_deref().map(|h| h.split_once(':')) {
+                    None => (None, false),
+                    Some(Some(("sha256", hex))) => (Some(hex), false),
+                    Some(_) => (None, true),
+                };
+                pinned_file(
+                    f.filename.as_deref(),
+                    f.url.as_deref(),
+                    f.path.as_deref(),
+                    sha,
+                    other,
+                )
+            },
+        ));
     }
     Ok(out)
 }

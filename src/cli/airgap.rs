@@ -291,6 +291,20 @@ impl Mirror {
         }
     }
 
+    /// The upstream of `protocol` (among `upstreams`) that serves `name`.
+    fn owner<'u, U>(
+        &self,
+        protocol: &str,
+        name: &str,
+        upstreams: &'u HashMap<String, U>,
+    ) -> Result<&'u U, Outcome> {
+        self.ctx
+            .federation
+            .route(protocol, name)
+            .and_then(|u| upstreams.get(&u.name))
+            .ok_or_else(|| refused("route", format!("no {protocol} upstream serves {name}")))
+    }
+
     /// Whether `kind` `key` of `upstream` is verified and stored, and its
     /// digest.
     async fn stored_digest(&self, upstream: &str, kind: &str, key: &str) -> Option<Digest> {
@@ -307,16 +321,9 @@ impl Mirror {
     /// fetched, hashed, vouched for and stored by the pipeline.
     async fn sync_pypi(&self, pin: &PyPin) -> Outcome {
         let project = &pin.project;
-        let Some(up) = self
-            .ctx
-            .federation
-            .route(PYPI, project.as_str())
-            .and_then(|u| self.pypi.get(&u.name))
-        else {
-            return refused(
-                "route",
-                format!("no pypi upstream serves the project {project}"),
-            );
+        let up = match self.owner(PYPI, project.as_str(), &self.pypi) {
+            Ok(u) => u,
+            Err(o) => return o,
         };
         let lockfile = |filename: &str, pinned: &[u8; 32], seen: &str| {
             refused(
@@ -434,16 +441,9 @@ impl Mirror {
     /// fetched, hashed against `dist.integrity` and stored.
     async fn sync_npm(&self, item: &NpmItem) -> Outcome {
         let (name, version) = (&item.name, &item.version);
-        let Some(up) = self
-            .ctx
-            .federation
-            .route(NPM, name.as_str())
-            .and_then(|u| self.npm.get(&u.name))
-        else {
-            return refused(
-                "route",
-                format!("no npm upstream serves the package {name}"),
-            );
+        let up = match self.owner(NPM, name.as_str(), &self.npm) {
+            Ok(u) => u,
+            Err(o) => return o,
         };
         let lockfile = |why: String| {
             refused(
