@@ -16,7 +16,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::airgap::{alter_member, assert_summary, cli, dead_url, text};
+use support::airgap::{alter_member, assert_refused, assert_summary, cli, dead_url, text, twice};
 use support::http::send;
 use support::npm::{
     assert_success, keys_json, make_package, publish, Npm, Sign, SigningRegistry, Verdaccio,
@@ -25,6 +25,22 @@ use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "reg";
 const BETA_MEMBER: &str = "npm/reg/tarball/beta/-/beta-2.0.0.tgz";
+/// A package: name, version, dependencies.
+type Package = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+/// alpha → beta, @acme/pad.
+const PACKAGES: [Package; 3] = [
+    ("@acme/pad", "1.0.0", &[]),
+    ("beta", "2.0.0", &[]),
+    (
+        "alpha",
+        "1.0.0",
+        &[("beta", "^2.0.0"), ("@acme/pad", "^1.0.0")],
+    ),
+];
 
 /// A config `<side>.toml` (data dir `<side>-data`) whose npm upstream at
 /// `url` pins test key `key`.
@@ -78,19 +94,11 @@ fn outside() -> World {
     let signing = SigningRegistry::start(upstream.addr, |_, _| Sign::Key(1));
     let publisher = Npm::new(&d.join("publisher"));
     let pkgs = d.join("packages");
-    for (name, version, deps) in [
-        ("@acme/pad", "1.0.0", vec![]),
-        ("beta", "2.0.0", vec![]),
-        (
-            "alpha",
-            "1.0.0",
-            vec![("beta", "^2.0.0"), ("@acme/pad", "^1.0.0")],
-        ),
-    ] {
+    for (name, version, deps) in PACKAGES {
         publish(
             &publisher,
             &upstream,
-            &make_package(&pkgs, name, version, &deps),
+            &make_package(&pkgs, name, version, deps),
         );
     }
     let app = project(&d.join("app"));
@@ -105,12 +113,7 @@ fn outside() -> World {
     let lock = app.join("package-lock.json");
 
     let config = config(d, "outside", &signing.url(), 1, "");
-    let out = cli(&["sync", "--progress", "plain"], &config, &[&lock]);
-    assert_success("sync", &out);
-    assert_summary(&out, 3, 0, 0);
-    let out = cli(&["sync", "--progress", "none"], &config, &[&lock]);
-    assert_success("second sync", &out);
-    assert_summary(&out, 0, 3, 0);
+    twice("sync", &config, &lock, 3);
 
     // A lockfile pinning another integrity is refused, nothing stored.
     let mut doc: serde_json::Value =
@@ -122,12 +125,7 @@ fn outside() -> World {
     std::fs::write(&bad, doc.to_string()).unwrap();
     let fresh = self::config(d, "fresh", &signing.url(), 1, "");
     let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stdout).contains("refused beta@2.0.0: lockfile: "),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_refused(&out, "refused beta@2.0.0: lockfile: ");
     assert_eq!(stored_objects(&d.join("fresh-data")), 2);
 
     let bundle = d.join("bundle.tar");
@@ -153,25 +151,11 @@ fn npm_sync_export_import_then_npm_installs_inside_with_nothing_reachable() {
         &stranger,
         &[&world.bundle],
     );
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stdout).contains("refused beta@2.0.0: npm registry signature: "),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_refused(&out, "refused beta@2.0.0: npm registry signature: ");
     assert_eq!(stored_objects(&d.join("stranger-data")), 0);
 
     let inside = inside(d, "inside", 1);
-    let out = cli(
-        &["import", "--progress", "plain"],
-        &inside,
-        &[&world.bundle],
-    );
-    assert_success("import", &out);
-    assert_summary(&out, 3, 0, 0);
-    let out = cli(&["import", "--progress", "none"], &inside, &[&world.bundle]);
-    assert_success("re-import", &out);
-    assert_summary(&out, 0, 3, 0);
+    twice("import", &inside, &world.bundle, 3);
 
     let b: Bulwark = support::serve::start(&inside, "warn");
     let registry = format!("http://{}/npm/", b.0.addr);
@@ -216,9 +200,7 @@ fn import_refuses_an_altered_tarball_and_stores_none_of_it() {
 
     let inside = inside(d, "inside", 1);
     let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("refused beta@2.0.0: digest: "), "{stdout}");
+    assert_refused(&out, "refused beta@2.0.0: digest: ");
     assert_summary(&out, 2, 0, 1);
     assert_eq!(stored_objects(&d.join("inside-data")), 2);
 }

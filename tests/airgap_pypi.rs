@@ -12,13 +12,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::Digest as _;
-use support::airgap::{alter_member, assert_summary, cli, dead_url, text};
-use support::http::{get, send};
+use support::airgap::{alter_member, assert_refused, assert_summary, cli, dead_url, text, twice};
+use support::http::get;
 use support::npm::assert_success;
-use support::pypi::{bin_dir, make_wheel, PypiServer};
+use support::pypi::{alpha_needs_beta, pip, uv_pip, PypiServer};
 use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "py";
@@ -52,22 +51,11 @@ fn inside(dir: &Path, side: &str) -> PathBuf {
 fn uv_compile(dir: &Path, index: &str, out: &Path) {
     let input = dir.join("requirements.in");
     std::fs::write(&input, "alpha\n").unwrap();
-    let o = Command::new(bin_dir().join("uv"))
-        .args([
-            "pip",
-            "compile",
-            "--no-config",
-            "--generate-hashes",
-            "--index-url",
-            index,
-        ])
-        .arg("--python")
-        .arg(bin_dir().join("python"))
+    let o = uv_pip(&dir.join("home"), "compile")
+        .args(["--generate-hashes", "--index-url", index])
         .arg(&input)
         .arg("-o")
         .arg(out)
-        .env("HOME", dir.join("home"))
-        .env("UV_CACHE_DIR", dir.join("uv-compile-cache"))
         .output()
         .expect("run uv");
     assert_success("uv pip compile", &o);
@@ -87,11 +75,7 @@ struct Outside {
 
 fn outside() -> (Outside, PypiServer) {
     let dir = tempfile::tempdir().unwrap();
-    let pkgs = dir.path().join("packages");
-    std::fs::create_dir_all(&pkgs).unwrap();
-    make_wheel(&pkgs, "alpha", "1.0", &["beta>=2"]);
-    let beta = make_wheel(&pkgs, "beta", "2.0", &[]);
-    let upstream = PypiServer::start(&pkgs);
+    let (upstream, beta) = alpha_needs_beta(dir.path());
     let req = dir.path().join("requirements.txt");
     let pylock = dir.path().join("pylock.toml");
     uv_compile(dir.path(), &upstream.index_url(), &req);
@@ -137,46 +121,22 @@ fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable
     .unwrap();
     let fresh = config(dir, "fresh", &upstream.index_url(), "");
     let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stdout).contains("refused beta==2.0: lockfile: "),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_refused(&out, "refused beta==2.0: lockfile: ");
     assert_eq!(stored_objects(&dir.join("fresh-data")), 0);
     // An unpinned line is refused with its reason, not guessed.
     std::fs::write(&bad, "beta>=1\n").unwrap();
     let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stdout).contains("not pinned"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_refused(&out, "not pinned");
     drop(upstream); // nothing upstream is reachable from here on
 
     let inside = inside(dir, "inside");
-    let out = cli(
-        &["import", "--progress", "plain"],
-        &inside,
-        &[&world.bundle],
-    );
-    assert_success("import", &out);
-    assert_summary(&out, 2, 0, 0);
-    let out = cli(&["import", "--progress", "none"], &inside, &[&world.bundle]);
-    assert_success("re-import", &out);
-    assert_summary(&out, 0, 2, 0);
+    twice("import", &inside, &world.bundle, 2);
 
     let b: Bulwark = support::serve::start(&inside, "warn");
     let index = format!("http://{}/pypi/simple/", b.0.addr);
     // Pages and files are served with the stale Warning; what was never
     // imported is refused with check `offline`.
-    let page = send(
-        b.0.addr,
-        "GET",
-        "/pypi/simple/beta/",
-        &[("Accept", "application/vnd.pypi.simple.v1+json")],
-    );
+    let page = get(b.0.addr, "/pypi/simple/beta/");
     assert_eq!(page.status, 200, "{}", page.text());
     let w = page.header("warning").expect("Warning on the page offline");
     assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
@@ -190,19 +150,10 @@ fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable
     let home = dir.join("home-inside");
     std::fs::create_dir_all(&home).unwrap();
     let dl = dir.join("pip-download");
-    let out = Command::new(bin_dir().join("python"))
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-        ])
-        .args(["--isolated", "--index-url", &index, "--dest"])
+    let out = pip(&home, "download")
+        .args(["--index-url", &index, "--dest"])
         .arg(&dl)
         .arg("alpha==1.0")
-        .env("HOME", &home)
-        .env("PIP_CONFIG_FILE", "/dev/null")
         .output()
         .expect("run pip");
     assert_success("pip download through the offline inside", &out);
@@ -211,22 +162,10 @@ fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable
         sha256_hex(&world.beta)
     );
     let target = dir.join("uv-target");
-    let out = Command::new(bin_dir().join("uv"))
-        .args([
-            "pip",
-            "install",
-            "--no-cache",
-            "--no-config",
-            "--index-url",
-            &index,
-        ])
-        .arg("--python")
-        .arg(bin_dir().join("python"))
-        .arg("--target")
+    let out = uv_pip(&home, "install")
+        .args(["--no-cache", "--index-url", &index, "--target"])
         .arg(&target)
         .arg("alpha")
-        .env("HOME", &home)
-        .env("UV_CACHE_DIR", home.join("uv-cache"))
         .output()
         .expect("run uv");
     assert_success("uv pip install through the offline inside", &out);
@@ -244,12 +183,7 @@ fn import_refuses_an_altered_file_and_stores_none_of_it() {
 
     let inside = inside(dir, "inside");
     let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("refused beta beta-2.0-py3-none-any.whl: digest: "),
-        "{stdout}"
-    );
+    assert_refused(&out, "refused beta beta-2.0-py3-none-any.whl: digest: ");
     assert_summary(&out, 1, 0, 1);
     // Only alpha's wheel was stored.
     assert_eq!(stored_objects(&dir.join("inside-data")), 1);

@@ -456,15 +456,21 @@ fn pinned_file(
     Ok(PyFile { filename, sha256 })
 }
 
-/// A Python package of a lockfile: its name, version and files (each
-/// read by `file`; the first bad one refuses the package) checked.
-fn py_package<T>(
+/// A file entry of a Python lockfile.
+trait LockedFile {
+    /// Its name and pinned sha256, checked.
+    fn pinned(&self) -> Result<PyFile, String>;
+}
+
+/// A Python package of a lockfile: its name, version and files (the first
+/// bad one refuses the package) checked.
+fn py_package<'f, T: LockedFile + 'f>(
     what: &str,
     name: &str,
     version: Option<&str>,
-    files: &[&T],
-    file: impl Fn(&T) -> Result<PyFile, String>,
+    files: impl Iterator<Item = &'f T>,
 ) -> Entry {
+    let files: Vec<&T> = files.take(MAX_FILES + 1).collect();
     let project = match ProjectName::parse(name) {
         Ok(p) => p,
         Err(e) => return refused(what, format!("package name: {e}")),
@@ -478,7 +484,11 @@ fn py_package<T>(
     if files.len() > MAX_FILES {
         return refused(what, format!("lists more than {MAX_FILES} files"));
     }
-    let files = match files.iter().map(|f| file(f)).collect::<Result<Vec<_>, _>>() {
+    let files = match files
+        .iter()
+        .map(|f| f.pinned())
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(f) => f,
         Err(e) => return refused(what, e),
     };
@@ -515,24 +525,22 @@ pub fn pylock(text: &str) -> Result<Vec<Entry>, LockError> {
             ));
             continue;
         }
-        let files: Vec<&PylockFile> = p.sdist.iter().chain(&p.wheels).collect();
-        out.push(py_package(
-            &what,
-            &p.name,
-            p.version.as_deref(),
-            &files,
-            |f| {
-                pinned_file(
-                    f.name.as_deref(),
-                    f.url.as_deref(),
-                    f.path.as_deref(),
-                    f.hashes.get("sha256").map(String::as_str),
-                    f.hashes.keys().any(|k| k != "sha256"),
-                )
-            },
-        ));
+        let files = p.sdist.iter().chain(&p.wheels);
+        out.push(py_package(&what, &p.name, p.version.as_deref(), files));
     }
     Ok(out)
+}
+
+impl LockedFile for PylockFile {
+    fn pinned(&self) -> Result<PyFile, String> {
+        pinned_file(
+            self.name.as_deref(),
+            self.url.as_deref(),
+            self.path.as_deref(),
+            self.hashes.get("sha256").map(String::as_str),
+            self.hashes.keys().any(|k| k != "sha256"),
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -559,6 +567,23 @@ struct UvFile {
     path: Option<String>,
     filename: Option<String>,
     hash: Option<String>,
+}
+
+impl LockedFile for UvFile {
+    fn pinned(&self) -> Result<PyFile, String> {
+        let (sha, other) = match self.hash.as_deref().map(|h| h.split_once(':')) {
+            None => (None, false),
+            Some(Some(("sha256", hex))) => (Some(hex), false),
+            Some(_) => (None, true),
+        };
+        pinned_file(
+            self.filename.as_deref(),
+            self.url.as_deref(),
+            self.path.as_deref(),
+            sha,
+            other,
+        )
+    }
 }
 
 /// uv's `uv.lock` (see the module documentation).
@@ -589,27 +614,8 @@ pub fn uv_lock(text: &str) -> Result<Vec<Entry>, LockError> {
             ));
             continue;
         }
-        let files: Vec<&UvFile> = p.sdist.iter().chain(&p.wheels).collect();
-        out.push(py_package(
-            &what,
-            &p.name,
-            p.version.as_deref(),
-            &files,
-            |f| {
-                let (sha, other) = match f.hash.as_deref().map(|h| h.split_once(':')) {
-                    None => (None, false),
-                    Some(Some(("sha256", hex))) => (Some(hex), false),
-                    Some(_) => (None, true),
-                };
-                pinned_file(
-                    f.filename.as_deref(),
-                    f.url.as_deref(),
-                    f.path.as_deref(),
-                    sha,
-                    other,
-                )
-            },
-        ));
+        let files = p.sdist.iter().chain(&p.wheels);
+        out.push(py_package(&what, &p.name, p.version.as_deref(), files));
     }
     Ok(out)
 }

@@ -1040,6 +1040,11 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             lookups.len()
         ));
     }
+    let stored = Stored {
+        index: &index,
+        blobs: &blobs,
+        data_dir: &data_dir,
+    };
     let selected = |u: &&bulwark::config::UpstreamConfig| {
         args.upstream.is_empty() || args.upstream.contains(&u.name)
     };
@@ -1056,9 +1061,9 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             }
         };
         let c = if kind == PYPI {
-            export_pypi(&mut b, &index, &blobs, &data_dir, &u.name, epoch)?
+            export_pypi(&mut b, &stored, &u.name, epoch)?
         } else {
-            export_npm(&mut b, &index, &blobs, &data_dir, &u.name, epoch)?
+            export_npm(&mut b, &stored, &u.name, epoch)?
         };
         counts.push(c);
     }
@@ -1075,17 +1080,50 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Adds a stored blob as a member.
-fn add_blob<W: Write>(
-    b: &mut Bundle<W>,
-    blobs: &FsBlobStore,
-    name: &str,
-    digest: &Digest,
-) -> anyhow::Result<()> {
-    let f = std::fs::File::open(blobs.path_of(digest))
-        .map_err(|e| anyhow::anyhow!("blob {digest} of {name}: {e}"))?;
-    let len = f.metadata()?.len();
-    b.add(name, len, f)
+/// What `export` reads: the artifact index, the blobs and the data
+/// directory (the saved pages and packuments).
+struct Stored<'s> {
+    index: &'s ArtifactIndex,
+    blobs: &'s FsBlobStore,
+    data_dir: &'s Path,
+}
+
+/// Index entries grouped: package → (file or version → digest).
+type Grouped = BTreeMap<String, BTreeMap<String, Digest>>;
+
+impl Stored<'_> {
+    /// The index entries of `kind` of `up` in `epoch`, each key split by
+    /// `split` into package and file or version.
+    fn grouped(
+        &self,
+        up: &str,
+        epoch: u64,
+        kind: &str,
+        split: fn(&str) -> Option<(&str, &str)>,
+    ) -> anyhow::Result<Grouped> {
+        let mut out = Grouped::new();
+        for (key, e) in self.index.list(up, epoch, kind)? {
+            if let Some((package, rest)) = split(&key) {
+                out.entry(package.to_string())
+                    .or_default()
+                    .insert(rest.to_string(), e.digest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a stored blob as a member.
+    fn add_blob<W: Write>(
+        &self,
+        b: &mut Bundle<W>,
+        name: &str,
+        digest: &Digest,
+    ) -> anyhow::Result<()> {
+        let f = std::fs::File::open(self.blobs.path_of(digest))
+            .map_err(|e| anyhow::anyhow!("blob {digest} of {name}: {e}"))?;
+        let len = f.metadata()?.len();
+        b.add(name, len, f)
+    }
 }
 
 /// A PyPI upstream's part of a bundle, laid out as a simple index the
@@ -1097,28 +1135,15 @@ fn add_blob<W: Write>(
 /// (their PEP 740 provenance, verified again on the inside).
 fn export_pypi<W: Write>(
     b: &mut Bundle<W>,
-    index: &ArtifactIndex,
-    blobs: &FsBlobStore,
-    data_dir: &Path,
+    st: &Stored<'_>,
     up: &str,
     epoch: u64,
 ) -> anyhow::Result<String> {
     let base = format!("{BUNDLE_PYPI}/{up}");
-    let provenance: HashMap<String, Digest> = index
-        .list(up, epoch, PROVENANCE_KIND)?
-        .into_iter()
-        .map(|(k, e)| (k, e.digest))
-        .collect();
-    let mut projects: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
-    for (key, e) in index.list(up, epoch, FILE_KIND)? {
-        if let Some((project, filename)) = key.split_once('/') {
-            projects
-                .entry(project.to_string())
-                .or_default()
-                .insert(filename.to_string(), e.digest);
-        }
-    }
-    let saved = SavedPages::new(data_dir, up);
+    let split: fn(&str) -> Option<(&str, &str)> = |k| k.split_once('/');
+    let provenance = st.grouped(up, epoch, PROVENANCE_KIND, split)?;
+    let projects = st.grouped(up, epoch, FILE_KIND, split)?;
+    let saved = SavedPages::new(st.data_dir, up);
     let (mut pages, mut files, mut provs) = (0, 0, 0);
     for (project, stored) in &projects {
         let name = ProjectName::parse(project)?;
@@ -1126,13 +1151,14 @@ fn export_pypi<W: Write>(
             eprintln!("upstream {up}: {project}: no saved index page, its files are not exported");
             continue;
         };
+        let provs_of = provenance.get(project);
+        let prov = |filename: &str| provs_of.and_then(|p| p.get(filename));
         let body = page.render(Format::Json, |f| {
             stored.get(&f.filename)?;
             Some(Links {
                 file: format!("../../files/{project}/{}", f.filename),
-                provenance: provenance
-                    .contains_key(&format!("{project}/{}", f.filename))
-                    .then(|| format!("../../provenance/{project}/{}", f.filename)),
+                provenance: prov(&f.filename)
+                    .map(|_| format!("../../provenance/{project}/{}", f.filename)),
             })
         });
         b.add(
@@ -1142,20 +1168,10 @@ fn export_pypi<W: Write>(
         )?;
         pages += 1;
         for (filename, digest) in stored {
-            add_blob(
-                b,
-                blobs,
-                &format!("{base}/files/{project}/{filename}"),
-                digest,
-            )?;
+            st.add_blob(b, &format!("{base}/files/{project}/{filename}"), digest)?;
             files += 1;
-            if let Some(d) = provenance.get(&format!("{project}/{filename}")) {
-                add_blob(
-                    b,
-                    blobs,
-                    &format!("{base}/provenance/{project}/{filename}"),
-                    d,
-                )?;
+            if let Some(d) = prov(filename) {
+                st.add_blob(b, &format!("{base}/provenance/{project}/{filename}"), d)?;
                 provs += 1;
             }
         }
@@ -1174,23 +1190,15 @@ fn export_pypi<W: Write>(
 /// and `npm/<upstream>/tarball/<name>/-/<bare>-<version>.tgz`.
 fn export_npm<W: Write>(
     b: &mut Bundle<W>,
-    index: &ArtifactIndex,
-    blobs: &FsBlobStore,
-    data_dir: &Path,
+    st: &Stored<'_>,
     up: &str,
     epoch: u64,
 ) -> anyhow::Result<String> {
     let base = format!("{BUNDLE_NPM}/{up}");
-    let mut packages: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
-    for (key, e) in index.list(up, epoch, TARBALL_KIND)? {
-        if let Some((name, version)) = key.rsplit_once('@').filter(|(n, _)| !n.is_empty()) {
-            packages
-                .entry(name.to_string())
-                .or_default()
-                .insert(version.to_string(), e.digest);
-        }
-    }
-    let saved = bulwark::npm::saved::Saved::new(data_dir, up);
+    let packages = st.grouped(up, epoch, TARBALL_KIND, |k| {
+        k.rsplit_once('@').filter(|(n, _)| !n.is_empty())
+    })?;
+    let saved = bulwark::npm::saved::Saved::new(st.data_dir, up);
     let (mut docs, mut tarballs) = (0, 0);
     for (name, stored) in &packages {
         let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -1220,9 +1228,8 @@ fn export_npm<W: Write>(
         )?;
         docs += 1;
         for (v, digest) in stored {
-            add_blob(
+            st.add_blob(
                 b,
-                blobs,
                 &format!("{base}/tarball/{name}/-/{}-{v}.tgz", name.bare()),
                 digest,
             )?;

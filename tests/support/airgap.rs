@@ -75,3 +75,21 @@ pub fn alter_member(from: &Path, to: &Path, member: &str) {
         data
     });
 }
+
+/// Runs `bulwark <command> <input>` twice: the first run verifies `n`
+/// things, the second finds them all there (`sync` resumes; `import` again
+/// is a no-op).
+pub fn twice(command: &str, config: &Path, input: &Path, n: usize) {
+    let out = cli(&[command, "--progress", "plain"], config, &[input]);
+    assert_summary(&out, n, 0, 0);
+    let out = cli(&[command, "--progress", "none"], config, &[input]);
+    assert_summary(&out, 0, n, 0);
+}
+
+/// Asserts a run failed and its output says `needle` (what was refused,
+/// and the check).
+pub fn assert_refused(out: &Output, needle: &str) {
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains(needle), "{stdout}");
+}
