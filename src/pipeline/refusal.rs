@@ -384,6 +384,24 @@ mod tests {
     }
 
     #[test]
+    fn offline_everything_served_carries_a_warning_and_online_nothing_changes() {
+        let stale = stale_warning("up", "unreachable");
+        assert_eq!(offline_warning(false, "up", None), None);
+        assert_eq!(
+            offline_warning(true, "up", None),
+            Some(stale_warning("up", "offline"))
+        );
+        assert_eq!(
+            offline_warning(true, "up", Some(stale.clone())),
+            Some(stale.clone())
+        );
+        assert_eq!(
+            offline_warning(false, "up", Some(stale.clone())),
+            Some(stale)
+        );
+    }
+
+    #[test]
     fn the_warning_names_the_upstream_and_why() {
         assert_eq!(
             stale_warning("acme", "unreachable"),
