@@ -12,12 +12,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use sha2::Digest as _;
 use support::airgap::{alter_member, assert_refused, assert_summary, cli, dead_url, text, twice};
 use support::http::get;
 use support::npm::assert_success;
-use support::pypi::{alpha_needs_beta, pip, uv_pip, PypiServer};
+use support::pypi::{alpha_needs_beta, bin_dir, pip, uv_pip, PypiServer};
 use support::serve::{stored_objects, Running as Bulwark};
 
 const UPSTREAM: &str = "py";
@@ -61,6 +62,29 @@ fn uv_compile(dir: &Path, index: &str, out: &Path) {
     assert_success("uv pip compile", &o);
 }
 
+/// `uv lock` of a project depending on `alpha` against `index`; returns
+/// its `uv.lock`.
+fn uv_lock(dir: &Path, index: &str) -> PathBuf {
+    let project = dir.join("uv-project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\n\
+         dependencies = [\"alpha\"]\n",
+    )
+    .unwrap();
+    let o = Command::new(bin_dir().join("uv"))
+        .args(["lock", "--no-config", "--index-url", index, "--python"])
+        .arg(bin_dir().join("python"))
+        .current_dir(&project)
+        .env("HOME", dir.join("home"))
+        .env("UV_CACHE_DIR", dir.join("uv-lock-cache"))
+        .output()
+        .expect("run uv");
+    assert_success("uv lock", &o);
+    project.join("uv.lock")
+}
+
 fn sha256_hex(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -87,10 +111,13 @@ fn outside() -> (Outside, PypiServer) {
     let out = cli(&["sync", "--progress", "plain"], &config, &[&req]);
     assert_success("sync requirements.txt", &out);
     assert_summary(&out, 2, 0, 0);
-    // The pylock.toml names the same files: all there, resumed.
-    let out = cli(&["sync", "--progress", "none"], &config, &[&pylock]);
-    assert_success("sync pylock.toml", &out);
-    assert_summary(&out, 0, 2, 0);
+    // The pylock.toml and the uv.lock name the same files: all there,
+    // resumed.
+    let uvlock = uv_lock(dir.path(), &upstream.index_url());
+    for lock in [&pylock, &uvlock] {
+        let out = cli(&["sync", "--progress", "none"], &config, &[lock]);
+        assert_summary(&out, 0, 2, 0);
+    }
     let bundle = dir.path().join("bundle.tar");
     let out = cli(&["export"], &config, &[Path::new("--out"), &bundle]);
     assert_success("export", &out);
@@ -123,6 +150,19 @@ fn pypi_sync_export_import_then_pip_and_uv_install_inside_with_nothing_reachable
     let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
     assert_refused(&out, "refused beta==2.0: lockfile: ");
     assert_eq!(stored_objects(&dir.join("fresh-data")), 0);
+    // So is a pylock.toml naming beta's wheel with another sha256.
+    let pylock = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
+    let beta_sha = sha256_hex(&world.beta);
+    assert!(pylock.contains(&beta_sha), "{pylock}");
+    let bad_lock = dir.join("bad/pylock.toml");
+    std::fs::write(&bad_lock, pylock.replace(&beta_sha, &"1".repeat(64))).unwrap();
+    let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad_lock]);
+    assert_refused(&out, "refused beta==2.0: lockfile: ");
+    assert!(
+        !text(&out.stdout).contains("refused alpha"),
+        "{}",
+        text(&out.stdout)
+    );
     // An unpinned line is refused with its reason, not guessed.
     std::fs::write(&bad, "beta>=1\n").unwrap();
     let out = cli(&["sync", "--progress", "none"], &fresh, &[&bad]);
