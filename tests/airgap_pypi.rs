@@ -5,9 +5,12 @@
 //! `export`s a tar; an "inside" bulwark with `[server] offline = true`
 //! `import`s it (every page checked and every file hashed again by its own
 //! PyPI pipeline) and serves `pip download` and `uv pip install` with
-//! nothing upstream reachable. A requirements hash that is not the index's
-//! is refused (`lockfile`), and an altered file in the bundle is refused on
-//! import (`digest`) with nothing of it stored.
+//! nothing upstream reachable; a `uv.lock` written by the real `uv lock`
+//! syncs too. A requirements or pylock hash that is not the index's is
+//! refused (`lockfile`), and an altered file in the bundle is refused on
+//! import (`digest`) with nothing of it stored. A real attested sdist
+//! (`attestations = "required"`) carries its PEP 740 provenance, which the
+//! inside verifies again; an altered provenance is refused.
 
 mod support;
 
@@ -25,15 +28,20 @@ const UPSTREAM: &str = "py";
 const BETA_MEMBER: &str = "pypi/py/files/beta/beta-2.0-py3-none-any.whl";
 
 /// A config `<side>.toml` with data dir `<side>-data` and its PyPI
-/// upstream at `url`.
+/// upstream at `url` (`attestations = "off"`).
 fn config(dir: &Path, side: &str, url: &str, server: &str) -> PathBuf {
+    config_with(dir, side, url, server, "attestations = \"off\"")
+}
+
+/// [`config`] with `upstream` as the rest of the upstream's table.
+fn config_with(dir: &Path, side: &str, url: &str, server: &str, upstream: &str) -> PathBuf {
     let file = dir.join(format!("{side}.toml"));
     std::fs::write(
         &file,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server}\n\
              [[upstream]]\nname = \"{UPSTREAM}\"\nprotocol = \"pypi\"\nurl = \"{url}\"\n\
-             namespaces = []\ndefault = true\nattestations = \"off\"\n",
+             namespaces = []\ndefault = true\n{upstream}\n",
             dir.join(format!("{side}-data")).display()
         ),
     )
@@ -43,8 +51,12 @@ fn config(dir: &Path, side: &str, url: &str, server: &str) -> PathBuf {
 
 /// The inside: offline, its upstream a port nothing listens on.
 fn inside(dir: &Path, side: &str) -> PathBuf {
+    inside_with(dir, side, "attestations = \"off\"")
+}
+
+fn inside_with(dir: &Path, side: &str, upstream: &str) -> PathBuf {
     let url = format!("{}/simple", dead_url());
-    config(dir, side, &url, "offline = true")
+    config_with(dir, side, &url, "offline = true", upstream)
 }
 
 /// `uv pip compile` of `alpha` against `index` into `out` (its format by
@@ -227,4 +239,72 @@ fn import_refuses_an_altered_file_and_stores_none_of_it() {
     assert_summary(&out, 1, 0, 1);
     // Only alpha's wheel was stored.
     assert_eq!(stored_objects(&dir.join("inside-data")), 1);
+}
+
+/// A real attested sdist (tests/data/sigstore/pypi: signed on the
+/// production Sigstore instance, logged in Rekor) and its provenance.
+const ATTESTED: &str = "pypi_attestations-0.0.19.tar.gz";
+const ATTESTED_PROVENANCE: &str =
+    "pypi/py/provenance/pypi-attestations/pypi_attestations-0.0.19.tar.gz";
+
+#[test]
+fn an_attested_file_carries_its_provenance_and_is_verified_again_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sigstore/pypi");
+    let (pkgs, provs) = (d.join("packages"), d.join("provenance"));
+    std::fs::create_dir_all(&pkgs).unwrap();
+    std::fs::create_dir_all(&provs).unwrap();
+    std::fs::copy(data.join(ATTESTED), pkgs.join(ATTESTED)).unwrap();
+    let prov = format!("{ATTESTED}.provenance");
+    std::fs::copy(data.join(&prov), provs.join(&prov)).unwrap();
+    let upstream = PypiServer::start_with_provenance(&pkgs, &provs);
+    // attestations = "required" (the default); the Rekor log is never
+    // reachable (its first checkpoint needs no consistency proof).
+    let rekor = format!(
+        "rekor_urls = {{ \"rekor.sigstore.dev\" = \"{}\" }}",
+        dead_url()
+    );
+    let outside = config_with(d, "outside", &upstream.index_url(), "", &rekor);
+    let list = d.join("packages.list");
+    std::fs::write(
+        &list,
+        "# ecosystem name version\npypi pypi-attestations 0.0.19\n",
+    )
+    .unwrap();
+    twice("sync", &outside, &list, 1);
+    let bundle = d.join("bundle.tar");
+    let out = cli(&["export"], &outside, &[Path::new("--out"), &bundle]);
+    assert_success("export", &out);
+    assert!(
+        text(&out.stdout).contains("1 page(s), 1 file(s), 1 provenance(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(upstream);
+
+    // A provenance altered in the bundle: its inclusion proof no longer
+    // leads to the logged root; refused, nothing stored.
+    let bad = d.join("altered.tar");
+    alter_member(&bundle, &bad, ATTESTED_PROVENANCE);
+    let other = inside_with(d, "other", &rekor);
+    let out = cli(&["import", "--progress", "none"], &other, &[&bad]);
+    assert_refused(&out, &format!("refused pypi-attestations {ATTESTED}: "));
+    assert_eq!(stored_objects(&d.join("other-data")), 0);
+
+    let inside = inside_with(d, "inside", &rekor);
+    twice("import", &inside, &bundle, 1);
+    let b: Bulwark = support::serve::start(&inside, "warn");
+    let r = get(
+        b.0.addr,
+        &format!("/pypi/files/pypi-attestations/{ATTESTED}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("bulwark-attestation").as_deref(), Some("verified"));
+    assert_eq!(r.body, std::fs::read(data.join(ATTESTED)).unwrap());
+    let p = get(
+        b.0.addr,
+        &format!("/pypi/provenance/pypi-attestations/{ATTESTED}"),
+    );
+    assert_eq!(p.status, 200, "{}", p.text());
 }

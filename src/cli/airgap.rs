@@ -56,6 +56,7 @@ use bulwark::npm::packument::sri_sha512;
 use bulwark::npm::resolve::{NpmUpstream, TARBALL_KIND};
 use bulwark::pipeline::artifacts::Lookup;
 use bulwark::pipeline::refusal::Refusal;
+use bulwark::pipeline::rekor::Rekor;
 use bulwark::pipeline::trust::Trust;
 use bulwark::pypi::config::PROTOCOL as PYPI;
 use bulwark::pypi::filename::DistFilename;
@@ -262,9 +263,14 @@ impl Answer {
 }
 
 impl Mirror {
-    async fn open(config: Config) -> anyhow::Result<Mirror> {
+    /// The mirror of `config`; `rekor_offline`: no Rekor log is asked
+    /// either (`import` asks the bundle and nothing else).
+    async fn open(config: Config, rekor_offline: bool) -> anyhow::Result<Mirror> {
         let app = App::new(config)?;
-        let ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        let mut ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        if rekor_offline {
+            ctx.rekor = Rekor::new(ctx.trust.clone(), true);
+        }
         let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
         let mut pypi = HashMap::new();
         for u in ctx.upstreams(PYPI) {
@@ -886,7 +892,7 @@ pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
             read_lockfile(f, &mut items, &mut other)?;
         }
         runtime()?.block_on(async move {
-            let mirror = Mirror::open(config).await?;
+            let mirror = Mirror::open(config, false).await?;
             Ok(mirror.run(items.into_vec(), args.progress, other).await)
         })
     })())
@@ -1484,7 +1490,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     ));
                 }
             }
-            let mirror = Mirror::open(config).await?;
+            let mirror = Mirror::open(config, true).await?;
             // Each carried signed tree first: signature, consistency with
             // what this side accepted (a fork quarantines the upstream).
             for (up, sumdb) in &carried {
