@@ -34,6 +34,8 @@ pub const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_ENTRIES: usize = 100_000;
 /// Longest logical line of a `requirements.txt` (continuations joined).
 pub const MAX_LINE: usize = 64 * 1024;
+/// Longest `integrity` (an SRI string) taken from a `package-lock.json`.
+const MAX_INTEGRITY: usize = 1024;
 /// Most files one Python package of a lockfile may list.
 const MAX_FILES: usize = 1_000;
 
@@ -679,10 +681,18 @@ pub fn package_lock(text: &str) -> Result<Vec<Entry>, LockError> {
             out.push(refused(what, "no valid version"));
             continue;
         }
+        let integrity = field("integrity").map(str::trim);
+        if integrity.is_some_and(|i| i.len() > MAX_INTEGRITY) {
+            out.push(refused(
+                what,
+                format!("an integrity longer than {MAX_INTEGRITY} bytes"),
+            ));
+            continue;
+        }
         out.push(Entry::Npm(NpmPin {
             name,
             version: version.to_string(),
-            integrity: field("integrity").map(|s| short(s.trim())),
+            integrity: integrity.map(str::to_string),
         }));
     }
     Ok(out)
@@ -863,6 +873,11 @@ mod tests {
         assert!(uv_lock(&deep).is_err());
         assert!(package_lock(&"[".repeat(100_000)).is_err());
         assert!(requirements(&"x\\\n".repeat(MAX_LINE)).is_err());
+        let long = format!(
+            "{{\"lockfileVersion\":3,\"packages\":{{\"node_modules/a\":{{\"version\":\"1.0.0\",\"integrity\":\"sha512-{}\"}}}}}}",
+            "A".repeat(2 * MAX_INTEGRITY)
+        );
+        assert!(reasons(&package_lock(&long).unwrap())[0].contains("longer than"));
         for s in [
             "==",
             "a==",
