@@ -214,18 +214,28 @@ struct Mirror {
     npm: HashMap<String, NpmUpstream>,
 }
 
-/// A pipeline refusal as an outcome, with what was expected and seen.
-fn from_refusal(r: &Refusal) -> Outcome {
-    let mut message = r.message.clone();
-    if let (Some(e), Some(s)) = (&r.expected, &r.seen) {
-        message = format!("{message} (expected {e}, seen {s})");
+/// A refusal as an outcome, with what was expected and seen (when the
+/// check has them).
+fn refused_seen(check: &str, message: &str, expected: Option<&str>, seen: Option<&str>) -> Outcome {
+    match (expected, seen) {
+        (Some(e), Some(s)) => refused(check, format!("{message} (expected {e}, seen {s})")),
+        _ => refused(check, message),
     }
-    refused(r.check, message)
 }
 
-/// Whether the SRI string a lockfile pins names the sha512 of the
-/// verified tarball.
-fn integrity_matches(pinned: &str, verified: &[u8; 64]) -> Result<(), String> {
+/// A pipeline refusal as an outcome.
+fn from_refusal(r: &Refusal) -> Outcome {
+    refused_seen(
+        r.check,
+        &r.message,
+        r.expected.as_deref(),
+        r.seen.as_deref(),
+    )
+}
+
+/// Whether the SRI string a lockfile pins names `verified`, the sha512
+/// `what` (the verified tarball, or its verified `dist.integrity`) has.
+fn integrity_matches(pinned: &str, verified: &[u8; 64], what: &str) -> Result<(), String> {
     use base64::Engine as _;
     let seen = format!(
         "sha512-{}",
@@ -233,11 +243,9 @@ fn integrity_matches(pinned: &str, verified: &[u8; 64]) -> Result<(), String> {
     );
     match sri_sha512(pinned) {
         Some(h) if h == *verified => Ok(()),
-        Some(_) => Err(format!(
-            "the lockfile pins {pinned}, the verified tarball is {seen}"
-        )),
+        Some(_) => Err(format!("the lockfile pins {pinned}, {what} is {seen}")),
         None => Err(format!(
-            "the lockfile pins {pinned}, which names no sha512 to check; the verified tarball is {seen}"
+            "the lockfile pins {pinned}, which names no sha512 to check; {what} is {seen}"
         )),
     }
 }
@@ -254,11 +262,9 @@ impl Answer {
         let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
         let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
         let check = field("check").unwrap_or_else(|| format!("status-{}", self.status.as_u16()));
-        let mut message = field("message").unwrap_or_else(|| self.status.to_string());
-        if let (Some(e), Some(s)) = (field("expected"), field("seen")) {
-            message = format!("{message} (expected {e}, seen {s})");
-        }
-        refused(&check, message)
+        let message = field("message").unwrap_or_else(|| self.status.to_string());
+        let (e, s) = (field("expected"), field("seen"));
+        refused_seen(&check, &message, e.as_deref(), s.as_deref())
     }
 }
 
@@ -468,7 +474,7 @@ impl Mirror {
                     Err(e) => return refused("store", format!("{key}: {e}")),
                 };
                 for pinned in &item.integrity {
-                    if let Err(why) = integrity_matches(pinned, &sha512) {
+                    if let Err(why) = integrity_matches(pinned, &sha512, "the verified tarball") {
                         return lockfile(why);
                     }
                 }
@@ -484,11 +490,9 @@ impl Mirror {
             // the tarball's own path below, naming why.
             if let Some(v) = p.versions.get(version.as_str()) {
                 for pinned in &item.integrity {
-                    if let Err(why) = integrity_matches(pinned, &v.dist.sha512) {
-                        return lockfile(why.replace(
-                            "the verified tarball is",
-                            "the verified packument's dist.integrity names",
-                        ));
+                    let what = "the verified packument's dist.integrity";
+                    if let Err(why) = integrity_matches(pinned, &v.dist.sha512, what) {
+                        return lockfile(why);
                     }
                 }
             }
