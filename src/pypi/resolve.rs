@@ -231,22 +231,9 @@ impl PypiUpstream {
             parse_project_html(&body, project)
         }
         .map_err(|e| refusal(&self.name, "index page", e))?;
-        self.keep_page(&page).await?;
-        Ok((page, weight))
-    }
-
-    /// Keeps a checked page on disk (see [`super::saved`]).
-    async fn keep_page(&self, page: &ProjectPage) -> Result<(), Refusal> {
         let epoch = self.artifacts.trust().gate(&self.name).await?;
-        let (saved, p) = (self.saved.clone(), page.clone());
-        let kept = tokio::task::spawn_blocking(move || saved.save(epoch, &p)).await;
-        if let Err(e) = kept
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-        {
-            tracing::warn!(upstream = %self.name, project = %page.name, "page not saved: {e}");
-        }
-        Ok(())
+        self.saved.keep(&self.name, epoch, &page).await;
+        Ok((page, weight))
     }
 
     /// The last good page of `project`: in memory, else on disk (checked
@@ -257,26 +244,13 @@ impl PypiUpstream {
             return Ok(Some(p));
         }
         let epoch = self.artifacts.trust().gate(&self.name).await?;
-        let (saved, n) = (self.saved.clone(), project.clone());
-        let loaded = tokio::task::spawn_blocking(move || saved.load(epoch, &n))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|e| {
-                refusal(
-                    &self.name,
-                    "index page",
-                    format!("saved page of {project}: {e}"),
-                )
-            })?;
-        Ok(match loaded {
-            Some((page, weight)) => {
-                let page = Arc::new(page);
-                self.stale.insert(key, (page.clone(), weight)).await;
-                Some(page)
-            }
-            None => None,
-        })
+        let loaded = self.saved.read(epoch, project).await;
+        let Some((page, weight)) = loaded.map_err(|e| refusal(&self.name, "index page", e))? else {
+            return Ok(None);
+        };
+        let page = Arc::new(page);
+        self.stale.insert(key, (page.clone(), weight)).await;
+        Ok(Some(page))
     }
 
     /// The project list.

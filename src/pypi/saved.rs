@@ -58,6 +58,33 @@ impl SavedPages {
         let page = parse_project_json(&body, project).map_err(|e| e.to_string())?;
         Ok(Some((page, weight)))
     }
+
+    /// [`SavedPages::save`] off the async threads; a page that cannot be
+    /// kept is logged (it was checked and is served all the same).
+    pub async fn keep(&self, upstream: &str, epoch: u64, page: &ProjectPage) {
+        let (saved, p) = (self.clone(), page.clone());
+        let kept = tokio::task::spawn_blocking(move || saved.save(epoch, &p)).await;
+        if let Err(e) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(upstream, project = %page.name, "page not saved: {e}");
+        }
+    }
+
+    /// [`SavedPages::load`] off the async threads.
+    pub async fn read(
+        &self,
+        epoch: u64,
+        project: &ProjectName,
+    ) -> Result<Option<(ProjectPage, u32)>, String> {
+        let (saved, n) = (self.clone(), project.clone());
+        tokio::task::spawn_blocking(move || saved.load(epoch, &n))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| format!("saved page of {project}: {e}"))
+    }
 }
 
 #[cfg(test)]
