@@ -866,6 +866,27 @@ mod tests {
         assert_eq!(Kind::detect("x", "\n\n"), None);
     }
 
+    proptest::proptest! {
+        /// No input panics any parser; requirement-like lines give only
+        /// pins of checked names and versions, or refusals.
+        #[test]
+        fn no_input_panics(
+            any in "\\PC{0,300}",
+            req in "[a-zA-Z0-9_.=<>~!;#:@/\\[\\] \\\\\n-]{0,200}",
+        ) {
+            for kind in [Kind::Requirements, Kind::Pylock, Kind::UvLock, Kind::PackageLock] {
+                let _ = parse(kind, &any);
+            }
+            let _ = Kind::detect("x", &any);
+            for e in requirements(&req).unwrap_or_default() {
+                if let Entry::Pypi(p) = e {
+                    proptest::prop_assert!(pep440_ok(&p.version));
+                    proptest::prop_assert!(ProjectName::parse(p.project.as_str()).is_ok());
+                }
+            }
+        }
+    }
+
     #[test]
     fn hostile_inputs_are_refused_without_panicking() {
         let deep = format!("a = {}", "[".repeat(100_000));
