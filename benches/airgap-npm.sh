@@ -23,13 +23,8 @@ VERDACCIO=${BULWARK_VERDACCIO_DIR:-$HOME/.cache/bulwark-tools/verdaccio}
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 [ -d "$VERDACCIO/node_modules/verdaccio" ] || { echo "no verdaccio in $VERDACCIO (run .ci/setup)" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/benches/airgap-lib.sh"
+bench_tmp
 
 cat >"$tmp/verdaccio.yaml" <<CONF
 storage: $tmp/storage
@@ -44,17 +39,9 @@ packages:
     publish: \$anonymous
 log: { type: stdout, format: pretty, level: error }
 CONF
-mkfifo "$tmp/in"
-NODE_PATH="$VERDACCIO/node_modules" node "$here/tests/support/run_verdaccio.js" "$tmp/verdaccio.yaml" \
-    <"$tmp/in" >"$tmp/v.out" 2>/dev/null &
-pids+=($!)
-exec 3>"$tmp/in"
-for _ in $(seq 1 200); do
-    grep -q "listening on" "$tmp/v.out" 2>/dev/null && break
-    sleep 0.05
-done
-addr=$(sed -n 's/^listening on //p' "$tmp/v.out" | head -1)
-[ -n "$addr" ] || { echo "verdaccio did not start" >&2; exit 1; }
+export NODE_PATH="$VERDACCIO/node_modules"
+start_upstream node "$here/tests/support/run_verdaccio.js" "$tmp/verdaccio.yaml"
+addr=$upstream_addr
 
 # Publish pNNNN@1.0.0 (~20 KiB of random text each) as `npm publish` does:
 # PUT /<name> with the version's manifest and the tarball attached.
@@ -88,35 +75,11 @@ with open(f"{tmp}/list.txt", "w") as listing:
         listing.write(f"npm {name} 1.0.0\n")
 PY
 
-config() { # $1: side, $2: url, $3: extra [server] line
-    cat >"$tmp/$1.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$tmp/$1-data"
-$3
-
-[[upstream]]
-name = "reg"
-protocol = "npm"
-url = "$2"
-namespaces = ["*"]
-signatures = "off"
-attestations = "off"
-CONF
+upstream() { # $1: url
+    printf 'name = "reg"\nprotocol = "npm"\nurl = "%s"\nnamespaces = ["*"]\n' "$1"
+    printf 'signatures = "off"\nattestations = "off"\n'
 }
-config outside "http://$addr/" ""
-config inside "http://127.0.0.1:9/" "offline = true"
-
-step() { # $1: label, rest: bulwark arguments
-    local label=$1; shift
-    /usr/bin/time -f "$label: %e s wall, peak RSS %M KiB" -o "$tmp/time" "$BULWARK" "$@" >"$tmp/out" 2>/dev/null || true
-    printf '%s  (%s)\n' "$(cat "$tmp/time")" "$(head -1 "$tmp/out")"
-}
+upstream "http://$addr/" | airgap_config outside ""
+upstream "http://127.0.0.1:9/" | airgap_config inside "offline = true"
 echo "packages: $PACKAGES"
-step "sync" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "sync again" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "export" export --config "$tmp/outside.toml" --out "$tmp/bundle.tar"
-echo "bundle: $(stat -c %s "$tmp/bundle.tar") bytes"
-exec 3>&-
-step "import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
-step "re-import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
+airgap_steps

@@ -22,13 +22,8 @@ PY=${BULWARK_PY_DIR:-$HOME/.cache/bulwark-tools/py}/bin/python
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 [ -x "$PY" ] || { echo "no Python environment at $PY (run .ci/setup)" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/benches/airgap-lib.sh"
+bench_tmp
 
 mkdir -p "$tmp/packages"
 for i in $(seq -w 1 "$PACKAGES"); do
@@ -37,46 +32,13 @@ for i in $(seq -w 1 "$PACKAGES"); do
 done
 
 # pypiserver on port 0; it ends when its standard input closes.
-mkfifo "$tmp/in"
-"$PY" "$here/tests/support/run_pypiserver.py" "$tmp/packages" <"$tmp/in" >"$tmp/py.out" 2>/dev/null &
-pids+=($!)
-exec 3>"$tmp/in"
-for _ in $(seq 1 200); do
-    grep -q "listening on" "$tmp/py.out" 2>/dev/null && break
-    sleep 0.05
-done
-addr=$(sed -n 's/^listening on //p' "$tmp/py.out")
-[ -n "$addr" ] || { echo "pypiserver did not start" >&2; exit 1; }
+start_upstream "$PY" "$here/tests/support/run_pypiserver.py" "$tmp/packages"
 
-config() { # $1: side, $2: url, $3: extra [server] line
-    cat >"$tmp/$1.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$tmp/$1-data"
-$3
-
-[[upstream]]
-name = "py"
-protocol = "pypi"
-url = "$2"
-namespaces = []
-default = true
-attestations = "off"
-CONF
+upstream() { # $1: url
+    printf 'name = "py"\nprotocol = "pypi"\nurl = "%s"\nnamespaces = []\ndefault = true\n' "$1"
+    printf 'attestations = "off"\n'
 }
-config outside "http://$addr/simple" ""
-config inside "http://127.0.0.1:9/simple" "offline = true"
-
-step() { # $1: label, rest: bulwark arguments
-    local label=$1; shift
-    /usr/bin/time -f "$label: %e s wall, peak RSS %M KiB" -o "$tmp/time" "$BULWARK" "$@" >"$tmp/out" 2>/dev/null || true
-    printf '%s  (%s)\n' "$(cat "$tmp/time")" "$(head -1 "$tmp/out")"
-}
+upstream "http://$upstream_addr/simple" | airgap_config outside ""
+upstream "http://127.0.0.1:9/simple" | airgap_config inside "offline = true"
 echo "projects: $PACKAGES"
-step "sync" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "sync again" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "export" export --config "$tmp/outside.toml" --out "$tmp/bundle.tar"
-echo "bundle: $(stat -c %s "$tmp/bundle.tar") bytes"
-exec 3>&-
-step "import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
-step "re-import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
+airgap_steps
