@@ -165,6 +165,13 @@ fn npm_sync_export_import_then_npm_installs_inside_with_nothing_reachable() {
     assert_eq!(p.status, 200, "{}", p.text());
     let w = p.header("warning").expect("Warning offline");
     assert!(w.starts_with("110 bulwark") && w.contains(UPSTREAM), "{w}");
+    let t = send(b.0.addr, "GET", "/npm/beta/-/beta-2.0.0.tgz", &[]);
+    assert_eq!(t.status, 200, "{}", t.text());
+    assert!(
+        t.header("warning").is_some_and(|w| w.contains(UPSTREAM)),
+        "{:?}",
+        t.header("warning")
+    );
     let r = send(b.0.addr, "GET", "/npm/gamma", &[]);
     assert_eq!(r.json()["check"], "offline", "{}", r.text());
 
