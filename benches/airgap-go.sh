@@ -18,15 +18,8 @@ target=${CARGO_TARGET_DIR:-$here/target}
 BULWARK=${BULWARK:-$target/release/bulwark}
 [ -x "$BULWARK" ] || { echo "no bulwark binary at $BULWARK (cargo build --release)" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-. "$here/benches/gofixture.sh"
+. "$here/benches/airgap-lib.sh"
+bench_tmp
 build_go_fixture
 
 # Modules example.com/bench/mNNNN v1.0.0, ~27 KiB of random text each.
@@ -41,33 +34,11 @@ done
 
 start_go_fixture "$mods"
 
-config() { # $1: side, $2: url, $3: extra [server] line
-    cat >"$tmp/$1.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$tmp/$1-data"
-$3
-
-[[upstream]]
-name = "fixture"
-protocol = "gomod"
-url = "$2"
-namespaces = ["*"]
-sumdb = { name = "$name", url = "$2/sumdb/$name", key = "$vkey" }
-EOF
+upstream() { # $1: url
+    printf 'name = "fixture"\nprotocol = "gomod"\nurl = "%s"\nnamespaces = ["*"]\n' "$1"
+    printf 'sumdb = { name = "%s", url = "%s/sumdb/%s", key = "%s" }\n' "$name" "$1" "$name" "$vkey"
 }
-config outside "http://$fx_addr" ""
-config inside "http://127.0.0.1:9" "offline = true"
-
-step() { # $1: label, rest: bulwark arguments
-    local label=$1; shift
-    /usr/bin/time -f "$label: %e s wall, peak RSS %M KiB" -o "$tmp/time" "$BULWARK" "$@" >"$tmp/out" 2>/dev/null || true
-    printf '%s  (%s)\n' "$(cat "$tmp/time")" "$(head -1 "$tmp/out")"
-}
+upstream "http://$fx_addr" | airgap_config outside ""
+upstream "http://127.0.0.1:9" | airgap_config inside "offline = true"
 echo "modules: $MODULES"
-step "sync" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "sync again" sync --config "$tmp/outside.toml" --progress none "$tmp/list.txt"
-step "export" export --config "$tmp/outside.toml" --out "$tmp/bundle.tar"
-echo "bundle: $(stat -c %s "$tmp/bundle.tar") bytes"
-step "import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
-step "re-import" import --config "$tmp/inside.toml" --progress none "$tmp/bundle.tar"
+airgap_steps

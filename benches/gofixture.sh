@@ -15,15 +15,24 @@ build_go_fixture() {
 # verifier key) and name (the database's name); it runs until the script
 # exits (its standard input is a fifo held open on fd 3).
 start_go_fixture() {
-    mkfifo "$tmp/fx.in"
-    exec 3<>"$tmp/fx.in"
-    "$tmp/sumdbfixture" -modules "$1" -key "$tmp/sumdb.key" <"$tmp/fx.in" >"$tmp/fx.out" 2>"$tmp/fx.err" &
-    pids+=($!)
-    until grep -q '^ready$' "$tmp/fx.out" 2>/dev/null; do
-        kill -0 "${pids[-1]}" 2>/dev/null || { echo "fixture did not start:"; cat "$tmp/fx.out" "$tmp/fx.err"; exit 1; } >&2
-        sleep 0.05
-    done
+    start_fixture_process '^ready$' "$tmp/sumdbfixture" -modules "$1" -key "$tmp/sumdb.key"
     fx_addr=$(sed -n "s/^addr //p" "$tmp/fx.out")
     vkey=$(sed -n 's/^vkey //p' "$tmp/fx.out")
     name=$(sed -n 's/^name //p' "$tmp/fx.out")
+}
+
+# start_fixture_process <ready pattern> <command...>: runs the command with
+# its standard input a fifo held open on fd 3 (it runs until the script
+# exits or closes fd 3), its output in $tmp/fx.out and $tmp/fx.err, and
+# waits for a line matching the pattern.
+start_fixture_process() {
+    local ready=$1; shift
+    mkfifo "$tmp/fx.in"
+    exec 3<>"$tmp/fx.in"
+    "$@" <"$tmp/fx.in" >"$tmp/fx.out" 2>"$tmp/fx.err" &
+    pids+=($!)
+    until grep -q "$ready" "$tmp/fx.out" 2>/dev/null; do
+        kill -0 "${pids[-1]}" 2>/dev/null || { echo "$1 did not start:"; cat "$tmp/fx.out" "$tmp/fx.err"; exit 1; } >&2
+        sleep 0.05
+    done
 }

@@ -13,13 +13,15 @@ mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use bulwark::gomod::sumdb;
+use support::airgap::{cli, dead_url, rewrite_tar, text};
 use support::gofixture::{
     go_command, write_hello_app, write_hello_world, FixtureOptions, GoFixture,
 };
 use support::http::{get, Reply};
+use support::npm::assert_success;
 use support::serve::Running as Bulwark;
 
 const GREET: &str = "example.com/greet";
@@ -89,10 +91,7 @@ impl World {
 
     /// [`World::inside`] with its own config and data dir `side`.
     fn inside_at(&self, side: &str, name: &str, vkey: &str) -> PathBuf {
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", dead.local_addr().expect("addr"));
-        drop(dead);
-        self.config(side, &url, name, vkey, "offline = true")
+        self.config(side, &dead_url(), name, vkey, "offline = true")
     }
 }
 
@@ -109,32 +108,6 @@ impl Bulwark {
     fn get(&self, path: &str) -> Reply {
         get(self.0.addr, path)
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// `bulwark <args> --config <config> <tail>`.
-fn cli(args: &[&str], config: &Path, tail: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .args(tail)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run bulwark")
 }
 
 fn lookup_lines(fx: &GoFixture, escaped: &str) -> Vec<String> {
@@ -182,25 +155,6 @@ fn outside_bundle(world: &World, fx: &GoFixture) -> PathBuf {
     let out = cli(&["export"], &config, &[Path::new("--out"), &bundle]);
     assert_success("export", &out);
     bundle
-}
-
-/// Rewrites the tar `from` into `to`, passing each member through `edit`
-/// (name, bytes) → replacement bytes.
-fn rewrite_tar(from: &Path, to: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>) {
-    let mut ar = tar::Archive::new(std::fs::File::open(from).expect("open bundle"));
-    let mut out = tar::Builder::new(std::fs::File::create(to).expect("create"));
-    for e in ar.entries().expect("entries") {
-        let mut e = e.expect("entry");
-        let name = e.path().expect("path").to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).expect("read member");
-        let data = edit(&name, data);
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        out.append_data(&mut h, &name, &data[..]).expect("append");
-    }
-    out.finish().expect("finish tar");
 }
 
 #[test]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::http::{get, send};
-use support::pypi::{bin_dir, make_wheel, PypiServer};
+use support::pypi::{make_wheel, pip, uv_pip, PypiServer};
 use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "py";
@@ -215,26 +215,12 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
     // The real pip fetches another attested sdist (of another Rekor shard)
     // through bulwark and prepares it.
     let out_dir = dir.path().join("pip-out");
-    let out = Command::new(bin_dir().join("python"))
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-        ])
-        .args([
-            "--isolated",
-            "--no-deps",
-            "--no-build-isolation",
-            "--index-url",
-        ])
+    let out = pip(dir.path(), "download")
+        .args(["--no-deps", "--no-build-isolation", "--index-url"])
         .arg(format!("http://{addr}/pypi/simple/"))
         .arg("-d")
         .arg(&out_dir)
         .arg("pypi-attestation-models==0.0.4a2")
-        .env("HOME", dir.path())
-        .env("PIP_CONFIG_FILE", "/dev/null")
         .output()
         .unwrap();
     assert!(
@@ -253,17 +239,17 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
     // is older than the accepted one: proven a prefix, which needs the log,
     // unreachable here, so the default rekor_consistency =
     // "when-reachable" defers that proof).
-    let out = Command::new(bin_dir().join("uv"))
-        .args(["pip", "install", "--no-cache", "--no-config", "--no-deps"])
-        .args(["--no-build-isolation", "--index-url"])
+    let out = uv_pip(dir.path(), "install")
+        .args([
+            "--no-cache",
+            "--no-deps",
+            "--no-build-isolation",
+            "--index-url",
+        ])
         .arg(format!("http://{addr}/pypi/simple/"))
-        .arg("--python")
-        .arg(bin_dir().join("python"))
         .arg("--target")
         .arg(dir.path().join("uv-target"))
         .arg("gitlab-oidc-project==0.0.3")
-        .env("HOME", dir.path())
-        .env("UV_CACHE_DIR", dir.path().join("uv-cache"))
         .output()
         .unwrap();
     assert!(
@@ -281,21 +267,12 @@ fn required_serves_attested_files_with_their_provenance_and_refuses_the_rest() {
     assert_eq!(e["check"], "attestation", "{e}");
     assert_eq!(e["upstream"], UPSTREAM);
     assert!(e["seen"].as_str().unwrap().contains("lists none"), "{e}");
-    let out = Command::new(bin_dir().join("python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-        ])
-        .args(["--isolated", "--index-url"])
+    let out = pip(dir.path(), "install")
+        .args(["--index-url"])
         .arg(format!("http://{addr}/pypi/simple/"))
         .arg("--target")
         .arg(dir.path().join("pip-target"))
         .arg("plain")
-        .env("HOME", dir.path())
-        .env("PIP_CONFIG_FILE", "/dev/null")
         .output()
         .unwrap();
     assert!(!out.status.success(), "pip installed an unattested wheel");

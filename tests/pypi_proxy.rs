@@ -15,10 +15,10 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::http::{get, send};
-use support::pypi::{bin_dir, make_wheel, PypiServer};
+use support::pypi::{alpha_needs_beta, make_wheel, pip, uv_pip, PypiServer};
 use support::serve::Running as Bulwark;
 
 const UPSTREAM: &str = "py";
@@ -55,40 +55,19 @@ fn assert_success(what: &str, out: &Output) {
 /// `pip install` into `target` through bulwark, with no cache and no
 /// configuration of the user's.
 fn pip_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
-    Command::new(bin_dir().join("python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-        ])
-        .args(["--isolated", "--index-url", index, "--target"])
+    pip(home, "install")
+        .args(["--index-url", index, "--target"])
         .arg(target)
         .arg(what)
-        .env("HOME", home)
-        .env("PIP_CONFIG_FILE", "/dev/null")
         .output()
         .expect("run pip")
 }
 
 fn uv_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
-    Command::new(bin_dir().join("uv"))
-        .args([
-            "pip",
-            "install",
-            "--no-cache",
-            "--no-config",
-            "--index-url",
-            index,
-        ])
-        .arg("--python")
-        .arg(bin_dir().join("python"))
-        .arg("--target")
+    uv_pip(home, "install")
+        .args(["--no-cache", "--index-url", index, "--target"])
         .arg(target)
         .arg(what)
-        .env("HOME", home)
-        .env("UV_CACHE_DIR", home.join("uv-cache"))
         .output()
         .expect("run uv")
 }
@@ -96,11 +75,7 @@ fn uv_install(home: &Path, index: &str, target: &Path, what: &str) -> Output {
 #[test]
 fn pip_and_uv_install_through_bulwark_and_verified_files_outlive_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
-    let pkgs = dir.path().join("packages");
-    std::fs::create_dir_all(&pkgs).unwrap();
-    make_wheel(&pkgs, "alpha", "1.0", &["beta>=2"]);
-    let beta = make_wheel(&pkgs, "beta", "2.0", &[]);
-    let upstream = PypiServer::start(&pkgs);
+    let (upstream, beta) = alpha_needs_beta(dir.path());
     let config = write_config(dir.path(), &upstream.index_url());
     let b = start(&config);
     let index = format!("http://{}/pypi/simple/", b.0.addr);

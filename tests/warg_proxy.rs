@@ -386,6 +386,45 @@ fn verified_content_is_served_while_the_upstream_is_stopped() {
     assert!(never.is_err());
 }
 
+#[test]
+fn offline_what_was_verified_is_served_with_the_stale_warning() {
+    let acme = WargServer::start(&WargServerOptions::owning("acme"));
+    let bytes = component(3100, 9);
+    let digest = content_digest(&bytes);
+    publish_direct(&acme, "acme:kept", &bytes);
+    let mut b = Bulwark::start(&[up("acme-up", &acme, "acme", true)]);
+    assert_eq!(
+        WargClient::new(&b.url())
+            .download("acme:kept", None)
+            .unwrap(),
+        bytes
+    );
+    // `[server] offline = true`, the upstream still up: the stored content
+    // (whose state is fresh) says it is served offline.
+    b.move_upstream(
+        "max_checkpoint_age = \"1h\"\n",
+        "max_checkpoint_age = \"1h\"\noffline = true\n",
+    );
+    let hex = digest.trim_start_matches("sha256:");
+    let r = b.get(&format!("/content/acme-up/sha256-{hex}"), &[]);
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    assert_eq!(r.body, bytes);
+    assert!(
+        r.header("warning")
+            .is_some_and(|w| w.starts_with("110 bulwark") && w.contains("acme-up")),
+        "content served offline must say so: {:?}",
+        r.headers
+    );
+    let cp = b.get("/v1/fetch/checkpoint", &[]);
+    assert_eq!(cp.status, 200, "{}", body_text(&cp));
+    assert!(cp.header("warning").is_some(), "{:?}", cp.headers);
+    // What needs the upstream (package logs are not kept across a
+    // restart) is refused, saying the mirror is offline.
+    let r = WargClient::new(&b.url()).download("acme:kept", None);
+    let e = r.expect_err("logs are not kept across a restart");
+    assert!(e.stderr.contains("offline"), "{e:?}");
+}
+
 // ---- the man in the middle ----
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

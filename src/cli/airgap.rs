@@ -6,31 +6,43 @@
 //! pinned key, consistency with the trust state, inclusion, hash, then
 //! write-fsync-rename and index).
 //!
-//! - `sync` reads lockfiles (`go.sum`, or a list of `ecosystem name
-//!   version` lines) and fetches each module version through the Go front:
-//!   its checksum-database record first (proven included), compared with
-//!   the hash the lockfile pins, then its `.mod` and `.zip`.
+//! - `sync` reads lockfiles (`go.sum`, `requirements.txt`, `pylock.toml`,
+//!   `uv.lock`, `package-lock.json`, parsed by
+//!   [`bulwark::airgap::lockfile`], or a list of `ecosystem name version`
+//!   lines) and fetches each version through the pipeline of its
+//!   ecosystem: a Go module's checksum-database record first (proven
+//!   included), compared with the hash the lockfile pins, then its `.mod`
+//!   and `.zip`; a Python package's index page (its sha256 compared with
+//!   the lockfile's pins) then its files; an npm package's packument (its
+//!   `dist.integrity` compared with the lockfile's) then its tarball.
 //! - `export` writes one tar: per Go upstream, its accepted signed tree,
 //!   the stored module files, the records that proved them and the tiles
 //!   bulwark authenticated, laid out as a GOPROXY and a checksum database
 //!   (`gomod/<upstream>/proxy/<module>/@v/<version>.zip|.mod`,
-//!   `gomod/<upstream>/sumdb/latest|lookup/<m>@<v>|tile/...`), and a
-//!   `MANIFEST` with the SHA-256 and size of every member.
+//!   `gomod/<upstream>/sumdb/latest|lookup/<m>@<v>|tile/...`); per PyPI
+//!   upstream a simple index of the stored files (`pypi/<upstream>/...`,
+//!   [`export_pypi`]); per npm upstream a registry of the stored tarballs
+//!   (`npm/<upstream>/...`, [`export_npm`]); and a `MANIFEST` with the
+//!   SHA-256 and size of every member.
 //! - `import` trusts nothing in the tar: it serves it read-only on a
 //!   loopback port, points each exported upstream (and its checksum
-//!   database) at it for this run, and `sync`s every module version in it
-//!   through the fronts: the signed tree is checked under this side's
+//!   database) at it for this run, and `sync`s everything in it through
+//!   the same pipelines: the signed tree is checked under this side's
 //!   pinned key and proven consistent with this side's trust state (a
 //!   forked bundle quarantines the upstream as a live fork does), every
-//!   record proven included, every file hashed before it is stored.
+//!   record proven included, every page and packument checked again
+//!   (registry signatures under this side's keys, provenance under its
+//!   Sigstore root), every file hashed before it is stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
+use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyFile, PyPin};
 use bulwark::config::Config;
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
@@ -38,11 +50,23 @@ use bulwark::gomod::module::{ModuleVersion, ProxyRequest};
 use bulwark::gomod::sumdb::Lookup as SumdbLookup;
 use bulwark::gomod::verifier::{decode_record, module_key};
 use bulwark::http::{Front, ReqBody, ResBody};
+use bulwark::npm::config::PROTOCOL as NPM;
+use bulwark::npm::name::PackageName;
+use bulwark::npm::packument::sri_sha512;
+use bulwark::npm::resolve::{NpmUpstream, TARBALL_KIND};
 use bulwark::pipeline::artifacts::Lookup;
+use bulwark::pipeline::refusal::Refusal;
+use bulwark::pipeline::rekor::Rekor;
 use bulwark::pipeline::trust::Trust;
+use bulwark::pypi::config::PROTOCOL as PYPI;
+use bulwark::pypi::filename::DistFilename;
+use bulwark::pypi::name::ProjectName;
+use bulwark::pypi::resolve::{PypiUpstream, FILE_KIND, PROVENANCE_KIND};
+use bulwark::pypi::saved::SavedPages;
+use bulwark::pypi::simple::{Format, Links, JSON_V1};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
-use bulwark::store::{ArtifactIndex, FsBlobConfig, FsBlobStore};
+use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt as _;
@@ -50,7 +74,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use sha2::Digest as _;
 
-/// How many module versions are fetched at once.
+/// How many module or package versions are fetched at once.
 const CONCURRENCY: usize = 8;
 /// Largest answer body kept in memory (a lookup, an error); module files
 /// are drained, never kept.
@@ -59,6 +83,13 @@ const MAX_KEPT_BODY: usize = 64 * 1024;
 const MANIFEST: &str = "MANIFEST";
 /// Longest line of a lockfile read.
 const MAX_LINE: usize = 4096;
+/// The bundle's folder of PyPI upstreams.
+const BUNDLE_PYPI: &str = "pypi";
+/// The bundle's folder of npm upstreams.
+const BUNDLE_NPM: &str = "npm";
+/// The member a bundle path ending in `/` (a PyPI project page) is
+/// answered from.
+const PAGE_MEMBER: &str = "index.json";
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,7 +110,8 @@ pub struct SyncArgs {
     /// Progress display.
     #[arg(long, value_enum, default_value = "auto")]
     progress: Progress,
-    /// Lockfiles: `go.sum`, or lines of `ecosystem name version`.
+    /// Lockfiles: `go.sum`, `requirements.txt`, `pylock.toml`, `uv.lock`,
+    /// `package-lock.json`, or lines of `ecosystem name version`.
     #[arg(required = true)]
     lockfiles: Vec<PathBuf>,
 }
@@ -92,7 +124,7 @@ pub struct ExportArgs {
     /// The tar to write.
     #[arg(long)]
     out: PathBuf,
-    /// Only these upstreams (default: every Go upstream).
+    /// Only these upstreams (default: every Go, PyPI and npm upstream).
     #[arg(long)]
     upstream: Vec<String>,
 }
@@ -132,6 +164,33 @@ struct GoItem {
     module: Option<Option<String>>,
 }
 
+/// One npm package version to fetch, with the integrity values lockfiles
+/// pin (each must be the verified tarball's).
+#[derive(Debug, Clone)]
+struct NpmItem {
+    name: PackageName,
+    version: String,
+    integrity: Vec<String>,
+}
+
+/// One thing `sync` or `import` fetches through the verified path.
+enum Item {
+    Go(GoItem),
+    /// A Python package version (or, on import, one file), with its label.
+    Py(String, PyPin),
+    Npm(NpmItem),
+}
+
+impl Item {
+    fn label(&self) -> String {
+        match self {
+            Item::Go(g) => g.m.to_string(),
+            Item::Py(label, _) => label.clone(),
+            Item::Npm(n) => format!("{}@{}", n.name, n.version),
+        }
+    }
+}
+
 /// What sync or import did with one module version.
 enum Outcome {
     Verified,
@@ -146,10 +205,49 @@ fn refused(check: &str, message: impl Into<String>) -> Outcome {
     }
 }
 
-/// The mirror's fronts, in process.
+/// The mirror's fronts, in process, and the PyPI and npm upstreams'
+/// pipelines (their pages, packuments, files and tarballs).
 struct Mirror {
     ctx: EcosystemContext,
     fronts: Vec<Arc<dyn Front>>,
+    pypi: HashMap<String, PypiUpstream>,
+    npm: HashMap<String, NpmUpstream>,
+}
+
+/// A refusal as an outcome, with what was expected and seen (when the
+/// check has them).
+fn refused_seen(check: &str, message: &str, expected: Option<&str>, seen: Option<&str>) -> Outcome {
+    match (expected, seen) {
+        (Some(e), Some(s)) => refused(check, format!("{message} (expected {e}, seen {s})")),
+        _ => refused(check, message),
+    }
+}
+
+/// A pipeline refusal as an outcome.
+fn from_refusal(r: &Refusal) -> Outcome {
+    refused_seen(
+        r.check,
+        &r.message,
+        r.expected.as_deref(),
+        r.seen.as_deref(),
+    )
+}
+
+/// Whether the SRI string a lockfile pins names `verified`, the sha512
+/// `what` (the verified tarball, or its verified `dist.integrity`) has.
+fn integrity_matches(pinned: &str, verified: &[u8; 64], what: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    let seen = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(verified)
+    );
+    match sri_sha512(pinned) {
+        Some(h) if h == *verified => Ok(()),
+        Some(_) => Err(format!("the lockfile pins {pinned}, {what} is {seen}")),
+        None => Err(format!(
+            "the lockfile pins {pinned}, which names no sha512 to check; {what} is {seen}"
+        )),
+    }
 }
 
 /// An answer of a front: status and (up to [`MAX_KEPT_BODY`] of) body.
@@ -164,20 +262,245 @@ impl Answer {
         let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
         let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
         let check = field("check").unwrap_or_else(|| format!("status-{}", self.status.as_u16()));
-        let mut message = field("message").unwrap_or_else(|| self.status.to_string());
-        if let (Some(e), Some(s)) = (field("expected"), field("seen")) {
-            message = format!("{message} (expected {e}, seen {s})");
-        }
-        refused(&check, message)
+        let message = field("message").unwrap_or_else(|| self.status.to_string());
+        let (e, s) = (field("expected"), field("seen"));
+        refused_seen(&check, &message, e.as_deref(), s.as_deref())
     }
 }
 
 impl Mirror {
-    async fn open(config: Config) -> anyhow::Result<Mirror> {
+    /// The mirror of `config`; `rekor_offline`: no Rekor log is asked
+    /// either (`import` asks the bundle and nothing else).
+    async fn open(config: Config, rekor_offline: bool) -> anyhow::Result<Mirror> {
         let app = App::new(config)?;
-        let ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        let mut ctx = crate::cli::mirror::ecosystem_context(&app).await?;
+        if rekor_offline {
+            ctx.rekor = Rekor::new(ctx.trust.clone(), true);
+        }
         let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
-        Ok(Mirror { ctx, fronts })
+        let mut pypi = HashMap::new();
+        for u in ctx.upstreams(PYPI) {
+            pypi.insert(u.name.clone(), PypiUpstream::new(&ctx, u)?);
+        }
+        let mut npm = HashMap::new();
+        for u in ctx.upstreams(NPM) {
+            npm.insert(u.name.clone(), NpmUpstream::new(&ctx, u)?);
+        }
+        Ok(Mirror {
+            ctx,
+            fronts,
+            pypi,
+            npm,
+        })
+    }
+
+    /// Fetches one item through the verified path.
+    async fn sync(&self, item: &Item) -> Outcome {
+        match item {
+            Item::Go(g) => self.sync_go(g).await,
+            Item::Py(_, p) => self.sync_pypi(p).await,
+            Item::Npm(n) => self.sync_npm(n).await,
+        }
+    }
+
+    /// The upstream of `protocol` (among `upstreams`) that serves `name`.
+    fn owner<'u, U>(
+        &self,
+        protocol: &str,
+        name: &str,
+        upstreams: &'u HashMap<String, U>,
+    ) -> Result<&'u U, Outcome> {
+        self.ctx
+            .federation
+            .route(protocol, name)
+            .and_then(|u| upstreams.get(&u.name))
+            .ok_or_else(|| refused("route", format!("no {protocol} upstream serves {name}")))
+    }
+
+    /// Whether `kind` `key` of `upstream` is verified and stored, and its
+    /// digest.
+    async fn stored_digest(&self, upstream: &str, kind: &str, key: &str) -> Option<Digest> {
+        match self.ctx.artifacts.lookup(upstream, kind, key).await {
+            Ok(Lookup::Hit { entry, .. }) => Some(entry.digest),
+            _ => None,
+        }
+    }
+
+    /// A Python package version (or named files of it) through the PyPI
+    /// pipeline: the project's page, checked; the files the lockfile
+    /// names (or every file of the version, or those whose sha256 it
+    /// pins), each pinned sha256 compared with the page's, then each file
+    /// fetched, hashed, vouched for and stored by the pipeline.
+    async fn sync_pypi(&self, pin: &PyPin) -> Outcome {
+        let project = &pin.project;
+        let up = match self.owner(PYPI, project.as_str(), &self.pypi) {
+            Ok(u) => u,
+            Err(o) => return o,
+        };
+        let lockfile = |filename: &str, pinned: &[u8; 32], seen: &str| {
+            refused(
+                "lockfile",
+                format!(
+                    "upstream {}: {filename} of {project}: the lockfile pins sha256 {}, {seen}",
+                    up.name,
+                    hex::encode(pinned)
+                ),
+            )
+        };
+        // What the lockfile names, each with its pinned sha256.
+        let mut wanted: Vec<(String, Option<[u8; 32]>)> = pin
+            .files
+            .iter()
+            .map(|f| (f.filename.clone(), f.sha256))
+            .collect();
+        // Resumed: every named file is stored already (its digest is
+        // still compared with the pin below), so the page is not needed.
+        let mut stored_all = !wanted.is_empty();
+        for (f, _) in &wanted {
+            let key = format!("{project}/{f}");
+            stored_all &= self
+                .stored_digest(&up.name, FILE_KIND, &key)
+                .await
+                .is_some();
+        }
+        if !stored_all {
+            let page = match up.page(project).await {
+                Ok((p, _)) => p,
+                Err(r) => return from_refusal(&r),
+            };
+            if wanted.is_empty() {
+                let want = match pep440_rs::Version::from_str(&pin.version) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return refused("lockfile", format!("{project}=={}: {e}", pin.version))
+                    }
+                };
+                for f in &page.files {
+                    let same = DistFilename::parse(&f.filename)
+                        .is_ok_and(|d| &d.project == project && d.version == want);
+                    let sha = f.sha256.map(|h| h.0);
+                    if same
+                        && (pin.hashes.is_empty() || sha.is_some_and(|h| pin.hashes.contains(&h)))
+                    {
+                        wanted.push((f.filename.clone(), sha));
+                    }
+                }
+                for h in &pin.hashes {
+                    if !wanted.iter().any(|(_, s)| s.as_ref() == Some(h)) {
+                        return lockfile(
+                            &format!("{project}=={}", pin.version),
+                            h,
+                            "and no file of that version on the index page has it",
+                        );
+                    }
+                }
+                if wanted.is_empty() {
+                    return refused(
+                        "index",
+                        format!(
+                            "upstream {}: the index page of {project} lists no file of version {}",
+                            up.name, pin.version
+                        ),
+                    );
+                }
+            }
+            for (filename, pinned) in &wanted {
+                let listed = page.files.iter().find(|f| &f.filename == filename);
+                if let (Some(p), Some(f)) = (pinned, listed) {
+                    match f.sha256 {
+                        Some(s) if s.0 != *p => {
+                            return lockfile(
+                                filename,
+                                p,
+                                &format!(
+                                    "the index page (and so the verified file) says {}",
+                                    s.hex()
+                                ),
+                            )
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut new = false;
+        for (filename, pinned) in &wanted {
+            let key = format!("{project}/{filename}");
+            let before = self.stored_digest(&up.name, FILE_KIND, &key).await;
+            let digest = match up.file(project, filename).await {
+                Ok((_, d, _)) => d,
+                Err(r) => return from_refusal(&r),
+            };
+            if let Some(p) = pinned.filter(|p| p != digest.as_bytes()) {
+                return lockfile(
+                    filename,
+                    &p,
+                    &format!("the verified file's is {}", digest.hex()),
+                );
+            }
+            new |= before.is_none();
+        }
+        if new {
+            Outcome::Verified
+        } else {
+            Outcome::Already
+        }
+    }
+
+    /// An npm package version through the npm pipeline: its packument,
+    /// checked (registry signatures as the upstream asks), the lockfile's
+    /// integrity compared with the verified one, then the tarball
+    /// fetched, hashed against `dist.integrity` and stored.
+    async fn sync_npm(&self, item: &NpmItem) -> Outcome {
+        let (name, version) = (&item.name, &item.version);
+        let up = match self.owner(NPM, name.as_str(), &self.npm) {
+            Ok(u) => u,
+            Err(o) => return o,
+        };
+        let lockfile = |why: String| {
+            refused(
+                "lockfile",
+                format!("upstream {}: {name}@{version}: {why}", up.name),
+            )
+        };
+        let key = format!("{name}@{version}");
+        if let Some(digest) = self.stored_digest(&up.name, TARBALL_KIND, &key).await {
+            if !item.integrity.is_empty() {
+                let path = self.ctx.artifacts.blobs().path_of(&digest);
+                let sha512 = tokio::task::spawn_blocking(move || sha512_file(&path)).await;
+                let sha512 = match sha512 {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(e)) => return refused("store", format!("{key}: {e}")),
+                    Err(e) => return refused("store", format!("{key}: {e}")),
+                };
+                for pinned in &item.integrity {
+                    if let Err(why) = integrity_matches(pinned, &sha512, "the verified tarball") {
+                        return lockfile(why);
+                    }
+                }
+            }
+            return Outcome::Already;
+        }
+        if !item.integrity.is_empty() {
+            let p = match up.packument(name).await {
+                Ok((p, _)) => p,
+                Err(r) => return from_refusal(&r),
+            };
+            // A version missing from the checked packument is refused by
+            // the tarball's own path below, naming why.
+            if let Some(v) = p.versions.get(version.as_str()) {
+                for pinned in &item.integrity {
+                    let what = "the verified packument's dist.integrity";
+                    if let Err(why) = integrity_matches(pinned, &v.dist.sha512, what) {
+                        return lockfile(why);
+                    }
+                }
+            }
+        }
+        match up.tarball(name, version).await {
+            Ok(_) => Outcome::Verified,
+            Err(r) => from_refusal(&r),
+        }
     }
 
     /// GET `path` through the front that claims it, as a client would.
@@ -296,7 +619,7 @@ impl Mirror {
     /// prints the summary; the exit code says whether anything was refused.
     async fn run(
         &self,
-        items: Vec<GoItem>,
+        items: Vec<Item>,
         progress: Progress,
         extra: Vec<(String, Outcome)>,
     ) -> ExitCode {
@@ -317,8 +640,8 @@ impl Mirror {
         let plain = progress == Progress::Plain || (progress == Progress::Auto && bar.is_none());
         let mut results: Vec<(String, Outcome)> = extra;
         let mut done = futures_util::stream::iter(items.into_iter().map(|item| async move {
-            let o = self.sync_go(&item).await;
-            (item.m.to_string(), o)
+            let o = self.sync(&item).await;
+            (item.label(), o)
         }))
         .buffer_unordered(CONCURRENCY);
         while let Some((name, o)) = done.next().await {
@@ -380,16 +703,119 @@ async fn drain(mut body: ResBody) -> Bytes {
     Bytes::from(kept)
 }
 
-/// Reads a lockfile: `go.sum` by its name, else lines of `ecosystem name
-/// version` (`#` comments). Entries of other ecosystems are refused.
+/// What lockfiles (or a bundle) ask for, each thing once.
+#[derive(Default)]
+struct Items {
+    go: BTreeMap<ModuleVersion, GoItem>,
+    /// Keyed by project, version and whether files are named.
+    py: BTreeMap<(String, String, bool), (String, PyPin)>,
+    npm: BTreeMap<(String, String), NpmItem>,
+}
+
+impl Items {
+    fn go(&mut self, m: ModuleVersion) -> &mut GoItem {
+        self.go.entry(m.clone()).or_insert(GoItem {
+            m,
+            zip: None,
+            module: None,
+        })
+    }
+
+    fn py(&mut self, label: String, pin: PyPin) {
+        let key = (
+            pin.project.as_str().to_string(),
+            pin.version.clone(),
+            pin.files.is_empty(),
+        );
+        match self.py.get_mut(&key) {
+            Some((_, have)) => {
+                for h in pin.hashes {
+                    if !have.hashes.contains(&h) {
+                        have.hashes.push(h);
+                    }
+                }
+                for f in pin.files {
+                    if !have.files.contains(&f) {
+                        have.files.push(f);
+                    }
+                }
+            }
+            None => {
+                self.py.insert(key, (label, pin));
+            }
+        }
+    }
+
+    fn npm(&mut self, name: PackageName, version: String, integrity: Option<String>) {
+        let item = self
+            .npm
+            .entry((name.as_str().to_string(), version.clone()))
+            .or_insert(NpmItem {
+                name,
+                version,
+                integrity: Vec::new(),
+            });
+        if let Some(i) = integrity {
+            if !item.integrity.contains(&i) {
+                item.integrity.push(i);
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<Item> {
+        let mut out: Vec<Item> = self.go.into_values().map(Item::Go).collect();
+        out.extend(self.py.into_values().map(|(l, p)| Item::Py(l, p)));
+        out.extend(self.npm.into_values().map(Item::Npm));
+        out
+    }
+}
+
+/// Reads a lockfile (recognised by [`Kind::detect`]): `go.sum` and lines
+/// of `ecosystem name version` (`#` comments) here, the Python and npm
+/// lockfiles through [`lockfile::parse`]. Entries bulwark does not fetch
+/// are refused, with why.
 fn read_lockfile(
     path: &Path,
-    items: &mut BTreeMap<ModuleVersion, GoItem>,
+    items: &mut Items,
     other: &mut Vec<(String, Outcome)>,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let is_gosum = path.file_name().is_some_and(|n| n == "go.sum");
+    let at_file = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    let len = std::fs::metadata(path).map_err(|e| at_file(&e))?.len();
+    if len > lockfile::MAX_LOCKFILE_BYTES {
+        anyhow::bail!(
+            "{}: {len} bytes, more than {} (not a lockfile bulwark reads)",
+            path.display(),
+            lockfile::MAX_LOCKFILE_BYTES
+        );
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| at_file(&e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = Kind::detect(&file_name, &text)
+        .ok_or_else(|| anyhow::anyhow!("{}: empty, or not a lockfile", path.display()))?;
+    if !matches!(kind, Kind::GoSum | Kind::List) {
+        for e in lockfile::parse(kind, &text).map_err(|e| at_file(&e))? {
+            match e {
+                Entry::Pypi(pin) => {
+                    let label = format!("{}=={}", pin.project, pin.version);
+                    items.py(label, pin);
+                }
+                Entry::Npm(NpmPin {
+                    name,
+                    version,
+                    integrity,
+                }) => items.npm(name, version, integrity),
+                Entry::Refused { what, reason } => other.push((
+                    format!("{}: {what}", path.display()),
+                    refused("lockfile", reason),
+                )),
+            }
+        }
+        return Ok(());
+    }
+    let is_gosum = kind == Kind::GoSum;
     for (no, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), no + 1);
         if line.len() > MAX_LINE {
@@ -410,11 +836,7 @@ fn read_lockfile(
             };
             let m =
                 ModuleVersion::new(path_, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
-            let item = items.entry(m.clone()).or_insert(GoItem {
-                m,
-                zip: None,
-                module: None,
-            });
+            let item = items.go(m);
             let h = Some(Some(hash.to_string()));
             if is_mod {
                 item.module = h;
@@ -426,24 +848,40 @@ fn read_lockfile(
         let [eco, name, version] = words[..] else {
             anyhow::bail!("{}: want `ecosystem name version`", at());
         };
-        if eco != GOMOD {
-            other.push((
+        match eco {
+            GOMOD => {
+                let m = ModuleVersion::new(name, version)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                let item = items.go(m);
+                item.zip.get_or_insert(None);
+                item.module.get_or_insert(None);
+            }
+            PYPI => {
+                let project =
+                    ProjectName::parse(name).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                items.py(
+                    format!("{project}=={version}"),
+                    PyPin {
+                        project,
+                        version: version.to_string(),
+                        hashes: Vec::new(),
+                        files: Vec::new(),
+                    },
+                );
+            }
+            NPM => {
+                let name =
+                    PackageName::parse(name).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+                items.npm(name, version.to_string(), None);
+            }
+            _ => other.push((
                 format!("{eco} {name} {version}"),
                 refused(
                     "unsupported",
-                    format!("sync does not fetch {eco} packages yet (only {GOMOD})"),
+                    format!("sync does not fetch {eco} packages yet (only {GOMOD}, {PYPI}, {NPM})"),
                 ),
-            ));
-            continue;
+            )),
         }
-        let m = ModuleVersion::new(name, version).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
-        let item = items.entry(m.clone()).or_insert(GoItem {
-            m,
-            zip: None,
-            module: None,
-        });
-        item.zip.get_or_insert(None);
-        item.module.get_or_insert(None);
     }
     Ok(())
 }
@@ -452,18 +890,24 @@ fn read_lockfile(
 pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
     finish((|| {
         let config = load(args.config.as_deref())?;
-        let mut items = BTreeMap::new();
+        let mut items = Items::default();
         let mut other = Vec::new();
         for f in &args.lockfiles {
             read_lockfile(f, &mut items, &mut other)?;
         }
         runtime()?.block_on(async move {
-            let mirror = Mirror::open(config).await?;
-            Ok(mirror
-                .run(items.into_values().collect(), args.progress, other)
-                .await)
+            let mirror = Mirror::open(config, false).await?;
+            Ok(mirror.run(items.into_vec(), args.progress, other).await)
         })
     })())
+}
+
+/// The SHA-512 of a stored file.
+fn sha512_file(path: &Path) -> std::io::Result<[u8; 64]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha512::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize().into())
 }
 
 /// A tar being written, with the manifest of its members.
@@ -513,9 +957,9 @@ pub fn export(args: ExportArgs, load: Load) -> ExitCode {
             if !config
                 .upstreams
                 .iter()
-                .any(|u| &u.name == name && u.protocol.name() == GOMOD)
+                .any(|u| &u.name == name && [GOMOD, PYPI, NPM].contains(&u.protocol.name()))
             {
-                anyhow::bail!("--upstream {name}: no gomod upstream of that name (export carries Go upstreams only)");
+                anyhow::bail!("--upstream {name}: no gomod, pypi or npm upstream of that name (export carries those)");
             }
         }
         runtime()?.block_on(export_run(config, args))
@@ -606,6 +1050,33 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             lookups.len()
         ));
     }
+    let stored = Stored {
+        index: &index,
+        blobs: &blobs,
+        data_dir: &data_dir,
+    };
+    let selected = |u: &&bulwark::config::UpstreamConfig| {
+        args.upstream.is_empty() || args.upstream.contains(&u.name)
+    };
+    for u in config.upstreams.iter().filter(selected) {
+        let kind = u.protocol.name();
+        if kind != PYPI && kind != NPM {
+            continue;
+        }
+        let epoch = match trust.gate(&u.name).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("upstream {}: skipped: {e}", u.name);
+                continue;
+            }
+        };
+        let c = if kind == PYPI {
+            export_pypi(&mut b, &stored, &u.name, epoch)?
+        } else {
+            export_npm(&mut b, &stored, &u.name, epoch)?
+        };
+        counts.push(c);
+    }
     let manifest = std::mem::take(&mut b.manifest);
     b.add(MANIFEST, manifest.len() as u64, manifest.as_bytes())?;
     let w = b.tar.into_inner()?;
@@ -617,6 +1088,167 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
     }
     println!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `export` reads: the artifact index, the blobs and the data
+/// directory (the saved pages and packuments).
+struct Stored<'s> {
+    index: &'s ArtifactIndex,
+    blobs: &'s FsBlobStore,
+    data_dir: &'s Path,
+}
+
+/// Index entries grouped: package → (file or version → digest).
+type Grouped = BTreeMap<String, BTreeMap<String, Digest>>;
+
+impl Stored<'_> {
+    /// The index entries of `kind` of `up` in `epoch`, each key split by
+    /// `split` into package and file or version.
+    fn grouped(
+        &self,
+        up: &str,
+        epoch: u64,
+        kind: &str,
+        split: fn(&str) -> Option<(&str, &str)>,
+    ) -> anyhow::Result<Grouped> {
+        let mut out = Grouped::new();
+        for (key, e) in self.index.list(up, epoch, kind)? {
+            if let Some((package, rest)) = split(&key) {
+                out.entry(package.to_string())
+                    .or_default()
+                    .insert(rest.to_string(), e.digest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a stored blob as a member.
+    fn add_blob<W: Write>(
+        &self,
+        b: &mut Bundle<W>,
+        name: &str,
+        digest: &Digest,
+    ) -> anyhow::Result<()> {
+        let f = std::fs::File::open(self.blobs.path_of(digest))
+            .map_err(|e| anyhow::anyhow!("blob {digest} of {name}: {e}"))?;
+        let len = f.metadata()?.len();
+        b.add(name, len, f)
+    }
+}
+
+/// A PyPI upstream's part of a bundle, laid out as a simple index the
+/// importing side fetches from as that upstream:
+/// `pypi/<upstream>/simple/<project>/index.json` (the last page checked,
+/// PEP 691 JSON, listing only the stored files, with URLs relative to the
+/// bundle), `pypi/<upstream>/files/<project>/<filename>` and, for files
+/// verified with one, `pypi/<upstream>/provenance/<project>/<filename>`
+/// (their PEP 740 provenance, verified again on the inside).
+fn export_pypi<W: Write>(
+    b: &mut Bundle<W>,
+    st: &Stored<'_>,
+    up: &str,
+    epoch: u64,
+) -> anyhow::Result<String> {
+    let base = format!("{BUNDLE_PYPI}/{up}");
+    let split: fn(&str) -> Option<(&str, &str)> = |k| k.split_once('/');
+    let provenance = st.grouped(up, epoch, PROVENANCE_KIND, split)?;
+    let projects = st.grouped(up, epoch, FILE_KIND, split)?;
+    let saved = SavedPages::new(st.data_dir, up);
+    let (mut pages, mut files, mut provs) = (0, 0, 0);
+    for (project, stored) in &projects {
+        let name = ProjectName::parse(project)?;
+        let Some((page, _)) = saved.load(epoch, &name).map_err(|e| anyhow::anyhow!(e))? else {
+            eprintln!("upstream {up}: {project}: no saved index page, its files are not exported");
+            continue;
+        };
+        let provs_of = provenance.get(project);
+        let prov = |filename: &str| provs_of.and_then(|p| p.get(filename));
+        let body = page.render(Format::Json, |f| {
+            stored.get(&f.filename)?;
+            Some(Links {
+                file: format!("../../files/{project}/{}", f.filename),
+                provenance: prov(&f.filename)
+                    .map(|_| format!("../../provenance/{project}/{}", f.filename)),
+            })
+        });
+        b.add(
+            &format!("{base}/simple/{project}/{PAGE_MEMBER}"),
+            body.len() as u64,
+            &body[..],
+        )?;
+        pages += 1;
+        for (filename, digest) in stored {
+            st.add_blob(b, &format!("{base}/files/{project}/{filename}"), digest)?;
+            files += 1;
+            if let Some(d) = prov(filename) {
+                st.add_blob(b, &format!("{base}/provenance/{project}/{filename}"), d)?;
+                provs += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "upstream {up}: {pages} page(s), {files} file(s), {provs} provenance(s)"
+    ))
+}
+
+/// An npm upstream's part of a bundle, laid out as a registry the
+/// importing side fetches from as that upstream:
+/// `npm/<upstream>/packument/<escaped name>` (the last packument checked,
+/// the registry's own document with only the stored versions kept and
+/// their tarball URLs relative to the bundle; the registry signatures
+/// cover name, version and integrity, so the inside checks them again)
+/// and `npm/<upstream>/tarball/<name>/-/<bare>-<version>.tgz`.
+fn export_npm<W: Write>(
+    b: &mut Bundle<W>,
+    st: &Stored<'_>,
+    up: &str,
+    epoch: u64,
+) -> anyhow::Result<String> {
+    let base = format!("{BUNDLE_NPM}/{up}");
+    let packages = st.grouped(up, epoch, TARBALL_KIND, |k| {
+        k.rsplit_once('@').filter(|(n, _)| !n.is_empty())
+    })?;
+    let saved = bulwark::npm::saved::Saved::new(st.data_dir, up);
+    let (mut docs, mut tarballs) = (0, 0);
+    for (name, stored) in &packages {
+        let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(body) = saved.load(epoch, &name)? else {
+            eprintln!("upstream {up}: {name}: no saved packument, its tarballs are not exported");
+            continue;
+        };
+        let mut doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| anyhow::anyhow!("upstream {up}: saved packument of {name}: {e}"))?;
+        let tarball = |v: &str| format!("../tarball/{name}/-/{}-{v}.tgz", name.bare());
+        if let Some(versions) = doc.get_mut("versions").and_then(|v| v.as_object_mut()) {
+            versions.retain(|v, _| stored.contains_key(v));
+            for (v, m) in versions.iter_mut() {
+                if let Some(dist) = m.get_mut("dist").and_then(|d| d.as_object_mut()) {
+                    dist.insert("tarball".into(), serde_json::Value::String(tarball(v)));
+                }
+            }
+        }
+        if let Some(tags) = doc.get_mut("dist-tags").and_then(|t| t.as_object_mut()) {
+            tags.retain(|_, v| v.as_str().is_some_and(|v| stored.contains_key(v)));
+        }
+        let out = serde_json::to_vec(&doc)?;
+        b.add(
+            &format!("{base}/packument/{}", name.escaped()),
+            out.len() as u64,
+            &out[..],
+        )?;
+        docs += 1;
+        for (v, digest) in stored {
+            st.add_blob(
+                b,
+                &format!("{base}/tarball/{name}/-/{}-{v}.tgz", name.bare()),
+                digest,
+            )?;
+            tarballs += 1;
+        }
+    }
+    Ok(format!(
+        "upstream {up}: {docs} packument(s), {tarballs} tarball(s)"
+    ))
 }
 
 /// The members of a bundle: name → (offset of the data, length).
@@ -638,7 +1270,8 @@ fn read_members(path: &Path) -> anyhow::Result<Members> {
 }
 
 /// Serves the bundle's members read-only on a loopback port: `GET /<member>`
-/// answers its bytes, anything else 404.
+/// answers its bytes (a path ending in `/`, a PyPI project page: its
+/// `index.json`), anything else 404.
 async fn serve_bundle(
     file: PathBuf,
     members: Arc<Members>,
@@ -655,14 +1288,36 @@ async fn serve_bundle(
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (file, members) = (file.clone(), members.clone());
                     async move {
-                        let name = req.uri().path().trim_start_matches('/');
-                        let res = match members.get(name) {
+                        let mut name = req.uri().path().trim_start_matches('/').to_string();
+                        if name.ends_with('/') {
+                            name.push_str(PAGE_MEMBER);
+                        }
+                        let res = match members.get(&name) {
                             Some(&(offset, len)) if req.method() == http::Method::GET => {
                                 match std::fs::File::open(&file) {
-                                    Ok(f) => http::Response::new(bulwark::http::stream_body(
-                                        len,
-                                        bulwark::store::file_stream(f, file.clone(), offset, len),
-                                    )),
+                                    Ok(f) => {
+                                        let mut r =
+                                            http::Response::new(bulwark::http::stream_body(
+                                                len,
+                                                bulwark::store::file_stream(
+                                                    f,
+                                                    file.clone(),
+                                                    offset,
+                                                    len,
+                                                ),
+                                            ));
+                                        let page = name.starts_with(BUNDLE_PYPI)
+                                            && name.ends_with(PAGE_MEMBER);
+                                        r.headers_mut().insert(
+                                            http::header::CONTENT_TYPE,
+                                            http::HeaderValue::from_static(if page {
+                                                JSON_V1
+                                            } else {
+                                                "application/octet-stream"
+                                            }),
+                                        );
+                                        r
+                                    }
                                     Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
                                 }
                             }
@@ -696,7 +1351,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
             let (addr, server) = serve_bundle(args.file.clone(), members.clone()).await?;
             // This run asks the bundle, and only the bundle.
             config.server.offline = false;
-            let mut items = BTreeMap::new();
+            let mut items = Items::default();
             let mut carried = Vec::new();
             for u in config.upstreams.iter_mut() {
                 let base = format!("gomod/{}", u.name);
@@ -722,11 +1377,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                         Ok(ProxyRequest::Zip(m)) | Ok(ProxyRequest::Mod(m)) => m,
                         _ => continue,
                     };
-                    let item = items.entry(m.clone()).or_insert(GoItem {
-                        m,
-                        zip: None,
-                        module: None,
-                    });
+                    let item = items.go(m);
                     if rest.ends_with(".zip") {
                         item.zip = Some(None);
                     } else {
@@ -734,9 +1385,98 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     }
                 }
             }
+            // PyPI and npm upstreams the bundle carries: each fetched
+            // from the bundle as that upstream, through its pipeline.
+            let mut carried_other: Vec<(&str, String)> = Vec::new();
+            for u in config.upstreams.iter_mut() {
+                let kind = u.protocol.name();
+                let (folder, sub) = match kind {
+                    k if k == PYPI => (BUNDLE_PYPI, "simple"),
+                    k if k == NPM => (BUNDLE_NPM, "packument"),
+                    _ => continue,
+                };
+                let base = format!("{folder}/{}/{sub}", u.name);
+                if members.keys().any(|m| m.starts_with(&format!("{base}/"))) {
+                    u.url = format!("http://{addr}/{base}");
+                    carried_other.push((folder, u.name.clone()));
+                }
+            }
+            for name in members.keys() {
+                for (folder, up) in &carried_other {
+                    let Some(rest) = name.strip_prefix(&format!("{folder}/{up}/")) else {
+                        continue;
+                    };
+                    if *folder == BUNDLE_PYPI {
+                        let Some((project, filename)) = rest
+                            .strip_prefix("files/")
+                            .and_then(|r| r.split_once('/'))
+                        else {
+                            continue;
+                        };
+                        let project = ProjectName::parse(project)
+                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                        // One item per file: the key's version slot holds
+                        // the file name (a pin naming files does not use
+                        // its version).
+                        items.py(
+                            format!("{project} {filename}"),
+                            PyPin {
+                                project,
+                                version: filename.to_string(),
+                                hashes: Vec::new(),
+                                files: vec![PyFile {
+                                    filename: filename.to_string(),
+                                    sha256: None,
+                                }],
+                            },
+                        );
+                    } else {
+                        let Some((pkg, file)) = rest
+                            .strip_prefix("tarball/")
+                            .and_then(|r| r.rsplit_once("/-/"))
+                        else {
+                            continue;
+                        };
+                        let pkg = PackageName::parse(pkg)
+                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                        let Some(version) = file
+                            .strip_prefix(pkg.bare())
+                            .and_then(|f| f.strip_prefix('-'))
+                            .and_then(|f| f.strip_suffix(".tgz"))
+                        else {
+                            anyhow::bail!("bundle member {name}: not <name>-<version>.tgz");
+                        };
+                        items.npm(pkg, version.to_string(), None);
+                    }
+                }
+            }
             // A bundle upstream this side does not configure is not
             // imported: its pinned key is unknown here.
             let mut extra = Vec::new();
+            let mut unknown = std::collections::BTreeSet::new();
+            for name in members.keys() {
+                for folder in [BUNDLE_PYPI, BUNDLE_NPM] {
+                    let Some(up) = name
+                        .strip_prefix(&format!("{folder}/"))
+                        .and_then(|r| r.split_once('/'))
+                        .map(|(up, _)| up)
+                    else {
+                        continue;
+                    };
+                    if !carried_other.iter().any(|(f, c)| *f == folder && c == up) {
+                        unknown.insert((folder, up.to_string()));
+                    }
+                }
+            }
+            for (folder, up) in unknown {
+                extra.push((
+                    format!("upstream {up}"),
+                    refused(
+                        "config",
+                        format!("the bundle carries {folder} upstream {up}, which this configuration has no {folder} upstream of that name to verify it with"),
+                    ),
+                ));
+            }
             for name in members.keys() {
                 let Some(up) = name
                     .strip_prefix("gomod/")
@@ -754,7 +1494,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                     ));
                 }
             }
-            let mirror = Mirror::open(config).await?;
+            let mirror = Mirror::open(config, true).await?;
             // Each carried signed tree first: signature, consistency with
             // what this side accepted (a fork quarantines the upstream).
             for (up, sumdb) in &carried {
@@ -764,7 +1504,7 @@ pub fn import(args: ImportArgs, load: Load) -> ExitCode {
                 }
             }
             let code = mirror
-                .run(items.into_values().collect(), args.progress, extra)
+                .run(items.into_vec(), args.progress, extra)
                 .await;
             server.abort();
             Ok(code)

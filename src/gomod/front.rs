@@ -39,7 +39,7 @@ use crate::gomod::module::{
 use crate::gomod::service::{Answer, GoUpstream};
 use crate::gomod::verifier::ModFile;
 use crate::http::{full, stream_body, ApiError, Front, ReqBody, ResBody};
-use crate::pipeline::refusal::{stale_warning, Refusal};
+use crate::pipeline::refusal::{offline_warning, Refusal};
 use crate::pipeline::respond::{blob_response, BlobResponse};
 
 /// The Go-modules front (see the module documentation).
@@ -229,9 +229,7 @@ impl Front for GoFront {
             // Offline, nothing is confirmed with the upstream: what was
             // verified is served, always with the stale `Warning`.
             let r = r.map(|mut a| {
-                if self.offline && a.warning.is_none() {
-                    a.warning = Some(stale_warning(&upstream, "offline"));
-                }
+                a.warning = offline_warning(self.offline, &upstream, a.warning.take());
                 a
             });
             r.map(|a| respond(&parts, a))

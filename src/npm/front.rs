@@ -36,7 +36,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
 use crate::http::{client_authority, full, json_response, ApiError, Front, ReqBody, ResBody};
-use crate::pipeline::refusal::Refusal;
+use crate::pipeline::refusal::{offline_warning, Refusal};
 use crate::pipeline::respond::{blob_response, BlobResponse};
 use crate::sigstore::npm::USAGE_SIGNATURES;
 
@@ -136,6 +136,8 @@ pub struct NpmFront {
     federation: Arc<Federation>,
     upstreams: HashMap<String, Arc<NpmUpstream>>,
     https: bool,
+    /// `[server] offline`: everything served carries the stale `Warning`.
+    offline: bool,
 }
 
 fn npm_error(e: ApiError) -> Response<ResBody> {
@@ -185,6 +187,7 @@ impl NpmFront {
             federation: ctx.federation.clone(),
             upstreams,
             https: ctx.config.server.tls.is_some(),
+            offline: ctx.config.server.offline,
         }))
     }
 
@@ -265,7 +268,7 @@ impl NpmFront {
                 BlobResponse {
                     content_type: "application/octet-stream",
                     immutable: true,
-                    warning: None,
+                    warning: offline_warning(self.offline, &up.name, None),
                 },
             );
             res.headers_mut().insert(
@@ -280,6 +283,7 @@ impl NpmFront {
                 .and_then(|v| v.to_str().ok()),
         );
         let (p, warning) = up.packument(&name).await.map_err(refused)?;
+        let warning = offline_warning(self.offline, &up.name, warning);
         let base = match client_authority(&req) {
             Some(a) => format!("{}://{a}", if self.https { "https" } else { "http" }),
             None => String::new(),

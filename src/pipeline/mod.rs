@@ -17,6 +17,9 @@
 //!   attestations.
 //! - [`respond`]: [`respond::blob_response`], the one HTTP answer for a
 //!   stored blob (ETag, 304, HEAD, Range, immutable caching).
+//! - [`saved`]: [`saved::Saved`], the last good index document of each
+//!   package (npm packuments, PyPI pages) on disk, for restarts while an
+//!   upstream cannot be reached and for offline mode.
 //!
 //! Ecosystems (`gomod`, `warg`, ...) build on this; fronts only route and
 //! shape answers.
@@ -27,4 +30,5 @@ pub mod refusal;
 pub mod rekor;
 pub mod release_age;
 pub mod respond;
+pub mod saved;
 pub mod trust;

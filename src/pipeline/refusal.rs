@@ -243,6 +243,20 @@ pub fn stale_warning(upstream: &str, detail: impl fmt::Display) -> String {
     format!("110 bulwark \"Response is Stale: upstream {upstream} {detail}\"")
 }
 
+/// The offline rule, applied by every front to what it serves: with
+/// `[server] offline = true` nothing is confirmed with an upstream, so
+/// every answer carries the stale `Warning`: the one it has already (a
+/// stale or unreachable state), else one saying the mirror is offline.
+/// Online, `warning` is returned as it is. (What offline mode cannot
+/// serve is refused with check [`CHECK_OFFLINE`]: the upstream client is
+/// never asked.)
+pub fn offline_warning(offline: bool, upstream: &str, warning: Option<String>) -> Option<String> {
+    match warning {
+        None if offline => Some(stale_warning(upstream, "offline")),
+        w => w,
+    }
+}
+
 /// The `Warning` for a stale verified state, `None` while it is fresh.
 pub fn verified_warning(v: &Verified) -> Option<String> {
     v.stale.then(|| {
@@ -367,6 +381,24 @@ mod tests {
         let r = Refusal::from_upstream(&tls);
         assert!(!r.is_unreachable());
         assert_eq!((r.check, r.upstream.as_str()), ("tls", "up"));
+    }
+
+    #[test]
+    fn offline_everything_served_carries_a_warning_and_online_nothing_changes() {
+        let stale = stale_warning("up", "unreachable");
+        assert_eq!(offline_warning(false, "up", None), None);
+        assert_eq!(
+            offline_warning(true, "up", None),
+            Some(stale_warning("up", "offline"))
+        );
+        assert_eq!(
+            offline_warning(true, "up", Some(stale.clone())),
+            Some(stale.clone())
+        );
+        assert_eq!(
+            offline_warning(false, "up", Some(stale.clone())),
+            Some(stale)
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
 use crate::http::{full, ApiError, Front, ReqBody, ResBody};
-use crate::pipeline::refusal::Refusal;
+use crate::pipeline::refusal::{offline_warning, Refusal};
 use crate::pipeline::respond::{blob_response, BlobResponse};
 
 use super::config::Attestations;
@@ -54,6 +54,8 @@ pub struct PypiFront {
     upstreams: HashMap<String, Arc<PypiUpstream>>,
     /// The `default = true` upstream, which serves the project list.
     default: Option<Arc<PypiUpstream>>,
+    /// `[server] offline`: everything served carries the stale `Warning`.
+    offline: bool,
 }
 
 impl PypiFront {
@@ -75,6 +77,7 @@ impl PypiFront {
             federation: ctx.federation.clone(),
             upstreams,
             default,
+            offline: ctx.config.server.offline,
         }))
     }
 
@@ -89,6 +92,15 @@ impl PypiFront {
         self.default.as_ref().ok_or_else(|| {
             not_found("no pypi upstream is default = true: there is no project list".into())
         })
+    }
+
+    /// The offline rule ([`offline_warning`]) on an answer of `upstream`.
+    fn offline_header(&self, upstream: &str, res: &mut Response<ResBody>) {
+        if let Some(w) = offline_warning(self.offline, upstream, None)
+            .and_then(|w| HeaderValue::from_str(&w).ok())
+        {
+            res.headers_mut().insert(header::WARNING, w);
+        }
     }
 
     async fn answer(
@@ -108,7 +120,8 @@ impl PypiFront {
                 let up = self.default_upstream()?;
                 let list = up.list().await.map_err(refused)?;
                 let body = list.render(format, |p| format!("{SIMPLE}{p}/"));
-                Ok(page_response(format, body, None))
+                let warning = offline_warning(self.offline, &up.name, None);
+                Ok(page_response(format, body, warning))
             }
             "pypi.project" => {
                 let name = path
@@ -133,6 +146,7 @@ impl PypiFront {
                             .then(|| format!("{PROVENANCE}{project}/{}", f.filename)),
                     })
                 });
+                let warning = offline_warning(self.offline, &up.name, warning);
                 Ok(page_response(format, body, warning))
             }
             "pypi.provenance" => {
@@ -145,6 +159,7 @@ impl PypiFront {
                             header::CONTENT_TYPE,
                             HeaderValue::from_static("application/json"),
                         );
+                        self.offline_header(&up.name, &mut res);
                         Ok(res)
                     }
                     None => Err(not_found(format!(
@@ -163,6 +178,7 @@ impl PypiFront {
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; charset=utf-8"),
                     );
+                    self.offline_header(&up.name, &mut res);
                     return Ok(res);
                 }
                 let (blob, digest, vouched) = up.file(&project, filename).await.map_err(refused)?;
@@ -174,7 +190,7 @@ impl PypiFront {
                     BlobResponse {
                         content_type: "application/octet-stream",
                         immutable: true,
-                        warning: None,
+                        warning: offline_warning(self.offline, &up.name, None),
                     },
                 );
                 res.headers_mut().insert(

@@ -11,6 +11,7 @@
 //! - [`filename`], [`provenance`]: distribution file names and PEP 740
 //!   provenance checked against a file's name and sha256;
 //! - [`resolve`]: pages and files through the pipeline;
+//! - [`saved`]: the last good page of each project, on disk;
 //! - [`front`]: the routes under `/pypi/`.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub mod front;
 pub mod name;
 pub mod provenance;
 pub mod resolve;
+pub mod saved;
 pub mod simple;
 
 /// The PyPI ecosystem (registered in `src/ecosystems.rs`).

@@ -31,6 +31,7 @@ use crate::upstream::{UpstreamClient, UpstreamRequest};
 use super::config::{Attestations, PypiSettings};
 use super::name::ProjectName;
 use super::provenance::verify_provenance;
+use super::saved::SavedPages;
 use super::simple::{
     parse_list_html, parse_list_json, parse_project_html, parse_project_json, CoreMetadata,
     DistFile, ProjectList, ProjectPage, JSON_V1,
@@ -101,6 +102,8 @@ pub struct PypiUpstream {
     /// The last good page of each project, served only while the upstream
     /// cannot be reached.
     stale: moka::future::Cache<String, (Arc<ProjectPage>, u32)>,
+    /// The last good pages, on disk (restarts, offline mode).
+    saved: SavedPages,
     artifacts: Artifacts,
     trust: Trust,
     rekor: Rekor,
@@ -155,6 +158,7 @@ impl PypiUpstream {
             base,
             pages: page_cache(Some(PAGE_TTL)),
             stale: page_cache(None),
+            saved: SavedPages::new(&ctx.data_dir, &u.name),
             artifacts: ctx.artifacts.clone(),
             trust: ctx.trust.clone(),
             rekor: ctx.rekor.clone(),
@@ -185,8 +189,8 @@ impl PypiUpstream {
                 self.stale.insert(key, (page.clone(), weight)).await;
                 Ok((page, None))
             }
-            Err(r) if r.is_unreachable() => match self.stale.get(&key).await {
-                Some((p, _)) => Ok((
+            Err(r) if r.is_unreachable() => match self.stale_page(project).await? {
+                Some(p) => Ok((
                     p,
                     Some(stale_warning(
                         &self.name,
@@ -222,7 +226,26 @@ impl PypiUpstream {
             parse_project_html(&body, project)
         }
         .map_err(|e| refusal(&self.name, "index page", e))?;
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        self.saved.keep(&self.name, epoch, &page).await;
         Ok((page, weight))
+    }
+
+    /// The last good page of `project`: in memory, else on disk (checked
+    /// again).
+    async fn stale_page(&self, project: &ProjectName) -> Result<Option<Arc<ProjectPage>>, Refusal> {
+        let key = project.as_str().to_string();
+        if let Some((p, _)) = self.stale.get(&key).await {
+            return Ok(Some(p));
+        }
+        let epoch = self.artifacts.trust().gate(&self.name).await?;
+        let loaded = self.saved.read(epoch, project).await;
+        let Some((page, weight)) = loaded.map_err(|e| refusal(&self.name, "index page", e))? else {
+            return Ok(None);
+        };
+        let page = Arc::new(page);
+        self.stale.insert(key, (page.clone(), weight)).await;
+        Ok(Some(page))
     }
 
     /// The project list.

@@ -40,6 +40,7 @@ use http::{Method, Request, Response, StatusCode};
 use crate::ecosystem::EcosystemContext;
 use crate::federation::Federation;
 use crate::http::{client_authority, Front, ReqBody, ResBody};
+use crate::pipeline::refusal::offline_warning;
 use crate::warg::config::PROTOCOL;
 use crate::warg::follower::MAX_CHECKPOINT_BYTES;
 use crate::warg::ledger::LEDGER_PAGE;
@@ -64,6 +65,8 @@ pub struct WargFront {
     federation: Arc<Federation>,
     warg: Registries,
     https: bool,
+    /// `[server] offline`: everything served carries the stale `Warning`.
+    offline: bool,
 }
 
 impl WargFront {
@@ -75,6 +78,7 @@ impl WargFront {
             federation: ctx.federation.clone(),
             warg,
             https: ctx.config.server.tls.is_some(),
+            offline: ctx.config.server.offline,
         }))
     }
 
@@ -200,6 +204,22 @@ impl WargFront {
             (Route::VerifyCheckpoint, Some((up, epoch))) => {
                 self.verify_checkpoint(&up, epoch, req).await
             }
+        }
+    }
+
+    /// The offline rule ([`offline_warning`]) on a served answer of
+    /// `upstream` that has no `Warning` yet.
+    fn offline(&self, a: Answer, upstream: Option<&str>) -> Answer {
+        let warned = a
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("warning"));
+        match upstream {
+            Some(u) if a.status.is_success() && !warned => {
+                let w = offline_warning(self.offline, u, None);
+                a.warning(w)
+            }
+            _ => a,
         }
     }
 
@@ -444,8 +464,14 @@ impl Front for WargFront {
         Box::pin(async move {
             if route == "warg.content_bytes" {
                 let path = req.uri().path().to_string();
+                let upstream = path
+                    .strip_prefix(CONTENT_PREFIX)
+                    .and_then(|r| r.split_once('/'))
+                    .map(|(name, _)| name.to_string());
                 return match self.content_route(&path).await {
-                    Some(a) => a.into_response_for(req.headers(), req.method()),
+                    Some(a) => self
+                        .offline(a, upstream.as_deref())
+                        .into_response_for(req.headers(), req.method()),
                     None => {
                         Answer::message(StatusCode::NOT_FOUND, "no such content").into_response()
                     }
@@ -454,7 +480,12 @@ impl Front for WargFront {
             let Some(r) = Route::parse(req.method(), req.uri().path()) else {
                 return Answer::message(StatusCode::NOT_FOUND, "not found").into_response();
             };
-            self.handle_route(r, req).await.into_response()
+            let upstream = match self.by_header(&req) {
+                Ok(Some(u)) => Some(u.name.clone()),
+                _ => self.warg.default_registry().map(|u| u.name.clone()),
+            };
+            let a = self.handle_route(r, req).await;
+            self.offline(a, upstream.as_deref()).into_response()
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
+pub mod airgap;
 pub mod gofixture;
 pub mod http;
 pub mod npm;

@@ -135,3 +135,38 @@ impl Drop for PypiServer {
         let _ = self.child.wait();
     }
 }
+
+/// `python -m pip <subcommand>` of the environment with no cache, no
+/// version check and no configuration of the user's, `home` as its home;
+/// the caller adds the rest.
+pub fn pip(home: &Path, subcommand: &str) -> Command {
+    let mut c = Command::new(bin_dir().join("python"));
+    c.args(["-m", "pip", subcommand, "--no-cache-dir"])
+        .args(["--disable-pip-version-check", "--isolated"])
+        .env("HOME", home)
+        .env("PIP_CONFIG_FILE", "/dev/null");
+    c
+}
+
+/// `uv pip <subcommand>` for the environment's Python with no cache and no
+/// configuration of the user's, `home` as its home; the caller adds the
+/// rest.
+pub fn uv_pip(home: &Path, subcommand: &str) -> Command {
+    let mut c = Command::new(bin_dir().join("uv"));
+    c.args(["pip", subcommand, "--no-config"])
+        .arg("--python")
+        .arg(bin_dir().join("python"))
+        .env("HOME", home)
+        .env("UV_CACHE_DIR", home.join("uv-cache"));
+    c
+}
+
+/// Two projects in `dir/packages`, alpha 1.0 needing beta >= 2 and beta
+/// 2.0, served by a new pypiserver; returns it and beta's wheel.
+pub fn alpha_needs_beta(dir: &Path) -> (PypiServer, PathBuf) {
+    let pkgs = dir.join("packages");
+    std::fs::create_dir_all(&pkgs).expect("packages dir");
+    make_wheel(&pkgs, "alpha", "1.0", &["beta>=2"]);
+    let beta = make_wheel(&pkgs, "beta", "2.0", &[]);
+    (PypiServer::start(&pkgs), beta)
+}

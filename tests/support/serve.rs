@@ -113,5 +113,5 @@ pub fn stored_objects(data_dir: &Path) -> usize {
                 .sum()
         })
     }
-    walk(&data_dir.join("blobs/objects"))
+    walk(&data_dir.join("blobs/sha256"))
 }
