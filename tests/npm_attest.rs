@@ -371,3 +371,80 @@ fn min_release_age_counts_from_the_rekor_time_of_the_attestations() {
     );
     assert_eq!(support::serve::stored_objects(&year.join("data")), 0);
 }
+
+/// The verified attestations cross the air gap in the bundle and are
+/// verified again inside, under the inside's own keys and root, with
+/// nothing reachable; an altered answer in the bundle is refused.
+#[test]
+fn attestations_cross_the_air_gap_and_are_verified_again_inside() {
+    use support::airgap::{alter_member, assert_summary, cli, dead_url, text};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (verdaccio, upstream, answer) = registry(d, false);
+    let policy = "attestations = \"if-present\"\n\
+                  package_attestations = { \"@playwright/*\" = \"required\" }";
+    let outside = write_config(&d.join("outside"), &upstream.url(), policy);
+    {
+        let b = support::serve::start(&outside, "bulwark=info");
+        for (name, version) in [(CLI, "0.1.1"), ("minimist", "1.2.8")] {
+            let r = get(b.0.addr, &tarball(name, version));
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+    let bundle = d.join("bundle.tar");
+    let out = cli(&["export"], &outside, &[Path::new("--out"), &bundle]);
+    assert_success("export", &out);
+    assert!(
+        text(&out.stdout).contains("2 tarball(s), 1 attestations answer(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(upstream);
+    drop(verdaccio);
+
+    // The inside: its upstream unreachable, offline, the same policy.
+    let inside = |name: &str| {
+        let config = write_config(&d.join(name), &dead_url(), policy);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replacen("[server]\n", "[server]\noffline = true\n", 1),
+        )
+        .unwrap();
+        config
+    };
+    let config = inside("inside");
+    let out = cli(&["import", "--progress", "none"], &config, &[&bundle]);
+    assert_summary(&out, 2, 0, 0);
+    let b = support::serve::start(&config, "bulwark=info");
+    let r = get(b.0.addr, &tarball(CLI, "0.1.1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("bulwark-attestation").as_deref(), Some("verified"));
+    let r = get(
+        b.0.addr,
+        "/npm/-/npm/v1/attestations/@playwright%2fcli@0.1.1",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, answer);
+    drop(b);
+
+    // One bit of the answer changed on the way: the attested version is
+    // refused on import (and nothing of it stored), the rest goes in.
+    let altered = d.join("altered.tar");
+    alter_member(
+        &bundle,
+        &altered,
+        "npm/reg/packument/-/npm/v1/attestations/@playwright%2fcli@0.1.1",
+    );
+    let config = inside("altered-inside");
+    let out = cli(&["import", "--progress", "none"], &config, &[&altered]);
+    assert_summary(&out, 1, 0, 1);
+    assert!(
+        text(&out.stdout).contains(&format!("refused {CLI}@0.1.1: ")),
+        "{}",
+        text(&out.stdout)
+    );
+    let b = support::serve::start(&config, "bulwark=info");
+    let r = get(b.0.addr, &tarball(CLI, "0.1.1"));
+    assert_ne!(r.status, 200, "{}", r.text());
+}

@@ -53,7 +53,7 @@ use bulwark::http::{Front, ReqBody, ResBody};
 use bulwark::npm::config::PROTOCOL as NPM;
 use bulwark::npm::name::PackageName;
 use bulwark::npm::packument::sri_sha512;
-use bulwark::npm::resolve::{NpmUpstream, TARBALL_KIND};
+use bulwark::npm::resolve::{NpmUpstream, ATTESTATIONS_KIND, TARBALL_KIND};
 use bulwark::pipeline::artifacts::Lookup;
 use bulwark::pipeline::refusal::Refusal;
 use bulwark::pipeline::rekor::Rekor;
@@ -1205,11 +1205,12 @@ fn export_npm<W: Write>(
     epoch: u64,
 ) -> anyhow::Result<String> {
     let base = format!("{BUNDLE_NPM}/{up}");
-    let packages = st.grouped(up, epoch, TARBALL_KIND, |k| {
-        k.rsplit_once('@').filter(|(n, _)| !n.is_empty())
-    })?;
+    let split: fn(&str) -> Option<(&str, &str)> =
+        |k| k.rsplit_once('@').filter(|(n, _)| !n.is_empty());
+    let packages = st.grouped(up, epoch, TARBALL_KIND, split)?;
+    let attested = st.grouped(up, epoch, ATTESTATIONS_KIND, split)?;
     let saved = bulwark::npm::saved::Saved::new(st.data_dir, up);
-    let (mut docs, mut tarballs) = (0, 0);
+    let (mut docs, mut tarballs, mut answers) = (0, 0, 0);
     for (name, stored) in &packages {
         let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
         let Some(body) = saved.load(epoch, &name)? else {
@@ -1244,10 +1245,23 @@ fn export_npm<W: Write>(
                 digest,
             )?;
             tarballs += 1;
+            // The verified attestations answer, where the inside's npm
+            // pipeline asks the registry for it.
+            if let Some(a) = attested.get(name.as_str()).and_then(|a| a.get(v)) {
+                st.add_blob(
+                    b,
+                    &format!(
+                        "{base}/packument/-/npm/v1/attestations/{}@{v}",
+                        name.escaped()
+                    ),
+                    a,
+                )?;
+                answers += 1;
+            }
         }
     }
     Ok(format!(
-        "upstream {up}: {docs} packument(s), {tarballs} tarball(s)"
+        "upstream {up}: {docs} packument(s), {tarballs} tarball(s), {answers} attestations answer(s)"
     ))
 }
 
