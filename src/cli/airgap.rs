@@ -466,8 +466,8 @@ impl Mirror {
         let key = format!("{name}@{version}");
         if let Some(digest) = self.stored_digest(&up.name, TARBALL_KIND, &key).await {
             if !item.integrity.is_empty() {
-                let path = self.ctx.artifacts.blobs().path_of(&digest);
-                let sha512 = tokio::task::spawn_blocking(move || sha512_file(&path)).await;
+                let blobs = self.ctx.artifacts.blobs().clone();
+                let sha512 = tokio::task::spawn_blocking(move || blobs.sha512_of(&digest)).await;
                 let sha512 = match sha512 {
                     Ok(Ok(h)) => h,
                     Ok(Err(e)) => return refused("store", format!("{key}: {e}")),
@@ -900,14 +900,6 @@ pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
             Ok(mirror.run(items.into_vec(), args.progress, other).await)
         })
     })())
-}
-
-/// The SHA-512 of a stored file.
-fn sha512_file(path: &Path) -> std::io::Result<[u8; 64]> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha512::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().into())
 }
 
 /// A tar being written, with the manifest of its members.

@@ -574,8 +574,8 @@ impl NpmUpstream {
                 // Stored against an earlier packument: the attestations
                 // just verified are about the integrity the packument
                 // gives now, which the stored bytes must have.
-                let path = self.artifacts.blobs().path_of(&digest);
-                let seen = tokio::task::spawn_blocking(move || sha512_of(&path))
+                let blobs = self.artifacts.blobs().clone();
+                let seen = tokio::task::spawn_blocking(move || blobs.sha512_of(&digest))
                     .await
                     .map_err(|e| refusal(&self.name, "store", e))?
                     .map_err(|e| refusal(&self.name, "store", e))?;
@@ -857,22 +857,6 @@ impl NpmUpstream {
             "npm provenance",
         )
         .await
-    }
-}
-
-/// The SHA-512 of the file at `path`, read in chunks.
-fn sha512_of(path: &std::path::Path) -> std::io::Result<[u8; 64]> {
-    use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha512::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
     }
 }
 

@@ -188,6 +188,16 @@ impl FsBlobStore {
         blob_path(&self.inner.objects, digest)
     }
 
+    /// The SHA-512 of the stored blob `digest` (npm names tarballs by
+    /// it), read in chunks.
+    pub fn sha512_of(&self, digest: &Digest) -> io::Result<[u8; 64]> {
+        use sha2::Digest as _;
+        let mut f = File::open(self.path_of(digest))?;
+        let mut h = sha2::Sha512::new();
+        io::copy(&mut f, &mut h)?;
+        Ok(h.finalize().into())
+    }
+
     /// The directory of writes in progress.
     pub fn temp_dir(&self) -> &Path {
         &self.inner.tmp
