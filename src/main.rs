@@ -67,6 +67,15 @@ enum Command {
     /// Verify a tar written by `export` again and store what passes (air
     /// gap, inside).
     Import(cli::airgap::ImportArgs),
+    /// Make a key to sign bundles with (`export --sign-key`): writes the
+    /// private key, prints the verifier key for `import --manifest-key`.
+    Keygen {
+        /// The key's name, e.g. `bundles.acme.example/outside`.
+        name: String,
+        /// The file to write the private key to (created, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +89,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => cli::airgap::sync(args, load),
         Command::Export(args) => cli::airgap::export(args, load),
         Command::Import(args) => cli::airgap::import(args, load),
+        Command::Keygen { name, out } => cli::airgap::keygen(&name, &out),
     }
 }
 

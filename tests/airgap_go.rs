@@ -491,3 +491,120 @@ fn an_import_killed_anywhere_then_run_again_ends_with_the_same_store() {
     assert_eq!(b.get(HELLO_ZIP).status, 200);
     assert_eq!(b.get(GREET_ZIP).status, 200);
 }
+
+/// `export --sign-key` signs the manifest with the operator's key
+/// (`bulwark keygen`); `import --manifest-key` takes the bundle only when
+/// that signature verifies and every member is the one the manifest lists,
+/// before anything of it is stored.
+#[test]
+fn a_signed_manifest_is_required_and_checked_on_import() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    outside_bundle(&world, &fx);
+    let config = world.outside(&fx, "outside");
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    // The operator's key, and a stranger's.
+    let keygen = |file: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["keygen", "bundles.example/outside", "--out"])
+            .arg(world.path(file))
+            .output()
+            .expect("keygen");
+        assert_success("keygen", &out);
+        text(&out.stdout).trim().to_string()
+    };
+    let key = keygen("outside.key");
+    let stranger = keygen("stranger.key");
+    assert_ne!(key, stranger);
+    // keygen never overwrites a key.
+    let again = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["keygen", "bundles.example/outside", "--out"])
+        .arg(world.path("outside.key"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let bundle = world.path("signed.tar");
+    let key_file = world.path("outside.key");
+    let out = cli(
+        &["export"],
+        &config,
+        &[
+            Path::new("--out"),
+            &bundle,
+            Path::new("--sign-key"),
+            &key_file,
+        ],
+    );
+    assert_success("export --sign-key", &out);
+
+    let import = |side: &str, bundle: &Path, key: &str| {
+        let inside = world.inside_at(side, &name, &vkey);
+        let out = cli(
+            &["import", "--progress", "none", "--manifest-key", key],
+            &inside,
+            &[bundle],
+        );
+        (out, world.path(&format!("{side}-data")))
+    };
+    // Under the stranger's key: refused, nothing stored.
+    let (out, data) = import("stranger", &bundle, &stranger);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bundle refused: manifest: manifest signature"),
+        "{err}"
+    );
+    assert!(stored_blobs(&data).is_empty());
+    // One member changed on the way, under the right key: refused before
+    // anything is verified or stored, naming the member.
+    let altered = world.path("altered.tar");
+    rewrite_tar(&bundle, &altered, |member, mut data| {
+        if member == GREET_ZIP_MEMBER {
+            let at = data.len() / 3;
+            data[at] ^= 0x20;
+        }
+        data
+    });
+    let (out, data) = import("altered", &altered, &key);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("member {GREET_ZIP_MEMBER}: expected sha256")),
+        "{err}"
+    );
+    assert!(stored_blobs(&data).is_empty());
+    // A member added on the way.
+    let added = world.path("added.tar");
+    {
+        let mut ar = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+        let mut out = tar::Builder::new(std::fs::File::create(&added).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut h = e.header().clone();
+            let path = e.path().unwrap().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        out.append_data(&mut h, "gomod/fixture/proxy/extra", &b"x"[..])
+            .unwrap();
+        out.finish().unwrap();
+    }
+    let (out, _) = import("added", &added, &key);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("gomod/fixture/proxy/extra is not in the signed manifest"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The bundle as signed: imported.
+    let (out, data) = import("inside", &bundle, &key);
+    assert_success("import --manifest-key", &out);
+    assert!(!stored_blobs(&data).is_empty());
+}

@@ -43,6 +43,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyFile, PyPin};
+use bulwark::airgap::manifest;
 use bulwark::config::Config;
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
@@ -67,6 +68,7 @@ use bulwark::pypi::simple::{Format, Links, JSON_V1};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
 use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
+use bulwark::tlog::note::{self, Signer, VerifierKey};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt as _;
@@ -127,6 +129,11 @@ pub struct ExportArgs {
     /// Only these upstreams (default: every Go, PyPI and npm upstream).
     #[arg(long)]
     upstream: Vec<String>,
+    /// Sign the bundle's manifest with this key (a file holding a
+    /// `PRIVATE+KEY+...` signed-note key, as `bulwark keygen` writes):
+    /// adds `MANIFEST.sig`, which `import --manifest-key` checks.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +144,11 @@ pub struct ImportArgs {
     /// Progress display.
     #[arg(long, value_enum, default_value = "auto")]
     progress: Progress,
+    /// Require the bundle's manifest signed by this key (a signed-note
+    /// verifier key `<name>+<id>+<base64>`; repeat to accept any of
+    /// several), and every member to be as the manifest lists it.
+    #[arg(long = "manifest-key", value_name = "KEY")]
+    manifest_keys: Vec<String>,
     /// The tar written by `bulwark export`.
     file: PathBuf,
 }
@@ -959,6 +971,7 @@ pub fn export(args: ExportArgs, load: Load) -> ExitCode {
 }
 
 async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let signer = args.sign_key.as_deref().map(read_signer).transpose()?;
     let data_dir = config.server.data_dir.clone();
     let trust = Trust::open(data_dir.join("state.redb")).await?;
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
@@ -1071,6 +1084,10 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
     }
     let manifest = std::mem::take(&mut b.manifest);
     b.add(MANIFEST, manifest.len() as u64, manifest.as_bytes())?;
+    if let Some(signer) = &signer {
+        let sig = manifest::sign(manifest.as_bytes(), signer).map_err(anyhow::Error::msg)?;
+        b.add(manifest::SIGNATURE_MEMBER, sig.len() as u64, &sig[..])?;
+    }
     let w = b.tar.into_inner()?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
@@ -1348,11 +1365,126 @@ fn status(s: StatusCode) -> http::Response<ResBody> {
     r
 }
 
+/// `bulwark keygen NAME --out FILE`: a new Ed25519 signed-note key for
+/// `export --sign-key`, written to FILE (created, mode 0600, fsynced);
+/// prints the verifier key `import --manifest-key` takes.
+pub fn keygen(name: &str, out: &Path) -> ExitCode {
+    finish((|| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let signer =
+            Signer::generate(name).map_err(|e| anyhow::anyhow!("key name {name:?}: {e}"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        f.write_all(format!("{}\n", signer.to_signer_key()).as_bytes())?;
+        f.sync_all()?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        println!("{}", signer.verifier_key());
+        Ok(ExitCode::SUCCESS)
+    })())
+}
+
+/// The operator's signing key in `path` (`PRIVATE+KEY+...`).
+fn read_signer(path: &Path) -> anyhow::Result<Signer> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(note::MAX_KEY_STRING as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| anyhow::anyhow!("--sign-key {}: {e}", path.display()))?;
+    text.trim()
+        .parse::<Signer>()
+        .map_err(|e| anyhow::anyhow!("--sign-key {}: {e}", path.display()))
+}
+
+/// A member's bytes, at most `max`.
+fn member_bytes(file: &Path, members: &Members, name: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Seek as _, SeekFrom};
+    let &(offset, len) = members
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("the bundle has no {name}"))?;
+    if len > max {
+        anyhow::bail!("{name} is {len} bytes, more than {max}");
+    }
+    let mut f = std::fs::File::open(file)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut out = Vec::with_capacity(len as usize);
+    f.take(len).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// `--manifest-key`: the manifest's signature verifies under one of
+/// `keys` and names the `MANIFEST`, and every member is the one the
+/// manifest lists (size and SHA-256, read once, in order); no member is
+/// missing or added.
+fn check_manifest(file: &Path, members: &Members, keys: &[VerifierKey]) -> anyhow::Result<()> {
+    let refused = |why: String| anyhow::anyhow!("bundle refused: manifest: {why}");
+    let sig = member_bytes(
+        file,
+        members,
+        manifest::SIGNATURE_MEMBER,
+        manifest::MAX_SIGNATURE,
+    )
+    .map_err(|e| refused(e.to_string()))?;
+    let text = member_bytes(file, members, MANIFEST, manifest::MAX_MANIFEST)
+        .map_err(|e| refused(e.to_string()))?;
+    let mut listed = manifest::check(&sig, &text, keys).map_err(refused)?;
+    let mut ar = tar::Archive::new(std::fs::File::open(file)?);
+    for e in ar.entries()? {
+        let mut e = e?;
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = e.path()?.to_string_lossy().into_owned();
+        if name == MANIFEST || name == manifest::SIGNATURE_MEMBER {
+            continue;
+        }
+        let want = listed
+            .remove(&name)
+            .ok_or_else(|| refused(format!("member {name} is not in the signed manifest")))?;
+        let mut h = sha2::Sha256::new();
+        let len = std::io::copy(&mut e, &mut h)?;
+        let seen: [u8; 32] = h.finalize().into();
+        if (seen, len) != (want.sha256, want.len) {
+            return Err(refused(format!(
+                "member {name}: expected sha256 {} ({} bytes), seen {} ({len} bytes)",
+                hex::encode(want.sha256),
+                want.len,
+                hex::encode(seen)
+            )));
+        }
+    }
+    if let Some(name) = listed.keys().next() {
+        return Err(refused(format!(
+            "member {name} is in the signed manifest but not in the bundle ({} missing)",
+            listed.len()
+        )));
+    }
+    Ok(())
+}
+
 /// `bulwark import`.
 pub fn import(args: ImportArgs, load: Load) -> ExitCode {
     finish((|| {
         let mut config = load(args.config.as_deref())?;
         let members = Arc::new(read_members(&args.file)?);
+        if !args.manifest_keys.is_empty() {
+            let keys = args
+                .manifest_keys
+                .iter()
+                .map(|k| {
+                    k.parse::<VerifierKey>()
+                        .map_err(|e| anyhow::anyhow!("--manifest-key {k:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            check_manifest(&args.file, &members, &keys)?;
+        }
         runtime()?.block_on(async move {
             let (addr, server) = serve_bundle(args.file.clone(), members.clone()).await?;
             // This run asks the bundle, and only the bundle.
