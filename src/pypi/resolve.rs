@@ -34,7 +34,7 @@ use super::provenance::verify_provenance;
 use super::saved::SavedPages;
 use super::simple::{
     parse_list_html, parse_list_json, parse_project_html, parse_project_json, CoreMetadata,
-    DistFile, ProjectList, ProjectPage, JSON_V1,
+    DistFile, ProjectList, ProjectPage, JSON_V1, MAX_PAGE_BYTES,
 };
 
 /// The artifact kind of a distribution file (key: `<project>/<filename>`).
@@ -66,8 +66,6 @@ const MAX_PROVENANCE_BYTES: u64 = crate::sigstore::input::MAX_INPUT as u64;
 const PAGE_TTL: Duration = Duration::from_secs(30);
 /// Byte budget of each page cache, per upstream.
 const PAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-/// Largest index page read (big projects list tens of thousands of files).
-pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest distribution file fetched.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// What bulwark asks an index for: JSON first (PEP 691), HTML otherwise.

@@ -12,8 +12,7 @@ use std::path::Path;
 use crate::pipeline::saved::Saved;
 
 use super::name::ProjectName;
-use super::resolve::MAX_PAGE_BYTES;
-use super::simple::{parse_project_json, Format, Links, ProjectPage};
+use super::simple::{parse_project_json, Format, Links, ProjectPage, MAX_PAGE_BYTES};
 
 /// The saved pages of one upstream.
 #[derive(Debug, Clone)]

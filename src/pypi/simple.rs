@@ -32,6 +32,8 @@ pub const API_VERSION: &str = "1.1";
 
 /// Most files on one project page.
 pub const MAX_FILES: usize = 200_000;
+/// Largest index page read (big projects list tens of thousands of files).
+pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// Most projects on the project list.
 pub const MAX_PROJECTS: usize = 2_000_000;
 /// Longest field (a URL, a `requires-python`, a yank reason).
