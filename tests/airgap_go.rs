@@ -608,3 +608,74 @@ fn a_signed_manifest_is_required_and_checked_on_import() {
     assert_success("import --manifest-key", &out);
     assert!(!stored_blobs(&data).is_empty());
 }
+
+/// `export --since` carries only what was verified since then, and
+/// `--from` only what the lockfiles name (with the tree and the proofs
+/// they need).
+#[test]
+fn export_since_a_time_or_from_lockfiles_carries_only_those() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    outside_bundle(&world, &fx);
+    let config = world.outside(&fx, "outside");
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+    let members = |bundle: &Path| -> Vec<String> {
+        let mut ar = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+        ar.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .filter(|n| n.contains("/proxy/"))
+            .collect()
+    };
+    let export = |name: &str, extra: &[&str]| {
+        let bundle = world.path(name);
+        let mut tail: Vec<&Path> = vec![Path::new("--out"), &bundle];
+        tail.extend(extra.iter().map(Path::new));
+        let out = cli(&["export"], &config, &tail);
+        assert_success("export", &out);
+        members(&bundle)
+    };
+    let all = export("all.tar", &[]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(export("past.tar", &["--since", "2020-01-01"]), all);
+    assert!(export("future.tar", &["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    let list = world.path("greet.list");
+    std::fs::write(&list, format!("gomod {GREET} v1.0.0\n")).unwrap();
+    let greet = export("greet.tar", &["--from", list.to_str().unwrap()]);
+    assert_eq!(greet.len(), 2, "{greet:?}");
+    assert!(
+        greet.iter().all(|m| m.contains("/example.com/greet/")),
+        "{greet:?}"
+    );
+    // It carries what proves them: an offline inside imports it.
+    let inside = world.inside(&name, &vkey);
+    let out = cli(
+        &["import", "--progress", "none"],
+        &inside,
+        &[&world.path("greet.tar")],
+    );
+    assert_success("import of a --from bundle", &out);
+    assert_eq!(
+        text(&out.stdout).lines().next(),
+        Some("verified: 1, already there: 0, refused: 0")
+    );
+    // A time that is not one is refused.
+    let bundle = world.path("bad.tar");
+    let out = cli(
+        &["export"],
+        &config,
+        &[
+            Path::new("--out"),
+            &bundle,
+            Path::new("--since"),
+            Path::new("last week"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--since \"last week\""),
+        "{}",
+        text(&out.stderr)
+    );
+}

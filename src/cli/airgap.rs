@@ -129,6 +129,14 @@ pub struct ExportArgs {
     /// Only these upstreams (default: every Go, PyPI and npm upstream).
     #[arg(long)]
     upstream: Vec<String>,
+    /// Only artifacts bulwark verified at or after this time (RFC 3339,
+    /// e.g. `2026-11-01T00:00:00Z`, or a date `2026-11-01`): a bundle of
+    /// what is new since the last one carried across.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only what these lockfiles name (the files `sync` reads; repeat).
+    #[arg(long = "from", value_name = "LOCKFILE")]
+    from: Vec<PathBuf>,
     /// Sign the bundle's manifest with this key (a file holding a
     /// `PRIVATE+KEY+...` signed-note key, as `bulwark keygen` writes):
     /// adds `MANIFEST.sig`, which `import --manifest-key` checks.
@@ -972,6 +980,7 @@ pub fn export(args: ExportArgs, load: Load) -> ExitCode {
 
 async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let signer = args.sign_key.as_deref().map(read_signer).transpose()?;
+    let select = Selection::new(&args)?;
     let data_dir = config.server.data_dir.clone();
     let trust = Trust::open(data_dir.join("state.redb")).await?;
     let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
@@ -1009,6 +1018,9 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
                     continue;
                 };
                 let m = ModuleVersion::new(p, v)?;
+                if !select.recent(&e) || !select.go(&m) {
+                    continue;
+                }
                 let digest = (kind == kinds::GOMOD_RECORD).then_some(&e.digest);
                 let Some(rec) = decode_record(&m, &e.proof, digest, epoch) else {
                     anyhow::bail!(
@@ -1059,6 +1071,7 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         index: &index,
         blobs: &blobs,
         data_dir: &data_dir,
+        select: &select,
     };
     let selected = |u: &&bulwark::config::UpstreamConfig| {
         args.upstream.is_empty() || args.upstream.contains(&u.name)
@@ -1100,11 +1113,90 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
 }
 
 /// What `export` reads: the artifact index, the blobs and the data
-/// directory (the saved pages and packuments).
+/// directory (the saved pages and packuments), and what to carry.
 struct Stored<'s> {
     index: &'s ArtifactIndex,
     blobs: &'s FsBlobStore,
     data_dir: &'s Path,
+    select: &'s Selection,
+}
+
+/// What `export` carries: every verified artifact, or those verified
+/// since `--since` and named by the `--from` lockfiles. The proofs they
+/// need (the accepted tree, its tiles, records, pages, packuments) come
+/// with them.
+#[derive(Default)]
+struct Selection {
+    since: Option<std::time::SystemTime>,
+    from: Option<Items>,
+}
+
+impl Selection {
+    fn new(args: &ExportArgs) -> anyhow::Result<Selection> {
+        let since = args
+            .since
+            .as_deref()
+            .map(|t| {
+                t.parse::<jiff::Timestamp>()
+                    .map(std::time::SystemTime::from)
+                    .or_else(|_| {
+                        t.parse::<jiff::civil::Date>()
+                            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+                            .map(|z| std::time::SystemTime::from(z.timestamp()))
+                    })
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "--since {t:?}: expected an RFC 3339 time like \
+                             2026-11-01T00:00:00Z or a date like 2026-11-01"
+                        )
+                    })
+            })
+            .transpose()?;
+        let from = if args.from.is_empty() {
+            None
+        } else {
+            let (mut items, mut other) = (Items::default(), Vec::new());
+            for f in &args.from {
+                read_lockfile(f, &mut items, &mut other)?;
+            }
+            Some(items)
+        };
+        Ok(Selection { since, from })
+    }
+
+    /// Verified at or after `--since`.
+    fn recent(&self, e: &bulwark::store::index::Entry) -> bool {
+        self.since.is_none_or(|t| e.at >= t)
+    }
+
+    fn go(&self, m: &ModuleVersion) -> bool {
+        self.from.as_ref().is_none_or(|i| i.go.contains_key(m))
+    }
+
+    fn npm(&self, name: &str, version: &str) -> bool {
+        self.from
+            .as_ref()
+            .is_none_or(|i| i.npm.contains_key(&(name.to_string(), version.to_string())))
+    }
+
+    /// A file of a pinned version of `project` (and one of the pin's named
+    /// files, if it names files).
+    fn py(&self, project: &str, filename: &str) -> bool {
+        let Some(items) = &self.from else {
+            return true;
+        };
+        let Ok(file) = DistFilename::parse(filename) else {
+            return false;
+        };
+        items.py.values().any(|(_, pin)| {
+            pin.project.as_str() == project
+                && pin
+                    .version
+                    .parse::<pep440_rs::Version>()
+                    .is_ok_and(|v| v == file.version)
+                && (pin.files.is_empty() || pin.files.iter().any(|f| f.filename == filename))
+        })
+    }
 }
 
 /// Index entries grouped: package → (file or version → digest).
@@ -1119,10 +1211,11 @@ impl Stored<'_> {
         epoch: u64,
         kind: &str,
         split: fn(&str) -> Option<(&str, &str)>,
+        keep: impl Fn(&str, &str, &bulwark::store::index::Entry) -> bool,
     ) -> anyhow::Result<Grouped> {
         let mut out = Grouped::new();
         for (key, e) in self.index.list(up, epoch, kind)? {
-            if let Some((package, rest)) = split(&key) {
+            if let Some((package, rest)) = split(&key).filter(|(p, r)| keep(p, r, &e)) {
                 out.entry(package.to_string())
                     .or_default()
                     .insert(rest.to_string(), e.digest);
@@ -1160,8 +1253,10 @@ fn export_pypi<W: Write>(
 ) -> anyhow::Result<String> {
     let base = format!("{BUNDLE_PYPI}/{up}");
     let split: fn(&str) -> Option<(&str, &str)> = |k| k.split_once('/');
-    let provenance = st.grouped(up, epoch, PROVENANCE_KIND, split)?;
-    let projects = st.grouped(up, epoch, FILE_KIND, split)?;
+    let provenance = st.grouped(up, epoch, PROVENANCE_KIND, split, |_, _, _| true)?;
+    let projects = st.grouped(up, epoch, FILE_KIND, split, |p, f, e| {
+        st.select.recent(e) && st.select.py(p, f)
+    })?;
     let saved = SavedPages::new(st.data_dir, up);
     let (mut pages, mut files, mut provs) = (0, 0, 0);
     for (project, stored) in &projects {
@@ -1216,8 +1311,10 @@ fn export_npm<W: Write>(
     let base = format!("{BUNDLE_NPM}/{up}");
     let split: fn(&str) -> Option<(&str, &str)> =
         |k| k.rsplit_once('@').filter(|(n, _)| !n.is_empty());
-    let packages = st.grouped(up, epoch, TARBALL_KIND, split)?;
-    let attested = st.grouped(up, epoch, ATTESTATIONS_KIND, split)?;
+    let packages = st.grouped(up, epoch, TARBALL_KIND, split, |n, v, e| {
+        st.select.recent(e) && st.select.npm(n, v)
+    })?;
+    let attested = st.grouped(up, epoch, ATTESTATIONS_KIND, split, |_, _, _| true)?;
     let saved = bulwark::npm::saved::Saved::new(st.data_dir, up);
     let (mut docs, mut tarballs, mut answers) = (0, 0, 0);
     for (name, stored) in &packages {
