@@ -638,6 +638,49 @@ fn export_since_a_time_or_from_lockfiles_carries_only_those() {
     };
     let all = export("all.tar", &[]);
     assert_eq!(all.len(), 4, "{all:?}");
+    // Each record's inclusion also comes in the C2SP form, which
+    // `bulwark verify proof` checks under the log's key.
+    let proof = {
+        let mut ar = tar::Archive::new(std::fs::File::open(world.path("all.tar")).unwrap());
+        let mut e = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| {
+                e.path().unwrap().to_string_lossy()
+                    == format!("gomod/{UPSTREAM}/tlog-proof/{GREET}@v1.0.0")
+            })
+            .expect("a tlog-proof member");
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        data
+    };
+    let parsed = bulwark::tlog::proof::TlogProof::parse(&proof).unwrap();
+    let entry = parsed.extra.clone().unwrap();
+    assert!(String::from_utf8_lossy(&entry).starts_with(&format!("{GREET} v1.0.0 h1:")));
+    for (file, bytes) in [
+        ("greet.tlog-proof", proof.clone()),
+        ("greet.entry", entry.clone()),
+        (
+            "log.policy",
+            format!("log {vkey}\nquorum none\n").into_bytes(),
+        ),
+        ("other.entry", b"example.com/other v1.0.0 h1:x\n".to_vec()),
+    ] {
+        std::fs::write(world.path(file), bytes).unwrap();
+    }
+    let verify = |entry: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["verify", "proof", "--policy"])
+            .arg(world.path("log.policy"))
+            .arg("--entry")
+            .arg(world.path(entry))
+            .arg(world.path("greet.tlog-proof"))
+            .output()
+            .unwrap()
+    };
+    assert_success("bulwark verify proof", &verify("greet.entry"));
+    assert!(!verify("other.entry").status.success());
     assert_eq!(export("past.tar", &["--since", "2020-01-01"]), all);
     assert!(export("future.tar", &["--since", "2999-01-01T00:00:00Z"]).is_empty());
     let list = world.path("greet.list");

@@ -68,7 +68,10 @@ use bulwark::pypi::simple::{Format, Links, JSON_V1};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
 use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
+use bulwark::tlog::merkle::prove_record;
 use bulwark::tlog::note::{self, Signer, VerifierKey};
+use bulwark::tlog::proof::TlogProof;
+use bulwark::tlog::tile::{Dialect, Tile, TileHashReader, TileReader};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt as _;
@@ -1012,6 +1015,7 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         )?;
         let mut files = 0;
         let mut lookups: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut records: BTreeMap<String, (u64, String)> = BTreeMap::new();
         for kind in [kinds::GOMOD_RECORD, kinds::GOMOD_MOD, kinds::GOMOD_ZIP] {
             for (key, e) in index.list(&u.name, epoch, kind)? {
                 let Some((p, v)) = key.rsplit_once('@') else {
@@ -1032,6 +1036,7 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
                 let mut body = format!("{}\n{}\n", rec.id, rec.record.text()).into_bytes();
                 body.extend_from_slice(&acc.note);
                 lookups.insert(m.escaped(), body);
+                records.insert(m.escaped(), (rec.id, rec.record.text().to_string()));
                 let req = match kind {
                     k if k == kinds::GOMOD_MOD => ProxyRequest::Mod(m),
                     k if k == kinds::GOMOD_ZIP => ProxyRequest::Zip(m),
@@ -1053,15 +1058,44 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             )?;
         }
         let mut tiles = 0;
+        let mut stored_tiles = HashMap::new();
         for (key, e) in index.list(&u.name, epoch, kinds::GOMOD_TILE)? {
-            let f = std::fs::File::open(blobs.path_of(&e.digest))
-                .map_err(|err| anyhow::anyhow!("tile {key}: {err}"))?;
+            let path = blobs.path_of(&e.digest);
+            let f =
+                std::fs::File::open(&path).map_err(|err| anyhow::anyhow!("tile {key}: {err}"))?;
             let len = f.metadata()?.len();
             b.add(&format!("{base}/sumdb/{key}"), len, f)?;
+            stored_tiles.insert(key, path);
             tiles += 1;
         }
+        // Each record's inclusion in the exported tree, in the C2SP form
+        // (c2sp.org/tlog-proof@v1: the record as `extra`, its index, the
+        // proof, the signed checkpoint), computed from the stored tiles,
+        // which are authenticated against the accepted root first.
+        let reader = StoredTiles(stored_tiles);
+        let hashes = TileHashReader::new(acc.size, acc.root, &reader);
+        let mut proofs = 0;
+        for (key, (id, text)) in &records {
+            let Ok(proof) = prove_record(acc.size, *id, &hashes) else {
+                eprintln!(
+                    "upstream {}: {key}: no tlog-proof (the stored tiles do not prove record \
+                     {id} in tree {}); the lookup and tiles still do",
+                    u.name, acc.size
+                );
+                continue;
+            };
+            let p = TlogProof {
+                extra: Some(text.clone().into_bytes()),
+                index: *id,
+                hashes: proof,
+                checkpoint_note: acc.note.clone(),
+            }
+            .to_bytes();
+            b.add(&format!("{base}/tlog-proof/{key}"), p.len() as u64, &p[..])?;
+            proofs += 1;
+        }
         counts.push(format!(
-            "upstream {}: tree {}, {files} file(s), {} record(s), {tiles} tile(s)",
+            "upstream {}: tree {}, {files} file(s), {} record(s), {tiles} tile(s), {proofs} tlog-proof(s)",
             u.name,
             acc.size,
             lookups.len()
@@ -1119,6 +1153,28 @@ struct Stored<'s> {
     blobs: &'s FsBlobStore,
     data_dir: &'s Path,
     select: &'s Selection,
+}
+
+/// The tiles the store holds, by their sumdb path, read for proofs.
+struct StoredTiles(HashMap<String, PathBuf>);
+
+impl TileReader for StoredTiles {
+    type Error = std::io::Error;
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, std::io::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let path = t.path(Dialect::SumDb);
+                let file = self.0.get(&path).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, format!("no stored {path}"))
+                })?;
+                std::fs::read(file)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
 }
 
 /// What `export` carries: every verified artifact, or those verified
