@@ -325,8 +325,12 @@ fn attested_versions_install_with_their_attestations_and_the_policy_refuses_the_
 #[test]
 fn min_release_age_counts_from_the_rekor_time_of_the_attestations() {
     let dir = tempfile::tempdir().unwrap();
-    // The packument says every version is from 2015.
+    // The packument says every version is from 2015; the registry takes
+    // attestation requests only for `@scope/name`, not `@scope%2fname`.
     let (_verdaccio, upstream, _) = registry(dir.path(), true);
+    upstream
+        .plain_scoped_names
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     // The attestations were logged on 2026-02-14: older than 7 days.
     let week = dir.path().join("week");
     let b = support::serve::start(

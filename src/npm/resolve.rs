@@ -731,17 +731,19 @@ impl NpmUpstream {
         mode: Attestations,
     ) -> Result<Option<Attested>, Refusal> {
         let spec = format!("{name}@{version}");
-        let res = self
-            .registry
-            .send(
-                UpstreamRequest::get(format!(
-                    "/-/npm/v1/attestations/{}@{version}",
-                    name.escaped()
-                ))
-                .header(header::ACCEPT, HeaderValue::from_static("application/json"))
-                .max_response_bytes(MAX_ATTESTATIONS_BYTES),
+        let ask = |escaped: String| {
+            self.registry.send(
+                UpstreamRequest::get(format!("/-/npm/v1/attestations/{escaped}@{version}"))
+                    .header(header::ACCEPT, HeaderValue::from_static("application/json"))
+                    .max_response_bytes(MAX_ATTESTATIONS_BYTES),
             )
-            .await?;
+        };
+        let mut res = ask(name.escaped()).await?;
+        // The registry writes a scoped name `@scope%2fname`, as npm asks;
+        // a registry that only knows `@scope/name` is asked that way too.
+        if res.status == http::StatusCode::NOT_FOUND && name.scope().is_some() {
+            res = ask(name.as_str().to_string()).await?;
+        }
         if res.status == http::StatusCode::NOT_FOUND {
             if mode == Attestations::Required {
                 return Err(Refusal::new(

@@ -297,6 +297,9 @@ pub struct SigningRegistry {
     /// and listed in `dist.attestations` of their versions, as the public
     /// registry does. Tests may change them while it runs.
     pub attestations: Answers,
+    /// When set, attestations are answered only for a scoped name written
+    /// `@scope/name` (a registry that does not take `@scope%2fname`).
+    pub plain_scoped_names: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -340,6 +343,8 @@ impl SigningRegistry {
         let edit = std::sync::Arc::new(edit);
         let attestations = Answers::default();
         let answers = attestations.clone();
+        let plain_scoped_names = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let plain = plain_scoped_names.clone();
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -348,14 +353,16 @@ impl SigningRegistry {
                 }
                 let Ok(conn) = conn else { continue };
                 let (sign, edit, answers) = (sign.clone(), edit.clone(), answers.clone());
+                let plain = plain.load(std::sync::atomic::Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    serve_signed(conn, addr, upstream, &*sign, &*edit, &answers)
+                    serve_signed(conn, addr, upstream, &*sign, &*edit, &answers, plain)
                 });
             }
         });
         SigningRegistry {
             addr,
             attestations,
+            plain_scoped_names,
             stop,
             thread: Some(thread),
         }
@@ -384,6 +391,7 @@ fn serve_signed(
     sign: &(dyn Fn(&str, &str) -> Sign + Send + Sync),
     edit: &(dyn Fn(&mut serde_json::Value) + Send + Sync),
     answers: &Answers,
+    plain_scoped_names: bool,
 ) {
     use std::io::{Read, Write};
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
@@ -407,8 +415,13 @@ fn serve_signed(
         })
         .unwrap_or_else(|| "application/json".into());
     if let Some(spec) = path.strip_prefix("/-/npm/v1/attestations/") {
+        let escaped = spec.contains("%2f") || spec.contains("%2F");
         let spec = spec.replace("%2f", "/").replace("%2F", "/");
-        let answer = answers.lock().unwrap().get(&spec).cloned();
+        let answer = if escaped && plain_scoped_names {
+            None
+        } else {
+            answers.lock().unwrap().get(&spec).cloned()
+        };
         let _ = match answer {
             Some(body) => write!(
                 conn,
