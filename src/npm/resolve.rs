@@ -430,22 +430,28 @@ impl NpmUpstream {
         Ok(())
     }
 
-    /// The path on the registry's origin of a version's tarball; a tarball
-    /// on another origin is refused (no client for it).
+    /// The path on the registry's origin of a version's tarball. A
+    /// tarball URL on another host (a registry's packuments copied
+    /// verbatim, naming the public registry's host) is fetched by its path
+    /// below the configured registry URL, as `npm --replace-registry-host`
+    /// does: bulwark never connects where an unsigned packument says, and
+    /// the bytes must hash to the signed integrity either way.
     fn tarball_path(&self, tarball: &str) -> Result<String, Refusal> {
-        let url = self
-            .base
-            .join(tarball)
-            .map_err(|e| refusal(&self.name, "tarball URL", format!("{tarball:?}: {e}")))?;
+        let bad = |e: String| refusal(&self.name, "tarball URL", format!("{tarball:?}: {e}"));
+        let mut url = self.base.join(tarball).map_err(|e| bad(e.to_string()))?;
         if url.origin() != self.base.origin() {
-            return Err(refusal(
-                &self.name,
-                "tarball URL",
-                format!(
-                    "{url} is not on the registry's origin {}",
-                    self.base.origin().ascii_serialization()
-                ),
-            )
+            let query = url.query().map(str::to_string);
+            url = self
+                .base
+                .join(url.path().trim_start_matches('/'))
+                .map_err(|e| bad(e.to_string()))?;
+            url.set_query(query.as_deref());
+        }
+        if url.origin() != self.base.origin() {
+            return Err(bad(format!(
+                "not on the registry's origin {}",
+                self.base.origin().ascii_serialization()
+            ))
             .expected_seen(
                 self.base.origin().ascii_serialization(),
                 url.origin().ascii_serialization(),
