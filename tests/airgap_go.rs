@@ -492,18 +492,24 @@ fn an_import_killed_anywhere_then_run_again_ends_with_the_same_store() {
     assert_eq!(b.get(GREET_ZIP).status, 200);
 }
 
+/// A world whose outside synced the app (its fixture stopped again): the
+/// outside's config, and the checksum database's name and key.
+fn synced_outside() -> (World, PathBuf, String, String) {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    outside_bundle(&world, &fx);
+    let config = world.outside(&fx, "outside");
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    (world, config, name, vkey)
+}
+
 /// `export --sign-key` signs the manifest with the operator's key
 /// (`bulwark keygen`); `import --manifest-key` takes the bundle only when
 /// that signature verifies and every member is the one the manifest lists,
 /// before anything of it is stored.
 #[test]
 fn a_signed_manifest_is_required_and_checked_on_import() {
-    let world = World::new();
-    let fx = GoFixture::start(&world.options("sumdb.key"));
-    outside_bundle(&world, &fx);
-    let config = world.outside(&fx, "outside");
-    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
-    drop(fx);
+    let (world, config, name, vkey) = synced_outside();
 
     // The operator's key, and a stranger's.
     let keygen = |file: &str| {
@@ -614,12 +620,7 @@ fn a_signed_manifest_is_required_and_checked_on_import() {
 /// they need).
 #[test]
 fn export_since_a_time_or_from_lockfiles_carries_only_those() {
-    let world = World::new();
-    let fx = GoFixture::start(&world.options("sumdb.key"));
-    outside_bundle(&world, &fx);
-    let config = world.outside(&fx, "outside");
-    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
-    drop(fx);
+    let (world, config, name, vkey) = synced_outside();
     let members = |bundle: &Path| -> Vec<String> {
         let mut ar = tar::Archive::new(std::fs::File::open(bundle).unwrap());
         ar.entries()
