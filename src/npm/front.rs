@@ -44,7 +44,7 @@ use super::config::{Signatures, PROTOCOL};
 use super::name::{version_ok, PackageName};
 use super::packument::{Urls, ABBREVIATED};
 use super::resolve::NpmUpstream;
-use crate::pipeline::attest::{Attestations, Vouched, ATTESTATION_HEADER};
+use crate::pipeline::attest::{Attestations, Vouched};
 
 const PREFIX: &str = "/npm/";
 const KEYS: &str = "/npm/-/npm/v1/keys";
@@ -252,10 +252,7 @@ impl NpmFront {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            h.insert(
-                ATTESTATION_HEADER,
-                HeaderValue::from_static(Vouched::Attested.header_value()),
-            );
+            Vouched::Attested.mark(h);
             return Ok(res);
         }
         if let Some(version) = version {
@@ -271,10 +268,7 @@ impl NpmFront {
                     warning: offline_warning(self.offline, &up.name, None),
                 },
             );
-            res.headers_mut().insert(
-                ATTESTATION_HEADER,
-                HeaderValue::from_static(vouched.header_value()),
-            );
+            vouched.mark(res.headers_mut());
             return Ok(res);
         }
         let abbreviated = wants_abbreviated(

@@ -108,12 +108,20 @@ pub enum Vouched {
 
 impl Vouched {
     /// The [`ATTESTATION_HEADER`] value.
-    pub fn header_value(self) -> &'static str {
+    fn header_value(self) -> &'static str {
         match self {
             Vouched::Attested => "verified",
             Vouched::Unattested => "none",
             Vouched::IndexOnly => "off",
         }
+    }
+
+    /// Says on `headers` what vouches for the answer they head.
+    pub fn mark(self, headers: &mut http::HeaderMap) {
+        headers.insert(
+            ATTESTATION_HEADER,
+            http::HeaderValue::from_static(self.header_value()),
+        );
     }
 }
 

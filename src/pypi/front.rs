@@ -40,7 +40,6 @@ use super::config::PROTOCOL;
 use super::name::ProjectName;
 use super::resolve::PypiUpstream;
 use super::simple::{check_filename, Format, Links};
-use crate::pipeline::attest::ATTESTATION_HEADER;
 
 const SIMPLE: &str = "/pypi/simple/";
 const FILES: &str = "/pypi/files/";
@@ -193,10 +192,7 @@ impl PypiFront {
                         warning: offline_warning(self.offline, &up.name, None),
                     },
                 );
-                res.headers_mut().insert(
-                    ATTESTATION_HEADER,
-                    HeaderValue::from_static(vouched.header_value()),
-                );
+                vouched.mark(res.headers_mut());
                 Ok(res)
             }
         }
