@@ -696,20 +696,12 @@ impl NpmUpstream {
         if mode == Attestations::Off {
             return Ok(None);
         }
-        let epoch = self
+        let (epoch, stored) = self
             .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        if let Some(e) = self
-            .artifacts
-            .entry(&self.name, epoch, ATTESTATIONS_KIND, &key)
-            .await?
-        {
-            if let Some(b) = self.artifacts.small_blob(&self.name, &e.digest).await? {
-                return Ok(Some(b));
-            }
+            .proven(&self.name, ATTESTATIONS_KIND, &key)
+            .await?;
+        if stored.is_some() {
+            return Ok(stored);
         }
         let (v, _) = self.listed(name, version).await?;
         let Some(a) = self.vouch(name, version, &v, mode).await? else {

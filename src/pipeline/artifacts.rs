@@ -291,6 +291,26 @@ impl Artifacts {
             .map_err(|e| Refusal::from_store(upstream, &e))
     }
 
+    /// The current epoch (after the quarantine gate) and the small proven
+    /// bytes stored under `(kind, key)` (a provenance, an attestations
+    /// answer, a METADATA), if any.
+    pub async fn proven(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &str,
+    ) -> Result<(u64, Option<bytes::Bytes>), Refusal> {
+        let epoch = self
+            .trust
+            .gate(upstream)
+            .await
+            .map_err(|e| Refusal::from_trust(&e))?;
+        let Some(e) = self.entry(upstream, epoch, kind, key).await? else {
+            return Ok((epoch, None));
+        };
+        Ok((epoch, self.small_blob(upstream, &e.digest).await?))
+    }
+
     /// Fills a miss (see the module documentation): fetch, check, store,
     /// index; returns the entry and the blob to stream.
     pub async fn fill(&self, fill: Fill<'_>) -> Result<(Entry, Blob), Refusal> {

@@ -498,24 +498,6 @@ impl PypiUpstream {
         Ok(())
     }
 
-    /// The current epoch (after the quarantine gate) and the small verified
-    /// bytes stored under `kind` and `key` (a provenance, a METADATA), if any.
-    async fn stored(&self, kind: &str, key: &str) -> Result<(u64, Option<bytes::Bytes>), Refusal> {
-        let epoch = self
-            .artifacts
-            .trust()
-            .gate(&self.name)
-            .await
-            .map_err(|e| Refusal::from_trust(&e))?;
-        let Some(e) = self.artifacts.entry(&self.name, epoch, kind, key).await? else {
-            return Ok((epoch, None));
-        };
-        Ok((
-            epoch,
-            self.artifacts.small_blob(&self.name, &e.digest).await?,
-        ))
-    }
-
     /// A wheel's core metadata (PEP 658): its `*.dist-info/METADATA`, read
     /// out of the wheel once the wheel itself is verified (and so served
     /// under the wheel's policy), stored and indexed. If the page gives the
@@ -526,7 +508,10 @@ impl PypiUpstream {
         filename: &str,
     ) -> Result<bytes::Bytes, Refusal> {
         let key = format!("{project}/{filename}");
-        let (epoch, stored) = self.stored(METADATA_KIND, &key).await?;
+        let (epoch, stored) = self
+            .artifacts
+            .proven(&self.name, METADATA_KIND, &key)
+            .await?;
         if let Some(b) = stored {
             return Ok(b);
         }
@@ -584,7 +569,10 @@ impl PypiUpstream {
         if mode == Attestations::Off {
             return Ok(None);
         }
-        let (epoch, stored) = self.stored(PROVENANCE_KIND, &key).await?;
+        let (epoch, stored) = self
+            .artifacts
+            .proven(&self.name, PROVENANCE_KIND, &key)
+            .await?;
         if stored.is_some() {
             return Ok(stored);
         }
