@@ -20,7 +20,7 @@ use crate::ecosystem::EcosystemContext;
 use crate::metrics::Metrics;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::attest::{
-    judge, mark_unattested, record_rekor, stored_vouched, Attestations, Kinds, Vouched,
+    accept, judge, mark_unattested, refused, stored_vouched, Attestations, Kinds, Vouched,
     CHECK_ATTESTATION,
 };
 use crate::pipeline::refusal::{stale_warning, Refusal};
@@ -797,24 +797,9 @@ impl NpmUpstream {
                 format!("verification task: {e}"),
             )
         })?;
-        let checked = match checked {
-            Ok(c) => c,
-            Err(r) => {
-                self.metrics
-                    .verification(&self.name, CHECK_ATTESTATION, false);
-                return Err(Refusal::new(
-                    &self.name,
-                    r.check,
-                    http::StatusCode::FORBIDDEN,
-                    format!(
-                        "upstream {}: the attestations of {spec} are refused: {r}",
-                        self.name
-                    ),
-                )
-                .expected_seen(r.expected, r.seen));
-            }
-        };
-        let rekor = record_rekor(
+        let what = format!("the attestations of {spec}");
+        let checked = checked.map_err(|r| refused(&self.metrics, &self.name, &what, r))?;
+        let rekor = accept(
             &self.rekor,
             &self.metrics,
             &self.name,
@@ -823,8 +808,6 @@ impl NpmUpstream {
             self.settings.policy.rekor_consistency_required,
         )
         .await?;
-        self.metrics
-            .verification(&self.name, CHECK_ATTESTATION, true);
         self.judge(name, std::slice::from_ref(&checked.publisher), &spec)
             .await?;
         let logged_at = checked

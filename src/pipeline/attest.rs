@@ -358,12 +358,54 @@ pub async fn mark_unattested(
     Ok(Vouched::Unattested)
 }
 
+/// The refusal of attestations that did not verify (`what` names them:
+/// `the PEP 740 provenance of <file>`), counted as a failed `attestation`
+/// check.
+pub fn refused(
+    metrics: &Metrics,
+    upstream: &str,
+    what: &str,
+    r: crate::sigstore::Refusal,
+) -> Refusal {
+    metrics.verification(upstream, CHECK_ATTESTATION, false);
+    Refusal::new(
+        upstream,
+        r.check,
+        http::StatusCode::FORBIDDEN,
+        format!("upstream {upstream}: refused {what}: {r}"),
+    )
+    .expected_seen(r.expected, r.seen)
+}
+
+/// Accepts attestations that verified: their Rekor checkpoints recorded
+/// ([`record_rekor`]), then counted as a passed `attestation` check.
+pub async fn accept(
+    rekor: &Rekor,
+    metrics: &Metrics,
+    upstream: &str,
+    artifact: &str,
+    verified: &[Verified],
+    consistency_required: bool,
+) -> Result<Vec<String>, Refusal> {
+    let lines = record_rekor(
+        rekor,
+        metrics,
+        upstream,
+        artifact,
+        verified,
+        consistency_required,
+    )
+    .await?;
+    metrics.verification(upstream, CHECK_ATTESTATION, true);
+    Ok(lines)
+}
+
 /// Records the Rekor checkpoint of every entry of `verified` through the
 /// follower (consistency with everything accepted of its log). A log that
 /// cannot be reached is refused under `rekor_consistency = "required"`,
 /// else counted and logged. Returns one line per entry for the index's
 /// proof text. `artifact` names what was attested, for messages.
-pub async fn record_rekor(
+async fn record_rekor(
     rekor: &Rekor,
     metrics: &Metrics,
     upstream: &str,

@@ -18,7 +18,7 @@ use crate::config::UpstreamConfig;
 use crate::ecosystem::EcosystemContext;
 use crate::pipeline::artifacts::{Artifacts, Fill, Lookup, Rule};
 use crate::pipeline::attest::{
-    judge, mark_unattested, record_rekor, stored_vouched, Kinds, Vouched, CHECK_ATTESTATION,
+    accept, judge, mark_unattested, refused, stored_vouched, Kinds, Vouched,
 };
 use crate::pipeline::refusal::{stale_warning, Refusal};
 use crate::pipeline::rekor::Rekor;
@@ -649,36 +649,18 @@ impl PypiUpstream {
         })
         .await
         .map_err(|e| refusal(&self.name, "provenance", format!("verification task: {e}")))?;
-        let verified = match verified {
-            Ok(v) => v,
-            Err(r) => {
-                self.artifacts
-                    .metrics()
-                    .verification(&self.name, CHECK_ATTESTATION, false);
-                return Err(Refusal::new(
-                    &self.name,
-                    r.check,
-                    http::StatusCode::FORBIDDEN,
-                    format!(
-                        "upstream {}: the PEP 740 provenance of {} is refused: {r}",
-                        self.name, f.filename
-                    ),
-                )
-                .expected_seen(r.expected, r.seen));
-            }
-        };
-        let rekor = record_rekor(
+        let what = format!("the PEP 740 provenance of {}", f.filename);
+        let metrics = self.artifacts.metrics();
+        let verified = verified.map_err(|r| refused(metrics, &self.name, &what, r))?;
+        let rekor = accept(
             &self.rekor,
-            self.artifacts.metrics(),
+            metrics,
             &self.name,
             &f.filename,
             &verified.attestations,
             self.settings.policy.rekor_consistency_required,
         )
         .await?;
-        self.artifacts
-            .metrics()
-            .verification(&self.name, CHECK_ATTESTATION, true);
         let publishers: Vec<String> = verified
             .publishers
             .iter()
