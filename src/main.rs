@@ -86,9 +86,9 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => cli::verify::run(cmd),
         Command::Upstream(cmd) => cli::upstream::run(cmd, load),
         Command::Store(cmd) => cli::store::run(cmd, load),
-        Command::Sync(args) => cli::airgap::sync(args, load),
-        Command::Export(args) => cli::airgap::export(args, load),
-        Command::Import(args) => cli::airgap::import(args, load),
+        Command::Sync(args) => cli::control::sync(args, load),
+        Command::Export(args) => cli::control::export(args, load),
+        Command::Import(args) => cli::control::import(args, load),
         Command::Keygen { name, out } => cli::airgap::keygen(&name, &out),
     }
 }
@@ -168,7 +168,15 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> Ex
         let origin = config.origin.clone();
         let shutdown = bulwark::server::shutdown_signal()?;
         let mut app = App::new(config)?;
-        let fronts = cli::mirror::protocol_fronts(&cli::mirror::ecosystem_context(&app).await?)?;
+        let ctx = cli::mirror::ecosystem_context(&app).await?;
+        let fronts = cli::mirror::protocol_fronts(&ctx)?;
+        // `sync`, `import` and `export` on this data directory run in here.
+        // Without the socket (e.g. a data_dir path longer than a Unix
+        // socket path may be) serve still runs; those commands then need
+        // it stopped.
+        let _control = cli::control::listen(ctx)
+            .map_err(|e| tracing::warn!("{e:#}; sync, import and export need serve stopped"))
+            .ok();
         app.add_front(Arc::new(Admin::new(
             app.metrics.clone(),
             app.data_dir().clone(),

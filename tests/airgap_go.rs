@@ -422,6 +422,18 @@ fn import_refuses_a_dropped_or_truncated_tile_and_stores_nothing() {
 }
 
 /// The blobs under `<data>/blobs/sha256`, each checked to hash to its name.
+/// The member names of a tar, sorted.
+fn member_names(tar_file: &Path) -> Vec<String> {
+    let mut ar = tar::Archive::new(std::fs::File::open(tar_file).expect("open tar"));
+    let mut out: Vec<String> = ar
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry").path().expect("path").to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
 fn stored_blobs(data: &Path) -> Vec<String> {
     use sha2::Digest as _;
     let mut out = Vec::new();
@@ -722,4 +734,143 @@ fn export_since_a_time_or_from_lockfiles_carries_only_those() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn export_import_and_sync_run_inside_a_running_serve_which_serves_at_once() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let first = outside_bundle(&world, &fx);
+    // The outside keeps serving while it exports.
+    let bundle = world.path("while-serving.tar");
+    {
+        let outside = world.path("outside.toml");
+        let _b = Bulwark::start(&outside);
+        let out = cli(&["export"], &outside, &[Path::new("--out"), &bundle]);
+        assert_success("export from the running outside", &out);
+        assert!(
+            text(&out.stderr).contains("running in the bulwark serve"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("wrote {}", bundle.display())),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    assert_eq!(member_names(&bundle), member_names(&first));
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    let inside = world.inside(&name, &vkey);
+    let b = Bulwark::start(&inside);
+    let r = b.get(GREET_ZIP);
+    assert_eq!(r.json()["check"], "offline", "{}", text(&r.body));
+    // The running serve holds the data directory: import runs in it.
+    let out = cli(&["import", "--progress", "plain"], &inside, &[&bundle]);
+    assert_success("import into the running serve", &out);
+    assert!(
+        text(&out.stderr).contains("running in the bulwark serve"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Its progress lines come back, then its summary.
+    assert!(
+        text(&out.stderr).contains(&format!("verified {GREET}@v1.0.0")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).starts_with("verified: 2, already there: 0, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Served at once, without a restart, to the real go command.
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    let app = world.app("app-running");
+    let out = go_command(&world.path("home-running"), &b.url(), &vkey)
+        .current_dir(&app)
+        .args(["build", "-o", "app.bin", "."])
+        .output()
+        .expect("go");
+    assert_success("go build through the running inside", &out);
+    // sync runs in it too: everything the go.sum names is there already.
+    let out = cli(
+        &["sync", "--progress", "none"],
+        &inside,
+        &[&world.path("app/go.sum")],
+    );
+    assert_success("sync in the running serve", &out);
+    assert!(
+        text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A refusal inside the serve is the command's exit status.
+    let bad = world.path("altered.tar");
+    rewrite_tar(&bundle, &bad, |member, data| {
+        if member == format!("gomod/{UPSTREAM}/sumdb/latest") {
+            let mut t = data.clone();
+            let at = t.len() - 10;
+            t[at] ^= 0x01;
+            return t;
+        }
+        data
+    });
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(": signature: "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(b.get(GREET_ZIP).status, 200, "the serve kept serving");
+    // A serve killed leaves its socket behind: the next import runs in
+    // its own process, and finds everything there.
+    drop(b);
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bundle]);
+    assert_success("import after the serve died", &out);
+    assert!(!text(&out.stderr).contains("running in the bulwark serve"));
+    assert!(text(&out.stdout).starts_with("verified: 0, already there: 2, refused: 0"));
+}
+
+#[test]
+fn import_refuses_a_module_whose_tlog_proof_does_not_prove_it() {
+    let world = World::new();
+    let fx = GoFixture::start(&world.options("sumdb.key"));
+    let bundle = outside_bundle(&world, &fx);
+    let (name, vkey) = (fx.name.clone(), fx.vkey.clone());
+    drop(fx);
+
+    let member = format!("gomod/{UPSTREAM}/tlog-proof/{GREET}@v1.0.0");
+    let bad = world.path("bad-proof.tar");
+    let mut seen = false;
+    rewrite_tar(&bundle, &bad, |name, data| {
+        if name != member {
+            return data;
+        }
+        seen = true;
+        // Claim another index for the same record.
+        let mut p = bulwark::tlog::proof::TlogProof::parse(&data).expect("tlog-proof");
+        p.index += 1;
+        p.to_bytes()
+    });
+    assert!(seen, "the bundle has {member}");
+    let inside = world.inside(&name, &vkey);
+    let out = cli(&["import", "--progress", "none"], &inside, &[&bad]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("verified: 1, already there: 0, refused: 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("refused {GREET}@v1.0.0: tlog-proof: ")),
+        "{stdout}"
+    );
+    let b = Bulwark::start(&inside);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
+    let r = b.get(GREET_ZIP);
+    assert_eq!(r.json()["check"], "offline", "{}", text(&r.body));
 }

@@ -43,12 +43,12 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use bulwark::airgap::lockfile::{self, Entry, Kind, NpmPin, PyFile, PyPin};
-use bulwark::airgap::manifest;
+use bulwark::airgap::{goproof, manifest};
 use bulwark::config::Config;
 use bulwark::ecosystem::EcosystemContext;
 use bulwark::gomod::config::{GoSettings, PROTOCOL as GOMOD};
 use bulwark::gomod::module::{ModuleVersion, ProxyRequest};
-use bulwark::gomod::sumdb::Lookup as SumdbLookup;
+use bulwark::gomod::sumdb::{self, Lookup as SumdbLookup};
 use bulwark::gomod::verifier::{decode_record, module_key};
 use bulwark::http::{Front, ReqBody, ResBody};
 use bulwark::npm::config::PROTOCOL as NPM;
@@ -58,7 +58,6 @@ use bulwark::npm::resolve::{NpmUpstream, ATTESTATIONS_KIND, TARBALL_KIND};
 use bulwark::pipeline::artifacts::Lookup;
 use bulwark::pipeline::refusal::Refusal;
 use bulwark::pipeline::rekor::Rekor;
-use bulwark::pipeline::trust::Trust;
 use bulwark::pypi::config::PROTOCOL as PYPI;
 use bulwark::pypi::filename::DistFilename;
 use bulwark::pypi::name::ProjectName;
@@ -67,10 +66,10 @@ use bulwark::pypi::saved::SavedPages;
 use bulwark::pypi::simple::{Format, Links, JSON_V1};
 use bulwark::server::App;
 use bulwark::store::index::kinds;
-use bulwark::store::{ArtifactIndex, Digest, FsBlobConfig, FsBlobStore};
+use bulwark::store::{ArtifactIndex, Digest, FsBlobStore};
 use bulwark::tlog::merkle::prove_record;
 use bulwark::tlog::note::{self, Signer, VerifierKey};
-use bulwark::tlog::proof::TlogProof;
+use bulwark::tlog::proof::{TlogProof, MAX_PROOF_SIZE};
 use bulwark::tlog::tile::{Dialect, Tile, TileHashReader, TileReader};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
@@ -111,68 +110,97 @@ pub enum Progress {
 pub struct SyncArgs {
     /// Configuration file.
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Progress display.
     #[arg(long, value_enum, default_value = "auto")]
-    progress: Progress,
+    pub progress: Progress,
     /// Lockfiles: `go.sum`, `requirements.txt`, `pylock.toml`, `uv.lock`,
     /// `package-lock.json`, or lines of `ecosystem name version`.
     #[arg(required = true)]
-    lockfiles: Vec<PathBuf>,
+    pub lockfiles: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// Configuration file.
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: ExportSpec,
+}
+
+/// What `export` writes (also what it sends a running `serve`).
+#[derive(Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
     /// The tar to write.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Only these upstreams (default: every Go, PyPI and npm upstream).
     #[arg(long)]
-    upstream: Vec<String>,
+    pub upstream: Vec<String>,
     /// Only artifacts bulwark verified at or after this time (RFC 3339,
     /// e.g. `2026-11-01T00:00:00Z`, or a date `2026-11-01`): a bundle of
     /// what is new since the last one carried across.
     #[arg(long, value_name = "TIME")]
-    since: Option<String>,
+    pub since: Option<String>,
     /// Only what these lockfiles name (the files `sync` reads; repeat).
     #[arg(long = "from", value_name = "LOCKFILE")]
-    from: Vec<PathBuf>,
+    pub from: Vec<PathBuf>,
     /// Sign the bundle's manifest with this key (a file holding a
     /// `PRIVATE+KEY+...` signed-note key, as `bulwark keygen` writes):
     /// adds `MANIFEST.sig`, which `import --manifest-key` checks.
     #[arg(long, value_name = "FILE")]
-    sign_key: Option<PathBuf>,
+    pub sign_key: Option<PathBuf>,
+}
+
+impl ExportSpec {
+    /// The same with every path absolute (for a `serve` with another
+    /// working directory).
+    pub fn absolute(self) -> std::io::Result<ExportSpec> {
+        Ok(ExportSpec {
+            out: std::path::absolute(&self.out)?,
+            from: self
+                .from
+                .iter()
+                .map(std::path::absolute)
+                .collect::<std::io::Result<_>>()?,
+            sign_key: self
+                .sign_key
+                .as_deref()
+                .map(std::path::absolute)
+                .transpose()?,
+            ..self
+        })
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// Configuration file.
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Progress display.
     #[arg(long, value_enum, default_value = "auto")]
-    progress: Progress,
+    pub progress: Progress,
     /// Require the bundle's manifest signed by this key (a signed-note
     /// verifier key `<name>+<id>+<base64>`; repeat to accept any of
     /// several), and every member to be as the manifest lists it.
     #[arg(long = "manifest-key", value_name = "KEY")]
-    manifest_keys: Vec<String>,
+    pub manifest_keys: Vec<String>,
     /// The tar written by `bulwark export`.
-    file: PathBuf,
+    pub file: PathBuf,
 }
 
-type Load = fn(Option<&Path>) -> Result<Config, bulwark::config::ConfigError>;
+pub type Load = fn(Option<&Path>) -> Result<Config, bulwark::config::ConfigError>;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-fn finish(r: anyhow::Result<ExitCode>) -> ExitCode {
+pub fn finish(r: anyhow::Result<ExitCode>) -> ExitCode {
     r.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
@@ -237,6 +265,32 @@ struct Mirror {
     npm: HashMap<String, NpmUpstream>,
 }
 
+/// The shared state of `config`'s data directory, opened for a run of
+/// `sync` or `import` in this process (no `serve` holds it).
+pub async fn open_context(config: Config) -> anyhow::Result<EcosystemContext> {
+    let app = App::new(config)?;
+    crate::cli::mirror::ecosystem_context(&app).await
+}
+
+/// A context for `config` sharing `base`'s trust state, blob store,
+/// artifact index and metrics (one process holds them: a run inside
+/// `serve` uses serve's own): `import` points its upstreams at the
+/// bundle; `rekor_offline`: no Rekor log is asked either.
+fn beside(
+    base: &EcosystemContext,
+    config: Config,
+    rekor_offline: bool,
+) -> anyhow::Result<EcosystemContext> {
+    let federation = bulwark::federation::Federation::new(&config.upstreams)?;
+    let offline = rekor_offline || config.server.offline;
+    Ok(EcosystemContext {
+        federation: Arc::new(federation),
+        rekor: Rekor::new(base.trust.clone(), offline),
+        config: Arc::new(config),
+        ..base.clone()
+    })
+}
+
 /// A refusal as an outcome, with what was expected and seen (when the
 /// check has them).
 fn refused_seen(check: &str, message: &str, expected: Option<&str>, seen: Option<&str>) -> Outcome {
@@ -292,14 +346,8 @@ impl Answer {
 }
 
 impl Mirror {
-    /// The mirror of `config`; `rekor_offline`: no Rekor log is asked
-    /// either (`import` asks the bundle and nothing else).
-    async fn open(config: Config, rekor_offline: bool) -> anyhow::Result<Mirror> {
-        let app = App::new(config)?;
-        let mut ctx = crate::cli::mirror::ecosystem_context(&app).await?;
-        if rekor_offline {
-            ctx.rekor = Rekor::new(ctx.trust.clone(), true);
-        }
+    /// The mirror's fronts over `ctx`, built for this run.
+    fn new(ctx: EcosystemContext) -> anyhow::Result<Mirror> {
         let fronts = crate::cli::mirror::protocol_fronts(&ctx)?;
         let mut pypi = HashMap::new();
         for u in ctx.upstreams(PYPI) {
@@ -638,29 +686,15 @@ impl Mirror {
         }
     }
 
-    /// Runs every item with bounded concurrency, showing progress, and
-    /// prints the summary; the exit code says whether anything was refused.
+    /// Runs every item with bounded concurrency, reporting each outcome,
+    /// then the summary; `true` when nothing was refused.
     async fn run(
         &self,
         items: Vec<Item>,
-        progress: Progress,
         extra: Vec<(String, Outcome)>,
-    ) -> ExitCode {
-        let total = (items.len() + extra.len()) as u64;
-        let bar = match progress {
-            Progress::Auto if std::io::stderr().is_terminal() => {
-                let b = indicatif::ProgressBar::new(total);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} {elapsed} {wide_msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                Some(b)
-            }
-            _ => None,
-        };
-        let plain = progress == Progress::Plain || (progress == Progress::Auto && bar.is_none());
+        report: &dyn Report,
+    ) -> bool {
+        report.start((items.len() + extra.len()) as u64);
         let mut results: Vec<(String, Outcome)> = extra;
         let mut done = futures_util::stream::iter(items.into_iter().map(|item| async move {
             let o = self.sync(&item).await;
@@ -668,24 +702,16 @@ impl Mirror {
         }))
         .buffer_unordered(CONCURRENCY);
         while let Some((name, o)) = done.next().await {
-            let line = match &o {
+            report.item(&match &o {
                 Outcome::Verified => format!("verified {name}"),
                 Outcome::Already => format!("already there {name}"),
                 Outcome::Refused { check, message } => {
                     format!("refused {name}: {check}: {message}")
                 }
-            };
-            if let Some(b) = &bar {
-                b.inc(1);
-                b.set_message(line);
-            } else if plain {
-                eprintln!("{line}");
-            }
+            });
             results.push((name, o));
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
+        report.finish();
         let (mut verified, mut already) = (0, 0);
         let mut refusals = Vec::new();
         for (name, o) in results {
@@ -696,18 +722,83 @@ impl Mirror {
             }
         }
         refusals.sort();
-        println!(
+        report.print(&format!(
             "verified: {verified}, already there: {already}, refused: {}",
             refusals.len()
-        );
+        ));
         for (name, check, message) in &refusals {
-            println!("refused {name}: {check}: {message}");
+            report.print(&format!("refused {name}: {check}: {message}"));
         }
-        if refusals.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
+        refusals.is_empty()
+    }
+}
+
+/// Where `sync` and `import` say what they do: one line per item (a
+/// progress bar's message, or a plain line) and the summary.
+pub trait Report: Send + Sync {
+    /// `total` items are about to run.
+    fn start(&self, total: u64);
+    /// One item's outcome.
+    fn item(&self, line: &str);
+    /// Every item ran.
+    fn finish(&self);
+    /// A line of the summary (standard output).
+    fn print(&self, line: &str);
+    /// A remark on the way (standard error).
+    fn note(&self, line: &str);
+}
+
+/// [`Report`] on this process's terminal: a bar on a terminal (`auto`),
+/// plain lines on standard error otherwise, or only the summary.
+pub struct Local {
+    progress: Progress,
+    bar: std::sync::OnceLock<indicatif::ProgressBar>,
+}
+
+impl Local {
+    pub fn new(progress: Progress) -> Local {
+        Local {
+            progress,
+            bar: std::sync::OnceLock::new(),
         }
+    }
+}
+
+impl Report for Local {
+    fn start(&self, total: u64) {
+        if self.progress == Progress::Auto && std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} {elapsed} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let _ = self.bar.set(b);
+        }
+    }
+
+    fn item(&self, line: &str) {
+        if let Some(b) = self.bar.get() {
+            b.inc(1);
+            b.set_message(line.to_string());
+        } else if self.progress != Progress::None {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.bar.get() {
+            b.finish_and_clear();
+        }
+    }
+
+    fn print(&self, line: &str) {
+        println!("{line}");
+    }
+
+    fn note(&self, line: &str) {
+        eprintln!("{line}");
     }
 }
 
@@ -909,20 +1000,21 @@ fn read_lockfile(
     Ok(())
 }
 
-/// `bulwark sync`.
-pub fn sync(args: SyncArgs, load: Load) -> ExitCode {
-    finish((|| {
-        let config = load(args.config.as_deref())?;
-        let mut items = Items::default();
-        let mut other = Vec::new();
-        for f in &args.lockfiles {
-            read_lockfile(f, &mut items, &mut other)?;
-        }
-        runtime()?.block_on(async move {
-            let mirror = Mirror::open(config, false).await?;
-            Ok(mirror.run(items.into_vec(), args.progress, other).await)
-        })
-    })())
+/// `bulwark sync` over `base` (this process's own stores, or a running
+/// `serve`'s): what `lockfiles` name, through the verified pipelines;
+/// `true` when nothing was refused.
+pub async fn sync_with(
+    base: &EcosystemContext,
+    lockfiles: &[PathBuf],
+    report: &dyn Report,
+) -> anyhow::Result<bool> {
+    let mut items = Items::default();
+    let mut other = Vec::new();
+    for f in lockfiles {
+        read_lockfile(f, &mut items, &mut other)?;
+    }
+    let mirror = Mirror::new(base.clone())?;
+    Ok(mirror.run(items.into_vec(), other, report).await)
 }
 
 /// A tar being written, with the manifest of its members.
@@ -964,30 +1056,40 @@ impl<W: Write> Bundle<W> {
     }
 }
 
-/// `bulwark export`.
-pub fn export(args: ExportArgs, load: Load) -> ExitCode {
-    finish((|| {
-        let config = load(args.config.as_deref())?;
-        for name in &args.upstream {
-            if !config
-                .upstreams
-                .iter()
-                .any(|u| &u.name == name && [GOMOD, PYPI, NPM].contains(&u.protocol.name()))
-            {
-                anyhow::bail!("--upstream {name}: no gomod, pypi or npm upstream of that name (export carries those)");
-            }
+/// `bulwark export` over `base` (this process's own stores, or a running
+/// `serve`'s), on a blocking thread of its own (the tar is written with
+/// synchronous I/O); `true` when written.
+pub async fn export_with(
+    base: &EcosystemContext,
+    spec: &ExportSpec,
+    report: &dyn Report,
+) -> anyhow::Result<bool> {
+    for name in &spec.upstream {
+        if !base
+            .config
+            .upstreams
+            .iter()
+            .any(|u| &u.name == name && [GOMOD, PYPI, NPM].contains(&u.protocol.name()))
+        {
+            anyhow::bail!("--upstream {name}: no gomod, pypi or npm upstream of that name (export carries those)");
         }
-        runtime()?.block_on(export_run(config, args))
-    })())
+    }
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(export_run(base, spec, report)))
 }
 
-async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+async fn export_run(
+    base: &EcosystemContext,
+    args: &ExportSpec,
+    report: &dyn Report,
+) -> anyhow::Result<bool> {
+    let config = &base.config;
     let signer = args.sign_key.as_deref().map(read_signer).transpose()?;
-    let select = Selection::new(&args)?;
-    let data_dir = config.server.data_dir.clone();
-    let trust = Trust::open(data_dir.join("state.redb")).await?;
-    let blobs = FsBlobStore::open(data_dir.clone(), FsBlobConfig::default()).await?;
-    let index = ArtifactIndex::open(data_dir.join("index.redb"))?;
+    let select = Selection::new(args)?;
+    let data_dir = base.data_dir.clone();
+    let trust = &base.trust;
+    let blobs = base.artifacts.blobs();
+    let index = base.artifacts.artifact_index();
     let tmp = args.out.with_extension("partial");
     let file = std::fs::File::create(&tmp)?;
     let mut b = Bundle {
@@ -1004,7 +1106,10 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
             continue;
         }
         let Some(acc) = trust.latest(&u.name).await? else {
-            eprintln!("upstream {}: nothing accepted yet, skipped", u.name);
+            report.note(&format!(
+                "upstream {}: nothing accepted yet, skipped",
+                u.name
+            ));
             continue;
         };
         let (epoch, base) = (acc.epoch, format!("gomod/{}", u.name));
@@ -1077,11 +1182,11 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         let mut proofs = 0;
         for (key, (id, text)) in &records {
             let Ok(proof) = prove_record(acc.size, *id, &hashes) else {
-                eprintln!(
+                report.note(&format!(
                     "upstream {}: {key}: no tlog-proof (the stored tiles do not prove record \
                      {id} in tree {}); the lookup and tiles still do",
                     u.name, acc.size
-                );
+                ));
                 continue;
             };
             let p = TlogProof {
@@ -1102,8 +1207,9 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         ));
     }
     let stored = Stored {
-        index: &index,
-        blobs: &blobs,
+        index,
+        blobs,
+        report,
         data_dir: &data_dir,
         select: &select,
     };
@@ -1118,7 +1224,7 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         let epoch = match trust.gate(&u.name).await {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("upstream {}: skipped: {e}", u.name);
+                report.note(&format!("upstream {}: skipped: {e}", u.name));
                 continue;
             }
         };
@@ -1140,10 +1246,10 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
     file.sync_all()?;
     std::fs::rename(&tmp, &args.out)?;
     for c in counts {
-        println!("{c}");
+        report.print(&c);
     }
-    println!("wrote {}", args.out.display());
-    Ok(ExitCode::SUCCESS)
+    report.print(&format!("wrote {}", args.out.display()));
+    Ok(true)
 }
 
 /// What `export` reads: the artifact index, the blobs and the data
@@ -1151,6 +1257,7 @@ async fn export_run(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
 struct Stored<'s> {
     index: &'s ArtifactIndex,
     blobs: &'s FsBlobStore,
+    report: &'s dyn Report,
     data_dir: &'s Path,
     select: &'s Selection,
 }
@@ -1188,7 +1295,7 @@ struct Selection {
 }
 
 impl Selection {
-    fn new(args: &ExportArgs) -> anyhow::Result<Selection> {
+    fn new(args: &ExportSpec) -> anyhow::Result<Selection> {
         let since = args
             .since
             .as_deref()
@@ -1318,7 +1425,9 @@ fn export_pypi<W: Write>(
     for (project, stored) in &projects {
         let name = ProjectName::parse(project)?;
         let Some((page, _)) = saved.load(epoch, &name).map_err(|e| anyhow::anyhow!(e))? else {
-            eprintln!("upstream {up}: {project}: no saved index page, its files are not exported");
+            st.report.note(&format!(
+                "upstream {up}: {project}: no saved index page, its files are not exported"
+            ));
             continue;
         };
         let provs_of = provenance.get(project);
@@ -1376,7 +1485,9 @@ fn export_npm<W: Write>(
     for (name, stored) in &packages {
         let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
         let Some(body) = saved.load(epoch, &name)? else {
-            eprintln!("upstream {up}: {name}: no saved packument, its tarballs are not exported");
+            st.report.note(&format!(
+                "upstream {up}: {name}: no saved packument, its tarballs are not exported"
+            ));
             continue;
         };
         let mut doc: serde_json::Value = serde_json::from_slice(&body)
@@ -1622,183 +1733,262 @@ fn check_manifest(file: &Path, members: &Members, keys: &[VerifierKey]) -> anyho
     Ok(())
 }
 
-/// `bulwark import`.
-pub fn import(args: ImportArgs, load: Load) -> ExitCode {
-    finish((|| {
-        let mut config = load(args.config.as_deref())?;
-        let members = Arc::new(read_members(&args.file)?);
-        if !args.manifest_keys.is_empty() {
-            let keys = args
-                .manifest_keys
-                .iter()
-                .map(|k| {
-                    k.parse::<VerifierKey>()
-                        .map_err(|e| anyhow::anyhow!("--manifest-key {k:?}: {e}"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            check_manifest(&args.file, &members, &keys)?;
+/// `bulwark import` over `base` (this process's own stores, or a running
+/// `serve`'s): the bundle `file` verified again and stored; `true` when
+/// nothing was refused.
+pub async fn import_with(
+    base: &EcosystemContext,
+    file: &Path,
+    manifest_keys: &[String],
+    report: &dyn Report,
+) -> anyhow::Result<bool> {
+    let members = {
+        let file = file.to_path_buf();
+        Arc::new(tokio::task::spawn_blocking(move || read_members(&file)).await??)
+    };
+    if !manifest_keys.is_empty() {
+        let keys = manifest_keys
+            .iter()
+            .map(|k| {
+                k.parse::<VerifierKey>()
+                    .map_err(|e| anyhow::anyhow!("--manifest-key {k:?}: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (file, members) = (file.to_path_buf(), members.clone());
+        tokio::task::spawn_blocking(move || check_manifest(&file, &members, &keys)).await??;
+    }
+    let mut config = (*base.config).clone();
+    let (addr, server) = serve_bundle(file.to_path_buf(), members.clone()).await?;
+    // Stopped however this returns (inside `serve`, a run that fails
+    // must not leave the bundle served).
+    let _server = AbortOnDrop(server);
+    // This run asks the bundle, and only the bundle.
+    config.server.offline = false;
+    let mut items = Items::default();
+    let mut carried = Vec::new();
+    for u in config.upstreams.iter_mut() {
+        let base = format!("gomod/{}", u.name);
+        if u.protocol.name() != GOMOD || !members.contains_key(&format!("{base}/sumdb/latest")) {
+            continue;
         }
-        runtime()?.block_on(async move {
-            let (addr, server) = serve_bundle(args.file.clone(), members.clone()).await?;
-            // This run asks the bundle, and only the bundle.
-            config.server.offline = false;
-            let mut items = Items::default();
-            let mut carried = Vec::new();
-            for u in config.upstreams.iter_mut() {
-                let base = format!("gomod/{}", u.name);
-                if u.protocol.name() != GOMOD
-                    || !members.contains_key(&format!("{base}/sumdb/latest"))
-                {
-                    continue;
-                }
-                let Some(mut s) = u.settings::<GoSettings>().cloned() else {
-                    continue;
-                };
-                u.url = format!("http://{addr}/{base}/proxy");
-                s.sumdb.url = format!("http://{addr}/{base}/sumdb");
-                carried.push((u.name.clone(), s.sumdb.name.clone()));
-                u.set_settings(s);
+        let Some(mut s) = u.settings::<GoSettings>().cloned() else {
+            continue;
+        };
+        u.url = format!("http://{addr}/{base}/proxy");
+        s.sumdb.url = format!("http://{addr}/{base}/sumdb");
+        carried.push((u.name.clone(), s.sumdb.name.clone()));
+        u.set_settings(s);
+    }
+    for name in members.keys() {
+        for (up, _) in &carried {
+            let Some(rest) = name.strip_prefix(&format!("gomod/{up}/proxy/")) else {
+                continue;
+            };
+            let m = match ProxyRequest::parse(rest) {
+                Ok(ProxyRequest::Zip(m)) | Ok(ProxyRequest::Mod(m)) => m,
+                _ => continue,
+            };
+            let item = items.go(m);
+            if rest.ends_with(".zip") {
+                item.zip = Some(None);
+            } else {
+                item.module = Some(None);
             }
-            for name in members.keys() {
-                for (up, _) in &carried {
-                    let Some(rest) = name.strip_prefix(&format!("gomod/{up}/proxy/")) else {
-                        continue;
-                    };
-                    let m = match ProxyRequest::parse(rest) {
-                        Ok(ProxyRequest::Zip(m)) | Ok(ProxyRequest::Mod(m)) => m,
-                        _ => continue,
-                    };
-                    let item = items.go(m);
-                    if rest.ends_with(".zip") {
-                        item.zip = Some(None);
-                    } else {
-                        item.module = Some(None);
-                    }
-                }
-            }
-            // PyPI and npm upstreams the bundle carries: each fetched
-            // from the bundle as that upstream, through its pipeline.
-            let mut carried_other: Vec<(&str, String)> = Vec::new();
-            for u in config.upstreams.iter_mut() {
-                let kind = u.protocol.name();
-                let (folder, sub) = match kind {
-                    k if k == PYPI => (BUNDLE_PYPI, "simple"),
-                    k if k == NPM => (BUNDLE_NPM, "packument"),
-                    _ => continue,
-                };
-                let base = format!("{folder}/{}/{sub}", u.name);
-                if members.keys().any(|m| m.starts_with(&format!("{base}/"))) {
-                    u.url = format!("http://{addr}/{base}");
-                    carried_other.push((folder, u.name.clone()));
-                }
-            }
-            for name in members.keys() {
-                for (folder, up) in &carried_other {
-                    let Some(rest) = name.strip_prefix(&format!("{folder}/{up}/")) else {
-                        continue;
-                    };
-                    if *folder == BUNDLE_PYPI {
-                        let Some((project, filename)) = rest
-                            .strip_prefix("files/")
-                            .and_then(|r| r.split_once('/'))
-                        else {
-                            continue;
-                        };
-                        let project = ProjectName::parse(project)
-                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
-                        // One item per file: the key's version slot holds
-                        // the file name (a pin naming files does not use
-                        // its version).
-                        items.py(
-                            format!("{project} {filename}"),
-                            PyPin {
-                                project,
-                                version: filename.to_string(),
-                                hashes: Vec::new(),
-                                files: vec![PyFile {
-                                    filename: filename.to_string(),
-                                    sha256: None,
-                                }],
-                            },
-                        );
-                    } else {
-                        let Some((pkg, file)) = rest
-                            .strip_prefix("tarball/")
-                            .and_then(|r| r.rsplit_once("/-/"))
-                        else {
-                            continue;
-                        };
-                        let pkg = PackageName::parse(pkg)
-                            .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
-                        let Some(version) = file
-                            .strip_prefix(pkg.bare())
-                            .and_then(|f| f.strip_prefix('-'))
-                            .and_then(|f| f.strip_suffix(".tgz"))
-                        else {
-                            anyhow::bail!("bundle member {name}: not <name>-<version>.tgz");
-                        };
-                        items.npm(pkg, version.to_string(), None);
-                    }
-                }
-            }
-            // A bundle upstream this side does not configure is not
-            // imported: its pinned key is unknown here.
-            let mut extra = Vec::new();
-            let mut unknown = std::collections::BTreeSet::new();
-            for name in members.keys() {
-                for folder in [BUNDLE_PYPI, BUNDLE_NPM] {
-                    let Some(up) = name
-                        .strip_prefix(&format!("{folder}/"))
-                        .and_then(|r| r.split_once('/'))
-                        .map(|(up, _)| up)
-                    else {
-                        continue;
-                    };
-                    if !carried_other.iter().any(|(f, c)| *f == folder && c == up) {
-                        unknown.insert((folder, up.to_string()));
-                    }
-                }
-            }
-            for (folder, up) in unknown {
-                extra.push((
-                    format!("upstream {up}"),
-                    refused(
-                        "config",
-                        format!("the bundle carries {folder} upstream {up}, which this configuration has no {folder} upstream of that name to verify it with"),
-                    ),
-                ));
-            }
-            for name in members.keys() {
-                let Some(up) = name
-                    .strip_prefix("gomod/")
-                    .and_then(|r| r.strip_suffix("/sumdb/latest"))
+        }
+    }
+    // PyPI and npm upstreams the bundle carries: each fetched
+    // from the bundle as that upstream, through its pipeline.
+    let mut carried_other: Vec<(&str, String)> = Vec::new();
+    for u in config.upstreams.iter_mut() {
+        let kind = u.protocol.name();
+        let (folder, sub) = match kind {
+            k if k == PYPI => (BUNDLE_PYPI, "simple"),
+            k if k == NPM => (BUNDLE_NPM, "packument"),
+            _ => continue,
+        };
+        let base = format!("{folder}/{}/{sub}", u.name);
+        if members.keys().any(|m| m.starts_with(&format!("{base}/"))) {
+            u.url = format!("http://{addr}/{base}");
+            carried_other.push((folder, u.name.clone()));
+        }
+    }
+    for name in members.keys() {
+        for (folder, up) in &carried_other {
+            let Some(rest) = name.strip_prefix(&format!("{folder}/{up}/")) else {
+                continue;
+            };
+            if *folder == BUNDLE_PYPI {
+                let Some((project, filename)) =
+                    rest.strip_prefix("files/").and_then(|r| r.split_once('/'))
                 else {
                     continue;
                 };
-                if !carried.iter().any(|(c, _)| c == up) {
-                    extra.push((
-                        format!("upstream {up}"),
-                        refused(
-                            "config",
-                            format!("the bundle carries upstream {up}, which this configuration has no gomod upstream of that name to verify it with"),
-                        ),
+                let project = ProjectName::parse(project)
+                    .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                // One item per file: the key's version slot holds
+                // the file name (a pin naming files does not use
+                // its version).
+                items.py(
+                    format!("{project} {filename}"),
+                    PyPin {
+                        project,
+                        version: filename.to_string(),
+                        hashes: Vec::new(),
+                        files: vec![PyFile {
+                            filename: filename.to_string(),
+                            sha256: None,
+                        }],
+                    },
+                );
+            } else {
+                let Some((pkg, file)) = rest
+                    .strip_prefix("tarball/")
+                    .and_then(|r| r.rsplit_once("/-/"))
+                else {
+                    continue;
+                };
+                let pkg = PackageName::parse(pkg)
+                    .map_err(|e| anyhow::anyhow!("bundle member {name}: {e}"))?;
+                let Some(version) = file
+                    .strip_prefix(pkg.bare())
+                    .and_then(|f| f.strip_prefix('-'))
+                    .and_then(|f| f.strip_suffix(".tgz"))
+                else {
+                    anyhow::bail!("bundle member {name}: not <name>-<version>.tgz");
+                };
+                items.npm(pkg, version.to_string(), None);
+            }
+        }
+    }
+    // A bundle upstream this side does not configure is not
+    // imported: its pinned key is unknown here.
+    let mut extra = Vec::new();
+    let mut unknown = std::collections::BTreeSet::new();
+    for name in members.keys() {
+        for folder in [BUNDLE_PYPI, BUNDLE_NPM] {
+            let Some(up) = name
+                .strip_prefix(&format!("{folder}/"))
+                .and_then(|r| r.split_once('/'))
+                .map(|(up, _)| up)
+            else {
+                continue;
+            };
+            if !carried_other.iter().any(|(f, c)| *f == folder && c == up) {
+                unknown.insert((folder, up.to_string()));
+            }
+        }
+    }
+    for (folder, up) in unknown {
+        extra.push((
+            format!("upstream {up}"),
+            refused(
+                "config",
+                format!("the bundle carries {folder} upstream {up}, which this configuration has no {folder} upstream of that name to verify it with"),
+            ),
+        ));
+    }
+    for name in members.keys() {
+        let Some(up) = name
+            .strip_prefix("gomod/")
+            .and_then(|r| r.strip_suffix("/sumdb/latest"))
+        else {
+            continue;
+        };
+        if !carried.iter().any(|(c, _)| c == up) {
+            extra.push((
+                format!("upstream {up}"),
+                refused(
+                    "config",
+                    format!("the bundle carries upstream {up}, which this configuration has no gomod upstream of that name to verify it with"),
+                ),
+            ));
+        }
+    }
+    let mirror = Mirror::new(beside(base, config, true)?)?;
+    // Each carried signed tree first: signature, consistency with
+    // what this side accepted (a fork quarantines the upstream).
+    let mut trees = Vec::new();
+    for (up, sumdb) in &carried {
+        let a = mirror.get(&format!("/sumdb/{sumdb}/latest")).await;
+        if a.status == StatusCode::OK {
+            trees.push(up.clone());
+        } else {
+            extra.push((format!("upstream {up}: signed tree"), a.refusal()));
+        }
+    }
+    // Then each module's C2SP inclusion proof, where the bundle has one:
+    // it must prove what the rest of the bundle says before anything of
+    // the module is fetched from it.
+    for (m, outcome) in check_go_proofs(file, &members, &trees, &items).await? {
+        items.go.remove(&m);
+        extra.push((m.to_string(), outcome));
+    }
+    Ok(mirror.run(items.into_vec(), extra, report).await)
+}
+
+/// [`goproof::check`] of every module of `items` a carried Go upstream
+/// (whose signed tree this side accepted) has a `tlog-proof` member for:
+/// the modules refused, with why.
+async fn check_go_proofs(
+    file: &Path,
+    members: &Arc<Members>,
+    carried: &[String],
+    items: &Items,
+) -> anyhow::Result<Vec<(ModuleVersion, Outcome)>> {
+    let (file, members) = (file.to_path_buf(), members.clone());
+    let carried = carried.to_vec();
+    let modules: Vec<ModuleVersion> = items.go.keys().cloned().collect();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for up in &carried {
+            let base = format!("gomod/{up}");
+            let latest = format!("{base}/sumdb/latest");
+            let Ok(latest) = member_bytes(&file, &members, &latest, sumdb::MAX_NOTE_SIZE as u64)
+            else {
+                continue;
+            };
+            for m in &modules {
+                let name = format!("{base}/tlog-proof/{}", m.escaped());
+                if !members.contains_key(&name) {
+                    continue;
+                }
+                let lookup = format!("{base}/sumdb/lookup/{}", m.escaped());
+                let verdict = member_bytes(&file, &members, &name, MAX_PROOF_SIZE as u64)
+                    .map_err(|e| e.to_string())
+                    .and_then(|proof| {
+                        let lookup = members
+                            .contains_key(&lookup)
+                            .then(|| {
+                                member_bytes(
+                                    &file,
+                                    &members,
+                                    &lookup,
+                                    sumdb::MAX_LOOKUP_SIZE as u64,
+                                )
+                            })
+                            .transpose()
+                            .map_err(|e| e.to_string())?;
+                        goproof::check(m, &proof, &latest, lookup.as_deref())
+                    });
+                if let Err(why) = verdict {
+                    out.push((
+                        m.clone(),
+                        refused(goproof::CHECK, format!("upstream {up}: {name}: {why}")),
                     ));
                 }
             }
-            let mirror = Mirror::open(config, true).await?;
-            // Each carried signed tree first: signature, consistency with
-            // what this side accepted (a fork quarantines the upstream).
-            for (up, sumdb) in &carried {
-                let a = mirror.get(&format!("/sumdb/{sumdb}/latest")).await;
-                if a.status != StatusCode::OK {
-                    extra.push((format!("upstream {up}: signed tree"), a.refusal()));
-                }
-            }
-            let code = mirror
-                .run(items.into_vec(), args.progress, extra)
-                .await;
-            server.abort();
-            Ok(code)
-        })
-    })())
+        }
+        out
+    })
+    .await
+    .map_err(Into::into)
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -196,6 +196,12 @@ impl Artifacts {
         &self.blobs
     }
 
+    /// The artifact index itself, for reading it whole (what `bulwark
+    /// export` carries).
+    pub fn artifact_index(&self) -> &ArtifactIndex {
+        &self.index
+    }
+
     /// One artifact: gate, then the index of the current epoch, then the
     /// blob (see [`Lookup`]).
     pub async fn lookup(&self, upstream: &str, kind: &str, key: &str) -> Result<Lookup, Refusal> {
