@@ -428,7 +428,13 @@ fn member_names(tar_file: &Path) -> Vec<String> {
     let mut out: Vec<String> = ar
         .entries()
         .expect("entries")
-        .map(|e| e.expect("entry").path().expect("path").to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     out.sort();
     out
@@ -873,4 +879,58 @@ fn import_refuses_a_module_whose_tlog_proof_does_not_prove_it() {
     assert_eq!(b.get(HELLO_ZIP).status, 200);
     let r = b.get(GREET_ZIP);
     assert_eq!(r.json()["check"], "offline", "{}", text(&r.body));
+}
+
+#[test]
+fn a_later_bundle_is_proven_consistent_with_what_the_inside_imported_before() {
+    let world = World::new();
+    // The database logs Hello (record 0), then greet (record 1); first it
+    // serves the tree of Hello alone.
+    let mut opts = world.options("sumdb.key");
+    opts.tree_size = Some(1);
+    let older = GoFixture::start(&opts);
+    let (addr, name, vkey) = (older.addr, older.name.clone(), older.vkey.clone());
+    let config = world.outside(&older, "outside");
+    let inside = world.inside(&name, &vkey);
+    let mut fx = Some(older);
+    let mut trees = Vec::new();
+    for (n, (module, version)) in [(HELLO, "v1.1.0"), (GREET, "v1.0.0")].iter().enumerate() {
+        if n == 1 {
+            // The same database, its whole tree.
+            drop(fx.take());
+            let mut opts = world.options("sumdb.key");
+            opts.listen = Some(addr);
+            fx = Some(GoFixture::start(&opts));
+        }
+        let list = world.path(&format!("list{n}.txt"));
+        std::fs::write(&list, format!("gomod {module} {version}\n")).unwrap();
+        assert_success(
+            "sync",
+            &cli(&["sync", "--progress", "none"], &config, &[&list]),
+        );
+        let bundle = world.path(&format!("bundle{n}.tar"));
+        assert_success(
+            "export",
+            &cli(
+                &["export"],
+                &config,
+                &[Path::new("--out"), &bundle, Path::new("--from"), &list],
+            ),
+        );
+        let out = cli(&["import", "--progress", "none"], &inside, &[&bundle]);
+        assert_success("import", &out);
+        assert!(
+            text(&out.stdout).starts_with("verified: 1, already there: 0, refused: 0"),
+            "{}",
+            text(&out.stdout)
+        );
+        let out = cli(&["upstream", "list"], &inside, &[]);
+        trees.push(text(&out.stdout));
+    }
+    assert!(trees[0].contains("size 1 "), "{}", trees[0]);
+    assert!(trees[1].contains("size 2 "), "{}", trees[1]);
+    drop(fx);
+    let b = Bulwark::start(&inside);
+    assert_eq!(b.get(GREET_ZIP).status, 200);
+    assert_eq!(b.get(HELLO_ZIP).status, 200);
 }
