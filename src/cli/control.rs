@@ -1,14 +1,16 @@
 //! `bulwark sync`, `bulwark import` and `bulwark export` against a data
-//! directory a running `serve` holds: the artifact index is opened by one process at a time,
-//! so they run inside that `serve`, through its control socket
+//! directory a running `serve` holds: the artifact index is opened by
+//! one process at a time, so they run inside that `serve`, through its
+//! control socket
 //! (`<data_dir>/control.sock`, a Unix socket of mode 0600: who may write
 //! the data directory may run them). The server runs one command at a
 //! time over its own trust state, blob store and index, with fronts of
 //! its own for the run (`import` points them at the bundle), so what it
 //! stores is served at once, without a restart. The command's progress
 //! and summary come back as JSON lines and are shown here as they would
-//! be by a run in this process; a client that goes away stops the run
-//! (what was stored by then is complete and verified, as after a kill).
+//! be by a run in this process; a client that goes away stops a `sync`
+//! or `import` (what was stored by then is complete and verified, as
+//! after a kill; an `export` runs to its end on its blocking thread).
 //!
 //! With no `serve` on the data directory (no socket, or one a dead
 //! process left), the command runs in this process.
