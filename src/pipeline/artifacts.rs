@@ -200,6 +200,18 @@ impl Artifacts {
     /// blob (see [`Lookup`]).
     pub async fn lookup(&self, upstream: &str, kind: &str, key: &str) -> Result<Lookup, Refusal> {
         let epoch = self.trust.gate(upstream).await?;
+        self.lookup_in(upstream, epoch, kind, key).await
+    }
+
+    /// [`Artifacts::lookup`] for a caller that passed the gate itself,
+    /// which answered `epoch` (the upstream's current epoch).
+    pub async fn lookup_in(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+        key: &str,
+    ) -> Result<Lookup, Refusal> {
         let entry = self.entry(upstream, epoch, kind, key).await?;
         let Some(entry) = entry else {
             self.metrics.cache(kind, false);
