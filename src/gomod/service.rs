@@ -200,25 +200,43 @@ impl GoUpstream {
         }
         .to_path();
         let request = UpstreamRequest::get(format!("/{path}")).max_response_bytes(max);
-        let rec = v.lookup_for_file(m).await.map_err(|e| self.refusal(e))?;
+        // `go` asks for a version's .mod before its checksum-database
+        // lookup: a .mod (small) is fetched while its record is looked up
+        // and proven, and kept only if it hashes to what the proven record
+        // says. A zip is fetched only once its record is proven.
+        let (rec, fetched) = match file {
+            ModFile::Mod => {
+                let (rec, fetched) = tokio::join!(
+                    v.lookup_for_file(m),
+                    self.artifacts.fetch(&self.proxy, request.clone())
+                );
+                (rec, Some(fetched))
+            }
+            ModFile::Zip => (v.lookup_for_file(m).await, None),
+        };
+        let rec = rec.map_err(|e| self.refusal(e))?;
+        let fetched = fetched.transpose()?;
         let (_, warning) = v.current().await.map_err(|e| self.refusal(e))?;
         let (entry, body) = self
             .artifacts
-            .fill(Fill {
-                upstream: &self.name,
-                epoch: rec.epoch,
-                kind: file.index_kind(),
-                key,
-                // The record that proved the file: also the record's own entry
-                // (see `SumdbVerifier::lookup_for_file`).
-                proof: record_proof(&rec),
-                rule: Rule::Check {
-                    check: "h1",
-                    run: self.h1_rule(file, &rec),
+            .fill_fetched(
+                Fill {
+                    upstream: &self.name,
+                    epoch: rec.epoch,
+                    kind: file.index_kind(),
+                    key,
+                    // The record that proved the file: also the record's own entry
+                    // (see `SumdbVerifier::lookup_for_file`).
+                    proof: record_proof(&rec),
+                    rule: Rule::Check {
+                        check: "h1",
+                        run: self.h1_rule(file, &rec),
+                    },
+                    client: &self.proxy,
+                    request,
                 },
-                client: &self.proxy,
-                request,
-            })
+                fetched,
+            )
             .await?;
         Ok(Answer {
             body,
