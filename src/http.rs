@@ -40,6 +40,15 @@ pub trait Front: Send + Sync + 'static {
     /// metrics and logs) if this front answers `req`, else `None`.
     fn route(&self, req: &Request<ReqBody>) -> Option<&'static str>;
 
+    /// [`Front::route`] for a request that is handed to [`Front::handle`]
+    /// when claimed (the server routes with this): a front may leave what
+    /// it parsed to decide in the request's extensions, for `handle` to
+    /// take instead of parsing the request again. `handle` must still
+    /// answer a request routed with `route` alone.
+    fn claim(&self, req: &mut Request<ReqBody>) -> Option<&'static str> {
+        self.route(req)
+    }
+
     /// Answers a request this front claimed under `route`. Errors are
     /// responses too (see [`ApiError`]); a panic becomes a 500.
     fn handle<'a>(

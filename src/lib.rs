@@ -9,6 +9,7 @@ pub mod ecosystems;
 pub mod federation;
 pub mod gomod;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod npm;
 pub mod pattern;

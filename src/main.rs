@@ -137,7 +137,9 @@ fn init_logging(format: LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
+        LogFormat::Human => builder
+            .event_format(bulwark::logging::Human::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

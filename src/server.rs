@@ -218,7 +218,15 @@ fn request_id<B>(app: &App, req: &Request<B>) -> String {
         }
     }
     let n = app.id_next.fetch_add(1, Ordering::Relaxed);
-    format!("{:016x}{n:016x}", app.id_prefix)
+    // The prefix and the counter as 32 lowercase hex digits.
+    let mut id = String::with_capacity(32);
+    for v in [app.id_prefix, n] {
+        for shift in (0..16).rev() {
+            let nibble = (v >> (shift * 4)) & 0xf;
+            id.push(char::from(b"0123456789abcdef"[nibble as usize]));
+        }
+    }
+    id
 }
 
 /// Why a request got no concurrency slot.
@@ -285,17 +293,13 @@ where
     let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(RequestId(id.clone()));
-    let req = Request::from_parts(parts, Limited::new(body, limit).boxed_unsync());
+    let mut req = Request::from_parts(parts, Limited::new(body, limit).boxed_unsync());
 
-    let target = if let Some((f, r)) = app
+    let target = app
         .fronts
         .iter()
-        .find_map(|f| f.route(&req).map(|r| (f.clone(), r)))
-    {
-        Target::Front(f, r)
-    } else {
-        Target::Unmatched
-    };
+        .find_map(|f| f.claim(&mut req).map(|r| Target::Front(f.clone(), r)))
+        .unwrap_or(Target::Unmatched);
     let route = target.route();
 
     let probe_slot = req.extensions().get::<ProbeSlot>().is_some();

@@ -74,18 +74,22 @@ impl GoFront {
         self.by_upstream.is_empty()
     }
 
-    fn sumdb_route<'p>(&self, path: &'p str) -> Option<(Arc<GoUpstream>, &'p str)> {
-        let rest = path.strip_prefix("/sumdb/")?;
-        let (name, rest) = rest.split_once('/')?;
-        let g = self.by_sumdb.get(name)?;
-        Some((g.clone(), rest))
-    }
-
-    fn proxy_route(&self, path: &str) -> Option<(Arc<GoUpstream>, ProxyRequest)> {
-        let req = ProxyRequest::parse(path).ok()?;
+    /// What a request path asks of which upstream, if this front answers
+    /// it: the path percent-decoded once, then a checksum-database route
+    /// or a parsed GOPROXY request of a routed module.
+    fn resolve(&self, raw: &str) -> Option<Routed> {
+        let path = decode_request_path(raw).ok()?;
+        if let Some(rest) = path.strip_prefix("/sumdb/") {
+            if let Some((name, rest)) = rest.split_once('/') {
+                if let Some(g) = self.by_sumdb.get(name) {
+                    return Some(Routed::Sumdb(g.clone(), rest.to_string()));
+                }
+            }
+        }
+        let req = ProxyRequest::parse(&path).ok()?;
         let u = self.federation.route(PROTOCOL, req.module_path())?;
         let g = self.by_upstream.get(&u.name)?;
-        Some((g.clone(), req))
+        Some(Routed::Proxy(g.clone(), req))
     }
 
     /// `/sumdb/<name>/<rest>`, past the gate.
@@ -129,7 +133,7 @@ impl GoFront {
         };
         let r = match file {
             // The pipeline's lookup is this request's gate.
-            Some((file, m)) => g.module_file(file, m, req.to_path()).await,
+            Some((file, m)) => g.module_file(file, m).await,
             None => match g.gate().await {
                 Ok(_) => g.metadata(req).await,
                 Err(r) => Err(r),
@@ -180,21 +184,47 @@ fn refused(r: Refusal) -> ApiError {
     r.api_error()
 }
 
+/// What [`GoFront::resolve`] found: kept in a claimed request's
+/// extensions, so that its path is parsed once.
+#[derive(Clone)]
+enum Routed {
+    /// `/sumdb/<name>/<rest>` of this upstream's checksum database.
+    Sumdb(Arc<GoUpstream>, String),
+    /// A GOPROXY request of a module routed to this upstream.
+    Proxy(Arc<GoUpstream>, ProxyRequest),
+}
+
+impl Routed {
+    fn label(&self) -> &'static str {
+        match self {
+            Routed::Sumdb(..) => "gomod.sumdb",
+            Routed::Proxy(_, ProxyRequest::Mod(_)) => "gomod.mod",
+            Routed::Proxy(_, ProxyRequest::Zip(_)) => "gomod.zip",
+            Routed::Proxy(..) => "gomod.meta",
+        }
+    }
+}
+
+fn get_or_head(req: &Request<ReqBody>) -> bool {
+    req.method() == http::Method::GET || req.method() == http::Method::HEAD
+}
+
 impl Front for GoFront {
     fn route(&self, req: &Request<ReqBody>) -> Option<&'static str> {
-        if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        if !get_or_head(req) {
             return None;
         }
-        let path = decode_request_path(req.uri().path()).ok()?;
-        let path = path.as_str();
-        if self.sumdb_route(path).is_some() {
-            return Some("gomod.sumdb");
+        self.resolve(req.uri().path()).map(|r| r.label())
+    }
+
+    fn claim(&self, req: &mut Request<ReqBody>) -> Option<&'static str> {
+        if !get_or_head(req) {
+            return None;
         }
-        match self.proxy_route(path)?.1 {
-            ProxyRequest::Mod(_) => Some("gomod.mod"),
-            ProxyRequest::Zip(_) => Some("gomod.zip"),
-            _ => Some("gomod.meta"),
-        }
+        let routed = self.resolve(req.uri().path())?;
+        let label = routed.label();
+        req.extensions_mut().insert(routed);
+        Some(label)
     }
 
     fn handle<'a>(
@@ -203,33 +233,28 @@ impl Front for GoFront {
         req: Request<ReqBody>,
     ) -> BoxFuture<'a, Response<ResBody>> {
         async move {
-            let (parts, _body) = req.into_parts();
-            let path = match decode_request_path(parts.uri.path()) {
-                Ok(p) => p,
-                Err(e) => {
-                    return ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
-                }
+            let (mut parts, _body) = req.into_parts();
+            let routed = match parts.extensions.remove::<Routed>() {
+                Some(r) => Some(r),
+                None => self.resolve(parts.uri.path()),
             };
             // One quarantine gate per request, on every route, before
             // anything (cached or not) of the upstream is served.
-            let (r, upstream) = if let Some((g, rest)) = self.sumdb_route(&path) {
-                let r = match g.gate().await {
-                    Ok(_) => self.sumdb(&g, rest).await,
-                    Err(r) => Err(refused(r)),
-                };
-                (r, g.name().to_string())
-            } else if let Some((g, preq)) = self.proxy_route(&path) {
-                (self.proxy(&g, &preq).await, g.name().to_string())
-            } else {
-                (
-                    Err(ApiError::new(StatusCode::NOT_FOUND, "not routed")),
-                    String::new(),
-                )
+            let (r, g) = match &routed {
+                Some(Routed::Sumdb(g, rest)) => {
+                    let r = match g.gate().await {
+                        Ok(_) => self.sumdb(g, rest).await,
+                        Err(r) => Err(refused(r)),
+                    };
+                    (r, g)
+                }
+                Some(Routed::Proxy(g, preq)) => (self.proxy(g, preq).await, g),
+                None => return ApiError::new(StatusCode::NOT_FOUND, "not routed").into_response(),
             };
             // Offline, nothing is confirmed with the upstream: what was
             // verified is served, always with the stale `Warning`.
             let r = r.map(|mut a| {
-                a.warning = offline_warning(self.offline, &upstream, a.warning.take());
+                a.warning = offline_warning(self.offline, g.name(), a.warning.take());
                 a
             });
             r.map(|a| respond(&parts, a))

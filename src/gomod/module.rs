@@ -78,56 +78,86 @@ const BAD_WINDOWS_NAMES: [&str; 22] = [
     "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
-/// A character allowed in a module path element: ASCII letters and digits
-/// and `- . _ ~`.
-fn mod_path_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+/// A byte allowed in a module path element: ASCII letters and digits and
+/// `- . _ ~`.
+fn mod_path_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// A character allowed in a file name (and so in a version): letters (any
 /// Unicode letter), digits, space and `!#$%&()+,-.=@[]^_{}~`.
 fn file_name_ok(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphanumeric() || "!#$%&()+,-.=@[]^_{}~ ".contains(c)
-    } else {
-        c.is_alphabetic()
+    match u8::try_from(c) {
+        Ok(b) if b.is_ascii() => {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'('
+                        | b')'
+                        | b'+'
+                        | b','
+                        | b'-'
+                        | b'.'
+                        | b'='
+                        | b'@'
+                        | b'['
+                        | b']'
+                        | b'^'
+                        | b'_'
+                        | b'{'
+                        | b'}'
+                        | b'~'
+                        | b' '
+                )
+        }
+        _ => c.is_alphabetic(),
     }
 }
 
 /// Checks one path element (Go's `checkElem`).
 fn check_elem(elem: &str, kind: Kind) -> Result<(), &'static str> {
-    if elem.is_empty() {
+    let b = elem.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return Err("empty path element");
-    }
-    if elem.bytes().all(|b| b == b'.') {
+    };
+    if b.iter().all(|&c| c == b'.') {
         return Err("path element made only of dots");
     }
-    if kind == Kind::Module && elem.starts_with('.') {
+    if kind == Kind::Module && first == b'.' {
         return Err("leading dot in path element");
     }
-    if elem.ends_with('.') {
+    if last == b'.' {
         return Err("trailing dot in path element");
     }
     let ok = match kind {
-        Kind::Module => elem.chars().all(mod_path_ok),
+        Kind::Module => b.iter().all(|&c| mod_path_ok(c)),
         Kind::File => elem.chars().all(file_name_ok),
     };
     if !ok {
         return Err("character not allowed in path element");
     }
-    let short = elem.split('.').next().unwrap_or(elem);
-    if BAD_WINDOWS_NAMES
-        .iter()
-        .any(|bad| bad.eq_ignore_ascii_case(short))
+    let short = match b.iter().position(|&c| c == b'.') {
+        Some(dot) => &b[..dot],
+        None => b,
+    };
+    // Every reserved name is three or four bytes long.
+    if matches!(short.len(), 3 | 4)
+        && BAD_WINDOWS_NAMES
+            .iter()
+            .any(|bad| bad.as_bytes().eq_ignore_ascii_case(short))
     {
         return Err("reserved Windows name in path element");
     }
     if kind == Kind::File {
         return Ok(());
     }
-    if let Some(tilde) = short.rfind('~') {
+    if let Some(tilde) = short.iter().rposition(|&c| c == b'~') {
         let suffix = &short[tilde + 1..];
-        if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+        if !suffix.is_empty() && suffix.iter().all(u8::is_ascii_digit) {
             return Err("trailing tilde and digits in path element");
         }
     }
@@ -143,31 +173,35 @@ pub fn check_path(path: &str) -> Result<(), ModuleError> {
     if path.len() > MAX_PATH_LEN {
         return Err(ModuleError::PathTooLong(path.len()));
     }
-    if path.is_empty() {
+    let b = path.as_bytes();
+    let (Some(&first_byte), Some(&last_byte)) = (b.first(), b.last()) else {
         return Err(bad_path(path, "empty"));
-    }
-    if path.starts_with('-') {
+    };
+    if first_byte == b'-' {
         return Err(bad_path(path, "leading dash"));
     }
-    if path.contains("//") {
+    if b.windows(2).any(|w| w == b"//") {
         return Err(bad_path(path, "double slash"));
     }
-    if path.ends_with('/') {
+    if last_byte == b'/' {
         return Err(bad_path(path, "trailing slash"));
     }
-    if path.starts_with('/') {
+    if first_byte == b'/' {
         return Err(bad_path(path, "leading slash"));
     }
     for elem in path.split('/') {
         check_elem(elem, Kind::Module).map_err(|r| bad_path(path, r))?;
     }
-    let first = path.split('/').next().unwrap_or(path);
-    if !first.contains('.') {
+    let first = match b.iter().position(|&c| c == b'/') {
+        Some(slash) => &b[..slash],
+        None => b,
+    };
+    if !first.contains(&b'.') {
         return Err(bad_path(path, "missing dot in first path element"));
     }
     if !first
-        .bytes()
-        .all(|b| b == b'-' || b == b'.' || b.is_ascii_digit() || b.is_ascii_lowercase())
+        .iter()
+        .all(|&c| c == b'-' || c == b'.' || c.is_ascii_digit() || c.is_ascii_lowercase())
     {
         return Err(bad_path(
             path,
@@ -299,22 +333,22 @@ fn escape_string(s: &str) -> String {
 fn unescape_string(escaped: &str) -> Option<String> {
     let mut out = String::with_capacity(escaped.len());
     let mut bang = false;
-    for c in escaped.chars() {
-        if !c.is_ascii() {
+    for &b in escaped.as_bytes() {
+        if !b.is_ascii() {
             return None;
         }
         if bang {
             bang = false;
-            if !c.is_ascii_lowercase() {
+            if !b.is_ascii_lowercase() {
                 return None;
             }
-            out.push(c.to_ascii_uppercase());
-        } else if c == '!' {
+            out.push(char::from(b.to_ascii_uppercase()));
+        } else if b == b'!' {
             bang = true;
-        } else if c.is_ascii_uppercase() {
+        } else if b.is_ascii_uppercase() {
             return None;
         } else {
-            out.push(c);
+            out.push(char::from(b));
         }
     }
     if bang {
@@ -374,11 +408,14 @@ impl ModuleVersion {
     /// Validates `path` and the canonical `version`.
     pub fn new(path: &str, version: &str) -> Result<ModuleVersion, ModuleError> {
         check_path(path)?;
-        check_canonical_version(version)?;
-        Ok(ModuleVersion {
-            path: path.to_string(),
-            version: version.to_string(),
-        })
+        ModuleVersion::with_checked_path(path.to_string(), version.to_string())
+    }
+
+    /// [`ModuleVersion::new`] of a path already checked ([`check_path`]):
+    /// validates the canonical `version` only.
+    fn with_checked_path(path: String, version: String) -> Result<ModuleVersion, ModuleError> {
+        check_canonical_version(&version)?;
+        Ok(ModuleVersion { path, version })
     }
 
     /// `<escaped path>@<escaped version>`, as in `/lookup/` URLs
@@ -452,8 +489,13 @@ impl ProxyRequest {
                 path: module,
                 version,
             }),
-            "mod" => Ok(ProxyRequest::Mod(ModuleVersion::new(&module, &version)?)),
-            "zip" => Ok(ProxyRequest::Zip(ModuleVersion::new(&module, &version)?)),
+            // `unescape_path` checked the module path.
+            "mod" => Ok(ProxyRequest::Mod(ModuleVersion::with_checked_path(
+                module, version,
+            )?)),
+            "zip" => Ok(ProxyRequest::Zip(ModuleVersion::with_checked_path(
+                module, version,
+            )?)),
             _ => Err(bad("want list, <version>.info, .mod or .zip")),
         }
     }

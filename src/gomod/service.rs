@@ -157,30 +157,25 @@ impl GoUpstream {
         e.refusal(&self.name)
     }
 
-    /// `.mod` or `.zip` of `m` (see the module documentation); `path` is
-    /// the GOPROXY path re-encoded from the parsed request.
-    pub async fn module_file(
-        &self,
-        file: ModFile,
-        m: &ModuleVersion,
-        path: String,
-    ) -> Result<Answer, Refusal> {
+    /// `.mod` or `.zip` of `m` (see the module documentation).
+    pub async fn module_file(&self, file: ModFile, m: &ModuleVersion) -> Result<Answer, Refusal> {
         let content_type = match file {
             ModFile::Zip => "application/zip",
             ModFile::Mod => TEXT,
         };
         let key = module_key(m);
         let v = &self.verifier;
+        // The gate, and the freshness a hit is served by, in one look.
+        let gated = v.gate_fresh().await?;
         let lookup = self
             .artifacts
-            .lookup(&self.name, file.index_kind(), &key)
+            .lookup_in(&self.name, gated.epoch, file.index_kind(), &key)
             .await?;
-        let epoch = lookup.epoch();
         if let Lookup::Hit { blob, entry, .. } = lookup {
             // Refuses a stale tree the upstream answers about; warns when
             // serving offline.
             let warning = v
-                .serving_warning(epoch)
+                .serving_warning(gated)
                 .await
                 .map_err(|e| self.refusal(e))?;
             self.metrics.cache("gomod.module", true);
@@ -192,31 +187,56 @@ impl GoUpstream {
             });
         }
         self.metrics.cache("gomod.module", false);
-        let rec = v.lookup_for_file(m).await.map_err(|e| self.refusal(e))?;
-        let (_, warning) = v.current().await.map_err(|e| self.refusal(e))?;
         let max = match file {
             // A zip may be hundreds of MiB: it streams to a spool file of
             // the store and is hashed there, never whole in memory.
             ModFile::Zip => self.limits.max_zip_bytes,
             ModFile::Mod => MAX_MOD_BYTES,
         };
+        // The GOPROXY path re-encoded from the parsed module version.
+        let path = match file {
+            ModFile::Zip => ProxyRequest::Zip(m.clone()),
+            ModFile::Mod => ProxyRequest::Mod(m.clone()),
+        }
+        .to_path();
+        let request = UpstreamRequest::get(format!("/{path}")).max_response_bytes(max);
+        // `go` asks for a version's .mod before its checksum-database
+        // lookup: a .mod (small) is fetched while its record is looked up
+        // and proven, and kept only if it hashes to what the proven record
+        // says. A zip is fetched only once its record is proven.
+        let (rec, fetched) = match file {
+            ModFile::Mod => {
+                let (rec, fetched) = tokio::join!(
+                    v.lookup_for_file(m),
+                    self.artifacts.fetch(&self.proxy, request.clone())
+                );
+                (rec, Some(fetched))
+            }
+            ModFile::Zip => (v.lookup_for_file(m).await, None),
+        };
+        let rec = rec.map_err(|e| self.refusal(e))?;
+        let fetched = fetched.transpose()?;
+        let (_, warning) = v.current().await.map_err(|e| self.refusal(e))?;
         let (entry, body) = self
             .artifacts
-            .fill(Fill {
-                upstream: &self.name,
-                epoch: rec.epoch,
-                kind: file.index_kind(),
-                key,
-                // The record that proved the file: also the record's own entry
-                // (see `SumdbVerifier::lookup_for_file`).
-                proof: record_proof(&rec),
-                rule: Rule::Check {
-                    check: "h1",
-                    run: self.h1_rule(file, &rec),
+            .fill_fetched(
+                Fill {
+                    upstream: &self.name,
+                    epoch: rec.epoch,
+                    kind: file.index_kind(),
+                    key,
+                    // The record that proved the file: also the record's own entry
+                    // (see `SumdbVerifier::lookup_for_file`).
+                    proof: record_proof(&rec),
+                    rule: Rule::Check {
+                        check: "h1",
+                        run: self.h1_rule(file, &rec),
+                    },
+                    client: &self.proxy,
+                    request,
                 },
-                client: &self.proxy,
-                request: UpstreamRequest::get(format!("/{path}")).max_response_bytes(max),
-            })
+                fetched,
+            )
             .await?;
         Ok(Answer {
             body,

@@ -49,7 +49,7 @@ use crate::tlog::tile::{
 };
 use crate::tlog::Checkpoint;
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
-use crate::verify::trust::{Accepted, TrustError, Verified};
+use crate::verify::trust::{Accepted, Gated, TrustError, Verified};
 
 /// How long a tree fetched from `/latest` and accepted is used again
 /// before the database is asked anew: concurrent and repeated requests for
@@ -469,15 +469,22 @@ impl SumdbVerifier {
             .set_checkpoint_age(&self.upstream, v.age.as_secs_f64());
     }
 
-    /// The `Warning` (if any) for serving something verified in `epoch`
-    /// (the current one, from [`Self::gate`]), or a refusal, as
-    /// [`Self::current`] decides; with no network while the accepted tree
-    /// is fresh (the trust state answers from memory).
-    pub async fn serving_warning(&self, epoch: u64) -> Result<Option<String>, VerifyError> {
-        match self.last_verified().await {
-            Ok(v) if !v.stale && v.checkpoint.epoch == epoch => Ok(None),
-            _ => Ok(self.current().await?.1),
+    /// The one quarantine gate of a request for a stored module file,
+    /// and whether the accepted tree is fresh, in one look at the trust
+    /// state ([`Trust::gate_fresh`], from memory).
+    pub async fn gate_fresh(&self) -> Result<Gated, TrustError> {
+        self.trust.gate_fresh(&self.upstream, self.max_age).await
+    }
+
+    /// The `Warning` (if any) for serving something verified in the
+    /// epoch `gated` names (from [`Self::gate_fresh`]), or a refusal, as
+    /// [`Self::current`] decides; no more work while the accepted tree is
+    /// fresh.
+    pub async fn serving_warning(&self, gated: Gated) -> Result<Option<String>, VerifyError> {
+        if gated.fresh {
+            return Ok(None);
         }
+        Ok(self.current().await?.1)
     }
 
     /// Accepts a signed tree note: signature (and witness policy), then

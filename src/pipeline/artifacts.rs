@@ -26,7 +26,7 @@ use crate::pipeline::refusal::{Refusal, CHECK_DIGEST};
 use crate::pipeline::trust::Trust;
 use crate::store::index::Entry;
 use crate::store::{ArtifactIndex, Blob, Digest, FsBlobStore, StoreError};
-use crate::upstream::{UpstreamClient, UpstreamRequest};
+use crate::upstream::{UpstreamClient, UpstreamRequest, UpstreamStream};
 
 /// The artifact service (see the module documentation). Cheap to clone.
 #[derive(Clone)]
@@ -113,6 +113,10 @@ pub struct Fill<'a> {
     pub client: &'a UpstreamClient,
     pub request: UpstreamRequest,
 }
+
+/// An upstream's answer to a fill's request, its body not read yet
+/// ([`Artifacts::fetch`]).
+pub struct Fetched(UpstreamStream);
 
 /// [`Rule::Sha512`] as a check of the spooled file (positional reads in
 /// bounded chunks).
@@ -206,6 +210,18 @@ impl Artifacts {
     /// blob (see [`Lookup`]).
     pub async fn lookup(&self, upstream: &str, kind: &str, key: &str) -> Result<Lookup, Refusal> {
         let epoch = self.trust.gate(upstream).await?;
+        self.lookup_in(upstream, epoch, kind, key).await
+    }
+
+    /// [`Artifacts::lookup`] for a caller that passed the gate itself,
+    /// which answered `epoch` (the upstream's current epoch).
+    pub async fn lookup_in(
+        &self,
+        upstream: &str,
+        epoch: u64,
+        kind: &str,
+        key: &str,
+    ) -> Result<Lookup, Refusal> {
         let entry = self.entry(upstream, epoch, kind, key).await?;
         let Some(entry) = entry else {
             self.metrics.cache(kind, false);
@@ -317,9 +333,31 @@ impl Artifacts {
         Ok((epoch, self.small_blob(upstream, &e.digest).await?))
     }
 
+    /// Sends a fill's request ahead, for a caller that proves the record
+    /// naming the artifact meanwhile and then hands the answer to
+    /// [`Artifacts::fill_fetched`]: nothing of it is kept unless it passes
+    /// the fill's rule.
+    pub async fn fetch(
+        &self,
+        client: &UpstreamClient,
+        request: UpstreamRequest,
+    ) -> Result<Fetched, Refusal> {
+        Ok(Fetched(client.send_streaming(request).await?))
+    }
+
     /// Fills a miss (see the module documentation): fetch, check, store,
     /// index; returns the entry and the blob to stream.
     pub async fn fill(&self, fill: Fill<'_>) -> Result<(Entry, Blob), Refusal> {
+        self.fill_fetched(fill, None).await
+    }
+
+    /// [`Artifacts::fill`] with the answer to `fill.request` already
+    /// fetched ([`Artifacts::fetch`]) when `fetched` is given.
+    pub async fn fill_fetched(
+        &self,
+        fill: Fill<'_>,
+        fetched: Option<Fetched>,
+    ) -> Result<(Entry, Blob), Refusal> {
         let Fill {
             upstream,
             epoch,
@@ -330,7 +368,10 @@ impl Artifacts {
             client,
             request,
         } = fill;
-        let res = client.send_streaming(request).await?;
+        let res = match fetched {
+            Some(Fetched(res)) => res,
+            None => client.send_streaming(request).await?,
+        };
         Refusal::status_rule(upstream, &res.url, res.status, http::StatusCode::OK)?;
         let store = |e: StoreError| Refusal::from_store(upstream, &e);
         // SHA-256 is checked while the bytes are written; every other rule
@@ -355,18 +396,23 @@ impl Artifacts {
                 want
             }
             Ok((check, run)) => {
-                let spooled = self.blobs.spool(res.body).await.map_err(store)?;
+                let mut spooled = self.blobs.spool(res.body).await.map_err(store)?;
                 let file = spooled.reader().map_err(store)?;
                 let len = spooled.len();
-                let checked = tokio::task::spawn_blocking(move || run(file, len))
-                    .await
-                    .map_err(|e| task_failed(upstream, e))?;
+                // The spooled bytes are fsynced while they are checked
+                // (they are published only if they pass).
+                let (checked, synced) = tokio::join!(
+                    tokio::task::spawn_blocking(move || run(file, len)),
+                    self.blobs.sync_spooled(&mut spooled)
+                );
+                let checked = checked.map_err(|e| task_failed(upstream, e))?;
                 if let Err(r) = checked {
                     self.metrics.verification(upstream, check, false);
                     tracing::warn!(upstream, check = r.check, key, "refused: {r}");
                     return Err(r);
                 }
                 self.metrics.verification(upstream, check, true);
+                synced.map_err(store)?;
                 let digest = spooled.digest();
                 // The bytes checked out: their index entry is committed
                 // while they are made durable, each with its own fsyncs

@@ -18,6 +18,8 @@
 //!   says its protocol allows it; `Accept-Ranges: bytes`; the caller's
 //!   `Content-Type` and optional `Warning` (stale answers).
 
+use std::fmt::Write as _;
+
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::http::{full, stream_body, ResBody};
@@ -48,7 +50,8 @@ pub fn blob_response(
     digest: &Digest,
     opts: BlobResponse,
 ) -> Response<ResBody> {
-    let etag = format!("\"{digest}\"");
+    let mut etag = String::with_capacity(80);
+    let _ = write!(etag, "\"{digest}\"");
     let len = blob.len();
     let mut res = Response::new(full(bytes::Bytes::new()));
     {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::tlog::{Checkpoint, Hash};
-use crate::verify::trust::{Accepted, Advance, ConsistencyProof, TrustError, TrustState, Verified};
+use crate::verify::trust::{
+    Accepted, Advance, ConsistencyProof, Gated, TrustError, TrustState, Verified,
+};
 
 /// The trust state, for async code. Cheap to clone.
 #[derive(Clone)]
@@ -74,6 +76,21 @@ impl Trust {
         }
         let name = upstream.to_string();
         self.run(move |s| s.gate_epoch(&name)).await
+    }
+
+    /// [`Trust::gate`], and whether the newest accepted checkpoint is
+    /// fresh (at most `max_age` old; see [`TrustState::gate_fresh`]), in
+    /// one look at the state (from memory while the file is unchanged).
+    pub async fn gate_fresh(&self, upstream: &str, max_age: Duration) -> Result<Gated, TrustError> {
+        if let Some(r) = self
+            .state
+            .gate_fresh_in_memory(upstream, SystemTime::now(), max_age)
+        {
+            return r;
+        }
+        let name = upstream.to_string();
+        self.run(move |s| s.gate_fresh(&name, SystemTime::now(), max_age))
+            .await
     }
 
     /// The newest accepted checkpoint of the current epoch.

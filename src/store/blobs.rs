@@ -455,7 +455,7 @@ impl FsBlobStore {
             temp.file
                 .write_all(&b)
                 .map_err(io_err("write", &temp.path))?;
-            temp.publish(&inner.objects, &d)
+            temp.publish(&inner.objects, &d, false)
         })
         .await?;
         self.remember(digest, &bytes);
@@ -476,7 +476,7 @@ impl FsBlobStore {
         let writer = blocking(move || StreamWriter::create(&inner.tmp, &d)).await?;
         let (w, _) = self.fill(writer, body, d).await?;
         let objects = self.inner.objects.clone();
-        blocking(move || w.finish(&objects, &d)).await
+        blocking(move || w.finish(&objects, &d, false)).await
     }
 
     /// Writes a body into a temporary file in batches, bounded by
@@ -530,6 +530,8 @@ pub struct Spooled {
     writer: StreamWriter,
     digest: Digest,
     len: u64,
+    /// Whether the file was fsynced ([`FsBlobStore::sync_spooled`]).
+    synced: bool,
 }
 
 impl Spooled {
@@ -571,15 +573,29 @@ impl FsBlobStore {
             writer: w,
             digest,
             len,
+            synced: false,
         })
     }
 
-    /// Publishes checked spooled bytes under their digest (fsync, rename,
-    /// fsync the directory).
+    /// fsyncs spooled bytes before they are checked (it may run while the
+    /// check reads them): publishing them then only renames them into
+    /// place and fsyncs the directory. Bytes that fail their check are
+    /// removed all the same.
+    pub async fn sync_spooled(&self, spooled: &mut Spooled) -> Result<(), StoreError> {
+        let file = spooled.reader()?;
+        let path = spooled.writer.temp.path.clone();
+        blocking(move || file.sync_all().map_err(io_err("fsync", &path))).await?;
+        spooled.synced = true;
+        Ok(())
+    }
+
+    /// Publishes checked spooled bytes under their digest (fsync unless
+    /// [`FsBlobStore::sync_spooled`] did, rename, fsync the directory).
     pub async fn publish_spooled(&self, spooled: Spooled) -> Result<Stored, StoreError> {
         let objects = self.inner.objects.clone();
         let d = spooled.digest;
-        blocking(move || spooled.writer.finish(&objects, &d)).await
+        let synced = spooled.synced;
+        blocking(move || spooled.writer.finish(&objects, &d, synced)).await
     }
 }
 
@@ -744,11 +760,18 @@ impl TempBlob {
         })
     }
 
-    /// fsyncs the file, renames it to its digest's path and fsyncs the
-    /// shard directory. The caller has checked that the bytes hash to
-    /// `digest`.
-    fn publish(mut self, objects: &Path, digest: &Digest) -> Result<Stored, StoreError> {
-        self.file.sync_all().map_err(io_err("fsync", &self.path))?;
+    /// fsyncs the file (unless the caller did: `synced`), renames it to
+    /// its digest's path and fsyncs the shard directory. The caller has
+    /// checked that the bytes hash to `digest`.
+    fn publish(
+        mut self,
+        objects: &Path,
+        digest: &Digest,
+        synced: bool,
+    ) -> Result<Stored, StoreError> {
+        if !synced {
+            self.file.sync_all().map_err(io_err("fsync", &self.path))?;
+        }
         let target = blob_path(objects, digest);
         let shard = target.parent().unwrap_or(objects);
         match fs::create_dir(shard) {
@@ -805,7 +828,9 @@ impl StreamWriter {
             .map_err(io_err("write", &self.temp.path))
     }
 
-    fn finish(self, objects: &Path, digest: &Digest) -> Result<Stored, StoreError> {
+    /// Publishes the file if it hashes to `digest` (fsynced first unless
+    /// `synced`).
+    fn finish(self, objects: &Path, digest: &Digest, synced: bool) -> Result<Stored, StoreError> {
         let seen = Digest::from_bytes(self.hasher.finalize().into());
         if seen != *digest {
             // Dropping `temp` removes the file.
@@ -814,7 +839,7 @@ impl StreamWriter {
                 seen,
             });
         }
-        self.temp.publish(objects, digest)
+        self.temp.publish(objects, digest, synced)
     }
 }
 

@@ -55,7 +55,17 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the algorithm prefix.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().to_string()
+    }
+
+    /// The 64 lowercase hex digits, without an allocation.
+    fn hex_digits(&self) -> HexDigits {
+        let mut out = [0u8; 64];
+        // Fills every byte of `out` with an ASCII hex digit.
+        if hex::encode_to_slice(self.0, &mut out).is_err() {
+            out = [b'0'; 64];
+        }
+        HexDigits(out)
     }
 
     /// Parses `sha256:<64 lowercase hex>`.
@@ -91,9 +101,26 @@ impl FromStr for Digest {
     }
 }
 
+/// 64 lowercase hex digits ([`Digest::hex_digits`]).
+struct HexDigits([u8; 64]);
+
+impl HexDigits {
+    fn as_str(&self) -> &str {
+        // ASCII hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for HexDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{SHA256_PREFIX}{}", self.hex())
+        f.write_str(SHA256_PREFIX)?;
+        f.write_str(self.hex_digits().as_str())
     }
 }
 

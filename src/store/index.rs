@@ -80,8 +80,9 @@ pub const MIRROR_BYTES: u64 = 32 * 1024 * 1024;
 /// What one mirrored entry costs beyond its key and proof text.
 const MIRROR_ENTRY_OVERHEAD: usize = 160;
 
-/// The mirror's key: (upstream, epoch, kind, key).
-type MirrorKey = (Arc<str>, u64, Arc<str>, Box<str>);
+/// The mirror's key: (upstream, epoch, kind, key) encoded by
+/// [`encode_mirror_key`].
+type MirrorKey = Box<[u8]>;
 
 /// What the index holds for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,8 +244,23 @@ impl Write {
     }
 }
 
+/// Writes the mirror key of (upstream, epoch, kind, key) to `out`: the
+/// upstream and the kind length-prefixed, the epoch, then the key, so no
+/// two tuples share an encoding.
+fn encode_mirror_key(out: &mut Vec<u8>, upstream: &str, epoch: u64, kind: &str, key: &str) {
+    out.clear();
+    for part in [upstream, kind] {
+        out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+}
+
 fn mirror_key(upstream: &str, epoch: u64, kind: &str, key: &str) -> MirrorKey {
-    (Arc::from(upstream), epoch, Arc::from(kind), Box::from(key))
+    let mut out = Vec::with_capacity(24 + upstream.len() + kind.len() + key.len());
+    encode_mirror_key(&mut out, upstream, epoch, kind, key);
+    out.into_boxed_slice()
 }
 
 impl std::fmt::Debug for ArtifactIndex {
@@ -271,7 +287,7 @@ impl ArtifactIndex {
         let mirror = moka::sync::Cache::builder()
             .max_capacity(MIRROR_BYTES)
             .weigher(|k: &MirrorKey, v: &Entry| {
-                let n = k.0.len() + k.2.len() + k.3.len() + v.proof.len() + MIRROR_ENTRY_OVERHEAD;
+                let n = k.len() + v.proof.len() + MIRROR_ENTRY_OVERHEAD;
                 u32::try_from(n).unwrap_or(u32::MAX)
             })
             .build();
@@ -287,9 +303,18 @@ impl ArtifactIndex {
     /// holds it; `None` says nothing (ask [`ArtifactIndex::get`]). Never
     /// blocks: callable on the async threads.
     pub fn get_cached(&self, upstream: &str, epoch: u64, kind: &str, key: &str) -> Option<Entry> {
-        // Lookups by borrowed parts would need a key type of their own;
-        // the allocation is small next to a redb transaction.
-        self.mirror.get(&mirror_key(upstream, epoch, kind, key))
+        // The key is encoded into a buffer of this thread, kept from one
+        // lookup to the next: a hit allocates nothing.
+        thread_local! {
+            static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        KEY.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => {
+                encode_mirror_key(&mut buf, upstream, epoch, kind, key);
+                self.mirror.get(&buf[..])
+            }
+            Err(_) => self.mirror.get(&mirror_key(upstream, epoch, kind, key)),
+        })
     }
 
     /// The entry for `(upstream, epoch, kind, key)`, if one was recorded:

@@ -344,6 +344,16 @@ pub struct Verified {
     pub stale: bool,
 }
 
+/// An upstream past the quarantine gate ([`TrustState::gate_fresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gated {
+    /// Its current epoch.
+    pub epoch: u64,
+    /// Whether its newest accepted checkpoint (of that epoch) is fresh:
+    /// [`TrustState::last_verified`] would find it not stale.
+    pub fresh: bool,
+}
+
 /// Why the trust state refused something. The text names the upstream, the
 /// check, and what was expected and seen; it is fit for clients and logs.
 #[derive(Debug, thiserror::Error)]
@@ -689,6 +699,30 @@ impl TrustState {
     pub fn gate_epoch_in_memory(&self, upstream: &str) -> Option<Result<u64, TrustError>> {
         self.head_in_memory(upstream)
             .map(|h| gate_head(upstream, &h))
+    }
+
+    /// [`TrustState::gate_epoch`], and whether [`TrustState::last_verified`]
+    /// would find the newest accepted checkpoint fresh (at most `max_age`
+    /// old at `now`), in one read: what serving a stored artifact needs.
+    pub fn gate_fresh(
+        &self,
+        upstream: &str,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Result<Gated, TrustError> {
+        gated_head(upstream, &*self.head(upstream)?, now, max_age)
+    }
+
+    /// [`TrustState::gate_fresh`] if it can be answered from memory alone
+    /// (one `fstat`, callable on an async thread); `None` otherwise.
+    pub fn gate_fresh_in_memory(
+        &self,
+        upstream: &str,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Option<Result<Gated, TrustError>> {
+        self.head_in_memory(upstream)
+            .map(|h| gated_head(upstream, &h, now, max_age))
     }
 
     /// [`TrustState::last_verified`] if it can be answered from memory
@@ -1164,6 +1198,24 @@ fn gate_head(upstream: &str, head: &Head) -> Result<u64, TrustError> {
         Status::Active => Ok(head.epoch),
         Status::Quarantined(q) => Err(quarantined(upstream, q.clone())),
     }
+}
+
+/// [`TrustState::gate_fresh`] on one head.
+fn gated_head(
+    upstream: &str,
+    head: &Head,
+    now: SystemTime,
+    max_age: Duration,
+) -> Result<Gated, TrustError> {
+    let epoch = gate_head(upstream, head)?;
+    // Fresh as `verified_head` judges it: not older than `max_age`.
+    let fresh = head.latest.as_ref().is_some_and(|latest| {
+        let age = now
+            .duration_since(latest.fresh_since())
+            .unwrap_or(Duration::ZERO);
+        latest.epoch == epoch && age <= max_age
+    });
+    Ok(Gated { epoch, fresh })
 }
 
 /// [`TrustState::last_verified`] on one head.
